@@ -1,0 +1,23 @@
+//! Record sinks: where flow records go (IPFIX files, JSON lines; network transports later).
+
+use crate::meter::{FlowRecord, ProcessStats};
+use crate::time::Timestamp;
+use std::io;
+
+/// A destination for flow records. Records arrive in the order the meter closed the flows.
+pub trait RecordSink {
+    /// Write one flow record.
+    fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()>;
+
+    /// Write the process statistics (the IPFIX options record of `--stats`).
+    fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()>;
+
+    /// Packet time has advanced to `now`: rotate files, refresh templates, if due.
+    fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        let _ = now;
+        Ok(())
+    }
+
+    /// End of output: flush and close everything (publish the last file).
+    fn finish(&mut self) -> io::Result<()>;
+}

@@ -1,0 +1,1 @@
+//! Classic BPF filtering with libpcap's compiler.

@@ -1,0 +1,1 @@
+//! IPFIX messages: encoder, decoder, file writer.

@@ -1,0 +1,122 @@
+//! The flow key: what makes two packets belong to the same flow (QoF's `yfFlowKey_t`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// IP protocol numbers the meter treats specially.
+pub mod proto {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const SCTP: u8 = 132;
+}
+
+/// Addresses, ports, protocol, IP version and VLAN.
+///
+/// Both address families share one layout so that one table holds every flow: an IPv4 address
+/// sits in the first four octets of its field and the other twelve are zero.
+/// For ICMP and ICMPv6 the source port is 0 and the destination port is `type << 8 | code`;
+/// for protocols without ports both are 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// The 12-bit 802.1Q VLAN id that is kept (see `decode`), 0 when untagged.
+    pub vlan: u16,
+}
+
+impl FlowKey {
+    pub fn is_ipv4(&self) -> bool {
+        self.ip_version == 4
+    }
+
+    pub fn src_addr(&self) -> IpAddr {
+        addr(self.ip_version, &self.src)
+    }
+
+    pub fn dst_addr(&self) -> IpAddr {
+        addr(self.ip_version, &self.dst)
+    }
+
+    /// ICMP keeps its ports unswapped (QoF): the type/code pair belongs to the packet, not to an
+    /// endpoint, so an echo request and its reply are two uniflows.
+    pub fn has_ports(&self) -> bool {
+        !matches!(self.proto, proto::ICMP | proto::ICMPV6)
+    }
+
+    /// The key of the opposite direction.
+    pub fn reversed(&self) -> FlowKey {
+        let (src_port, dst_port) = if self.has_ports() {
+            (self.dst_port, self.src_port)
+        } else {
+            (self.src_port, self.dst_port)
+        };
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            src_port,
+            dst_port,
+            ..*self
+        }
+    }
+
+    pub fn set_ipv4(&mut self, src: [u8; 4], dst: [u8; 4]) {
+        self.ip_version = 4;
+        self.src = [0; 16];
+        self.dst = [0; 16];
+        self.src[..4].copy_from_slice(&src);
+        self.dst[..4].copy_from_slice(&dst);
+    }
+
+    pub fn set_ipv6(&mut self, src: [u8; 16], dst: [u8; 16]) {
+        self.ip_version = 6;
+        self.src = src;
+        self.dst = dst;
+    }
+}
+
+fn addr(version: u8, a: &[u8; 16]) -> IpAddr {
+    if version == 4 {
+        IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_swaps_ports_except_icmp() {
+        let mut k = FlowKey {
+            src_port: 1234,
+            dst_port: 80,
+            proto: proto::TCP,
+            ..Default::default()
+        };
+        k.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let r = k.reversed();
+        assert_eq!((r.src_port, r.dst_port), (80, 1234));
+        assert_eq!(r.src_addr().to_string(), "10.0.0.2");
+        assert_eq!(r.reversed(), k);
+
+        let icmp = FlowKey {
+            src_port: 0,
+            dst_port: 0x0800,
+            proto: proto::ICMP,
+            ..k
+        };
+        let r = icmp.reversed();
+        assert_eq!((r.src_port, r.dst_port), (0, 0x0800));
+        assert_eq!(r.dst_addr().to_string(), "10.0.0.1");
+    }
+}

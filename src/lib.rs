@@ -1,0 +1,29 @@
+//! qof: a passive network flow meter.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! capture  →  filter  →  decode  →  meter  →  export
+//! (frames)    (BPF)      (views)    (flows)   (IPFIX / JSON)
+//! ```
+//!
+//! * [`capture`] turns pcap/pcapng bytes into [`capture::Frame`]s (timestamp, link type, bytes).
+//! * [`filter`] runs libpcap-compiled classic BPF over a frame.
+//! * [`decode`] reads a frame through zero-copy typed views into a small [`decode::Packet`] summary.
+//! * [`meter`] is the sans-IO metering core: packets and packet time in, [`meter::FlowRecord`]s out.
+//!   It owns no sockets, files or clocks and has no global state, so N workers can each own one.
+//! * [`ie`] is the one table of Information Elements that drives templates, encoders and printers.
+//! * [`ipfix`] encodes and decodes IPFIX messages; [`export`] holds the record sinks (files, JSON).
+//!
+//! `unsafe` is confined to the capture boundary ([`filter`] loads libpcap at run time).
+
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod export;
+pub mod filter;
+pub mod ie;
+pub mod ipfix;
+pub mod key;
+pub mod meter;
+pub mod time;

@@ -1,0 +1,98 @@
+//! What the meter emits: one closed (or timed-out) flow.
+
+use crate::key::FlowKey;
+use crate::time::Timestamp;
+
+/// flowEndReason values (IANA IE 136), as QoF and YAF use them.
+pub mod end_reason {
+    pub const IDLE: u8 = 1;
+    pub const ACTIVE: u8 = 2;
+    pub const END_OF_FLOW: u8 = 3;
+    pub const FORCED: u8 = 4;
+    pub const LACK_OF_RESOURCES: u8 = 5;
+    /// High bit (silk-compatible mode): this flow continues one closed by an active timeout.
+    pub const CONTINUATION: u8 = 0x80;
+}
+
+/// Counters and first/last facts of one direction of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirStats {
+    pub packets: u64,
+    /// Sum of the IP lengths (header included) of the packets.
+    pub octets: u64,
+    /// Packets that carried transport payload.
+    pub transport_packets: u64,
+    /// Sum of transport payload octets.
+    pub transport_octets: u64,
+    pub min_ttl: u8,
+    pub max_ttl: u8,
+    /// TCP flags of the first packet of this direction.
+    pub initial_tcp_flags: u8,
+    /// OR of the TCP flags of every later packet.
+    pub union_tcp_flags: u8,
+}
+
+/// A flow record as the meter hands it to exporters. Both directions (RFC 5103 biflow); an
+/// exporter that writes uniflows splits it with [`FlowRecord::reverse_uniflow`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Forward direction = the direction of the flow's first packet.
+    pub key: FlowKey,
+    pub flow_id: u64,
+    /// Time of the first packet (either direction).
+    pub start: Timestamp,
+    /// Time of the last packet (either direction).
+    pub end: Timestamp,
+    /// Time of the first reverse packet, if any.
+    pub rev_start: Option<Timestamp>,
+    /// One of [`end_reason`], possibly with [`end_reason::CONTINUATION`].
+    pub end_reason: u8,
+    pub fwd: DirStats,
+    pub rev: DirStats,
+    /// MACs of the flow's first forward packet (zero on link types without them).
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+}
+
+impl FlowRecord {
+    /// True when packets were seen in the reverse direction.
+    pub fn has_reverse(&self) -> bool {
+        self.rev.packets > 0
+    }
+
+    /// reverseFlowDeltaMilliseconds: from the first forward packet to the first reverse one.
+    pub fn reverse_delta_millis(&self) -> i32 {
+        match self.rev_start {
+            Some(t) => i32::try_from(t.saturating_since(self.start).millis()).unwrap_or(i32::MAX),
+            None => 0,
+        }
+    }
+
+    /// The forward direction alone, as a uniflow record.
+    pub fn forward_uniflow(&self) -> FlowRecord {
+        FlowRecord {
+            rev: DirStats::default(),
+            rev_start: None,
+            ..*self
+        }
+    }
+
+    /// The reverse direction as a uniflow record of its own (key and MACs swapped), or `None`
+    /// when the reverse direction saw no packet.
+    pub fn reverse_uniflow(&self) -> Option<FlowRecord> {
+        let rev_start = self.rev_start?;
+        if !self.has_reverse() {
+            return None;
+        }
+        Some(FlowRecord {
+            key: self.key.reversed(),
+            start: rev_start,
+            rev_start: None,
+            fwd: self.rev,
+            rev: DirStats::default(),
+            src_mac: self.dst_mac,
+            dst_mac: self.src_mac,
+            ..*self
+        })
+    }
+}
