@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(spec: &str, level: &str) -> Result<()> {
     let filter = EnvFilter::new(format!("qof={level},{level}"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if spec == "stderr" {
         builder.with_writer(std::io::stderr).init();
     } else if spec.starts_with('/') {
@@ -15,13 +17,20 @@ pub fn init(spec: &str, level: &str) -> Result<()> {
             .append(true)
             .open(spec)
             .with_context(|| format!("--log {spec}"))?;
-        builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init();
     } else if let Some(facility) = facility(spec) {
         let ident: &'static CStr = c"qof";
         let Some(syslog) = syslog_tracing::Syslog::new(ident, Default::default(), facility) else {
             bail!("--log {spec}: syslog is already in use by this process");
         };
-        builder.with_ansi(false).without_time().with_writer(syslog).init();
+        builder
+            .with_ansi(false)
+            .without_time()
+            .with_writer(syslog)
+            .init();
     } else {
         bail!("--log {spec}: expected stderr, an absolute file path, or a syslog facility (user, daemon, local0..local7, ...)");
     }

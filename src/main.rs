@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         }
     };
     if args.version {
-        eprintln!("qof {} — passive flow meter (RFC 7011 IPFIX, RFC 5103 biflows)", env!("CARGO_PKG_VERSION"));
+        eprintln!(
+            "qof {} — passive flow meter (RFC 7011 IPFIX, RFC 5103 biflows)",
+            env!("CARGO_PKG_VERSION")
+        );
         return ExitCode::SUCCESS;
     }
     match run(&args) {
@@ -60,7 +63,14 @@ struct Counters {
 
 fn run(args: &Args) -> Result<Outcome> {
     args.check()?;
-    logging::init(&args.log, if args.verbose { "debug" } else { qof::config::log_level(&args.loglevel)? })?;
+    logging::init(
+        &args.log,
+        if args.verbose {
+            "debug"
+        } else {
+            qof::config::log_level(&args.loglevel)?
+        },
+    )?;
     let yaml = match &args.yaml {
         Some(p) => YamlConfig::load(p)?,
         None => YamlConfig::default(),
@@ -140,7 +150,9 @@ fn run(args: &Args) -> Result<Outcome> {
         // Housekeeping every 4096 frames: signals, file rotation, statistics, progress.
         if n.frames & 0xfff == 0 {
             if stop.load(Ordering::Relaxed) {
-                tracing::warn!("signal received: stopping input and exporting every flow in memory");
+                tracing::warn!(
+                    "signal received: stopping input and exporting every flow in memory"
+                );
                 break;
             }
             sink.tick(last_ts)?;
@@ -148,7 +160,14 @@ fn run(args: &Args) -> Result<Outcome> {
                 let now = last_ts.millis();
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
-                    sink.write_stats(&process_stats(&meter, &n, source.as_ref(), args, init_millis, started))?;
+                    sink.write_stats(&process_stats(
+                        &meter,
+                        &n,
+                        source.as_ref(),
+                        args,
+                        init_millis,
+                        started,
+                    ))?;
                     next_stats_ms = Some(now + every);
                 }
             }
@@ -163,7 +182,14 @@ fn run(args: &Args) -> Result<Outcome> {
         n.records += 1;
     }
     if stats_every.is_some() {
-        sink.write_stats(&process_stats(&meter, &n, source.as_ref(), args, init_millis, started))?;
+        sink.write_stats(&process_stats(
+            &meter,
+            &n,
+            source.as_ref(),
+            args,
+            init_millis,
+            started,
+        ))?;
     }
     sink.finish().context("closing the output")?;
     summary(&meter, &n, started);
@@ -205,13 +231,28 @@ fn summary(meter: &Meter, n: &Counters, started: Instant) {
     for why in decode::Ignore::ALL {
         let c = n.ignored.get(why);
         if c > 0 {
-            ignored.push_str(&format!("{}{} {c}", if ignored.is_empty() { "" } else { ", " }, why.name()));
+            ignored.push_str(&format!(
+                "{}{} {c}",
+                if ignored.is_empty() { "" } else { ", " },
+                why.name()
+            ));
         }
     }
-    let ignored = if ignored.is_empty() { String::new() } else { format!(" ({ignored})") };
-    let filtered = if n.filtered > 0 { format!(", {} filtered out", n.filtered) } else { String::new() };
+    let ignored = if ignored.is_empty() {
+        String::new()
+    } else {
+        format!(" ({ignored})")
+    };
+    let filtered = if n.filtered > 0 {
+        format!(", {} filtered out", n.filtered)
+    } else {
+        String::new()
+    };
     let frags = if m.expired_fragments > 0 {
-        format!(", {} fragments without a first fragment", m.expired_fragments)
+        format!(
+            ", {} fragments without a first fragment",
+            m.expired_fragments
+        )
     } else {
         String::new()
     };

@@ -11,7 +11,10 @@ use common::*;
 const EXPECTED_BELOW_100: &[(&str, f64, &str)] = &[];
 
 /// Files qof must refuse with an error (tshark refuses them too).
-const EXPECTED_ERRORS: &[(&str, &str)] = &[("libpcap__pcapng-invalid-vers-1.pcapng", "unsupported pcapng version")];
+const EXPECTED_ERRORS: &[(&str, &str)] = &[(
+    "libpcap__pcapng-invalid-vers-1.pcapng",
+    "unsupported pcapng version",
+)];
 
 #[test]
 fn flows_match_tshark_on_every_corpus_file() {
@@ -26,26 +29,54 @@ fn flows_match_tshark_on_every_corpus_file() {
     for cap in corpus_files() {
         let name = name(&cap);
         let out = tmp.path().join(format!("{name}.jsonl"));
-        let r = run(qof().arg("--in").arg(&cap).arg("--format").arg("json").arg("--out").arg(&out));
+        let r = run(qof()
+            .arg("--in")
+            .arg(&cap)
+            .arg("--format")
+            .arg("json")
+            .arg("--out")
+            .arg(&out));
         let stderr = String::from_utf8_lossy(&r.stderr);
         if let Some((_, why)) = EXPECTED_ERRORS.iter().find(|(f, _)| *f == name) {
-            assert_eq!(r.status.code(), Some(1), "{name}: expected an error ({why}), got {stderr}");
-            assert!(stderr.lines().any(|l| l.starts_with("qof: ")), "{name}: no error line: {stderr}");
+            assert_eq!(
+                r.status.code(),
+                Some(1),
+                "{name}: expected an error ({why}), got {stderr}"
+            );
+            assert!(
+                stderr.lines().any(|l| l.starts_with("qof: ")),
+                "{name}: no error line: {stderr}"
+            );
             continue;
         }
         assert!(r.status.success(), "{name}: qof failed: {stderr}");
-        let d = run(std::process::Command::new("python3").arg(&flowdiff).arg(&cap).arg(&out).args(["--min-match", "0"]));
+        let d = run(std::process::Command::new("python3")
+            .arg(&flowdiff)
+            .arg(&cap)
+            .arg(&out)
+            .args(["--min-match", "0"]));
         let text = String::from_utf8_lossy(&d.stdout);
         let last = text.lines().last().unwrap_or_default();
         // "<file>: OK/TOTAL packets in exactly matching directional flows (SHARE)"
-        let frac = last.split(": ").nth(1).and_then(|s| s.split(' ').next()).unwrap_or_else(|| panic!("{name}: flowdiff said {text}"));
+        let frac = last
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap_or_else(|| panic!("{name}: flowdiff said {text}"));
         let (ok, total) = frac.split_once('/').unwrap();
         let (ok, total): (u64, u64) = (ok.parse().unwrap(), total.parse().unwrap());
         ok_total += ok;
         all_total += total;
-        let share = if total == 0 { 1.0 } else { ok as f64 / total as f64 };
+        let share = if total == 0 {
+            1.0
+        } else {
+            ok as f64 / total as f64
+        };
         table.push_str(&format!("{share:.4} {ok:>6}/{total:<6} {name}\n"));
-        let min = EXPECTED_BELOW_100.iter().find(|(f, _, _)| *f == name).map_or(1.0, |(_, m, _)| *m);
+        let min = EXPECTED_BELOW_100
+            .iter()
+            .find(|(f, _, _)| *f == name)
+            .map_or(1.0, |(_, m, _)| *m);
         if share < min {
             failures.push(format!("{name}: {share:.4} < {min}\n{text}"));
         }
@@ -53,7 +84,11 @@ fn flows_match_tshark_on_every_corpus_file() {
     eprintln!("{table}");
     let overall = ok_total as f64 / all_total.max(1) as f64;
     eprintln!("overall: {ok_total}/{all_total} = {overall:.5}");
-    assert!(failures.is_empty(), "files below their expected share:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "files below their expected share:\n{}",
+        failures.join("\n")
+    );
     assert!(overall >= 0.995, "overall share {overall:.5} below 0.995");
 }
 
@@ -72,7 +107,13 @@ fn truncated_captures_end_cleanly() {
             let cut = (seed % bytes.len() as u64) as usize;
             let path = tmp.path().join("cut.pcap");
             std::fs::write(&path, &bytes[..cut]).unwrap();
-            let r = run(qof().arg("--in").arg(&path).arg("--format").arg("json").arg("--out").arg(tmp.path().join("o.jsonl")));
+            let r = run(qof()
+                .arg("--in")
+                .arg(&path)
+                .arg("--format")
+                .arg("json")
+                .arg("--out")
+                .arg(tmp.path().join("o.jsonl")));
             let stderr = String::from_utf8_lossy(&r.stderr);
             assert!(
                 matches!(r.status.code(), Some(0) | Some(1)),
@@ -80,7 +121,11 @@ fn truncated_captures_end_cleanly() {
                 name(&cap),
                 r.status
             );
-            assert!(!stderr.contains("panicked"), "{} cut at {cut}: {stderr}", name(&cap));
+            assert!(
+                !stderr.contains("panicked"),
+                "{} cut at {cut}: {stderr}",
+                name(&cap)
+            );
         }
     }
 }

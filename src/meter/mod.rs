@@ -233,11 +233,12 @@ impl Meter {
         }
         let too_long = now_ms.saturating_sub(f.start_ms()) > self.cfg.active_timeout_ms;
         if too_long || f.would_overflow(reverse, pkt.ip_len, self.cfg.silk_compatible) {
-            // Continue the flow under the same flowId and orientation.
-            let (key, flow_id) = (f.key, f.flow_id);
+            // Continue under the same flowId. Like QoF, the continuation is oriented by the
+            // packet that starts it, so every record's forward direction has packets.
+            let flow_id = f.flow_id;
             self.close(slot, end_reason::ACTIVE);
             let cont = Flow {
-                key,
+                key: pkt.key,
                 flow_id,
                 reason_flags: if self.cfg.silk_compatible {
                     end_reason::CONTINUATION
@@ -247,7 +248,7 @@ impl Meter {
                 ..Flow::default()
             };
             let ts = Timestamp::from_millis(now_ms);
-            return (self.new_flow(ts, pkt, Some(cont)), side);
+            return (self.new_flow(ts, pkt, Some(cont)), Side::Forward);
         }
         (slot, side)
     }

@@ -23,7 +23,11 @@ pub fn corpus_files() -> Vec<PathBuf> {
 /// True when tests that need an external tool should run: the tool must be present unless
 /// QOF_SKIP_EXTERNAL=1 says to skip them.
 pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found && std::env::var("QOF_SKIP_EXTERNAL").as_deref() != Ok("1") {
         panic!("{name} is not installed (run scripts/test, or set QOF_SKIP_EXTERNAL=1 to skip)");
     }
@@ -39,7 +43,8 @@ pub fn qofdump() -> Command {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn name(p: &Path) -> String {
