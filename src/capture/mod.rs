@@ -166,12 +166,17 @@ fn from_reader_inner(
         input::Input::detect(r).map_err(|e| CaptureError::new(0, CaptureErrorKind::Io(e)))?;
     let mut buf = input::ByteBuf::new(input, buffer, len_hint);
     if !buf.fill(4).map_err(|e| io_error(&buf, e))? {
+        let head = buf.available();
         let mut magic = [0u8; 4];
-        for (m, b) in magic.iter_mut().zip(buf.available()) {
+        for (m, b) in magic.iter_mut().zip(head) {
             *m = *b;
         }
-        return Err(if buf.available().is_empty() {
+        let known_prefix = KNOWN_MAGICS.iter().any(|m| m.starts_with(head));
+        return Err(if head.is_empty() {
             CaptureError::new(0, CaptureErrorKind::Empty)
+        } else if known_prefix {
+            // The start of a capture whose magic number was cut.
+            CaptureError::new(0, CaptureErrorKind::Truncated)
         } else {
             CaptureError::new(0, CaptureErrorKind::BadMagic(magic))
         });
@@ -197,6 +202,17 @@ fn from_reader_inner(
         Err(CaptureError::new(0, CaptureErrorKind::BadMagic(magic)))
     }
 }
+
+/// The first four bytes of every format we read, as they appear in the file.
+const KNOWN_MAGICS: [[u8; 4]; 7] = [
+    pcapng::SHB_TYPE.to_le_bytes(),
+    pcap::MAGIC_MICROS.to_le_bytes(),
+    pcap::MAGIC_MICROS.to_be_bytes(),
+    pcap::MAGIC_NANOS.to_le_bytes(),
+    pcap::MAGIC_NANOS.to_be_bytes(),
+    pcap::MAGIC_MODIFIED.to_le_bytes(),
+    pcap::MAGIC_MODIFIED.to_be_bytes(),
+];
 
 /// An I/O error met while filling the buffer. A stream that ends inside a gzip member is a
 /// truncated capture, like a plain file that ends inside a record.
