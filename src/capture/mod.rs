@@ -34,6 +34,24 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+
+    /// Every link type above, for tests and fuzzing.
+    pub const ALL: [u32; 14] = [
+        NULL,
+        ETHERNET,
+        PPP,
+        RAW_BSD,
+        RAW_OPENBSD,
+        PPP_HDLC,
+        PPP_ETHER,
+        RAW,
+        C_HDLC,
+        LOOP,
+        LINUX_SLL,
+        IPV4,
+        IPV6,
+        LINUX_SLL2,
+    ];
 }
 
 /// One captured frame.
