@@ -125,11 +125,15 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
         kind: CaptureErrorKind::Open(e),
         file: Some(path.to_string()),
     })?;
-    let len_hint = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
+    let meta = file.metadata().ok();
+    if meta.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(CaptureError {
+            offset: 0,
+            kind: CaptureErrorKind::Open(io::Error::other("is a directory")),
+            file: Some(path.to_string()),
+        });
+    }
+    let len_hint = meta.filter(|m| m.is_file()).map(|m| m.len());
     from_reader_named(Box::new(file), DEFAULT_BUFFER, len_hint, path)
 }
 
