@@ -5,10 +5,11 @@
 //!
 //! [`open`] reads pcap (µs, ns and the "modified" variant, either byte order) and pcapng files,
 //! plain or gzip-compressed (recognised by content, not name), from a path or standard input.
-//! The readers share one large reusable buffer ([`input`]) and hand out frames as slices of it:
-//! no allocation or copy per packet. A damaged file yields every complete frame before the damage,
-//! then one error naming the byte offset; nothing in a file can make a reader panic, loop, or
-//! allocate more than about twice the file's real size (records are capped at [`MAX_CAPLEN`]).
+//! The readers share one large reusable buffer (module `input`) and hand out frames as slices
+//! of it: no allocation or copy per packet. A damaged file yields every complete frame before
+//! the damage, then one error naming the byte offset; nothing in a file can make a reader panic,
+//! loop, or allocate more than about twice the file's real size (records are capped at
+//! [`MAX_CAPLEN`]).
 
 mod input;
 mod pcap;
@@ -116,7 +117,8 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
         return Err(CaptureError::new(
             0,
             CaptureErrorKind::Unsupported(format!(
-                "cannot read {spec}: live capture is not supported yet (give a pcap or pcapng file, or - for standard input)"
+                "cannot read {spec}: live capture is not supported yet \
+                 (give a pcap or pcapng file, or - for standard input)"
             )),
         ));
     }

@@ -416,10 +416,11 @@ mod tests {
 
     #[test]
     fn decimal_resolutions() {
-        assert_eq!(ts(0, 0, 5), 5_000_000_000); // seconds
-        assert_eq!(ts(6, 0, 1_500_000), 1_500_000_000); // µs, the default
-        assert_eq!(ts(9, 0, 1_234_567_891), 1_234_567_891); // ns
-                                                            // Picoseconds: finer than we keep, so the fraction is cut to whole nanoseconds.
+        // Seconds, µs (the default), ns.
+        assert_eq!(ts(0, 0, 5), 5_000_000_000);
+        assert_eq!(ts(6, 0, 1_500_000), 1_500_000_000);
+        assert_eq!(ts(9, 0, 1_234_567_891), 1_234_567_891);
+        // Picoseconds: finer than we keep, so the fraction is cut to whole nanoseconds.
         assert_eq!(ts(12, 0, 2_000_000_001_999), 2_000_000_001);
     }
 
