@@ -740,6 +740,7 @@ fn pcap_link_type_ignores_the_fcs_bits() {
         ok_frames(&f.out),
         vec![frame(1_000_002_000, 101, 60, FRAME_A)]
     );
+    assert_tshark_agrees("pcap-fcs-bits", &f.out);
 }
 
 #[test]
