@@ -282,7 +282,7 @@ pub enum CaptureErrorKind {
     Open(std::io::Error),
     /// The input holds no bytes at all.
     Empty,
-    /// A source this build cannot read (live capture), explained.
+    /// Input this build cannot read (live capture, an unknown format version), explained.
     Unsupported(String),
 }
 
@@ -293,7 +293,6 @@ impl fmt::Display for CaptureError {
             (CaptureErrorKind::Open(e), _) => {
                 return write!(f, "cannot open {}: {e}", file.unwrap_or("input"))
             }
-            (CaptureErrorKind::Unsupported(why), _) => return f.write_str(why),
             (_, Some(name)) => write!(f, "{name}: ")?,
             (_, None) => {}
         }

@@ -236,9 +236,11 @@ impl Section {
         let minor = self.endian.u16([b[6], b[7]]);
         // Version 1.0 is the format; 1.2 was written by some old tools and is read the same.
         if major != 1 || (minor != 0 && minor != 2) {
-            return Err(malformed(
+            return Err(CaptureError::new(
                 at,
-                "unsupported pcapng version (only 1.0 is known)",
+                CaptureErrorKind::Unsupported(format!(
+                    "pcapng version {major}.{minor} at byte {at} (only 1.0 can be read)"
+                )),
             ));
         }
         self.interfaces.clear();
