@@ -5,10 +5,11 @@
 //!
 //! [`open`] reads pcap (µs, ns and the "modified" variant, either byte order) and pcapng files,
 //! plain or gzip-compressed (recognised by content, not name), from a path or standard input.
-//! The readers share one large reusable buffer ([`input`]) and hand out frames as slices of it:
-//! no allocation or copy per packet. A damaged file yields every complete frame before the damage,
-//! then one error naming the byte offset; nothing in a file can make a reader panic, loop, or
-//! allocate more than about twice the file's real size (records are capped at [`MAX_CAPLEN`]).
+//! The readers share one large reusable buffer (module `input`) and hand out frames as slices
+//! of it: no allocation or copy per packet. A damaged file yields every complete frame before
+//! the damage, then one error naming the byte offset; nothing in a file can make a reader panic,
+//! loop, or allocate more than about twice the file's real size (records are capped at
+//! [`MAX_CAPLEN`]).
 
 mod input;
 mod pcap;
@@ -34,6 +35,24 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+
+    /// Every link type above, for tests and fuzzing.
+    pub const ALL: [u32; 14] = [
+        NULL,
+        ETHERNET,
+        PPP,
+        RAW_BSD,
+        RAW_OPENBSD,
+        PPP_HDLC,
+        PPP_ETHER,
+        RAW,
+        C_HDLC,
+        LOOP,
+        LINUX_SLL,
+        IPV4,
+        IPV6,
+        LINUX_SLL2,
+    ];
 }
 
 /// One captured frame.
@@ -98,7 +117,8 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
         return Err(CaptureError::new(
             0,
             CaptureErrorKind::Unsupported(format!(
-                "cannot read {spec}: live capture is not supported yet (give a pcap or pcapng file, or - for standard input)"
+                "cannot read {spec}: live capture is not supported yet \
+                 (give a pcap or pcapng file, or - for standard input)"
             )),
         ));
     }
@@ -107,11 +127,15 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
         kind: CaptureErrorKind::Open(e),
         file: Some(path.to_string()),
     })?;
-    let len_hint = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len());
+    let meta = file.metadata().ok();
+    if meta.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(CaptureError {
+            offset: 0,
+            kind: CaptureErrorKind::Open(io::Error::other("is a directory")),
+            file: Some(path.to_string()),
+        });
+    }
+    let len_hint = meta.filter(|m| m.is_file()).map(|m| m.len());
     from_reader_named(Box::new(file), DEFAULT_BUFFER, len_hint, path)
 }
 
@@ -258,7 +282,7 @@ pub enum CaptureErrorKind {
     Open(std::io::Error),
     /// The input holds no bytes at all.
     Empty,
-    /// A source this build cannot read (live capture), explained.
+    /// Input this build cannot read (live capture, an unknown format version), explained.
     Unsupported(String),
 }
 
@@ -269,7 +293,6 @@ impl fmt::Display for CaptureError {
             (CaptureErrorKind::Open(e), _) => {
                 return write!(f, "cannot open {}: {e}", file.unwrap_or("input"))
             }
-            (CaptureErrorKind::Unsupported(why), _) => return f.write_str(why),
             (_, Some(name)) => write!(f, "{name}: ")?,
             (_, None) => {}
         }

@@ -90,7 +90,10 @@ impl PcapReader {
         if major != 2 {
             return Err(CaptureError::new(
                 4,
-                CaptureErrorKind::Malformed("unsupported pcap major version (only 2 exists)"),
+                CaptureErrorKind::Unsupported(format!(
+                    "pcap version {major}.{} (only 2.x can be read)",
+                    endian.u16([h[6], h[7]])
+                )),
             ));
         }
         let minor = endian.u16([h[6], h[7]]);

@@ -236,9 +236,11 @@ impl Section {
         let minor = self.endian.u16([b[6], b[7]]);
         // Version 1.0 is the format; 1.2 was written by some old tools and is read the same.
         if major != 1 || (minor != 0 && minor != 2) {
-            return Err(malformed(
+            return Err(CaptureError::new(
                 at,
-                "unsupported pcapng version (only 1.0 is known)",
+                CaptureErrorKind::Unsupported(format!(
+                    "pcapng version {major}.{minor} at byte {at} (only 1.0 can be read)"
+                )),
             ));
         }
         self.interfaces.clear();
@@ -392,5 +394,52 @@ impl PacketSource for PcapngReader {
 
     fn len_hint(&self) -> Option<u64> {
         self.buf.len_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(tsresol: u8, offset_secs: i64) -> Interface {
+        Interface {
+            linktype: 1,
+            snaplen: 0,
+            unit: TsUnit::from_tsresol(tsresol),
+            offset_secs,
+        }
+    }
+
+    fn ts(tsresol: u8, offset_secs: i64, raw: u64) -> u64 {
+        iface(tsresol, offset_secs)
+            .timestamp((raw >> 32) as u32, raw as u32)
+            .nanos()
+    }
+
+    #[test]
+    fn decimal_resolutions() {
+        // Seconds, µs (the default), ns.
+        assert_eq!(ts(0, 0, 5), 5_000_000_000);
+        assert_eq!(ts(6, 0, 1_500_000), 1_500_000_000);
+        assert_eq!(ts(9, 0, 1_234_567_891), 1_234_567_891);
+        // Picoseconds: finer than we keep, so the fraction is cut to whole nanoseconds.
+        assert_eq!(ts(12, 0, 2_000_000_001_999), 2_000_000_001);
+    }
+
+    #[test]
+    fn binary_resolutions() {
+        assert_eq!(ts(0x80 | 10, 0, (7 << 10) | 256), 7_250_000_000); // 2^-10
+        assert_eq!(ts(0x80 | 20, 0, (3 << 20) | (1 << 19)), 3_500_000_000); // 2^-20
+        assert_eq!(ts(0x80, 0, 9), 9_000_000_000); // 2^0
+    }
+
+    #[test]
+    fn absurd_resolutions_and_offsets_do_not_overflow() {
+        assert_eq!(ts(0x80 | 127, 0, u64::MAX), 0);
+        assert_eq!(ts(0x7f, 0, u64::MAX), 0);
+        assert_eq!(ts(0, 0, u64::MAX), u64::MAX); // saturates
+        assert_eq!(ts(6, -10, 1_000_000), 0); // before the epoch: clamped
+        assert_eq!(ts(6, 100, 1_000_000), 101_000_000_000);
+        assert_eq!(ts(6, i64::MAX, 1), u64::MAX);
     }
 }
