@@ -3,9 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use qof::capture::{self, PacketSource};
-use qof::config::{Args, Format, YamlConfig};
+use qof::config::{Args, YamlConfig};
 use qof::decode::{self, DecodeConfig, IgnoreCounts, Packet};
-use qof::export::RecordSink;
 use qof::filter::Filter;
 use qof::ipfix::TemplateSpec;
 use qof::meter::{Meter, MeterConfig, ProcessStats};
@@ -114,7 +113,7 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut meter = Meter::new(meter_cfg);
     let mut n = Counters::default();
     let mut pkt = Packet::default();
-    let mut progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
+    let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
     let mut last_ts = Timestamp::ZERO;

@@ -1,5 +1,11 @@
 //! Record sinks: where flow records go (IPFIX files, JSON lines; network transports later).
 
+mod ipfix_file;
+mod json;
+
+pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
+pub use json::JsonSink;
+
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::Timestamp;
 use std::io;

@@ -60,10 +60,13 @@ impl IeType {
             Unsigned8 | Signed8 | Boolean => 1,
             Unsigned16 | Signed16 => 2,
             Unsigned32 | Signed32 | Float32 | DateTimeSeconds | Ipv4Address => 4,
-            Unsigned64 | Signed64 | Float64 | DateTimeMilliseconds | DateTimeMicroseconds | DateTimeNanoseconds => 8,
+            Unsigned64 | Signed64 | Float64 | DateTimeMilliseconds | DateTimeMicroseconds
+            | DateTimeNanoseconds => 8,
             MacAddress => 6,
             Ipv6Address => 16,
-            OctetArray | String | BasicList | SubTemplateList | SubTemplateMultiList => return None,
+            OctetArray | String | BasicList | SubTemplateList | SubTemplateMultiList => {
+                return None
+            }
         })
     }
 }
@@ -204,11 +207,17 @@ pub fn by_id(pen_no: u32, id: u16) -> Option<(&'static InfoElement, bool)> {
         return Some((ie, false));
     }
     if pen_no == pen::REVERSE {
-        return TABLE.iter().find(|ie| ie.pen == pen::IANA && ie.id == id && ie.reversible).map(|ie| (ie, true));
+        return TABLE
+            .iter()
+            .find(|ie| ie.pen == pen::IANA && ie.id == id && ie.reversible)
+            .map(|ie| (ie, true));
     }
     if pen_no != pen::IANA && id & REVERSE_BIT != 0 {
         let fwd = id & !REVERSE_BIT;
-        return TABLE.iter().find(|ie| ie.pen == pen_no && ie.id == fwd && ie.reversible).map(|ie| (ie, true));
+        return TABLE
+            .iter()
+            .find(|ie| ie.pen == pen_no && ie.id == fwd && ie.reversible)
+            .map(|ie| (ie, true));
     }
     None
 }
@@ -241,7 +250,8 @@ mod tests {
                 }
                 name.clear();
                 write_name(ie, reverse, &mut name);
-                let (found, rev) = by_name(&name).unwrap_or_else(|| panic!("{name} not found by name"));
+                let (found, rev) =
+                    by_name(&name).unwrap_or_else(|| panic!("{name} not found by name"));
                 assert!(std::ptr::eq(found, ie) && rev == reverse, "{name}");
                 let (p, i) = ie.wire_id(reverse);
                 let (found, rev) = by_id(p, i).unwrap_or_else(|| panic!("{name} not found by id"));
@@ -255,7 +265,12 @@ mod tests {
         for (i, a) in TABLE.iter().enumerate() {
             for b in &TABLE[i + 1..] {
                 assert_ne!(a.name, b.name);
-                assert!((a.pen, a.id) != (b.pen, b.id), "{} and {} share an id", a.name, b.name);
+                assert!(
+                    (a.pen, a.id) != (b.pen, b.id),
+                    "{} and {} share an id",
+                    a.name,
+                    b.name
+                );
             }
             if let Some(full) = a.ty.full_len() {
                 assert!(a.len <= full, "{} is longer than its type", a.name);
@@ -277,7 +292,10 @@ mod tests {
         let (ie, rev) = by_name("reverseFlowDeltaMilliseconds").unwrap();
         assert!(!rev);
         assert_eq!((ie.pen, ie.id), (6871, 21));
-        assert!(by_name("reverseMinTcpRttMilliseconds").is_none(), "not reversible");
+        assert!(
+            by_name("reverseMinTcpRttMilliseconds").is_none(),
+            "not reversible"
+        );
         assert!(by_name("reverseoctetDeltaCount").is_none());
     }
 }

@@ -26,19 +26,31 @@ const fn iana(name: &'static str, id: u16, ty: IeType, len: u16) -> InfoElement 
 
 impl InfoElement {
     const fn rev(self) -> Self {
-        InfoElement { reversible: true, ..self }
+        InfoElement {
+            reversible: true,
+            ..self
+        }
     }
     const fn ctr(self) -> Self {
-        InfoElement { counter: true, ..self }
+        InfoElement {
+            counter: true,
+            ..self
+        }
     }
     const fn on(self, applies: Applies) -> Self {
         InfoElement { applies, ..self }
     }
     const fn en(self, f: F) -> Self {
-        InfoElement { enables: self.enables.with(f), ..self }
+        InfoElement {
+            enables: self.enables.with(f),
+            ..self
+        }
     }
     const fn get(self, f: fn(&FlowRecord, &DirStats) -> V<'static>) -> Self {
-        InfoElement { value: Some(f), ..self }
+        InfoElement {
+            value: Some(f),
+            ..self
+        }
     }
 }
 
@@ -50,7 +62,11 @@ fn v4(a: &[u8; 16]) -> V<'static> {
 /// address elements (QoF's behaviour).
 fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
     if r.key.is_ipv4() {
-        V::Ipv6(std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_ipv6_mapped().octets())
+        V::Ipv6(
+            std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3])
+                .to_ipv6_mapped()
+                .octets(),
+        )
     } else {
         V::Ipv6(*a)
     }
@@ -62,8 +78,14 @@ use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT};
 /// and printed by name (by `qofdump`) but not measured by this version.
 pub static TABLE: &[InfoElement] = &[
     // --- IANA: counters and keys qof measures ---
-    iana("octetDeltaCount", 1, Unsigned64, 8).rev().ctr().get(|_, d| V::Unsigned(d.octets)),
-    iana("packetDeltaCount", 2, Unsigned64, 8).rev().ctr().get(|_, d| V::Unsigned(d.packets)),
+    iana("octetDeltaCount", 1, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .get(|_, d| V::Unsigned(d.octets)),
+    iana("packetDeltaCount", 2, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .get(|_, d| V::Unsigned(d.packets)),
     iana("deltaFlowCount", 3, Unsigned64, 8),
     iana("protocolIdentifier", 4, Unsigned8, 1).get(|r, _| V::Unsigned(r.key.proto.into())),
     iana("ipClassOfService", 5, Unsigned8, 1).rev(),
@@ -72,11 +94,18 @@ pub static TABLE: &[InfoElement] = &[
         .on(AT)
         .get(|_, d| V::Unsigned((d.initial_tcp_flags | d.union_tcp_flags).into())),
     iana("sourceTransportPort", 7, Unsigned16, 2).get(|r, _| V::Unsigned(r.key.src_port.into())),
-    iana("sourceIPv4Address", 8, Ipv4Address, 4).on(A4).en(F::IPV4).get(|r, _| v4(&r.key.src)),
+    iana("sourceIPv4Address", 8, Ipv4Address, 4)
+        .on(A4)
+        .en(F::IPV4)
+        .get(|r, _| v4(&r.key.src)),
     iana("sourceIPv4PrefixLength", 9, Unsigned8, 1),
     iana("ingressInterface", 10, Unsigned32, 4),
-    iana("destinationTransportPort", 11, Unsigned16, 2).get(|r, _| V::Unsigned(r.key.dst_port.into())),
-    iana("destinationIPv4Address", 12, Ipv4Address, 4).on(A4).en(F::IPV4).get(|r, _| v4(&r.key.dst)),
+    iana("destinationTransportPort", 11, Unsigned16, 2)
+        .get(|r, _| V::Unsigned(r.key.dst_port.into())),
+    iana("destinationIPv4Address", 12, Ipv4Address, 4)
+        .on(A4)
+        .en(F::IPV4)
+        .get(|r, _| v4(&r.key.dst)),
     iana("destinationIPv4PrefixLength", 13, Unsigned8, 1),
     iana("egressInterface", 14, Unsigned32, 4),
     iana("ipNextHopIPv4Address", 15, Ipv4Address, 4),
@@ -91,8 +120,14 @@ pub static TABLE: &[InfoElement] = &[
     iana("postPacketDeltaCount", 24, Unsigned64, 8),
     iana("minimumIpTotalLength", 25, Unsigned64, 8),
     iana("maximumIpTotalLength", 26, Unsigned64, 8),
-    iana("sourceIPv6Address", 27, Ipv6Address, 16).on(A6).en(F::IPV6).get(|r, _| v6(r, &r.key.src)),
-    iana("destinationIPv6Address", 28, Ipv6Address, 16).on(A6).en(F::IPV6).get(|r, _| v6(r, &r.key.dst)),
+    iana("sourceIPv6Address", 27, Ipv6Address, 16)
+        .on(A6)
+        .en(F::IPV6)
+        .get(|r, _| v6(r, &r.key.src)),
+    iana("destinationIPv6Address", 28, Ipv6Address, 16)
+        .on(A6)
+        .en(F::IPV6)
+        .get(|r, _| v6(r, &r.key.dst)),
     iana("sourceIPv6PrefixLength", 29, Unsigned8, 1),
     iana("destinationIPv6PrefixLength", 30, Unsigned8, 1),
     iana("flowLabelIPv6", 31, Unsigned32, 4),
@@ -114,11 +149,17 @@ pub static TABLE: &[InfoElement] = &[
     iana("samplerId", 48, Unsigned8, 1),
     iana("samplerMode", 49, Unsigned8, 1),
     iana("samplerRandomInterval", 50, Unsigned32, 4),
-    iana("minimumTTL", 52, Unsigned8, 1).rev().get(|_, d| V::Unsigned(d.min_ttl.into())),
-    iana("maximumTTL", 53, Unsigned8, 1).rev().get(|_, d| V::Unsigned(d.max_ttl.into())),
+    iana("minimumTTL", 52, Unsigned8, 1)
+        .rev()
+        .get(|_, d| V::Unsigned(d.min_ttl.into())),
+    iana("maximumTTL", 53, Unsigned8, 1)
+        .rev()
+        .get(|_, d| V::Unsigned(d.max_ttl.into())),
     iana("fragmentIdentification", 54, Unsigned32, 4),
     iana("postIpClassOfService", 55, Unsigned8, 1),
-    iana("sourceMacAddress", 56, MacAddress, 6).en(F::MAC).get(|r, _| V::Mac(r.src_mac)),
+    iana("sourceMacAddress", 56, MacAddress, 6)
+        .en(F::MAC)
+        .get(|r, _| V::Mac(r.src_mac)),
     iana("postDestinationMacAddress", 57, MacAddress, 6),
     iana("vlanId", 58, Unsigned16, 2).get(|r, _| V::Unsigned(r.key.vlan.into())),
     iana("postVlanId", 59, Unsigned16, 2),
@@ -130,7 +171,9 @@ pub static TABLE: &[InfoElement] = &[
     iana("mplsTopLabelStackSection", 70, OctetArray, 3),
     iana("mplsLabelStackSection2", 71, OctetArray, 3),
     iana("mplsLabelStackSection3", 72, OctetArray, 3),
-    iana("destinationMacAddress", 80, MacAddress, 6).en(F::MAC).get(|r, _| V::Mac(r.dst_mac)),
+    iana("destinationMacAddress", 80, MacAddress, 6)
+        .en(F::MAC)
+        .get(|r, _| V::Mac(r.dst_mac)),
     iana("postSourceMacAddress", 81, MacAddress, 6),
     iana("interfaceName", 82, String, 0),
     iana("interfaceDescription", 83, String, 0),
@@ -176,8 +219,14 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowStartDeltaMicroseconds", 158, Unsigned32, 4),
     iana("flowEndDeltaMicroseconds", 159, Unsigned32, 4),
     iana("systemInitTimeMilliseconds", 160, DateTimeMilliseconds, 8).on(AS),
-    iana("flowDurationMilliseconds", 161, Unsigned32, 4)
-        .get(|r, _| V::Unsigned(r.end.saturating_since(r.start).millis().min(u32::MAX.into()))),
+    iana("flowDurationMilliseconds", 161, Unsigned32, 4).get(|r, _| {
+        V::Unsigned(
+            r.end
+                .saturating_since(r.start)
+                .millis()
+                .min(u32::MAX.into()),
+        )
+    }),
     iana("flowDurationMicroseconds", 162, Unsigned32, 4),
     iana("observedFlowTotalCount", 163, Unsigned64, 8),
     iana("ignoredPacketTotalCount", 164, Unsigned64, 8).on(AS),
@@ -200,7 +249,10 @@ pub static TABLE: &[InfoElement] = &[
     iana("udpDestinationPort", 181, Unsigned16, 2),
     iana("tcpSourcePort", 182, Unsigned16, 2),
     iana("tcpDestinationPort", 183, Unsigned16, 2),
-    iana("tcpSequenceNumber", 184, Unsigned32, 4).rev().on(AT).en(F::SEQ),
+    iana("tcpSequenceNumber", 184, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::SEQ),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
     iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
@@ -370,8 +422,18 @@ pub static TABLE: &[InfoElement] = &[
     iana("ingressBroadcastPacketTotalCount", 356, Unsigned64, 8),
     iana("egressUnicastPacketTotalCount", 357, Unsigned64, 8),
     iana("egressBroadcastPacketTotalCount", 358, Unsigned64, 8),
-    iana("monitoringIntervalStartMilliSeconds", 359, DateTimeMilliseconds, 8),
-    iana("monitoringIntervalEndMilliSeconds", 360, DateTimeMilliseconds, 8),
+    iana(
+        "monitoringIntervalStartMilliSeconds",
+        359,
+        DateTimeMilliseconds,
+        8,
+    ),
+    iana(
+        "monitoringIntervalEndMilliSeconds",
+        360,
+        DateTimeMilliseconds,
+        8,
+    ),
     iana("portRangeStart", 361, Unsigned16, 2),
     iana("portRangeEnd", 362, Unsigned16, 2),
     iana("portRangeStepSize", 363, Unsigned16, 2),
@@ -424,9 +486,16 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::TRANSPORT)
         .get(|_, d| V::Unsigned(d.transport_packets)),
     // --- CERT (YAF) ---
-    ie("initialTCPFlags", pen::CERT, 14, Unsigned8, 1).rev().on(AT).get(|_, d| V::Unsigned(d.initial_tcp_flags.into())),
-    ie("unionTCPFlags", pen::CERT, 15, Unsigned8, 1).rev().on(AT).get(|_, d| V::Unsigned(d.union_tcp_flags.into())),
-    ie("reverseFlowDeltaMilliseconds", pen::CERT, 21, Signed32, 4).get(|r, _| V::Signed(r.reverse_delta_millis().into())),
+    ie("initialTCPFlags", pen::CERT, 14, Unsigned8, 1)
+        .rev()
+        .on(AT)
+        .get(|_, d| V::Unsigned(d.initial_tcp_flags.into())),
+    ie("unionTCPFlags", pen::CERT, 15, Unsigned8, 1)
+        .rev()
+        .on(AT)
+        .get(|_, d| V::Unsigned(d.union_tcp_flags.into())),
+    ie("reverseFlowDeltaMilliseconds", pen::CERT, 21, Signed32, 4)
+        .get(|r, _| V::Signed(r.reverse_delta_millis().into())),
     ie("expiredFragmentCount", pen::CERT, 100, Unsigned32, 4).on(AS),
     ie("assembledFragmentCount", pen::CERT, 101, Unsigned32, 4).on(AS),
     ie("meanFlowRate", pen::CERT, 102, Unsigned32, 4).on(AS),
@@ -434,28 +503,104 @@ pub static TABLE: &[InfoElement] = &[
     ie("flowTableFlushEventCount", pen::CERT, 104, Unsigned32, 4).on(AS),
     ie("flowTablePeakCount", pen::CERT, 105, Unsigned32, 4).on(AS),
     // --- trammell.ch (QoF TCP performance; measured by a later version) ---
-    ie("tcpSequenceCount", pen::QOF, 1024, Unsigned64, 8).rev().ctr().on(AT).en(F::SEQ),
-    ie("tcpRetransmitCount", pen::QOF, 1025, Unsigned64, 8).rev().ctr().on(AT).en(F::SEQ),
-    ie("maxTcpSequenceJump", pen::QOF, 1026, Unsigned32, 4).rev().on(AT).en(F::SEQ),
-    ie("minTcpRttMilliseconds", pen::QOF, 1029, Unsigned32, 2).on(AT).en(F::RTT.with(F::TCPOPT)),
-    ie("lastTcpRttMilliseconds", pen::QOF, 1030, Unsigned32, 2).on(AT).en(F::RTT),
-    ie("declaredTcpMss", pen::QOF, 1033, Unsigned16, 2).rev().on(AT).en(F::TCPOPT),
-    ie("observedTcpMss", pen::QOF, 1034, Unsigned16, 2).rev().on(AT).en(F::SEQ),
-    ie("tcpSequenceLossCount", pen::QOF, 1035, Unsigned64, 8).rev().ctr().on(AT).en(F::SEQ),
-    ie("tcpSequenceJumpCount", pen::QOF, 1036, Unsigned64, 8).rev().ctr().on(AT).en(F::SEQ),
-    ie("tcpLossEventCount", pen::QOF, 1038, Unsigned64, 8).rev().ctr().on(AT).en(F::SEQ.with(F::RTT).with(F::TCPOPT)),
-    ie("qofTcpCharacteristics", pen::QOF, 1039, Unsigned32, 4).rev().on(AT).en(F::TCPOPT),
-    ie("tcpDupAckCount", pen::QOF, 1040, Unsigned64, 8).rev().ctr().on(AT).en(F::ACK),
-    ie("tcpSelAckCount", pen::QOF, 1041, Unsigned64, 8).rev().ctr().on(AT).en(F::ACK.with(F::TCPOPT)),
-    ie("minTcpRwin", pen::QOF, 1042, Unsigned32, 4).rev().on(AT).en(F::RWIN.with(F::TCPOPT)),
-    ie("meanTcpRwin", pen::QOF, 1043, Unsigned32, 4).rev().on(AT).en(F::RWIN.with(F::TCPOPT)),
-    ie("maxTcpRwin", pen::QOF, 1044, Unsigned32, 4).rev().on(AT).en(F::RWIN.with(F::TCPOPT)),
-    ie("tcpReceiverStallCount", pen::QOF, 1045, Unsigned32, 4).rev().on(AT).en(F::RWIN),
-    ie("tcpRttSampleCount", pen::QOF, 1046, Unsigned32, 4).on(AT).en(F::RTT),
-    ie("tcpTimestampFrequency", pen::QOF, 1047, Unsigned32, 4).rev().on(AT).en(F::TS.with(F::TCPOPT)),
-    ie("minTcpChirpMilliseconds", pen::QOF, 1048, Signed16, 2).rev().on(AT).en(F::IAT.with(F::TS).with(F::TCPOPT)),
-    ie("maxTcpChirpMilliseconds", pen::QOF, 1049, Signed16, 2).rev().on(AT).en(F::IAT.with(F::TS).with(F::TCPOPT)),
-    ie("minTcpIOTMilliseconds", pen::QOF, 1050, Unsigned32, 4).rev().on(AT).en(F::IAT),
-    ie("maxTcpIOTMilliseconds", pen::QOF, 1051, Unsigned32, 4).rev().on(AT).en(F::IAT),
-    ie("meanTcpChirpMilliseconds", pen::QOF, 1052, Signed16, 2).rev().on(AT).en(F::IAT.with(F::TS).with(F::TCPOPT)),
+    ie("tcpSequenceCount", pen::QOF, 1024, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::SEQ),
+    ie("tcpRetransmitCount", pen::QOF, 1025, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::SEQ),
+    ie("maxTcpSequenceJump", pen::QOF, 1026, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::SEQ),
+    ie("minTcpRttMilliseconds", pen::QOF, 1029, Unsigned32, 2)
+        .on(AT)
+        .en(F::RTT.with(F::TCPOPT)),
+    ie("lastTcpRttMilliseconds", pen::QOF, 1030, Unsigned32, 2)
+        .on(AT)
+        .en(F::RTT),
+    ie("declaredTcpMss", pen::QOF, 1033, Unsigned16, 2)
+        .rev()
+        .on(AT)
+        .en(F::TCPOPT),
+    ie("observedTcpMss", pen::QOF, 1034, Unsigned16, 2)
+        .rev()
+        .on(AT)
+        .en(F::SEQ),
+    ie("tcpSequenceLossCount", pen::QOF, 1035, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::SEQ),
+    ie("tcpSequenceJumpCount", pen::QOF, 1036, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::SEQ),
+    ie("tcpLossEventCount", pen::QOF, 1038, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::SEQ.with(F::RTT).with(F::TCPOPT)),
+    ie("qofTcpCharacteristics", pen::QOF, 1039, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::TCPOPT),
+    ie("tcpDupAckCount", pen::QOF, 1040, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::ACK),
+    ie("tcpSelAckCount", pen::QOF, 1041, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(F::ACK.with(F::TCPOPT)),
+    ie("minTcpRwin", pen::QOF, 1042, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::RWIN.with(F::TCPOPT)),
+    ie("meanTcpRwin", pen::QOF, 1043, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::RWIN.with(F::TCPOPT)),
+    ie("maxTcpRwin", pen::QOF, 1044, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::RWIN.with(F::TCPOPT)),
+    ie("tcpReceiverStallCount", pen::QOF, 1045, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::RWIN),
+    ie("tcpRttSampleCount", pen::QOF, 1046, Unsigned32, 4)
+        .on(AT)
+        .en(F::RTT),
+    ie("tcpTimestampFrequency", pen::QOF, 1047, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::TS.with(F::TCPOPT)),
+    ie("minTcpChirpMilliseconds", pen::QOF, 1048, Signed16, 2)
+        .rev()
+        .on(AT)
+        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
+    ie("maxTcpChirpMilliseconds", pen::QOF, 1049, Signed16, 2)
+        .rev()
+        .on(AT)
+        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
+    ie("minTcpIOTMilliseconds", pen::QOF, 1050, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::IAT),
+    ie("maxTcpIOTMilliseconds", pen::QOF, 1051, Unsigned32, 4)
+        .rev()
+        .on(AT)
+        .en(F::IAT),
+    ie("meanTcpChirpMilliseconds", pen::QOF, 1052, Signed16, 2)
+        .rev()
+        .on(AT)
+        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
 ];

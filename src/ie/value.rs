@@ -32,7 +32,9 @@ impl<'a> Value<'a> {
         let uint = |b: &[u8]| b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
         let n = bytes.len();
         match ty {
-            Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if (1..=8).contains(&n) => Value::Unsigned(uint(bytes)),
+            Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if (1..=8).contains(&n) => {
+                Value::Unsigned(uint(bytes))
+            }
             Signed8 | Signed16 | Signed32 | Signed64 if (1..=8).contains(&n) => {
                 let shift = 64 - 8 * n as u32;
                 Value::Signed(((uint(bytes) << shift) as i64) >> shift)
@@ -68,7 +70,11 @@ impl<'a> Value<'a> {
             return false;
         }
         let int_len_ok = (1..=8).contains(&len);
-        if matches!(self, Value::Unsigned(_) | Value::Signed(_) | Value::Float(_) | Value::Time(_)) && !int_len_ok {
+        if matches!(
+            self,
+            Value::Unsigned(_) | Value::Signed(_) | Value::Float(_) | Value::Time(_)
+        ) && !int_len_ok
+        {
             return false;
         }
         let put_uint = |v: u64, out: &mut [u8]| {
@@ -127,7 +133,11 @@ pub fn write_json_value(v: &Value, out: &mut String) {
         Value::Float(f) if f.is_finite() => write!(out, "{f}"),
         Value::Float(_) => write!(out, "null"),
         Value::Bool(b) => write!(out, "{b}"),
-        Value::Mac(m) => write!(out, "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"", m[0], m[1], m[2], m[3], m[4], m[5]),
+        Value::Mac(m) => write!(
+            out,
+            "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        ),
         Value::Ipv4(a) => write!(out, "\"{}\"", Ipv4Addr::from(a)),
         Value::Ipv6(a) => write!(out, "\"{}\"", Ipv6Addr::from(a)),
         Value::Time(t) => {
@@ -176,7 +186,12 @@ pub fn write_json_str(s: &str, out: &mut String) {
 
 /// Append the JSON key of an element: its name when known (with `reverse` prefix), otherwise
 /// `"PEN/ID"` (e.g. `"0/999"`, `"6871/500"`).
-pub fn write_json_key(known: Option<(&super::InfoElement, bool)>, pen: u32, id: u16, out: &mut String) {
+pub fn write_json_key(
+    known: Option<(&super::InfoElement, bool)>,
+    pen: u32,
+    id: u16,
+    out: &mut String,
+) {
     out.push('"');
     match known {
         Some((ie, reverse)) => super::write_name(ie, reverse, out),
@@ -199,11 +214,26 @@ mod tests {
 
     #[test]
     fn reduced_size_and_signed_decoding() {
-        assert_eq!(Value::from_bytes(IeType::Unsigned64, &[0, 0, 1, 0]), Value::Unsigned(256));
-        assert_eq!(Value::from_bytes(IeType::Signed32, &[0xff, 0xfe]), Value::Signed(-2));
-        assert_eq!(Value::from_bytes(IeType::Signed16, &[0x7f, 0xff]), Value::Signed(32767));
-        assert_eq!(Value::from_bytes(IeType::Unsigned32, &[]), Value::Bytes(&[]));
-        assert_eq!(Value::from_bytes(IeType::Ipv4Address, &[1, 2, 3]), Value::Bytes(&[1, 2, 3]));
+        assert_eq!(
+            Value::from_bytes(IeType::Unsigned64, &[0, 0, 1, 0]),
+            Value::Unsigned(256)
+        );
+        assert_eq!(
+            Value::from_bytes(IeType::Signed32, &[0xff, 0xfe]),
+            Value::Signed(-2)
+        );
+        assert_eq!(
+            Value::from_bytes(IeType::Signed16, &[0x7f, 0xff]),
+            Value::Signed(32767)
+        );
+        assert_eq!(
+            Value::from_bytes(IeType::Unsigned32, &[]),
+            Value::Bytes(&[])
+        );
+        assert_eq!(
+            Value::from_bytes(IeType::Ipv4Address, &[1, 2, 3]),
+            Value::Bytes(&[1, 2, 3])
+        );
     }
 
     #[test]
@@ -213,15 +243,30 @@ mod tests {
             (Value::Unsigned(0x1234_5678_9abc), IeType::Unsigned64, 8),
             (Value::Unsigned(70_000), IeType::Unsigned64, 4),
             (Value::Signed(-5), IeType::Signed32, 4),
-            (Value::Time(Timestamp::from_millis(1_383_827_696_789)), IeType::DateTimeMilliseconds, 8),
-            (Value::Time(Timestamp::from_secs(1_383_827_696)), IeType::DateTimeSeconds, 4),
-            (Value::Ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), IeType::Ipv6Address, 16),
+            (
+                Value::Time(Timestamp::from_millis(1_383_827_696_789)),
+                IeType::DateTimeMilliseconds,
+                8,
+            ),
+            (
+                Value::Time(Timestamp::from_secs(1_383_827_696)),
+                IeType::DateTimeSeconds,
+                4,
+            ),
+            (
+                Value::Ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                IeType::Ipv6Address,
+                16,
+            ),
             (Value::Mac([1, 2, 3, 4, 5, 6]), IeType::MacAddress, 6),
         ] {
             assert!(v.encode(ty, len, &mut buf), "{v:?}");
             assert_eq!(Value::from_bytes(ty, &buf[..len]), v);
         }
-        assert!(!Value::Unsigned(1 << 40).encode(IeType::Unsigned64, 4, &mut buf), "does not fit");
+        assert!(
+            !Value::Unsigned(1 << 40).encode(IeType::Unsigned64, 4, &mut buf),
+            "does not fit"
+        );
         assert!(!Value::Signed(-70_000).encode(IeType::Signed32, 2, &mut buf));
     }
 
@@ -230,18 +275,37 @@ mod tests {
         let t = Timestamp(1_383_827_696_123_456_000);
         let mut buf = [0u8; 8];
         assert!(Value::Time(t).encode(IeType::DateTimeMicroseconds, 8, &mut buf));
-        let Value::Time(back) = Value::from_bytes(IeType::DateTimeMicroseconds, &buf) else { panic!() };
-        assert!(back.nanos().abs_diff(t.nanos()) < 1_000, "{back:?} vs {t:?}");
+        let Value::Time(back) = Value::from_bytes(IeType::DateTimeMicroseconds, &buf) else {
+            panic!()
+        };
+        assert!(
+            back.nanos().abs_diff(t.nanos()) < 1_000,
+            "{back:?} vs {t:?}"
+        );
     }
 
     #[test]
     fn json_spellings() {
         assert_eq!(json(Value::Unsigned(42)), "42");
         assert_eq!(json(Value::Ipv4([10, 0, 0, 1])), "\"10.0.0.1\"");
-        assert_eq!(json(Value::Ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])), "\"2001:db8::1\"");
-        assert_eq!(json(Value::Mac([0xaa, 0xbb, 0xcc, 0, 1, 2])), "\"aa:bb:cc:00:01:02\"");
-        assert_eq!(json(Value::Time(Timestamp::from_millis(1_383_827_696_789))), "\"2013-11-07T12:34:56.789Z\"");
-        assert_eq!(json(Value::Time(Timestamp(1_383_827_696_789_123_456))), "\"2013-11-07T12:34:56.789123456Z\"");
+        assert_eq!(
+            json(Value::Ipv6([
+                0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
+            ])),
+            "\"2001:db8::1\""
+        );
+        assert_eq!(
+            json(Value::Mac([0xaa, 0xbb, 0xcc, 0, 1, 2])),
+            "\"aa:bb:cc:00:01:02\""
+        );
+        assert_eq!(
+            json(Value::Time(Timestamp::from_millis(1_383_827_696_789))),
+            "\"2013-11-07T12:34:56.789Z\""
+        );
+        assert_eq!(
+            json(Value::Time(Timestamp(1_383_827_696_789_123_456))),
+            "\"2013-11-07T12:34:56.789123456Z\""
+        );
         assert_eq!(json(Value::Bytes(&[0, 0xff])), "\"00ff\"");
         assert_eq!(json(Value::Str("a\"b\n")), "\"a\\\"b\\n\"");
     }

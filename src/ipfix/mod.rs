@@ -1,1 +1,7 @@
-//! IPFIX messages: encoder, decoder, file writer.
+//! IPFIX (RFC 7011): templates and the message encoder.
+
+mod encoder;
+mod template;
+
+pub use encoder::{stats_elements, stats_values, Encoder, MessageSink, MAX_FILE_MESSAGE};
+pub use template::{Dims, Field, TemplateError, TemplateSpec, QOF_DEFAULT};

@@ -93,10 +93,6 @@ impl FragTable {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// Record a fragment: `share` octets of IP payload at `offset`; `more` = more fragments.
     /// Returns the datagram's state after this fragment.
     pub fn note(

@@ -243,6 +243,7 @@ impl FlowTable {
     }
 
     /// Resident bytes per slot, for the memory budget tests.
+    #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
         std::mem::size_of::<Flow>() + std::mem::size_of::<Slot>() + std::mem::size_of::<Scheduled>()
     }

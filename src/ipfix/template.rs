@@ -1,0 +1,363 @@
+//! Templates: the user's element list, and the concrete field lists each record uses.
+//!
+//! As in QoF, one configured list yields several templates: a record carries only the
+//! elements that apply to it. The choice is a small set of dimensions per record:
+//! biflow (reverse elements present), TCP (TCP-only elements), IPv6 (which address elements)
+//! and reduced-size counters (RFC 7011 §6.2: 4-octet counters when every value fits).
+
+use crate::ie::{self, Applies, Direction, Features, InfoElement, Value};
+use crate::meter::{DirStats, FlowRecord};
+use std::fmt;
+
+/// One element of the configured template, forward or reverse.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub ie: &'static InfoElement,
+    pub reverse: bool,
+}
+
+impl Field {
+    pub fn direction(&self) -> Direction {
+        if self.reverse {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        }
+    }
+
+    /// The field's value for `rec` (elements without a getter are rejected when the
+    /// template is built, so they never reach here).
+    pub fn value(&self, rec: &FlowRecord) -> Value<'static> {
+        let dir: &DirStats = if self.reverse { &rec.rev } else { &rec.fwd };
+        match self.ie.value {
+            Some(get) => get(rec, dir),
+            None => Value::Unsigned(0),
+        }
+    }
+}
+
+/// The configured list of elements (YAML `template:`), validated.
+#[derive(Clone, Debug)]
+pub struct TemplateSpec {
+    fields: Vec<Field>,
+    biflow: bool,
+    features: Features,
+    has_v4: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    Empty,
+    Unknown(String),
+    NotMeasured(String),
+    NotAFlowElement(String),
+    Duplicate(String),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateError::Empty => write!(f, "the template list is empty"),
+            TemplateError::Unknown(n) => write!(f, "unknown information element `{n}`"),
+            TemplateError::NotMeasured(n) => {
+                write!(
+                    f,
+                    "information element `{n}` is known but not measured by this version of qof"
+                )
+            }
+            TemplateError::NotAFlowElement(n) => {
+                write!(
+                    f,
+                    "`{n}` is a process statistic (exported with --stats), not a flow element"
+                )
+            }
+            TemplateError::Duplicate(n) => write!(f, "information element `{n}` is listed twice"),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// QoF's default template (its manual page).
+pub const QOF_DEFAULT: &[&str] = &[
+    "flowStartMilliseconds",
+    "flowEndMilliseconds",
+    "octetDeltaCount",
+    "reverseOctetDeltaCount",
+    "packetDeltaCount",
+    "reversePacketDeltaCount",
+    "sourceIPv4Address",
+    "destinationIPv4Address",
+    "sourceIPv6Address",
+    "destinationIPv6Address",
+    "sourceTransportPort",
+    "destinationTransportPort",
+    "protocolIdentifier",
+    "flowEndReason",
+];
+
+impl TemplateSpec {
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<TemplateSpec, TemplateError> {
+        if names.is_empty() {
+            return Err(TemplateError::Empty);
+        }
+        let mut fields: Vec<Field> = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name.as_ref();
+            let (ie, reverse) =
+                ie::by_name(name).ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+            if ie.applies == Applies::Stats {
+                return Err(TemplateError::NotAFlowElement(name.to_string()));
+            }
+            if ie.value.is_none() {
+                return Err(TemplateError::NotMeasured(name.to_string()));
+            }
+            if fields
+                .iter()
+                .any(|f| std::ptr::eq(f.ie, ie) && f.reverse == reverse)
+            {
+                return Err(TemplateError::Duplicate(name.to_string()));
+            }
+            fields.push(Field { ie, reverse });
+        }
+        let features = fields
+            .iter()
+            .fold(Features::NONE, |acc, f| acc.with(f.ie.enables));
+        Ok(TemplateSpec {
+            biflow: fields.iter().any(|f| f.reverse),
+            has_v4: fields.iter().any(|f| f.ie.applies == Applies::Ipv4),
+            fields,
+            features,
+        })
+    }
+
+    pub fn qof_default() -> TemplateSpec {
+        match Self::from_names(QOF_DEFAULT) {
+            Ok(t) => t,
+            Err(e) => unreachable!("the default template is valid: {e}"),
+        }
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// What the listed elements switch on in the decoder and meter.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// RFC 5103 biflow export: some reverse element is listed. Otherwise each biflow is
+    /// written as two uniflow records.
+    pub fn biflow(&self) -> bool {
+        self.biflow
+    }
+
+    /// The records to export for `rec`: the biflow itself, or its forward uniflow and (when
+    /// the reverse direction saw packets) its reverse uniflow.
+    pub fn export_records(&self, rec: &FlowRecord) -> (FlowRecord, Option<FlowRecord>) {
+        if self.biflow {
+            (*rec, None)
+        } else {
+            (rec.forward_uniflow(), rec.reverse_uniflow())
+        }
+    }
+
+    /// The dimensions of `rec` (an exported record: see `for_each_export`).
+    pub fn dims(&self, rec: &FlowRecord, force_biflow: bool, allow_reduced: bool) -> Dims {
+        let mut d = 0;
+        if self.biflow && (force_biflow || rec.has_reverse()) {
+            d |= Dims::BIFLOW;
+        }
+        if rec.key.proto == crate::key::proto::TCP {
+            d |= Dims::TCP;
+        }
+        if !rec.key.is_ipv4() || !self.has_v4 {
+            d |= Dims::IPV6;
+        }
+        let mut dims = Dims(d);
+        if allow_reduced {
+            let fits = self
+                .fields_for(dims)
+                .filter(|f| f.ie.counter)
+                .all(|f| matches!(f.value(rec), Value::Unsigned(v) if v <= u64::from(u32::MAX)));
+            if fits {
+                dims.0 |= Dims::REDUCED;
+            }
+        }
+        dims
+    }
+
+    /// The fields a record of dimensions `dims` carries, in configured order.
+    pub fn fields_for(&self, dims: Dims) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(move |f| {
+            (!f.reverse || dims.has(Dims::BIFLOW))
+                && match f.ie.applies {
+                    Applies::All => true,
+                    Applies::Tcp => dims.has(Dims::TCP),
+                    Applies::Ipv4 => !dims.has(Dims::IPV6),
+                    Applies::Ipv6 => dims.has(Dims::IPV6),
+                    Applies::Stats => false,
+                }
+        })
+    }
+
+    /// Encoded length of a field under `dims`.
+    pub fn field_len(f: &Field, dims: Dims) -> u16 {
+        if f.ie.counter && dims.has(Dims::REDUCED) {
+            4
+        } else {
+            f.ie.len
+        }
+    }
+}
+
+/// Which elements a record carries (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims(pub u8);
+
+impl Dims {
+    pub const BIFLOW: u8 = 1;
+    pub const TCP: u8 = 2;
+    pub const IPV6: u8 = 4;
+    pub const REDUCED: u8 = 8;
+    pub const COUNT: usize = 16;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// The IPFIX template id for these dimensions (QoF used 0xB000 | flags likewise).
+    pub fn template_id(self) -> u16 {
+        0xB000 | u16::from(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{proto, FlowKey};
+
+    fn rec(p: u8, v6: bool, rev: bool) -> FlowRecord {
+        let mut key = FlowKey {
+            proto: p,
+            src_port: 1,
+            dst_port: 2,
+            ..Default::default()
+        };
+        if v6 {
+            key.set_ipv6([1; 16], [2; 16]);
+        } else {
+            key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        }
+        let mut r = FlowRecord {
+            key,
+            ..Default::default()
+        };
+        r.fwd.packets = 1;
+        r.fwd.octets = 40;
+        if rev {
+            r.rev.packets = 1;
+            r.rev.octets = 40;
+            r.rev_start = Some(r.start);
+        }
+        r
+    }
+
+    fn names(spec: &TemplateSpec, dims: Dims) -> Vec<String> {
+        spec.fields_for(dims)
+            .map(|f| {
+                let mut s = String::new();
+                ie::write_name(f.ie, f.reverse, &mut s);
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_template_dimensions() {
+        let spec = TemplateSpec::qof_default();
+        assert!(spec.biflow());
+        assert!(spec.features().ipv4() && spec.features().ipv6());
+        let d = spec.dims(&rec(proto::TCP, false, true), false, true);
+        assert_eq!(d, Dims(Dims::BIFLOW | Dims::TCP | Dims::REDUCED));
+        let n = names(&spec, d);
+        assert!(n.contains(&"reverseOctetDeltaCount".to_string()));
+        assert!(n.contains(&"sourceIPv4Address".to_string()));
+        assert!(!n.contains(&"sourceIPv6Address".to_string()));
+        // One-way flow: no reverse elements unless force-biflow.
+        let d = spec.dims(&rec(proto::UDP, true, false), false, false);
+        assert_eq!(d, Dims(Dims::IPV6));
+        assert!(!names(&spec, d).iter().any(|n| n.starts_with("reverse")));
+        assert!(spec
+            .dims(&rec(proto::UDP, true, false), true, false)
+            .has(Dims::BIFLOW));
+    }
+
+    #[test]
+    fn large_counters_disable_reduced_size() {
+        let spec = TemplateSpec::qof_default();
+        let mut r = rec(proto::UDP, false, false);
+        r.fwd.octets = 1 << 33;
+        assert!(!spec.dims(&r, false, true).has(Dims::REDUCED));
+    }
+
+    #[test]
+    fn ipv6_only_template_carries_ipv4_flows_mapped() {
+        let spec = TemplateSpec::from_names(&[
+            "sourceIPv6Address",
+            "destinationIPv6Address",
+            "packetDeltaCount",
+        ])
+        .unwrap();
+        let r = rec(proto::UDP, false, false);
+        let d = spec.dims(&r, false, false);
+        assert!(d.has(Dims::IPV6));
+        let f = spec.fields_for(d).next().unwrap();
+        assert_eq!(
+            f.value(&r),
+            Value::Ipv6(
+                std::net::Ipv4Addr::new(10, 0, 0, 1)
+                    .to_ipv6_mapped()
+                    .octets()
+            )
+        );
+    }
+
+    #[test]
+    fn uniflow_mode_splits_biflows() {
+        let spec = TemplateSpec::from_names(&["sourceIPv4Address", "packetDeltaCount"]).unwrap();
+        assert!(!spec.biflow());
+        let (fwd, rev) = spec.export_records(&rec(proto::TCP, false, true));
+        assert_eq!(fwd.key.src_addr().to_string(), "10.0.0.1");
+        assert_eq!(fwd.rev.packets, 0);
+        assert_eq!(rev.unwrap().key.src_addr().to_string(), "10.0.0.2");
+        assert!(spec
+            .export_records(&rec(proto::TCP, false, false))
+            .1
+            .is_none());
+    }
+
+    #[test]
+    fn template_errors_name_the_element() {
+        let e = TemplateSpec::from_names(&["octetDeltaCounter"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown information element `octetDeltaCounter`"
+        );
+        let e = TemplateSpec::from_names(&["tcpRttSampleCount"]).unwrap_err();
+        assert!(e.to_string().contains("not measured"), "{e}");
+        let e = TemplateSpec::from_names(&["packetTotalCount"]).unwrap_err();
+        assert!(e.to_string().contains("process statistic"), "{e}");
+        let e = TemplateSpec::from_names(&["flowId", "flowId"]).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        assert_eq!(
+            TemplateSpec::from_names::<&str>(&[]).unwrap_err(),
+            TemplateError::Empty
+        );
+        assert!(
+            TemplateSpec::from_names(&["reverseFlowId"]).is_err(),
+            "flowId is not reversible"
+        );
+    }
+}
