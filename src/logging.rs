@@ -10,7 +10,11 @@ pub fn init(spec: &str, level: &str) -> Result<()> {
         .with_env_filter(filter)
         .with_target(false);
     if spec == "stderr" {
-        builder.with_writer(std::io::stderr).init();
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
     } else if spec.starts_with('/') {
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -124,8 +124,11 @@ fn run(args: &Args) -> Result<Outcome> {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                tracing::error!("{input}: {e}; exporting the flows read before it");
+                // One line on standard error; the log gets it too when it goes elsewhere.
                 eprintln!("qof: {input}: {e}");
+                if args.log != "stderr" {
+                    tracing::error!("{input}: {e}; exported the flows read before it");
+                }
                 outcome = Outcome::InputError;
                 break;
             }

@@ -4,6 +4,11 @@
 //! Decoding never panics and never allocates. A frame that cannot be used is answered with an
 //! [`Ignore`] reason, which the caller counts.
 
+mod ip;
+mod link;
+mod transport;
+mod wire;
+
 use crate::key::FlowKey;
 
 /// What the decoder should look at; derived from the template (QoF's feature flags).
@@ -168,13 +173,19 @@ impl IgnoreCounts {
 
 /// Decode one frame of link type `linktype` into `out`.
 ///
-/// `out` is overwritten field by field; callers reuse one `Packet` across frames.
+/// `out` is overwritten entirely; callers reuse one `Packet` across frames.
 pub fn decode(
     linktype: u32,
     data: &[u8],
     cfg: &DecodeConfig,
     out: &mut Packet,
 ) -> Result<(), Ignore> {
-    let _ = (linktype, data, cfg, out);
-    Err(Ignore::UnsupportedLinkType)
+    *out = Packet::default();
+    match link::decode(linktype, data, out)? {
+        link::Network::V4(off) => ip::ipv4(data.get(off..).unwrap_or(&[]), cfg, out, 0),
+        link::Network::V6(off) => ip::ipv6(data.get(off..).unwrap_or(&[]), cfg, out, 0),
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 use super::Value as V;
 use super::{pen, Applies, Features as F, IeType, IeType::*, InfoElement};
 use crate::meter::{DirStats, FlowRecord};
+use crate::time::Timestamp;
 
 const fn ie(name: &'static str, pen: u32, id: u16, ty: IeType, len: u16) -> InfoElement {
     InfoElement {
@@ -208,10 +209,14 @@ pub static TABLE: &[InfoElement] = &[
     iana("wlanSSID", 147, String, 0),
     iana("flowId", 148, Unsigned64, 8).get(|r, _| V::Unsigned(r.flow_id)),
     iana("observationDomainId", 149, Unsigned32, 4),
-    iana("flowStartSeconds", 150, DateTimeSeconds, 4).get(|r, _| V::Time(r.start)),
-    iana("flowEndSeconds", 151, DateTimeSeconds, 4).get(|r, _| V::Time(r.end)),
-    iana("flowStartMilliseconds", 152, DateTimeMilliseconds, 8).get(|r, _| V::Time(r.start)),
-    iana("flowEndMilliseconds", 153, DateTimeMilliseconds, 8).get(|r, _| V::Time(r.end)),
+    iana("flowStartSeconds", 150, DateTimeSeconds, 4)
+        .get(|r, _| V::Time(Timestamp::from_secs(r.start.secs()))),
+    iana("flowEndSeconds", 151, DateTimeSeconds, 4)
+        .get(|r, _| V::Time(Timestamp::from_secs(r.end.secs()))),
+    iana("flowStartMilliseconds", 152, DateTimeMilliseconds, 8)
+        .get(|r, _| V::Time(Timestamp::from_millis(r.start.millis()))),
+    iana("flowEndMilliseconds", 153, DateTimeMilliseconds, 8)
+        .get(|r, _| V::Time(Timestamp::from_millis(r.end.millis()))),
     iana("flowStartMicroseconds", 154, DateTimeMicroseconds, 8),
     iana("flowEndMicroseconds", 155, DateTimeMicroseconds, 8),
     iana("flowStartNanoseconds", 156, DateTimeNanoseconds, 8),

@@ -1,0 +1,165 @@
+//! IPv4 and IPv6 headers (with extension headers and fragments), then the transport header.
+//!
+//! What is counted is what crossed the wire: `ip_len` comes from the header, not from the
+//! capture length (a snaplen cuts captures, Ethernet pads them). Two exceptions follow the
+//! wire too: an IPv4 total length of 0 (TSO/BIG TCP captured on the sender) takes the length
+//! of what follows the link header, as tshark does, and an IPv6 jumbogram takes the jumbo
+//! payload length (RFC 2675).
+
+use super::transport;
+use super::wire::{array, u16_at, u32_at, u8_at};
+use super::{DecodeConfig, FragInfo, Ignore, Packet};
+
+const V6_HOP_BY_HOP: u8 = 0;
+const V6_ROUTING: u8 = 43;
+const V6_FRAGMENT: u8 = 44;
+const V6_DEST_OPTS: u8 = 60;
+const JUMBO_OPTION: u8 = 0xc2;
+/// Extension headers walked at most. Each is at least 8 octets, so a packet's own length
+/// bounds the walk; this bound only caps the work on absurd (jumbo) chains.
+const MAX_EXT_HEADERS: usize = 512;
+
+pub(super) fn ipv4(
+    b: &[u8],
+    cfg: &DecodeConfig,
+    out: &mut Packet,
+    depth: u8,
+) -> Result<(), Ignore> {
+    const SHORT: Ignore = Ignore::TruncatedIp;
+    let vihl = u8_at(b, 0, SHORT)?;
+    if vihl >> 4 != 4 {
+        return Err(Ignore::MalformedIp);
+    }
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if ihl < 20 {
+        return Err(Ignore::MalformedIp);
+    }
+    if b.len() < ihl {
+        return Err(SHORT);
+    }
+    if !cfg.ipv4 {
+        return Err(Ignore::FilteredFamily);
+    }
+    let total = usize::from(u16_at(b, 2, SHORT)?);
+    let ip_len = if total == 0 { b.len() } else { total };
+    if ip_len < ihl {
+        return Err(Ignore::MalformedIp);
+    }
+    out.key.set_ipv4(array(b, 12, SHORT)?, array(b, 16, SHORT)?);
+    out.key.proto = u8_at(b, 9, SHORT)?;
+    out.ttl = u8_at(b, 8, SHORT)?;
+    out.ecn = u8_at(b, 1, SHORT)? & 3;
+    out.ip_len = ip_len as u32;
+    out.ip_header_len = ihl as u32;
+    let frag = u16_at(b, 6, SHORT)?;
+    let (more, offset) = (frag & 0x2000 != 0, u32::from(frag & 0x1fff) * 8);
+    if more || offset != 0 {
+        out.frag = Some(FragInfo {
+            id: u16_at(b, 4, SHORT)?.into(),
+            offset,
+            more,
+        });
+        if offset != 0 {
+            return Ok(()); // only the first fragment carries the transport header
+        }
+    }
+    // Ethernet padding lies beyond the total length: leave it out.
+    let l4 = &b[ihl..ip_len.min(b.len())];
+    transport::decode(out.key.proto, l4, (ip_len - ihl) as u32, cfg, out, depth)
+}
+
+pub(super) fn ipv6(
+    b: &[u8],
+    cfg: &DecodeConfig,
+    out: &mut Packet,
+    depth: u8,
+) -> Result<(), Ignore> {
+    const SHORT: Ignore = Ignore::TruncatedIp;
+    let v = u8_at(b, 0, SHORT)?;
+    if v >> 4 != 6 {
+        return Err(Ignore::MalformedIp);
+    }
+    if b.len() < 40 {
+        return Err(SHORT);
+    }
+    if !cfg.ipv6 {
+        return Err(Ignore::FilteredFamily);
+    }
+    out.key.set_ipv6(array(b, 8, SHORT)?, array(b, 24, SHORT)?);
+    out.ecn = ((u16_at(b, 0, SHORT)? >> 4) & 3) as u8;
+    out.ttl = u8_at(b, 7, SHORT)?;
+    let mut ip_len = usize::from(u16_at(b, 4, SHORT)?) + 40;
+    let mut next = u8_at(b, 6, SHORT)?;
+    let mut off = 40;
+    // Walk extension headers. A header cut by the snaplen ends the walk: the packet is still
+    // metered, with the protocol known so far and no ports.
+    for _ in 0..MAX_EXT_HEADERS {
+        match next {
+            V6_HOP_BY_HOP | V6_ROUTING | V6_DEST_OPTS => {
+                let (Ok(nh), Ok(len)) = (u8_at(b, off, SHORT), u8_at(b, off + 1, SHORT)) else {
+                    break;
+                };
+                let len = (usize::from(len) + 1) * 8;
+                if next == V6_HOP_BY_HOP && ip_len == 40 {
+                    if let Some(jumbo) = jumbo_length(b.get(off + 2..off + len).unwrap_or(&[])) {
+                        ip_len = jumbo as usize + 40;
+                    }
+                }
+                next = nh;
+                off += len;
+            }
+            V6_FRAGMENT => {
+                let (Ok(nh), Ok(fo), Ok(id)) = (
+                    u8_at(b, off, SHORT),
+                    u16_at(b, off + 2, SHORT),
+                    u32_at(b, off + 4, SHORT),
+                ) else {
+                    break;
+                };
+                next = nh;
+                off += 8;
+                let offset = u32::from(fo & 0xfff8);
+                let more = fo & 1 == 1;
+                // An atomic fragment (offset 0, no more) is a whole datagram (RFC 6946).
+                if more || offset != 0 {
+                    out.frag = Some(FragInfo { id, offset, more });
+                }
+                if offset != 0 {
+                    out.key.proto = next;
+                    out.ip_len = ip_len as u32;
+                    out.ip_header_len = off as u32;
+                    return Ok(());
+                }
+            }
+            _ => break,
+        }
+    }
+    out.key.proto = next;
+    out.ip_len = ip_len as u32;
+    out.ip_header_len = off.min(ip_len) as u32;
+    if off > ip_len.min(b.len()) || is_extension(next) {
+        return Ok(()); // header chain cut short (or too long): no transport header
+    }
+    let l4 = &b[off..ip_len.min(b.len())];
+    transport::decode(next, l4, (ip_len - off) as u32, cfg, out, depth)
+}
+
+fn is_extension(nh: u8) -> bool {
+    matches!(nh, V6_HOP_BY_HOP | V6_ROUTING | V6_FRAGMENT | V6_DEST_OPTS)
+}
+
+/// The jumbo payload length in a hop-by-hop options area, if present.
+fn jumbo_length(opts: &[u8]) -> Option<u32> {
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => i += 1, // Pad1
+            JUMBO_OPTION => {
+                let v = opts.get(i + 2..i + 6)?;
+                return Some(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+            }
+            _ => i += 2 + usize::from(*opts.get(i + 1)?),
+        }
+    }
+    None
+}
