@@ -1,1 +1,3 @@
 //! IPFIX messages: encoder, decoder, file writer.
+
+pub mod decode;
