@@ -38,7 +38,11 @@ enum Stop {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let files = if args.files.is_empty() { vec!["-".to_string()] } else { args.files.clone() };
+    let files = if args.files.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        args.files.clone()
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut failed = false;

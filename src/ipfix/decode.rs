@@ -43,10 +43,16 @@ pub struct DecodeError {
 pub enum ErrorKind {
     Io(io::Error),
     /// The stream ended inside a message header or body.
-    Truncated { needed: usize, got: usize },
+    Truncated {
+        needed: usize,
+        got: usize,
+    },
     BadVersion(u16),
     BadLength(u16),
-    BadSetLength { set_id: u16, length: u16 },
+    BadSetLength {
+        set_id: u16,
+        length: u16,
+    },
     BadSetId(u16),
     BadTemplate(&'static str),
     /// A data record's variable-length field ran past the end of its set.
@@ -62,7 +68,9 @@ impl fmt::Display for DecodeError {
             ErrorKind::Truncated { needed, got } => {
                 write!(f, "truncated message: needed {needed} bytes, got {got}")
             }
-            ErrorKind::BadVersion(v) => write!(f, "not an IPFIX message (version {v}, expected 10)"),
+            ErrorKind::BadVersion(v) => {
+                write!(f, "not an IPFIX message (version {v}, expected 10)")
+            }
             ErrorKind::BadLength(l) => write!(f, "bad message length {l} (minimum 16)"),
             ErrorKind::BadSetLength { set_id, length } => {
                 write!(f, "set {set_id} has bad length {length}")
@@ -110,9 +118,22 @@ impl<'a> Message<'a> {
         let header = parse_header(bytes, offset)?;
         let len = usize::from(header.length);
         let body = bytes.get(..len).ok_or_else(|| {
-            err(offset, ErrorKind::Truncated { needed: len, got: bytes.len() })
+            err(
+                offset,
+                ErrorKind::Truncated {
+                    needed: len,
+                    got: bytes.len(),
+                },
+            )
         })?;
-        Ok((Message { offset, header, bytes: body }, len))
+        Ok((
+            Message {
+                offset,
+                header,
+                bytes: body,
+            },
+            len,
+        ))
     }
 }
 
@@ -128,7 +149,13 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 fn parse_header(b: &[u8], offset: u64) -> Result<MessageHeader, DecodeError> {
     if b.len() < HEADER_LEN {
-        return Err(err(offset, ErrorKind::Truncated { needed: HEADER_LEN, got: b.len() }));
+        return Err(err(
+            offset,
+            ErrorKind::Truncated {
+                needed: HEADER_LEN,
+                got: b.len(),
+            },
+        ));
     }
     let version = be16(b, 0).unwrap_or(0);
     if version != VERSION {
@@ -155,7 +182,11 @@ pub struct MessageReader<R> {
 
 impl<R: Read> MessageReader<R> {
     pub fn new(inner: R) -> Self {
-        MessageReader { inner, offset: 0, buf: Vec::with_capacity(usize::from(u16::MAX)) }
+        MessageReader {
+            inner,
+            offset: 0,
+            buf: Vec::with_capacity(usize::from(u16::MAX)),
+        }
     }
 
     /// Byte offset of the next message in the stream.
@@ -167,12 +198,19 @@ impl<R: Read> MessageReader<R> {
     pub fn next_message(&mut self) -> Result<Option<Message<'_>>, DecodeError> {
         let start = self.offset;
         let mut header = [0u8; HEADER_LEN];
-        let got = read_full(&mut self.inner, &mut header).map_err(|e| err(start, ErrorKind::Io(e)))?;
+        let got =
+            read_full(&mut self.inner, &mut header).map_err(|e| err(start, ErrorKind::Io(e)))?;
         if got == 0 {
             return Ok(None);
         }
         if got < HEADER_LEN {
-            return Err(err(start, ErrorKind::Truncated { needed: HEADER_LEN, got }));
+            return Err(err(
+                start,
+                ErrorKind::Truncated {
+                    needed: HEADER_LEN,
+                    got,
+                },
+            ));
         }
         let h = parse_header(&header, start)?;
         let len = usize::from(h.length);
@@ -185,11 +223,18 @@ impl<R: Read> MessageReader<R> {
         if got < want {
             return Err(err(
                 start,
-                ErrorKind::Truncated { needed: len, got: HEADER_LEN + got },
+                ErrorKind::Truncated {
+                    needed: len,
+                    got: HEADER_LEN + got,
+                },
             ));
         }
         self.offset = start + len as u64;
-        Ok(Some(Message { offset: start, header: h, bytes: &self.buf }))
+        Ok(Some(Message {
+            offset: start,
+            header: h,
+            bytes: &self.buf,
+        }))
     }
 }
 
@@ -263,7 +308,10 @@ pub struct Record<'a> {
 pub enum Event<'a> {
     Template(&'a Template),
     /// A template withdrawn (`template_id`), or all templates of a kind (`template_id` is 2 or 3).
-    Withdrawal { domain: u32, template_id: u16 },
+    Withdrawal {
+        domain: u32,
+        template_id: u16,
+    },
     Record(&'a Record<'a>),
     /// A recoverable problem: not fatal, worth a line on stderr.
     Warning(Warning),
@@ -272,22 +320,44 @@ pub enum Event<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Warning {
     /// First data set for a template this session does not know (reported once per template).
-    UnknownTemplate { offset: u64, domain: u32, template_id: u16 },
+    UnknownTemplate {
+        offset: u64,
+        domain: u32,
+        template_id: u16,
+    },
     /// The message's sequence number is not the one the previous message announced.
-    SequenceGap { offset: u64, domain: u32, expected: u32, got: u32 },
+    SequenceGap {
+        offset: u64,
+        domain: u32,
+        expected: u32,
+        got: u32,
+    },
     /// A template that cannot describe a record (no fields, or all of zero length); ignored.
-    UselessTemplate { offset: u64, domain: u32, template_id: u16 },
+    UselessTemplate {
+        offset: u64,
+        domain: u32,
+        template_id: u16,
+    },
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Warning::UnknownTemplate { offset, domain, template_id } => write!(
+            Warning::UnknownTemplate {
+                offset,
+                domain,
+                template_id,
+            } => write!(
                 f,
                 "at byte offset {offset}: data set for unknown template {template_id} \
                  (observation domain {domain}); skipped"
             ),
-            Warning::SequenceGap { offset, domain, expected, got } => {
+            Warning::SequenceGap {
+                offset,
+                domain,
+                expected,
+                got,
+            } => {
                 let lost = got.wrapping_sub(*expected);
                 if lost < u32::MAX / 2 {
                     write!(
@@ -303,7 +373,11 @@ impl fmt::Display for Warning {
                     )
                 }
             }
-            Warning::UselessTemplate { offset, domain, template_id } => write!(
+            Warning::UselessTemplate {
+                offset,
+                domain,
+                template_id,
+            } => write!(
                 f,
                 "at byte offset {offset}: template {template_id} (observation domain {domain}) \
                  describes an empty record; ignored"
@@ -361,7 +435,10 @@ impl Session {
         if let Some(w) = self.check_sequence(msg) {
             on_event(Event::Warning(w));
         }
-        let mut tally = Tally { records: 0, countable: true };
+        let mut tally = Tally {
+            records: 0,
+            countable: true,
+        };
         let result = self.decode_sets(msg, &mut tally, &mut on_event);
         // The next message's sequence number should count this one's records (RFC 7011 §3.1);
         // after a failed or uncountable message we cannot know it, so we do not check.
@@ -392,13 +469,25 @@ impl Session {
             let set_off = msg.offset + pos as u64;
             if end - pos < 4 {
                 // Fewer octets than a set header: trailing junk inside the message.
-                return Err(err(set_off, ErrorKind::BadSetLength { set_id: 0, length: 0 }));
+                return Err(err(
+                    set_off,
+                    ErrorKind::BadSetLength {
+                        set_id: 0,
+                        length: 0,
+                    },
+                ));
             }
             let set_id = be16(msg.bytes, pos).unwrap_or(0);
             let set_len = be16(msg.bytes, pos + 2).unwrap_or(0);
             let sl = usize::from(set_len);
             if sl < 4 || sl > end - pos {
-                return Err(err(set_off, ErrorKind::BadSetLength { set_id, length: set_len }));
+                return Err(err(
+                    set_off,
+                    ErrorKind::BadSetLength {
+                        set_id,
+                        length: set_len,
+                    },
+                ));
             }
             let body = msg.bytes.get(pos + 4..pos + sl).unwrap_or_default();
             let body_off = set_off + 4;
@@ -478,24 +567,39 @@ impl Session {
                 } else if tid >= MIN_DATA_SET {
                     self.templates.remove(&(domain, tid));
                 } else {
-                    return Err(err(rec_off, ErrorKind::BadTemplate("withdrawal of reserved ID")));
+                    return Err(err(
+                        rec_off,
+                        ErrorKind::BadTemplate("withdrawal of reserved ID"),
+                    ));
                 }
-                on_event(Event::Withdrawal { domain, template_id: tid });
+                on_event(Event::Withdrawal {
+                    domain,
+                    template_id: tid,
+                });
                 continue;
             }
             if tid < MIN_DATA_SET {
                 // Template IDs 0..255 are reserved; padding of zeros also lands here.
-                if body.get(pos - 4..).is_some_and(|r| r.iter().all(|&b| b == 0)) {
+                if body
+                    .get(pos - 4..)
+                    .is_some_and(|r| r.iter().all(|&b| b == 0))
+                {
                     break;
                 }
-                return Err(err(rec_off, ErrorKind::BadTemplate("template ID below 256")));
+                return Err(err(
+                    rec_off,
+                    ErrorKind::BadTemplate("template ID below 256"),
+                ));
             }
             let scope_count = if options {
                 let s = be16(body, pos)
                     .ok_or_else(|| err(rec_off, ErrorKind::BadTemplate("truncated header")))?;
                 pos += 2;
                 if s == 0 || s > count {
-                    return Err(err(rec_off, ErrorKind::BadTemplate("bad scope field count")));
+                    return Err(err(
+                        rec_off,
+                        ErrorKind::BadTemplate("bad scope field count"),
+                    ));
                 }
                 s
             } else {
@@ -517,8 +621,16 @@ impl Session {
                 } else {
                     0
                 };
-                min_len += if length == VARLEN { 1 } else { usize::from(length) };
-                fields.push(FieldSpec { pen, id: raw & 0x7fff, length });
+                min_len += if length == VARLEN {
+                    1
+                } else {
+                    usize::from(length)
+                };
+                fields.push(FieldSpec {
+                    pen,
+                    id: raw & 0x7fff,
+                    length,
+                });
             }
             if min_len == 0 {
                 // A record of zero octets would repeat forever: ignore such a template.
@@ -534,7 +646,13 @@ impl Session {
             {
                 return Err(err(rec_off, ErrorKind::TooManyTemplates));
             }
-            let t = Template { domain, id: tid, scope_count, fields, min_record_len: min_len };
+            let t = Template {
+                domain,
+                id: tid,
+                scope_count,
+                fields,
+                min_record_len: min_len,
+            };
             self.stats.templates += 1;
             // A redefinition replaces the old template (allowed in files, RFC 5655 §8).
             self.templates.insert((domain, tid), t);
@@ -571,7 +689,9 @@ where
         fields.clear();
         for (i, spec) in t.fields.iter().enumerate() {
             let len = if spec.length == VARLEN {
-                let first = *body.get(pos).ok_or_else(|| err(rec_off, ErrorKind::BadRecord))?;
+                let first = *body
+                    .get(pos)
+                    .ok_or_else(|| err(rec_off, ErrorKind::BadRecord))?;
                 pos += 1;
                 if first < 255 {
                     usize::from(first)
@@ -650,12 +770,18 @@ pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// dateTimeSeconds (4 octets) → nanoseconds since the Unix epoch.
 pub fn date_time_seconds(bytes: &[u8]) -> Option<u64> {
-    (bytes.len() == 4).then(|| unsigned(bytes)).flatten().map(|s| s * 1_000_000_000)
+    (bytes.len() == 4)
+        .then(|| unsigned(bytes))
+        .flatten()
+        .map(|s| s * 1_000_000_000)
 }
 
 /// dateTimeMilliseconds (8 octets; signed per RFC 7011 §6.1.8 is unsigned64) → nanoseconds.
 pub fn date_time_milliseconds(bytes: &[u8]) -> Option<u64> {
-    (bytes.len() == 8).then(|| unsigned(bytes)).flatten().map(|ms| ms.saturating_mul(1_000_000))
+    (bytes.len() == 8)
+        .then(|| unsigned(bytes))
+        .flatten()
+        .map(|ms| ms.saturating_mul(1_000_000))
 }
 
 /// dateTimeMicroseconds / dateTimeNanoseconds: NTP 64-bit timestamp (RFC 7011 §6.1.9, §6.1.10)
