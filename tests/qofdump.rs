@@ -121,9 +121,12 @@ fn main_stream() -> Vec<u8> {
 
 // ---- Decoder-level helpers -----------------------------------------------------------------------
 
+/// One decoded field: (pen, id, scope, bytes).
+type OwnedField = (u32, u16, bool, Vec<u8>);
+
 #[derive(Debug, Default)]
 struct Decoded {
-    records: Vec<Vec<(u32, u16, bool, Vec<u8>)>>,
+    records: Vec<Vec<OwnedField>>,
     options: Vec<bool>,
     templates: Vec<(u32, u16, u16, usize)>,
     withdrawals: Vec<(u32, u16)>,
