@@ -828,3 +828,16 @@ fn stored_softflowd_file_agrees_with_ipfixdump() {
     let compared = agrees_with_ipfixdump(&fixture("softflowd-http.ipfix"));
     assert!(compared > 200, "{compared}");
 }
+
+#[test]
+fn stored_pmacct_file_agrees_with_ipfixdump() {
+    if !external_tool("/usr/bin/ipfixDump") {
+        return;
+    }
+    // pmacctd 1.7.7 (nfprobe plugin, nfprobe_version 10) over ipfixprobe__mixed.pcap, caught on a
+    // loopback UDP socket: 8 messages, 41 flows, IPv4 and IPv6 templates with MACs and VLAN.
+    let file = fixture("pmacct-mixed.ipfix");
+    assert_eq!(ipfixdump_records(&file).len(), 41);
+    let compared = agrees_with_ipfixdump(&file);
+    assert!(compared > 41 * 10, "{compared}");
+}

@@ -442,13 +442,16 @@ impl Session {
         let result = self.decode_sets(msg, &mut tally, &mut on_event);
         // The next message's sequence number should count this one's records (RFC 7011 §3.1);
         // after a failed or uncountable message we cannot know it, so we do not check.
-        self.seq.insert(
-            h.domain,
-            SeqState {
-                expected: h.sequence.wrapping_add(tally.records),
-                known: tally.countable && result.is_ok(),
-            },
-        );
+        // One counter per domain; past MAX_TEMPLATES domains new ones go unchecked (bounded memory).
+        if self.seq.len() < MAX_TEMPLATES || self.seq.contains_key(&h.domain) {
+            self.seq.insert(
+                h.domain,
+                SeqState {
+                    expected: h.sequence.wrapping_add(tally.records),
+                    known: tally.countable && result.is_ok(),
+                },
+            );
+        }
         result
     }
 
@@ -509,7 +512,9 @@ impl Session {
                     None => {
                         tally.countable = false;
                         self.stats.unknown_sets += 1;
-                        if self.warned_unknown.insert((h.domain, id), ()).is_none() {
+                        let first = self.warned_unknown.len() < MAX_TEMPLATES
+                            && self.warned_unknown.insert((h.domain, id), ()).is_none();
+                        if first {
                             on_event(Event::Warning(Warning::UnknownTemplate {
                                 offset: set_off,
                                 domain: h.domain,
