@@ -841,3 +841,22 @@ fn stored_pmacct_file_agrees_with_ipfixdump() {
     let compared = agrees_with_ipfixdump(&file);
     assert!(compared > 41 * 10, "{compared}");
 }
+
+#[test]
+fn template_set_padding_is_skipped() {
+    // Six zero octets after the template record: less than a minimal template with one field.
+    let mut body = template(256, &[(0, 2, 8)]);
+    body.extend_from_slice(&[0; 6]);
+    let s = message(1, 0, &[set(2, &body), set(256, &5u64.to_be_bytes())]);
+    let d = decode_all(&s);
+    assert!(d.error.is_none(), "{:?}", d.error);
+    assert_eq!(d.templates, vec![(1, 256, 0, 1)]);
+    assert_eq!(d.records.len(), 1);
+    // A reserved template ID that is not padding is an error naming its offset.
+    let mut bad = template(256, &[(0, 2, 8)]);
+    bad.extend_from_slice(&template(17, &[(0, 2, 8)]));
+    let d = decode_all(&message(1, 0, &[set(2, &bad)]));
+    let e = d.error.expect("error");
+    assert_eq!(e.offset, 16 + 4 + 8);
+    assert!(e.to_string().contains("below 256"), "{e}");
+}

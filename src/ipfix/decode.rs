@@ -561,6 +561,10 @@ impl Session {
         // A template record is at least 4 octets (ID, count); fewer is padding.
         while body.len() - pos >= 4 {
             let rec_off = body_off + pos as u64;
+            // Zeros to the end of the set are padding (RFC 7011 §3.3.1), not a template 0.
+            if body.get(pos..).is_some_and(|r| r.iter().all(|&b| b == 0)) {
+                break;
+            }
             let tid = be16(body, pos).unwrap_or(0);
             let count = be16(body, pos + 2).unwrap_or(0);
             pos += 4;
@@ -584,13 +588,6 @@ impl Session {
                 continue;
             }
             if tid < MIN_DATA_SET {
-                // Template IDs 0..255 are reserved; padding of zeros also lands here.
-                if body
-                    .get(pos - 4..)
-                    .is_some_and(|r| r.iter().all(|&b| b == 0))
-                {
-                    break;
-                }
                 return Err(err(
                     rec_off,
                     ErrorKind::BadTemplate("template ID below 256"),
