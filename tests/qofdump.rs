@@ -418,6 +418,8 @@ fn every_truncation_and_random_corruption_decodes_without_panic() {
     let ot = options_template(400, 1, &[(0, 149, 4), (0, 40, 8)]);
     let mut inputs = vec![main_stream()];
     inputs.push(message(9, 0, &[set(3, &ot), set(400, &[0u8; 24])]));
+    inputs.push(std::fs::read(fixture("softflowd-http.ipfix")).unwrap());
+    inputs.push(std::fs::read(fixture("pmacct-mixed.ipfix")).unwrap());
     for input in &inputs {
         for cut in 0..input.len() {
             let d = decode_all(&input[..cut]);
@@ -429,7 +431,12 @@ fn every_truncation_and_random_corruption_decodes_without_panic() {
     }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut decoded_records = 0usize;
-    for round in 0..20_000 {
+    // QOF_FUZZ_ROUNDS raises the count for a longer local run.
+    let rounds: usize = std::env::var("QOF_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    for round in 0..rounds {
         let mut m = inputs[round % inputs.len()].clone();
         for _ in 0..1 + rng.next() % 4 {
             let i = (rng.next() % m.len() as u64) as usize;
@@ -438,7 +445,7 @@ fn every_truncation_and_random_corruption_decodes_without_panic() {
         decoded_records += decode_all(&m).records.len();
     }
     // The flips are not all fatal: the decoder still reads most messages.
-    assert!(decoded_records > 10_000, "{decoded_records}");
+    assert!(decoded_records > rounds / 2, "{decoded_records}");
 }
 
 fn is_message_boundary(stream: &[u8], at: usize) -> bool {
