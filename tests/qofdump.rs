@@ -867,3 +867,28 @@ fn template_set_padding_is_skipped() {
     assert_eq!(e.offset, 16 + 4 + 8);
     assert!(e.to_string().contains("below 256"), "{e}");
 }
+
+/// A reader that hands out at most three bytes a call, like a slow TCP connection.
+struct Trickle<'a>(&'a [u8]);
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(3).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn message_reader_reassembles_short_reads() {
+    let stream = main_stream();
+    let mut reader = MessageReader::new(Trickle(&stream));
+    let mut offsets = Vec::new();
+    while let Some(m) = reader.next_message().unwrap() {
+        assert_eq!(m.bytes, &stream[m.offset as usize..][..m.bytes.len()]);
+        offsets.push(m.offset);
+    }
+    let first_len = u16::from_be_bytes([stream[2], stream[3]]) as u64;
+    assert_eq!(offsets, vec![0, first_len]);
+    assert_eq!(reader.offset(), stream.len() as u64);
+}
