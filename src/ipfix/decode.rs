@@ -10,8 +10,26 @@
 //!
 //! Invariants: no input can make it panic; every slice access is checked; the number of templates
 //! it holds is capped ([`MAX_TEMPLATES`]). Records borrow the message buffer and carry raw field
-//! bytes; [`crate::ipfix::decode_value`] helpers turn those bytes into numbers. Names and types
-//! come from [`crate::ie`], never from here, so the decoder works for any exporter's elements.
+//! bytes; the value helpers at the end ([`unsigned`], [`signed`], [`float`], [`date_time_ntp`] …)
+//! turn those bytes into numbers whatever their encoded size. Names and types come from
+//! [`crate::ie`], never from here, so the decoder works for any exporter's elements.
+//!
+//! Usage (a file, stdin or a TCP connection; for UDP use [`Message::parse`] per datagram):
+//! ```no_run
+//! use qof::ipfix::decode::{Event, MessageReader, Session};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut reader = MessageReader::new(std::fs::File::open("flows.ipfix")?);
+//! let mut session = Session::new();
+//! while let Some(msg) = reader.next_message()? {
+//!     session.decode(&msg, |event| {
+//!         if let Event::Record(r) = event {
+//!             println!("{} fields", r.fields.len());
+//!         }
+//!     })?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
