@@ -892,3 +892,73 @@ fn message_reader_reassembles_short_reads() {
     assert_eq!(offsets, vec![0, first_len]);
     assert_eq!(reader.offset(), stream.len() as u64);
 }
+
+/// An unsigned netflow_parser number, widened.
+fn nfp_unsigned(n: &netflow_parser::DataNumber) -> Option<u128> {
+    use netflow_parser::DataNumber as N;
+    match *n {
+        N::U8(v) => Some(v.into()),
+        N::U16(v) => Some(v.into()),
+        N::U24(v) | N::U32(v) => Some(v.into()),
+        N::U64(v) => Some(v.into()),
+        N::U128(v) => Some(v),
+        _ => None,
+    }
+}
+
+#[test]
+fn decoder_agrees_with_netflow_parser_on_foreign_files() {
+    use netflow_parser::variable_versions::ipfix::FlowSetBody;
+    use netflow_parser::{FieldValue, NetflowPacket, NetflowParser};
+    // A second independent decoder (the netflow_parser crate) over the same bytes: per data
+    // record, every unsigned integer and IPv4 address it decodes must be ours, at that position.
+    for name in ["pmacct-mixed.ipfix", "softflowd-http.ipfix"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let parsed = NetflowParser::default().parse_bytes(&bytes);
+        assert!(parsed.error.is_none(), "{name}: {:?}", parsed.error);
+        let mut theirs: Vec<Vec<(usize, u128)>> = Vec::new();
+        for p in &parsed.packets {
+            let NetflowPacket::IPFix(m) = p else {
+                panic!("{name}: not IPFIX")
+            };
+            for fs in &m.flowsets {
+                let FlowSetBody::Data(d) = &fs.body else {
+                    continue;
+                };
+                for rec in &d.fields {
+                    let vals = rec.iter().enumerate().filter_map(|(i, (_, v))| match v {
+                        FieldValue::DataNumber(n) => nfp_unsigned(n).map(|n| (i, n)),
+                        FieldValue::Ip4Addr(a) => Some((i, u32::from(*a).into())),
+                        _ => None,
+                    });
+                    theirs.push(vals.collect());
+                }
+            }
+        }
+        let d = decode_all(&bytes);
+        assert!(d.error.is_none(), "{name}: {:?}", d.error);
+        let ours: Vec<_> = d
+            .records
+            .iter()
+            .zip(&d.options)
+            .filter(|(_, o)| !**o)
+            .collect();
+        assert_eq!(ours.len(), theirs.len(), "{name}: data records");
+        assert!(theirs.len() > 10, "{name}");
+        let mut compared = 0;
+        for ((rec, _), vals) in ours.iter().zip(&theirs) {
+            for &(i, v) in vals {
+                let got = decode::unsigned(&rec[i].3).map(u128::from);
+                assert_eq!(
+                    got,
+                    Some(v),
+                    "{name}: field {i} ({}/{})",
+                    rec[i].0,
+                    rec[i].1
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > theirs.len() * 8, "{name}: compared {compared}");
+    }
+}
