@@ -1,1 +1,268 @@
-fn main() {}
+//! The `qof` command: wires capture → filter → decode → meter → export and reports.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use qof::capture::{self, PacketSource};
+use qof::config::{Args, Format, YamlConfig};
+use qof::decode::{self, DecodeConfig, IgnoreCounts, Packet};
+use qof::export::RecordSink;
+use qof::filter::Filter;
+use qof::ipfix::TemplateSpec;
+use qof::meter::{Meter, MeterConfig, ProcessStats};
+use qof::time::Timestamp;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+mod logging;
+mod progress;
+mod sinks;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // clap prints help/usage itself; a usage error exits 2, --help 0.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if args.version {
+        eprintln!(
+            "qof {} — passive flow meter (RFC 7011 IPFIX, RFC 5103 biflows)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::InputError) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("qof: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Outcome {
+    Clean,
+    /// The input ended in an error; everything read before it was exported.
+    InputError,
+}
+
+/// What the run counted, for the summary line and the statistics record.
+#[derive(Default)]
+struct Counters {
+    frames: u64,
+    filtered: u64,
+    ignored: IgnoreCounts,
+    records: u64,
+}
+
+fn run(args: &Args) -> Result<Outcome> {
+    args.check()?;
+    logging::init(
+        &args.log,
+        if args.verbose {
+            "debug"
+        } else {
+            qof::config::log_level(&args.loglevel)?
+        },
+    )?;
+    let yaml = match &args.yaml {
+        Some(p) => YamlConfig::load(p)?,
+        None => YamlConfig::default(),
+    };
+    let spec = match &yaml.template {
+        Some(names) => TemplateSpec::from_names(names).context("template")?,
+        None => TemplateSpec::qof_default(),
+    };
+    let features = spec.features();
+    let meter_cfg = MeterConfig {
+        track_macs: features.mac(),
+        track_transport: features.transport(),
+        ..yaml.meter()?
+    };
+    let decode_cfg = DecodeConfig {
+        ipv4: features.ipv4() || !features.ipv6(),
+        ipv6: features.ipv6(),
+        gre_decap: yaml.gre_decap(),
+        tcp_options: features.tcp_options(),
+    };
+
+    let input = args.input.as_deref().unwrap_or("-");
+    if matches!(input, "-" | "pcapfile:-") && std::io::stdin().is_terminal() {
+        bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
+    }
+    let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
+    let mut source = capture::open(input)?;
+    let mut sink = sinks::open(args, &spec, yaml.force_biflow())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while we flush ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+
+    let started = Instant::now();
+    let init_millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut meter = Meter::new(meter_cfg);
+    let mut n = Counters::default();
+    let mut pkt = Packet::default();
+    let mut progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
+    let stats_every = (args.stats > 0).then(|| args.stats * 1000);
+    let mut next_stats_ms: Option<u64> = None;
+    let mut last_ts = Timestamp::ZERO;
+    let mut outcome = Outcome::Clean;
+
+    loop {
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!("{input}: {e}; exporting the flows read before it");
+                eprintln!("qof: {input}: {e}");
+                outcome = Outcome::InputError;
+                break;
+            }
+        };
+        n.frames += 1;
+        last_ts = last_ts.max(frame.ts);
+        if let Some(f) = filter.as_mut() {
+            if !f.matches(frame.linktype, frame.orig_len, frame.data) {
+                n.filtered += 1;
+                continue;
+            }
+        }
+        match decode::decode(frame.linktype, frame.data, &decode_cfg, &mut pkt) {
+            Ok(()) => meter.handle_packet(frame.ts, &pkt),
+            Err(why) => n.ignored.add(why),
+        }
+        while let Some(rec) = meter.poll_record() {
+            sink.write_flow(&rec)?;
+            n.records += 1;
+        }
+        // Housekeeping every 4096 frames: signals, file rotation, statistics, progress.
+        if n.frames & 0xfff == 0 {
+            if stop.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    "signal received: stopping input and exporting every flow in memory"
+                );
+                break;
+            }
+            sink.tick(last_ts)?;
+            if let Some(every) = stats_every {
+                let now = last_ts.millis();
+                let due = *next_stats_ms.get_or_insert(now);
+                if now >= due {
+                    sink.write_stats(&process_stats(
+                        &meter,
+                        &n,
+                        source.as_ref(),
+                        args,
+                        init_millis,
+                        started,
+                    ))?;
+                    next_stats_ms = Some(now + every);
+                }
+            }
+            progress.update(source.as_ref(), n.frames);
+        }
+    }
+    progress.finish();
+
+    meter.flush();
+    while let Some(rec) = meter.poll_record() {
+        sink.write_flow(&rec)?;
+        n.records += 1;
+    }
+    if stats_every.is_some() {
+        sink.write_stats(&process_stats(
+            &meter,
+            &n,
+            source.as_ref(),
+            args,
+            init_millis,
+            started,
+        ))?;
+    }
+    sink.finish().context("closing the output")?;
+    summary(&meter, &n, started);
+    Ok(outcome)
+}
+
+fn process_stats(
+    meter: &Meter,
+    n: &Counters,
+    source: &dyn PacketSource,
+    args: &Args,
+    init_millis: u64,
+    started: Instant,
+) -> ProcessStats {
+    let m = meter.stats();
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    ProcessStats {
+        system_init_millis: init_millis,
+        exported_flows: m.records_emitted,
+        packets: m.packets,
+        dropped: source.dropped(),
+        ignored: n.ignored.total(),
+        not_sent: 0,
+        expired_fragments: m.expired_fragments,
+        assembled_fragments: m.assembled_datagrams,
+        flush_events: m.flush_events,
+        flow_table_peak: m.peak_flows,
+        observation_domain: args.observation_domain,
+        mean_flow_rate: (m.flows_created as f64 / secs).round() as u32,
+        mean_packet_rate: (m.packets as f64 / secs).round() as u32,
+    }
+}
+
+/// One line on standard error at the end of every run.
+fn summary(meter: &Meter, n: &Counters, started: Instant) {
+    let m = meter.stats();
+    let secs = started.elapsed().as_secs_f64();
+    let mut ignored = String::new();
+    for why in decode::Ignore::ALL {
+        let c = n.ignored.get(why);
+        if c > 0 {
+            ignored.push_str(&format!(
+                "{}{} {c}",
+                if ignored.is_empty() { "" } else { ", " },
+                why.name()
+            ));
+        }
+    }
+    let ignored = if ignored.is_empty() {
+        String::new()
+    } else {
+        format!(" ({ignored})")
+    };
+    let filtered = if n.filtered > 0 {
+        format!(", {} filtered out", n.filtered)
+    } else {
+        String::new()
+    };
+    let frags = if m.expired_fragments > 0 {
+        format!(
+            ", {} fragments without a first fragment",
+            m.expired_fragments
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "qof: {} packets read, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported; {:.2} s, {:.0} packets/s",
+        n.frames,
+        m.packets,
+        n.ignored.total(),
+        n.records,
+        secs,
+        n.frames as f64 / secs.max(1e-9),
+    );
+}

@@ -77,6 +77,10 @@ pub struct Packet {
     pub ip_len: u32,
     /// Octets of transport payload (after the TCP/UDP/ICMP header), 0 when not known.
     pub payload_len: u32,
+    /// Octets of IP header in `ip_len`: IPv4 IHL × 4; IPv6 40 plus the extension headers
+    /// walked (up to and including a fragment header). A fragment's share of its datagram is
+    /// `ip_len - ip_header_len`.
+    pub ip_header_len: u32,
     pub ttl: u8,
     /// The two ECN bits of the IP header.
     pub ecn: u8,

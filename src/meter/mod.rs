@@ -2,9 +2,384 @@
 //!
 //! No sockets, files or clocks; no global state. One [`Meter`] per worker.
 
+mod flow;
+mod frag;
 mod record;
+mod table;
+#[cfg(test)]
+mod tests;
 
 pub use record::{end_reason, DirStats, FlowRecord};
+
+use crate::decode::{FragInfo, Packet};
+use crate::time::Timestamp;
+use flow::{Dir, Flow, NO_REVERSE};
+use frag::{FragKey, FragTable, Held};
+use std::collections::VecDeque;
+use table::{FlowTable, Side, Slot};
+
+/// How the meter forms flows (the YAML configuration's flow-table keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeterConfig {
+    /// A flow with no packet for longer than this ends (reason idle).
+    pub idle_timeout_ms: u64,
+    /// A flow longer than this is closed and continued in a new record (reason active),
+    /// keeping its flowId.
+    pub active_timeout_ms: u64,
+    /// At most this many flows in memory; the least recently seen is evicted (reason 5).
+    /// 0 = no limit.
+    pub max_flows: usize,
+    /// At most this many datagrams awaiting their first fragment. 0 = no limit.
+    pub max_frags: usize,
+    /// SiLK mode: octet counters split at 2^32 and continuation flows carry reason bit 0x80.
+    pub silk_compatible: bool,
+    /// Keep the first forward packet's MAC addresses.
+    pub track_macs: bool,
+    /// Keep transport-layer packet and octet counts.
+    pub track_transport: bool,
+}
+
+impl Default for MeterConfig {
+    fn default() -> Self {
+        MeterConfig {
+            idle_timeout_ms: 30_000,
+            active_timeout_ms: 300_000,
+            max_flows: 1 << 20,
+            max_frags: 1 << 18,
+            silk_compatible: false,
+            track_macs: false,
+            track_transport: false,
+        }
+    }
+}
+
+/// What the meter has counted so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeterStats {
+    /// Packets handed to the meter (fragments included).
+    pub packets: u64,
+    pub flows_created: u64,
+    pub records_emitted: u64,
+    /// Flows evicted because the table was full (reason 5).
+    pub flows_evicted: u64,
+    pub peak_flows: u64,
+    /// Fragments whose datagram's first fragment never came (not in any record).
+    pub expired_fragments: u64,
+    /// Datagrams whose fragments were all attributed.
+    pub assembled_datagrams: u64,
+    /// Times every flow was flushed at once (end of input).
+    pub flush_events: u64,
+}
+
+/// Extra per-flow state that only some templates need, kept beside the slab (same slot
+/// numbers) so flows pay for it only when it is switched on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Transport {
+    packets: [u64; 2],
+    octets: [u64; 2],
+}
+
+/// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
+/// finished flows with [`Meter::poll_record`], and call [`Meter::flush`] at the end of input.
+///
+/// Time is packet time only. It should not go backwards; when it does (merged captures), the
+/// packet is still counted and the table's clock simply does not move back.
+pub struct Meter {
+    cfg: MeterConfig,
+    table: FlowTable,
+    frags: FragTable,
+    out: VecDeque<FlowRecord>,
+    next_flow_id: u64,
+    clock_ms: u64,
+    macs: Vec<[[u8; 6]; 2]>,
+    transport: Vec<Transport>,
+    stats: MeterStats,
+    /// Reused buffer for the slots of flows found idle.
+    scratch: Vec<Slot>,
+}
+
+impl Meter {
+    pub fn new(cfg: MeterConfig) -> Self {
+        Meter {
+            table: FlowTable::new(cfg.idle_timeout_ms / 1000),
+            frags: FragTable::new(cfg.max_frags),
+            out: VecDeque::new(),
+            next_flow_id: 1,
+            clock_ms: 0,
+            macs: Vec::new(),
+            transport: Vec::new(),
+            stats: MeterStats::default(),
+            scratch: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &MeterConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> MeterStats {
+        MeterStats {
+            expired_fragments: self.frags.expired_fragments,
+            assembled_datagrams: self.frags.assembled,
+            ..self.stats
+        }
+    }
+
+    /// Flows in memory now.
+    pub fn active_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The next finished flow, oldest first.
+    pub fn poll_record(&mut self) -> Option<FlowRecord> {
+        self.out.pop_front()
+    }
+
+    /// Account one decoded packet captured at `ts`.
+    pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
+        self.stats.packets += 1;
+        self.advance(ts);
+        match pkt.frag {
+            Some(frag) => self.handle_fragment(ts, pkt, frag),
+            None => self.account(ts, pkt, None),
+        }
+    }
+
+    /// Packet time has reached `now` without a packet (live capture idle ticks): expire flows.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.advance(now);
+    }
+
+    /// End of input: every flow in memory ends (reason forced), oldest first.
+    pub fn flush(&mut self) {
+        let mut slots = self.table.slots();
+        slots.sort_by_key(|&s| {
+            let f = self.table.flow(s);
+            (f.start, f.flow_id)
+        });
+        for slot in slots {
+            self.close(slot, end_reason::FORCED);
+        }
+        self.frags.clear();
+        self.stats.flush_events += 1;
+    }
+
+    fn advance(&mut self, ts: Timestamp) {
+        let now_ms = ts.millis();
+        if now_ms <= self.clock_ms {
+            return;
+        }
+        let new_second = now_ms / 1000 != self.clock_ms / 1000;
+        self.clock_ms = now_ms;
+        if new_second {
+            let idle = self.cfg.idle_timeout_ms;
+            let mut expired = std::mem::take(&mut self.scratch);
+            self.table
+                .expire_idle(now_ms, idle, |slot| expired.push(slot));
+            for &slot in &expired {
+                self.close(slot, end_reason::IDLE);
+            }
+            expired.clear();
+            self.scratch = expired;
+            self.frags.expire(now_ms);
+        }
+    }
+
+    /// Meter a packet (a fragment arrives here with its datagram's key, ports included);
+    /// `held` adds fragments that arrived before their datagram's first fragment.
+    fn account(&mut self, ts: Timestamp, pkt: &Packet, held: Option<Held>) {
+        let now_ms = ts.millis();
+        let (slot, side) = match self.table.lookup(&pkt.key) {
+            Some((slot, side)) => self.check_timeouts(slot, side, now_ms, pkt),
+            None => (self.new_flow(ts, pkt, None), Side::Forward),
+        };
+        let reverse = side == Side::Reverse;
+        let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
+        if let Some(h) = held {
+            let f = self.table.flow_mut(slot);
+            let d = if reverse { &mut f.rev } else { &mut f.fwd };
+            add_held(d, &h);
+        }
+        let i = slot as usize;
+        if self.cfg.track_transport {
+            let t = &mut self.transport[i];
+            let pkts = u64::from(pkt.payload_len > 0);
+            t.packets[usize::from(reverse)] += pkts;
+            t.octets[usize::from(reverse)] += u64::from(pkt.payload_len);
+        }
+        if ended {
+            self.close(slot, end_reason::END_OF_FLOW);
+        }
+    }
+
+    /// Apply the active and idle timeouts and counter limits to an existing flow before a new
+    /// packet joins it; returns the slot the packet belongs to (a continuation when the old
+    /// flow was closed).
+    fn check_timeouts(
+        &mut self,
+        slot: Slot,
+        side: Side,
+        now_ms: u64,
+        pkt: &Packet,
+    ) -> (Slot, Side) {
+        let f = self.table.flow(slot);
+        let reverse = side == Side::Reverse;
+        if now_ms.saturating_sub(f.end_ms()) > self.cfg.idle_timeout_ms {
+            // Idle, and the wheel has not swept it yet: it ends; the packet starts a new flow.
+            self.close(slot, end_reason::IDLE);
+            let ts = Timestamp::from_millis(now_ms);
+            return (self.new_flow(ts, pkt, None), Side::Forward);
+        }
+        let too_long = now_ms.saturating_sub(f.start_ms()) > self.cfg.active_timeout_ms;
+        if too_long || f.would_overflow(reverse, pkt.ip_len, self.cfg.silk_compatible) {
+            // Continue under the same flowId. Like QoF, the continuation is oriented by the
+            // packet that starts it, so every record's forward direction has packets.
+            let flow_id = f.flow_id;
+            self.close(slot, end_reason::ACTIVE);
+            let cont = Flow {
+                key: pkt.key,
+                flow_id,
+                reason_flags: if self.cfg.silk_compatible {
+                    end_reason::CONTINUATION
+                } else {
+                    0
+                },
+                ..Flow::default()
+            };
+            let ts = Timestamp::from_millis(now_ms);
+            return (self.new_flow(ts, pkt, Some(cont)), Side::Forward);
+        }
+        (slot, side)
+    }
+
+    /// Start a flow for `pkt` (or the given continuation), evicting if the table is full.
+    fn new_flow(&mut self, ts: Timestamp, pkt: &Packet, continuation: Option<Flow>) -> Slot {
+        if self.cfg.max_flows != 0 && self.table.len() >= self.cfg.max_flows {
+            if let Some(victim) = self.table.take_least_recent() {
+                self.stats.flows_evicted += 1;
+                self.close(victim, end_reason::LACK_OF_RESOURCES);
+            }
+        }
+        let mut flow = continuation.unwrap_or_else(|| {
+            let id = self.next_flow_id;
+            self.next_flow_id += 1;
+            Flow {
+                key: pkt.key,
+                flow_id: id,
+                ..Flow::default()
+            }
+        });
+        flow.start = ts;
+        flow.end_off_ms = 0;
+        flow.rev_off_ms = NO_REVERSE;
+        let forward = flow.key == pkt.key;
+        let slot = self.table.insert(flow);
+        self.stats.flows_created += 1;
+        self.stats.peak_flows = self.stats.peak_flows.max(self.table.len() as u64);
+        let i = slot as usize;
+        if self.cfg.track_macs {
+            if self.macs.len() <= i {
+                self.macs.resize(i + 1, [[0; 6]; 2]);
+            }
+            // MACs of the first forward packet; a continuation that starts with a reverse
+            // packet records them swapped back into forward orientation.
+            self.macs[i] = if forward {
+                [pkt.src_mac, pkt.dst_mac]
+            } else {
+                [pkt.dst_mac, pkt.src_mac]
+            };
+        }
+        if self.cfg.track_transport {
+            if self.transport.len() <= i {
+                self.transport.resize(i + 1, Transport::default());
+            }
+            self.transport[i] = Transport::default();
+        }
+        slot
+    }
+
+    fn handle_fragment(&mut self, ts: Timestamp, pkt: &Packet, frag: FragInfo) {
+        let now_ms = ts.millis();
+        let fk = FragKey::of(&pkt.key, frag.id);
+        let share = pkt.ip_len.saturating_sub(pkt.ip_header_len);
+        let first = frag.offset == 0;
+        let d = self.frags.note(fk, now_ms, frag.offset, share, frag.more);
+        if first && d.key.is_none() {
+            d.key = Some(pkt.key);
+            let held = std::mem::take(&mut d.held);
+            let held = (held.packets > 0).then_some(held);
+            self.account(ts, pkt, held);
+        } else if let Some(key) = d.key {
+            let p = Packet {
+                key,
+                tcp: None,
+                ..*pkt
+            };
+            self.account(ts, &p, None);
+        } else {
+            let h = &mut d.held;
+            h.min_ttl = if h.packets == 0 {
+                pkt.ttl
+            } else {
+                h.min_ttl.min(pkt.ttl)
+            };
+            h.max_ttl = h.max_ttl.max(pkt.ttl);
+            h.packets += 1;
+            h.octets += u64::from(pkt.ip_len);
+        }
+        if self.frags_complete(&fk) {
+            self.frags.finish(&fk);
+        }
+    }
+
+    fn frags_complete(&self, fk: &FragKey) -> bool {
+        self.frags.get(fk).is_some_and(|d| d.complete())
+    }
+
+    /// End a flow: remove it from the table and queue its record.
+    fn close(&mut self, slot: Slot, reason: u8) {
+        let i = slot as usize;
+        let f = self.table.remove(slot);
+        let mut rec = to_record(&f, reason);
+        if self.cfg.track_macs {
+            [rec.src_mac, rec.dst_mac] = self.macs[i];
+        }
+        if self.cfg.track_transport {
+            let t = &self.transport[i];
+            rec.fwd.transport_packets = t.packets[0];
+            rec.fwd.transport_octets = t.octets[0];
+            rec.rev.transport_packets = t.packets[1];
+            rec.rev.transport_octets = t.octets[1];
+        }
+        self.stats.records_emitted += 1;
+        self.out.push_back(rec);
+    }
+}
+
+fn add_held(d: &mut Dir, h: &Held) {
+    d.min_ttl = d.min_ttl.min(h.min_ttl);
+    d.max_ttl = d.max_ttl.max(h.max_ttl);
+    d.packets = d.packets.saturating_add(h.packets);
+    d.octets = d.octets.saturating_add(h.octets);
+}
+
+fn to_record(f: &Flow, reason: u8) -> FlowRecord {
+    let start_ms = f.start_ms();
+    FlowRecord {
+        key: f.key,
+        flow_id: f.flow_id,
+        start: f.start,
+        end: Timestamp::from_millis(f.end_ms()).max(f.start),
+        rev_start: (f.rev_off_ms != NO_REVERSE)
+            .then(|| Timestamp::from_millis(start_ms + u64::from(f.rev_off_ms)).max(f.start)),
+        end_reason: (f.reason_flags & end_reason::CONTINUATION) | reason,
+        fwd: f.fwd.stats(),
+        rev: f.rev.stats(),
+        src_mac: [0; 6],
+        dst_mac: [0; 6],
+    }
+}
 
 /// Process statistics exported in the `--stats` options record (QoF's statistics template).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

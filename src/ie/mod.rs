@@ -1,0 +1,283 @@
+//! The one table of Information Elements: name, PEN, id, type, reversibility, what each
+//! enables, which records carry it and how its value is read from a flow record. Templates,
+//! the IPFIX encoder, the JSON printer, `qofdump` and the documentation all work from it.
+
+mod table;
+mod value;
+
+pub use table::TABLE;
+pub use value::{write_json_key, write_json_str, write_json_value, Value};
+
+use crate::meter::{DirStats, FlowRecord};
+
+/// Private Enterprise Numbers used by qof's elements.
+pub mod pen {
+    pub const IANA: u32 = 0;
+    /// RFC 5103 reverse elements of IANA elements.
+    pub const REVERSE: u32 = 29305;
+    /// CERT (YAF) elements.
+    pub const CERT: u32 = 6871;
+    /// trammell.ch (QoF) elements.
+    pub const QOF: u32 = 35566;
+}
+
+/// RFC 5103: an enterprise element's reverse has this bit set in its id, same PEN.
+pub const REVERSE_BIT: u16 = 0x4000;
+
+/// IPFIX abstract data types (RFC 7011 §6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IeType {
+    Unsigned8,
+    Unsigned16,
+    Unsigned32,
+    Unsigned64,
+    Signed8,
+    Signed16,
+    Signed32,
+    Signed64,
+    Float32,
+    Float64,
+    Boolean,
+    MacAddress,
+    OctetArray,
+    String,
+    DateTimeSeconds,
+    DateTimeMilliseconds,
+    DateTimeMicroseconds,
+    DateTimeNanoseconds,
+    Ipv4Address,
+    Ipv6Address,
+    BasicList,
+    SubTemplateList,
+    SubTemplateMultiList,
+}
+
+impl IeType {
+    /// The natural encoded length, or `None` for variable-length types.
+    pub fn full_len(self) -> Option<u16> {
+        use IeType::*;
+        Some(match self {
+            Unsigned8 | Signed8 | Boolean => 1,
+            Unsigned16 | Signed16 => 2,
+            Unsigned32 | Signed32 | Float32 | DateTimeSeconds | Ipv4Address => 4,
+            Unsigned64 | Signed64 | Float64 | DateTimeMilliseconds | DateTimeMicroseconds | DateTimeNanoseconds => 8,
+            MacAddress => 6,
+            Ipv6Address => 16,
+            OctetArray | String | BasicList | SubTemplateList | SubTemplateMultiList => return None,
+        })
+    }
+}
+
+/// Measurement features an element switches on (QoF's feature flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features(pub u16);
+
+impl Features {
+    pub const NONE: Features = Features(0);
+    pub const IPV4: Features = Features(1 << 0);
+    pub const IPV6: Features = Features(1 << 1);
+    pub const MAC: Features = Features(1 << 2);
+    pub const TRANSPORT: Features = Features(1 << 3);
+    pub const SEQ: Features = Features(1 << 4);
+    pub const ACK: Features = Features(1 << 5);
+    pub const RTT: Features = Features(1 << 6);
+    pub const RWIN: Features = Features(1 << 7);
+    pub const TS: Features = Features(1 << 8);
+    pub const IAT: Features = Features(1 << 9);
+    pub const TCPOPT: Features = Features(1 << 10);
+
+    pub const fn with(self, other: Features) -> Features {
+        Features(self.0 | other.0)
+    }
+    pub fn has(self, f: Features) -> bool {
+        self.0 & f.0 == f.0 && f.0 != 0
+    }
+    pub fn ipv4(self) -> bool {
+        self.has(Features::IPV4)
+    }
+    pub fn ipv6(self) -> bool {
+        self.has(Features::IPV6)
+    }
+    pub fn mac(self) -> bool {
+        self.has(Features::MAC)
+    }
+    pub fn transport(self) -> bool {
+        self.has(Features::TRANSPORT)
+    }
+    /// TCP options must be parsed (MSS, window scale, SACK, timestamps).
+    pub fn tcp_options(self) -> bool {
+        self.has(Features::TCPOPT)
+    }
+}
+
+/// Which records carry an element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// Every flow record.
+    All,
+    /// TCP flows only.
+    Tcp,
+    /// IPv4 flows (IPv4 address elements).
+    Ipv4,
+    /// IPv6 flows (and IPv4 flows mapped into IPv6 when the template has no IPv4 addresses).
+    Ipv6,
+    /// Process statistics (options records), never flow records.
+    Stats,
+}
+
+/// Which direction of a biflow a value is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// Reads an element's value from a flow record; `dir` picks the direction for reversible
+/// elements (flow-level elements ignore it).
+pub type Getter = fn(&FlowRecord, &DirStats) -> Value<'static>;
+
+/// One Information Element.
+#[derive(Clone, Copy, Debug)]
+pub struct InfoElement {
+    pub name: &'static str,
+    pub pen: u32,
+    pub id: u16,
+    pub ty: IeType,
+    /// Length qof encodes it with (QoF's lengths; counters may be reduced to 4 at run time).
+    pub len: u16,
+    /// Has an RFC 5103 reverse counterpart.
+    pub reversible: bool,
+    /// A delta counter that qof may encode in 4 octets when the value fits (RFC 7011 §6.2).
+    pub counter: bool,
+    pub applies: Applies,
+    pub enables: Features,
+    /// How qof measures it; `None` for elements it can name and decode but does not measure.
+    pub value: Option<Getter>,
+}
+
+impl InfoElement {
+    /// The reverse element's (pen, id) per RFC 5103.
+    pub fn reverse_id(&self) -> (u32, u16) {
+        if self.pen == pen::IANA {
+            (pen::REVERSE, self.id)
+        } else {
+            (self.pen, self.id | REVERSE_BIT)
+        }
+    }
+
+    /// (pen, id) for the forward or reverse form.
+    pub fn wire_id(&self, reverse: bool) -> (u32, u16) {
+        if reverse {
+            self.reverse_id()
+        } else {
+            (self.pen, self.id)
+        }
+    }
+}
+
+/// Find an element by name; `reverseX` names the reverse of a reversible `x`.
+/// Returns the element and whether the reverse form was named.
+pub fn by_name(name: &str) -> Option<(&'static InfoElement, bool)> {
+    if let Some(ie) = TABLE.iter().find(|ie| ie.name == name) {
+        return Some((ie, false));
+    }
+    let rest = name.strip_prefix("reverse")?;
+    let mut chars = rest.chars();
+    let first = chars.next()?;
+    if !first.is_ascii_uppercase() {
+        return None;
+    }
+    TABLE
+        .iter()
+        .find(|ie| {
+            ie.reversible
+                && ie.name.len() == rest.len()
+                && ie.name.as_bytes()[0] == first.to_ascii_lowercase() as u8
+                && ie.name[1..] == rest[1..]
+        })
+        .map(|ie| (ie, true))
+}
+
+/// Find an element by (PEN, id) as it appears on the wire, reverse forms included.
+pub fn by_id(pen_no: u32, id: u16) -> Option<(&'static InfoElement, bool)> {
+    if let Some(ie) = TABLE.iter().find(|ie| ie.pen == pen_no && ie.id == id) {
+        return Some((ie, false));
+    }
+    if pen_no == pen::REVERSE {
+        return TABLE.iter().find(|ie| ie.pen == pen::IANA && ie.id == id && ie.reversible).map(|ie| (ie, true));
+    }
+    if pen_no != pen::IANA && id & REVERSE_BIT != 0 {
+        let fwd = id & !REVERSE_BIT;
+        return TABLE.iter().find(|ie| ie.pen == pen_no && ie.id == fwd && ie.reversible).map(|ie| (ie, true));
+    }
+    None
+}
+
+/// Write an element's name (with the `reverse` prefix when asked) into `out`.
+pub fn write_name(ie: &InfoElement, reverse: bool, out: &mut String) {
+    if reverse {
+        out.push_str("reverse");
+        let mut chars = ie.name.chars();
+        if let Some(c) = chars.next() {
+            out.push(c.to_ascii_uppercase());
+        }
+        out.push_str(chars.as_str());
+    } else {
+        out.push_str(ie.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_round_trip_for_every_element() {
+        let mut name = String::new();
+        for ie in TABLE {
+            for reverse in [false, true] {
+                if reverse && !ie.reversible {
+                    continue;
+                }
+                name.clear();
+                write_name(ie, reverse, &mut name);
+                let (found, rev) = by_name(&name).unwrap_or_else(|| panic!("{name} not found by name"));
+                assert!(std::ptr::eq(found, ie) && rev == reverse, "{name}");
+                let (p, i) = ie.wire_id(reverse);
+                let (found, rev) = by_id(p, i).unwrap_or_else(|| panic!("{name} not found by id"));
+                assert!(std::ptr::eq(found, ie) && rev == reverse, "{name} by id");
+            }
+        }
+    }
+
+    #[test]
+    fn no_duplicate_names_or_ids() {
+        for (i, a) in TABLE.iter().enumerate() {
+            for b in &TABLE[i + 1..] {
+                assert_ne!(a.name, b.name);
+                assert!((a.pen, a.id) != (b.pen, b.id), "{} and {} share an id", a.name, b.name);
+            }
+            if let Some(full) = a.ty.full_len() {
+                assert!(a.len <= full, "{} is longer than its type", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn rfc5103_reverse_ids() {
+        let (ie, _) = by_name("octetDeltaCount").unwrap();
+        assert_eq!(ie.reverse_id(), (29305, 1));
+        let (ie, rev) = by_name("reverseInitialTCPFlags").unwrap();
+        assert!(rev);
+        assert_eq!(ie.wire_id(true), (6871, 16398));
+        let (ie, rev) = by_name("reverseTcpSequenceCount").unwrap();
+        assert!(rev);
+        assert_eq!(ie.wire_id(true), (35566, 17408));
+        // A forward element whose own name starts with "reverse".
+        let (ie, rev) = by_name("reverseFlowDeltaMilliseconds").unwrap();
+        assert!(!rev);
+        assert_eq!((ie.pen, ie.id), (6871, 21));
+        assert!(by_name("reverseMinTcpRttMilliseconds").is_none(), "not reversible");
+        assert!(by_name("reverseoctetDeltaCount").is_none());
+    }
+}
