@@ -749,9 +749,10 @@ fn softflowd_ipfix_export_matches_ipfixdump() {
     assert!(total > 40, "{total} records in all");
 }
 
-/// Asserts that every field ipfixDump prints as an integer has that value in our record too;
-/// returns how many it compared.
-fn compare_integers(
+/// Asserts that our record says what ipfixDump says, field by field: the same names for the
+/// elements both know, and the same values for every value ipfixDump prints in a form we can
+/// compare (integers, addresses, MACs, times, strings). Returns how many values it compared.
+fn compare_fields(
     what: &str,
     names: &HashMap<(u64, u64), String>,
     ours: &serde_json::Map<String, serde_json::Value>,
@@ -760,16 +761,51 @@ fn compare_integers(
     assert_eq!(ours.len(), theirs.len(), "{what}: field count");
     let mut compared = 0;
     for (pen, id, ie, value) in theirs {
-        let Ok(n) = value.parse::<u64>() else {
-            continue;
-        };
         if ie == "_alienInformationElement" {
             // libfixbuf 2.4 prints elements it does not know in host byte order (0xabcd as
             // 52651), so it is no oracle for those.
             continue;
         }
         let key = &names[&(*pen, *id)];
-        assert_eq!(ours[key], n, "{what}: {ie} ({pen}/{id})");
+        let known_to_us = *key != format!("{pen}/{id}");
+        if known_to_us {
+            assert_eq!(key, ie, "{what}: name of {pen}/{id}");
+        }
+        let ours = &ours[key];
+        let mine = ours.as_str().unwrap_or("");
+        let ok = if let Ok(n) = value.parse::<u64>() {
+            if known_to_us {
+                *ours == n
+            } else {
+                u64::from_str_radix(mine, 16) == Ok(n)
+            }
+        } else if let Ok(a) = value.parse::<std::net::Ipv4Addr>() {
+            mine.parse() == Ok(a)
+        } else if let Ok(a) = value.parse::<std::net::Ipv6Addr>() {
+            mine.parse() == Ok(a)
+        } else if value.len() == 17 && value.matches(':').count() == 5 {
+            mine == value
+        } else if value.len() == 23 && value.as_bytes()[10] == b' ' {
+            // "2016-10-28 17:00:22.311" (UTC) against RFC 3339 "2016-10-28T17:00:22.311Z".
+            mine == format!("{}Z", value.replacen(' ', "T", 1))
+        } else if let Some(rest) = value.strip_prefix("(len: ") {
+            let text = rest
+                .split_once(')')
+                .map(|(_, t)| t.trim_start())
+                .unwrap_or("");
+            if known_to_us {
+                mine == text
+            } else {
+                let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+                mine == hex
+            }
+        } else {
+            continue;
+        };
+        assert!(
+            ok,
+            "{what}: {ie} ({pen}/{id}): ours {ours}, ipfixDump {value}"
+        );
         compared += 1;
     }
     compared
@@ -781,7 +817,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Decodes `file` with qofdump and ipfixDump and compares every integer field.
+/// Decodes `file` with qofdump and ipfixDump and compares the records field by field.
 fn agrees_with_ipfixdump(file: &Path) -> usize {
     let oracle = ipfixdump_records(file);
     let out = qofdump().arg("--templates").arg(file).output().unwrap();
@@ -805,7 +841,7 @@ fn agrees_with_ipfixdump(file: &Path) -> usize {
     records
         .iter()
         .zip(&oracle)
-        .map(|(ours, theirs)| compare_integers(&file.display().to_string(), &names, ours, theirs))
+        .map(|(ours, theirs)| compare_fields(&file.display().to_string(), &names, ours, theirs))
         .sum()
 }
 
@@ -818,7 +854,8 @@ fn hand_built_stream_agrees_with_ipfixdump() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("main.ipfix");
     std::fs::write(&f, main_stream()).unwrap();
-    assert_eq!(agrees_with_ipfixdump(&f), 3 * 3);
+    // Per record: address, octets, port, reverse octets and the two strings.
+    assert_eq!(agrees_with_ipfixdump(&f), 3 * 6);
 }
 
 #[test]
@@ -957,4 +994,38 @@ fn decoder_agrees_with_netflow_parser_on_foreign_files() {
         }
         assert!(compared > theirs.len() * 8, "{name}: compared {compared}");
     }
+}
+
+#[test]
+fn qofdump_names_elements_and_prints_typed_values() {
+    let t = template(
+        256,
+        &[
+            (0, 8, 4),     // sourceIPv4Address
+            (0, 1, 4),     // octetDeltaCount in 4 octets
+            (29305, 1, 8), // reverseOctetDeltaCount
+            (0, 152, 8),   // flowStartMilliseconds
+            (0, 82, VAR),  // interfaceName (string)
+            (12345, 7, 3), // an element nobody knows
+        ],
+    );
+    let mut r = vec![192, 0, 2, 1];
+    r.extend_from_slice(&4_000_000_000u32.to_be_bytes());
+    r.extend_from_slice(&7u64.to_be_bytes());
+    r.extend_from_slice(&1_383_827_696_789u64.to_be_bytes());
+    r.extend_from_slice(&[3, b'a', 0xff, b'b']); // not UTF-8: printed lossily
+    r.extend_from_slice(&[0x0a, 0x0b, 0x0c]);
+    let out = run_with_stdin(&[], &message(1, 0, &[set(2, &t), set(256, &r)]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        line,
+        "{\"sourceIPv4Address\":\"192.0.2.1\",\"octetDeltaCount\":4000000000,\
+         \"reverseOctetDeltaCount\":7,\"flowStartMilliseconds\":\"2013-11-07T12:34:56.789Z\",\
+         \"interfaceName\":\"a\u{fffd}b\",\"12345/7\":\"0a0b0c\"}\n"
+    );
 }

@@ -1,8 +1,9 @@
 //! qofdump: print the data records of IPFIX files or streams as JSON lines.
 //!
-//! Reads qof's files and any other exporter's (libfixbuf/YAF, softflowd, ipfixprobe …): the
-//! decoder needs no knowledge of the elements, and names come from the one IE table, so a line
-//! printed here is the same line `qof --format json` prints for the same record.
+//! Reads qof's files and any other exporter's (libfixbuf/YAF, softflowd, pmacct, ipfixprobe …):
+//! the decoder needs no knowledge of the elements, and names and values come from the one IE
+//! table ([`qof::ie`]), so a line printed here is the line `qof --format json` prints for the
+//! same record. Elements the table does not know print as `"PEN/ID": "hex octets"`.
 
 use clap::Parser;
 use flate2::read::MultiGzDecoder;
@@ -199,27 +200,29 @@ fn record_json(line: &mut String, r: &Record<'_>) {
     line.push('}');
 }
 
-/// Element names and values. Provisional until the shared IE table lands: keys "PEN/ID",
-/// integers as numbers, everything else as hex.
+/// Element names and values, through the shared IE table and printer so a line here is the line
+/// `qof --format json` writes for the same record.
 mod names {
-    use std::fmt::Write as _;
+    use qof::ie::{self, IeType, Value};
 
+    /// The element's name (`reverseX` for RFC 5103 reverse elements), or "PEN/ID" if unknown.
     pub fn write_key(line: &mut String, pen: u32, id: u16) {
-        let _ = write!(line, "\"{pen}/{id}\"");
+        ie::write_json_key(ie::by_id(pen, id), pen, id, line);
     }
 
-    pub fn write_value(line: &mut String, _pen: u32, _id: u16, bytes: &[u8]) {
-        match qof::ipfix::decode::unsigned(bytes) {
-            Some(v) => {
-                let _ = write!(line, "{v}");
-            }
-            None => {
-                line.push('"');
-                for b in bytes {
-                    let _ = write!(line, "{b:02x}");
-                }
-                line.push('"');
+    /// The value decoded by the element's type; unknown elements print as hex octets.
+    pub fn write_value(line: &mut String, pen: u32, id: u16, bytes: &[u8]) {
+        let Some((elem, _)) = ie::by_id(pen, id) else {
+            ie::write_json_value(&Value::Bytes(bytes), line);
+            return;
+        };
+        if elem.ty == IeType::String {
+            // Other exporters' strings need not be UTF-8: print them lossily, not as "".
+            if let Err(_) = std::str::from_utf8(bytes) {
+                ie::write_json_str(&String::from_utf8_lossy(bytes), line);
+                return;
             }
         }
+        ie::write_json_value(&Value::from_bytes(elem.ty, bytes), line);
     }
 }
