@@ -27,6 +27,13 @@ struct Args {
     no_options: bool,
 }
 
+/// A line on standard error. Unlike `eprintln!`, a closed stderr is ignored rather than a panic.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
+
 /// Why dumping one input stopped early.
 enum Stop {
     /// Standard output is gone (`qofdump … | head`): stop everything quietly.
@@ -53,7 +60,7 @@ fn main() -> ExitCode {
             Ok(()) => {}
             Err(Stop::BrokenPipe) => return ExitCode::SUCCESS,
             Err(Stop::Output(e)) => {
-                eprintln!("qofdump: writing output: {e}");
+                report!("qofdump: writing output: {e}");
                 return ExitCode::FAILURE;
             }
             Err(Stop::Input(msg)) => {
@@ -61,7 +68,7 @@ fn main() -> ExitCode {
                 if let Err(Stop::BrokenPipe) = flush(&mut out) {
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("qofdump: {name}: {msg}");
+                report!("qofdump: {name}: {msg}");
                 failed = true;
             }
         }
@@ -136,7 +143,7 @@ fn dump_one(name: &str, args: &Args, out: &mut impl Write) -> Result<(), Stop> {
                         "{{\"@withdrawal\":{{\"observationDomainId\":{domain},\"templateId\":{template_id}}}}}"
                     );
                 }
-                Event::Warning(w) => eprintln!("qofdump: {name}: warning: {w}"),
+                Event::Warning(w) => report!("qofdump: {name}: warning: {w}"),
                 _ => {}
             }
             if !line.is_empty() {
@@ -155,7 +162,7 @@ fn dump_one(name: &str, args: &Args, out: &mut impl Write) -> Result<(), Stop> {
     }
     let s = session.stats;
     if s.unknown_sets > 0 {
-        eprintln!(
+        report!(
             "qofdump: {name}: {} data sets skipped for want of their template",
             s.unknown_sets
         );
