@@ -1,5 +1,6 @@
-//! IPFIX (RFC 7011): templates and the message encoder.
+//! IPFIX (RFC 7011): templates, the message encoder, and the streaming decoder `qofdump` uses.
 
+pub mod decode;
 mod encoder;
 mod template;
 
