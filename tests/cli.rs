@@ -232,3 +232,33 @@ fn sigterm_mid_stream_exports_every_flow_in_memory() {
         "qof kept reading to the end despite SIGTERM"
     );
 }
+
+/// `--stats`: QoF's process statistics as an options record, here at the end of the run; the
+/// counts agree with the summary line and the flow records.
+#[test]
+fn stats_record_counts_the_run() {
+    let out = run(qof()
+        .arg("--in")
+        .arg(sample())
+        .args(["--format", "json", "--stats", "3600"]));
+    assert!(out.status.success());
+    let recs = json_records(&out.stdout);
+    let stats: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r.get("packetTotalCount").is_some())
+        .collect();
+    assert!(!stats.is_empty(), "no statistics record");
+    let last = stats.last().unwrap();
+    let flows = recs
+        .iter()
+        .filter(|r| r.get("flowEndReason").is_some())
+        .count() as u64;
+    assert_eq!(last["packetTotalCount"], 157);
+    assert_eq!(last["ignoredPacketTotalCount"], 48);
+    assert_eq!(
+        last["exportedFlowRecordTotalCount"].as_u64().unwrap(),
+        flows
+    );
+    assert!(last["flowTablePeakCount"].as_u64().unwrap() > 0);
+    assert_eq!(last["exportingProcessId"], 0);
+}

@@ -1,6 +1,7 @@
 //! For every corpus capture: the IPFIX file qof writes is read by libfixbuf's `ipfixDump`
 //! without a warning and with as many data records as qof's JSON has lines, and `qofdump` turns
-//! it back into exactly the JSON lines `qof --format json` prints for the same capture.
+//! it back into exactly the JSON lines `qof --format json` prints for the same capture, with
+//! consistent sequence numbers.
 
 mod common;
 use common::*;

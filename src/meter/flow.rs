@@ -1,8 +1,8 @@
 //! One flow's state in the table, kept small: the per-packet path touches only this struct.
 //!
-//! Times are kept as the exact start (ns) plus millisecond offsets: flows are exported with
-//! millisecond times and timeouts are tested in milliseconds (as QoF does), so nothing is lost,
-//! and the struct stays around 100 bytes (the budget is 150 bytes per active flow in all).
+//! Times are kept in milliseconds, the start plus offsets: flows are exported with millisecond
+//! times and timeouts are tested in milliseconds (as QoF does), so nothing is lost, and the
+//! struct stays at 104 bytes (the budget is 150 bytes per active flow in all).
 
 use super::record::DirStats;
 use crate::decode::Packet;
@@ -70,30 +70,54 @@ impl Dir {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Flow {
     pub key: FlowKey,
-    /// Time of the first packet, exactly.
-    pub start: Timestamp,
     pub flow_id: u64,
-    /// Last packet, in ms after `start`'s millisecond.
+    /// Start time in milliseconds (bits 0..48), [`close`] bits (48..56) and the flowEndReason
+    /// bits kept across a continuation (56..64), in one word.
+    packed: u64,
+    /// Last packet, in ms after the start.
     pub end_off_ms: u32,
-    /// First reverse packet, in ms after `start`'s millisecond, or [`NO_REVERSE`].
+    /// First reverse packet, in ms after the start, or [`NO_REVERSE`].
     pub rev_off_ms: u32,
     pub fwd: Dir,
     pub rev: Dir,
-    /// Bumped whenever the slot is freed, so stale timer-wheel entries can be recognised.
-    pub generation: u32,
-    /// [`close`] bits.
-    pub close: u8,
-    /// Bits kept in flowEndReason (the silk-mode continuation bit).
-    pub reason_flags: u8,
+    /// Timer-wheel links: slab slots, or [`super::table::NIL`]; a list head's `wheel_prev`
+    /// names its wheel slot instead (see `table`). The wheel is a set of intrusive
+    /// doubly-linked lists, so a flow leaves it in O(1) when it closes.
+    pub wheel_prev: u32,
+    pub wheel_next: u32,
 }
 
+const MS_BITS: u64 = (1 << 48) - 1;
+
 impl Flow {
+    pub fn new(key: FlowKey, flow_id: u64, start: Timestamp, reason_flags: u8) -> Flow {
+        Flow {
+            key,
+            flow_id,
+            packed: (start.millis() & MS_BITS) | u64::from(reason_flags) << 56,
+            rev_off_ms: NO_REVERSE,
+            ..Flow::default()
+        }
+    }
+
     pub fn start_ms(&self) -> u64 {
-        self.start.millis()
+        self.packed & MS_BITS
     }
 
     pub fn end_ms(&self) -> u64 {
         self.start_ms() + u64::from(self.end_off_ms)
+    }
+
+    pub fn close_bits(&self) -> u8 {
+        (self.packed >> 48) as u8
+    }
+
+    fn set_close_bits(&mut self, bits: u8) {
+        self.packed = (self.packed & !(0xff << 48)) | u64::from(bits) << 48;
+    }
+
+    pub fn reason_flags(&self) -> u8 {
+        (self.packed >> 56) as u8
     }
 
     /// Account one packet; `reverse` tells its direction. Returns true when the packet ends the
@@ -119,21 +143,23 @@ impl Flow {
     /// acknowledge the other side's FIN at once.
     fn track_close(&mut self, flags: u8, reverse: bool) -> bool {
         if flags & TCP_RST != 0 {
-            self.close |= close::RST;
+            self.set_close_bits(self.close_bits() | close::RST);
             return true;
         }
+        let mut bits = self.close_bits();
         let (my_fin, their_fin, my_fin_ack) = if reverse {
             (close::REV_FIN, close::FWD_FIN, close::REV_FIN_ACK)
         } else {
             (close::FWD_FIN, close::REV_FIN, close::FWD_FIN_ACK)
         };
         if flags & TCP_FIN != 0 {
-            self.close |= my_fin;
+            bits |= my_fin;
         }
-        if flags & TCP_ACK != 0 && self.close & their_fin != 0 {
-            self.close |= my_fin_ack;
+        if flags & TCP_ACK != 0 && bits & their_fin != 0 {
+            bits |= my_fin_ack;
         }
-        self.close & close::BOTH_CLOSED == close::BOTH_CLOSED
+        self.set_close_bits(bits);
+        bits & close::BOTH_CLOSED == close::BOTH_CLOSED
     }
 
     /// True when adding a packet in this direction would overflow a counter: the table then

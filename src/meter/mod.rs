@@ -156,7 +156,7 @@ impl Meter {
         let mut slots = self.table.slots();
         slots.sort_by_key(|&s| {
             let f = self.table.flow(s);
-            (f.start, f.flow_id)
+            (f.start_ms(), f.flow_id)
         });
         for slot in slots {
             self.close(slot, end_reason::FORCED);
@@ -237,17 +237,13 @@ impl Meter {
             // packet that starts it, so every record's forward direction has packets.
             let flow_id = f.flow_id;
             self.close(slot, end_reason::ACTIVE);
-            let cont = Flow {
-                key: pkt.key,
-                flow_id,
-                reason_flags: if self.cfg.silk_compatible {
-                    end_reason::CONTINUATION
-                } else {
-                    0
-                },
-                ..Flow::default()
+            let flags = if self.cfg.silk_compatible {
+                end_reason::CONTINUATION
+            } else {
+                0
             };
             let ts = Timestamp::from_millis(now_ms);
+            let cont = Flow::new(pkt.key, flow_id, ts, flags);
             return (self.new_flow(ts, pkt, Some(cont)), Side::Forward);
         }
         (slot, side)
@@ -255,24 +251,23 @@ impl Meter {
 
     /// Start a flow for `pkt` (or the given continuation), evicting if the table is full.
     fn new_flow(&mut self, ts: Timestamp, pkt: &Packet, continuation: Option<Flow>) -> Slot {
-        if self.cfg.max_flows != 0 && self.table.len() >= self.cfg.max_flows {
+        // "No limit" still stops at the slots a table can address (billions of flows).
+        let limit = if self.cfg.max_flows == 0 {
+            table::MAX_SLOTS
+        } else {
+            self.cfg.max_flows.min(table::MAX_SLOTS)
+        };
+        if self.table.len() >= limit {
             if let Some(victim) = self.table.take_least_recent() {
                 self.stats.flows_evicted += 1;
                 self.close(victim, end_reason::LACK_OF_RESOURCES);
             }
         }
-        let mut flow = continuation.unwrap_or_else(|| {
+        let flow = continuation.unwrap_or_else(|| {
             let id = self.next_flow_id;
             self.next_flow_id += 1;
-            Flow {
-                key: pkt.key,
-                flow_id: id,
-                ..Flow::default()
-            }
+            Flow::new(pkt.key, id, ts, 0)
         });
-        flow.start = ts;
-        flow.end_off_ms = 0;
-        flow.rev_off_ms = NO_REVERSE;
         let forward = flow.key == pkt.key;
         let slot = self.table.insert(flow);
         self.stats.flows_created += 1;
@@ -369,11 +364,11 @@ fn to_record(f: &Flow, reason: u8) -> FlowRecord {
     FlowRecord {
         key: f.key,
         flow_id: f.flow_id,
-        start: f.start,
-        end: Timestamp::from_millis(f.end_ms()).max(f.start),
+        start: Timestamp::from_millis(start_ms),
+        end: Timestamp::from_millis(f.end_ms()),
         rev_start: (f.rev_off_ms != NO_REVERSE)
-            .then(|| Timestamp::from_millis(start_ms + u64::from(f.rev_off_ms)).max(f.start)),
-        end_reason: (f.reason_flags & end_reason::CONTINUATION) | reason,
+            .then(|| Timestamp::from_millis(start_ms + u64::from(f.rev_off_ms))),
+        end_reason: (f.reason_flags() & end_reason::CONTINUATION) | reason,
         fwd: f.fwd.stats(),
         rev: f.rev.stats(),
         src_mac: [0; 6],

@@ -3,17 +3,19 @@
 //! * One lookup per packet: the index hashes a direction-independent form of the key, so a
 //!   packet finds its flow whether it travels forward or in reverse.
 //! * The index stores only slot numbers (4 bytes per bucket); keys live once, in the slab.
-//! * Idle expiry uses a wheel of one-second slots. A flow is scheduled once, at creation, for
-//!   `end + idle`; when its slot comes round the wheel checks the flow's real last-seen time and
-//!   reschedules it if it was active meanwhile (retina's scheme). So the per-packet path never
-//!   touches any flow but its own, and each flow is looked at about once per idle period.
+//! * Idle expiry uses a wheel of one-second slots, each an intrusive doubly-linked list through
+//!   the flows themselves. A flow is put on the wheel once, at creation, for `end + idle`; when
+//!   its slot comes round the wheel checks the flow's real last-seen time and moves it on if it
+//!   was active meanwhile (retina's scheme). So the per-packet path never touches any flow but
+//!   its own, each flow is looked at about once per idle period, and a flow that closes leaves
+//!   the wheel at once (nothing stale is kept).
 //! * The hash seed is random per table: flow keys are attacker-controlled.
 
 use super::flow::Flow;
 use crate::key::FlowKey;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 /// Direction of a packet relative to its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,45 +27,112 @@ pub(crate) enum Side {
 /// A slot of the slab.
 pub(crate) type Slot = u32;
 
-/// Timer-wheel entry: which slot, and the generation the flow had when it was scheduled.
-#[derive(Clone, Copy, Debug)]
-struct Scheduled {
-    slot: Slot,
-    generation: u32,
-}
+/// No slot: the end of a wheel list.
+pub(crate) const NIL: u32 = u32::MAX;
+/// A list head's `wheel_prev` is `HEAD + wheel slot`; slab slots stay below `HEAD`.
+const HEAD: u32 = u32::MAX - (1 << 16);
+/// Slots a table can hand out.
+pub(crate) const MAX_SLOTS: usize = HEAD as usize;
 
-/// Both directions of a key hash alike: the endpoints are put in a fixed order first.
+/// The wheel has at most this many one-second slots; a deadline further out wraps round and
+/// is simply checked again one turn later.
+const MAX_WHEEL_SLOTS: u64 = 1 << 16;
+
+/// Both directions of a key hash alike: the endpoints are put in a fixed order first, and the
+/// whole key is hashed as five words in one go.
 fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
-    let mut h = hasher.build_hasher();
-    if key.has_ports() {
-        let a = (&key.src, key.src_port);
-        let b = (&key.dst, key.dst_port);
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        lo.hash(&mut h);
-        hi.hash(&mut h);
+    let word = |a: &[u8; 16], i: usize| {
+        u64::from_ne_bytes([
+            a[i],
+            a[i + 1],
+            a[i + 2],
+            a[i + 3],
+            a[i + 4],
+            a[i + 5],
+            a[i + 6],
+            a[i + 7],
+        ])
+    };
+    let (s, d) = (
+        (word(&key.src, 0), word(&key.src, 8)),
+        (word(&key.dst, 0), word(&key.dst, 8)),
+    );
+    let (sp, dp) = (key.src_port, key.dst_port);
+    // ICMP: `reversed` keeps type/code in place, so order the addresses only.
+    let swap = if key.has_ports() {
+        (s, sp) > (d, dp)
     } else {
-        // ICMP: `reversed` keeps type/code in place, so order the addresses only.
-        let (lo, hi) = if key.src <= key.dst {
-            (&key.src, &key.dst)
-        } else {
-            (&key.dst, &key.src)
-        };
-        lo.hash(&mut h);
-        hi.hash(&mut h);
-        (key.src_port, key.dst_port).hash(&mut h);
+        s > d
+    };
+    let (lo, hi, ports) = if swap {
+        (d, s, if key.has_ports() { (dp, sp) } else { (sp, dp) })
+    } else {
+        (s, d, (sp, dp))
+    };
+    let tail = u64::from(ports.0)
+        | u64::from(ports.1) << 16
+        | u64::from(key.proto) << 32
+        | u64::from(key.ip_version) << 40
+        | u64::from(key.vlan) << 48;
+    let mut h = hasher.build_hasher();
+    for w in [lo.0, lo.1, hi.0, hi.1, tail] {
+        h.write_u64(w);
     }
-    (key.proto, key.ip_version, key.vlan).hash(&mut h);
     h.finish()
 }
 
+/// Flows per slab chunk. The slab grows a chunk at a time and never moves a flow: a growing
+/// `Vec` would copy the whole slab on reallocation and leave the old copy resident in the heap,
+/// which for a large table costs more than the flows themselves.
+const CHUNK: usize = 4096;
+
+/// The flows, addressed by slot, in fixed-size chunks.
+struct Slab {
+    chunks: Vec<Box<[Flow]>>,
+    len: usize,
+}
+
+impl Slab {
+    fn push(&mut self, f: Flow) -> Slot {
+        if self.len == self.chunks.len() * CHUNK {
+            self.chunks
+                .push(vec![Flow::default(); CHUNK].into_boxed_slice());
+        }
+        let slot = self.len;
+        self.chunks[slot / CHUNK][slot % CHUNK] = f;
+        self.len += 1;
+        slot as Slot
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Index<usize> for Slab {
+    type Output = Flow;
+    #[inline(always)]
+    fn index(&self, i: usize) -> &Flow {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slab {
+    #[inline(always)]
+    fn index_mut(&mut self, i: usize) -> &mut Flow {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 pub(crate) struct FlowTable {
-    flows: Vec<Flow>,
+    flows: Slab,
     /// Free slots of `flows`, reused last-in first-out (warm in cache).
     free: Vec<Slot>,
     index: HashTable<Slot>,
     hasher: RandomState,
     live: usize,
-    wheel: Vec<Vec<Scheduled>>,
+    /// Head of each wheel slot's list.
+    wheel: Vec<Slot>,
     /// The wheel has processed every second before this one.
     wheel_sec: u64,
     idle_secs: u64,
@@ -72,14 +141,17 @@ pub(crate) struct FlowTable {
 impl FlowTable {
     pub fn new(idle_secs: u64) -> Self {
         // Slots for every deadline up to idle + 2 s ahead, rounded up to a power of two.
-        let slots = (idle_secs + 2).next_power_of_two().min(1 << 20) as usize;
+        let slots = (idle_secs + 2).next_power_of_two().min(MAX_WHEEL_SLOTS) as usize;
         FlowTable {
-            flows: Vec::new(),
+            flows: Slab {
+                chunks: Vec::new(),
+                len: 0,
+            },
             free: Vec::new(),
             index: HashTable::new(),
             hasher: RandomState::default(),
             live: 0,
-            wheel: (0..slots).map(|_| Vec::new()).collect(),
+            wheel: vec![NIL; slots],
             wheel_sec: 0,
             idle_secs,
         }
@@ -124,31 +196,27 @@ impl FlowTable {
         let end_ms = flow.end_ms();
         let slot = match self.free.pop() {
             Some(s) => {
-                let generation = self.flows[s as usize].generation;
-                self.flows[s as usize] = Flow { generation, ..flow };
+                self.flows[s as usize] = flow;
                 s
             }
-            None => {
-                self.flows.push(flow);
-                (self.flows.len() - 1) as Slot
-            }
+            None => self.flows.push(flow),
         };
         let (flows, index, hasher) = (&self.flows, &mut self.index, &self.hasher);
         index.insert_unique(hash, slot, |&s| key_hash(hasher, &flows[s as usize].key));
         self.live += 1;
-        self.schedule(slot, end_ms);
+        let due = self.deadline_sec(end_ms).max(self.wheel_sec);
+        self.link(slot, due);
         slot
     }
 
     /// Remove a flow and return it.
     pub fn remove(&mut self, slot: Slot) -> Flow {
+        self.unlink(slot);
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
-        let f = &mut self.flows[slot as usize];
-        f.generation = f.generation.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
         flow
@@ -158,11 +226,47 @@ impl FlowTable {
         end_ms / 1000 + self.idle_secs + 1
     }
 
-    fn schedule(&mut self, slot: Slot, end_ms: u64) {
-        let due = self.deadline_sec(end_ms).max(self.wheel_sec);
-        let n = self.wheel.len() as u64;
-        let generation = self.flows[slot as usize].generation;
-        self.wheel[(due % n) as usize].push(Scheduled { slot, generation });
+    fn wheel_index(&self, sec: u64) -> usize {
+        (sec % self.wheel.len() as u64) as usize
+    }
+
+    /// Put `slot` at the head of the list for second `due`.
+    fn link(&mut self, slot: Slot, due: u64) {
+        let w = self.wheel_index(due);
+        let head = self.wheel[w];
+        {
+            let f = &mut self.flows[slot as usize];
+            f.wheel_prev = HEAD + w as u32;
+            f.wheel_next = head;
+        }
+        if head != NIL {
+            self.flows[head as usize].wheel_prev = slot;
+        }
+        self.wheel[w] = slot;
+    }
+
+    fn unlink(&mut self, slot: Slot) {
+        let (prev, next) = {
+            let f = &self.flows[slot as usize];
+            (f.wheel_prev, f.wheel_next)
+        };
+        if prev == NIL {
+            return; // not on the wheel
+        }
+        if prev >= HEAD {
+            let w = (prev - HEAD) as usize;
+            if self.wheel.get(w) == Some(&slot) {
+                self.wheel[w] = next;
+            }
+        } else {
+            self.flows[prev as usize].wheel_next = next;
+        }
+        if next != NIL {
+            self.flows[next as usize].wheel_prev = prev;
+        }
+        let f = &mut self.flows[slot as usize];
+        f.wheel_prev = NIL;
+        f.wheel_next = NIL;
     }
 
     /// Advance the wheel to `now_ms`, passing every flow idle for longer than `idle_ms` to
@@ -176,56 +280,51 @@ impl FlowTable {
         // After a long jump in packet time, every slot is due once.
         let first = self.wheel_sec.max(now_sec.saturating_sub(n - 1));
         for sec in first..=now_sec {
-            let idx = (sec % n) as usize;
-            let mut batch = std::mem::take(&mut self.wheel[idx]);
-            for s in batch.drain(..) {
-                let f = &self.flows[s.slot as usize];
-                if f.generation != s.generation {
-                    continue; // freed since it was scheduled
-                }
-                let end_ms = f.end_ms();
+            let w = self.wheel_index(sec);
+            // Walk the list as it stands; moving a flow on puts it at the head of another
+            // slot's list (never this one: its new deadline is at least one second later, and
+            // less than a turn away), so the walk sees each flow once.
+            let mut cur = self.wheel[w];
+            while cur != NIL {
+                let next = self.flows[cur as usize].wheel_next;
+                let end_ms = self.flows[cur as usize].end_ms();
                 if now_ms.saturating_sub(end_ms) > idle_ms {
-                    expire(s.slot);
+                    expire(cur);
                 } else {
-                    self.schedule_after(s, end_ms, sec);
+                    let due = self.deadline_sec(end_ms).max(sec + 1);
+                    if self.wheel_index(due) != w {
+                        self.unlink(cur);
+                        self.link(cur, due);
+                    }
                 }
-            }
-            // Give the slot its buffer back (keeping the capacity) unless rescheduling refilled it.
-            if self.wheel[idx].is_empty() {
-                self.wheel[idx] = batch;
+                cur = next;
             }
         }
         self.wheel_sec = now_sec + 1;
     }
 
-    fn schedule_after(&mut self, s: Scheduled, end_ms: u64, current_sec: u64) {
-        let due = self.deadline_sec(end_ms).max(current_sec + 1);
-        let n = self.wheel.len() as u64;
-        self.wheel[(due % n) as usize].push(s);
-    }
-
     /// A least recently seen flow (to within the wheel's one-second resolution), for eviction
-    /// when the table is full. It is taken off the wheel; the caller must `remove` it.
-    /// Entries found stale on the way are dropped or rescheduled, so repeated evictions cost
-    /// O(1) amortised, even under a flood of new flows.
+    /// when the table is full; the caller must `remove` it. Flows found active on the way are
+    /// moved on, so repeated evictions cost O(1) amortised, even under a flood of new flows.
     pub fn take_least_recent(&mut self) -> Option<Slot> {
         if self.live == 0 {
             return None;
         }
         let n = self.wheel.len() as u64;
         for sec in self.wheel_sec..self.wheel_sec + n {
-            let idx = (sec % n) as usize;
-            while let Some(s) = self.wheel[idx].pop() {
-                let f = &self.flows[s.slot as usize];
-                if f.generation != s.generation {
-                    continue;
-                }
-                let end_ms = f.end_ms();
-                if self.deadline_sec(end_ms) <= sec {
-                    return Some(s.slot);
+            let w = self.wheel_index(sec);
+            let mut cur = self.wheel[w];
+            while cur != NIL {
+                let next = self.flows[cur as usize].wheel_next;
+                let end_ms = self.flows[cur as usize].end_ms();
+                let due = self.deadline_sec(end_ms);
+                if due <= sec || self.wheel_index(due) == w {
+                    return Some(cur);
                 }
                 // Active since it was scheduled: its real deadline is later.
-                self.schedule_after(s, end_ms, sec);
+                self.unlink(cur);
+                self.link(cur, due);
+                cur = next;
             }
         }
         None
@@ -245,6 +344,6 @@ impl FlowTable {
     /// Resident bytes per slot, for the memory budget tests.
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Flow>() + std::mem::size_of::<Slot>() + std::mem::size_of::<Scheduled>()
+        std::mem::size_of::<Flow>() + std::mem::size_of::<Slot>()
     }
 }

@@ -343,7 +343,6 @@ fn fragment_table_limit_evicts_and_counts() {
 
 #[test]
 fn flow_state_fits_the_memory_budget() {
-    // 150 bytes per active flow in all: slab entry + index bucket + wheel entry + slack.
     assert!(
         std::mem::size_of::<Flow>() <= 112,
         "Flow is {} bytes",
