@@ -425,3 +425,365 @@ fn decode(pc: usize, insn: &Insn, len: usize) -> Result<Op, ValidateError> {
         _ => return Err(unknown),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::code::*;
+    use super::*;
+
+    fn stmt(code: u16, k: u32) -> Insn {
+        Insn::new(code, 0, 0, k)
+    }
+    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
+        Insn::new(code, jt, jf, k)
+    }
+    fn ret_a() -> Insn {
+        stmt(RET | A, 0)
+    }
+    fn run(insns: &[Insn], data: &[u8], wire_len: u32) -> u32 {
+        Program::new(insns)
+            .expect("valid program")
+            .run(data, wire_len)
+    }
+    /// Runs `A = a; A = A op k` and returns A (or 0 on a fault).
+    fn alu_k(op: u16, a: u32, k: u32) -> u32 {
+        run(&[stmt(LD | IMM, a), stmt(ALU | op | K, k), ret_a()], &[], 0)
+    }
+    /// Runs `X = x; A = a; A = A op X` and returns A (or 0 on a fault).
+    fn alu_x(op: u16, a: u32, x: u32) -> u32 {
+        run(
+            &[
+                stmt(LDX | IMM, x),
+                stmt(LD | IMM, a),
+                stmt(ALU | op | X, 0),
+                ret_a(),
+            ],
+            &[],
+            0,
+        )
+    }
+
+    const PKT: [u8; 8] = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0];
+
+    #[test]
+    fn ret_k_and_ret_a() {
+        assert_eq!(run(&[stmt(RET | K, 7)], &[], 0), 7);
+        assert_eq!(run(&[stmt(RET | K, 0)], &[], 0), 0);
+        assert_eq!(run(&[stmt(LD | IMM, 9), ret_a()], &[], 0), 9);
+    }
+
+    #[test]
+    fn absolute_loads_are_big_endian() {
+        assert_eq!(run(&[stmt(LD | W | ABS, 0), ret_a()], &PKT, 8), 0x1234_5678);
+        assert_eq!(run(&[stmt(LD | H | ABS, 1), ret_a()], &PKT, 8), 0x3456);
+        assert_eq!(run(&[stmt(LD | B | ABS, 7), ret_a()], &PKT, 8), 0xf0);
+        assert_eq!(run(&[stmt(LD | W | ABS, 4), ret_a()], &PKT, 8), 0x9abc_def0);
+    }
+
+    #[test]
+    fn out_of_bounds_loads_reject() {
+        // Reads the captured bytes only, even when the wire length is larger.
+        for insn in [
+            stmt(LD | W | ABS, 5),
+            stmt(LD | H | ABS, 7),
+            stmt(LD | B | ABS, 8),
+            stmt(LD | W | ABS, u32::MAX),
+            stmt(LD | H | ABS, u32::MAX),
+        ] {
+            assert_eq!(run(&[insn, stmt(RET | K, 1)], &PKT, 1500), 0, "{insn:?}");
+        }
+    }
+
+    #[test]
+    fn indirect_loads_add_x() {
+        let prog =
+            |size: u16, x: u32, k: u32| [stmt(LDX | IMM, x), stmt(LD | size | IND, k), ret_a()];
+        assert_eq!(run(&prog(W, 2, 1), &PKT, 8), 0x789a_bcde);
+        assert_eq!(run(&prog(H, 6, 0), &PKT, 8), 0xdef0);
+        assert_eq!(run(&prog(B, 3, 3), &PKT, 8), 0xde);
+        assert_eq!(run(&prog(B, 4, 4), &PKT, 8), 0, "one past the end");
+        assert_eq!(run(&prog(H, 7, 0), &PKT, 8), 0, "straddles the end");
+        // X + k overflowing 32 bits must not wrap around to a valid offset.
+        assert_eq!(run(&prog(B, u32::MAX, 2), &PKT, 8), 0);
+        assert_eq!(run(&prog(W, 1, u32::MAX), &PKT, 8), 0);
+    }
+
+    #[test]
+    fn len_loads_the_wire_length() {
+        assert_eq!(run(&[stmt(LD | W | LEN, 0), ret_a()], &PKT, 1514), 1514);
+        assert_eq!(
+            run(
+                &[stmt(LDX | W | LEN, 0), stmt(MISC | TXA, 0), ret_a()],
+                &PKT,
+                60
+            ),
+            60
+        );
+    }
+
+    #[test]
+    fn msh_loads_ip_header_length() {
+        // 0x45: IPv4, IHL 5 words = 20 bytes.
+        let ip = [0x00, 0x45, 0x00];
+        assert_eq!(
+            run(
+                &[stmt(LDX | B | MSH, 1), stmt(MISC | TXA, 0), ret_a()],
+                &ip,
+                3
+            ),
+            20
+        );
+        assert_eq!(
+            run(
+                &[stmt(LDX | B | MSH, 0), stmt(MISC | TXA, 0), ret_a()],
+                &[0xff],
+                1
+            ),
+            60
+        );
+        assert_eq!(
+            run(&[stmt(LDX | B | MSH, 3), stmt(RET | K, 1)], &ip, 3),
+            0,
+            "out of bounds"
+        );
+    }
+
+    #[test]
+    fn scratch_memory_store_and_load() {
+        let prog = [
+            stmt(LD | IMM, 11),
+            stmt(ST, 0),
+            stmt(LDX | IMM, 22),
+            stmt(STX, 15),
+            stmt(LD | MEM, 15),
+            stmt(MISC | TAX, 0),
+            stmt(LD | MEM, 0),
+            stmt(ALU | ADD | X, 0),
+            stmt(LDX | MEM, 0),
+            stmt(ALU | ADD | X, 0),
+            ret_a(),
+        ];
+        assert_eq!(run(&prog, &[], 0), 11 + 22 + 11);
+        // Unwritten memory reads as zero.
+        assert_eq!(
+            run(&[stmt(LD | IMM, 5), stmt(LD | MEM, 3), ret_a()], &[], 0),
+            0
+        );
+    }
+
+    #[test]
+    fn alu_with_constant_operand() {
+        assert_eq!(alu_k(ADD, 5, 3), 8);
+        assert_eq!(alu_k(ADD, u32::MAX, 2), 1, "wraps");
+        assert_eq!(alu_k(SUB, 5, 3), 2);
+        assert_eq!(alu_k(SUB, 3, 5), u32::MAX - 1, "wraps");
+        assert_eq!(alu_k(MUL, 6, 7), 42);
+        assert_eq!(alu_k(MUL, 0x8000_0000, 2), 0, "wraps");
+        assert_eq!(alu_k(DIV, 43, 7), 6);
+        assert_eq!(alu_k(MOD, 43, 7), 1);
+        assert_eq!(alu_k(AND, 0xf0f0, 0xff00), 0xf000);
+        assert_eq!(alu_k(OR, 0xf0f0, 0xff00), 0xfff0);
+        assert_eq!(alu_k(XOR, 0xf0f0, 0xff00), 0x0ff0);
+        assert_eq!(alu_k(LSH, 1, 4), 16);
+        assert_eq!(alu_k(RSH, 0x100, 4), 0x10);
+        assert_eq!(alu_k(LSH, 1, 32), 0);
+        assert_eq!(alu_k(RSH, u32::MAX, 40), 0);
+    }
+
+    #[test]
+    fn alu_with_x_operand() {
+        assert_eq!(alu_x(ADD, 5, 3), 8);
+        assert_eq!(alu_x(SUB, 5, 3), 2);
+        assert_eq!(alu_x(MUL, 6, 7), 42);
+        assert_eq!(alu_x(DIV, 43, 7), 6);
+        assert_eq!(alu_x(MOD, 43, 7), 1);
+        assert_eq!(alu_x(AND, 0xf0f0, 0xff00), 0xf000);
+        assert_eq!(alu_x(OR, 0xf0f0, 0xff00), 0xfff0);
+        assert_eq!(alu_x(XOR, 0xf0f0, 0xff00), 0x0ff0);
+        assert_eq!(alu_x(LSH, 3, 2), 12);
+        assert_eq!(alu_x(RSH, 12, 2), 3);
+        assert_eq!(alu_x(LSH, 3, 33), 0);
+    }
+
+    #[test]
+    fn division_and_modulo_by_zero_reject() {
+        // A nonzero accumulator and a nonzero default return show the fault returns 0.
+        for op in [DIV, MOD] {
+            let k = [stmt(LD | IMM, 9), stmt(ALU | op | K, 0), stmt(RET | K, 1)];
+            assert_eq!(run(&k, &[], 0), 0);
+            let x = [
+                stmt(LDX | IMM, 0),
+                stmt(LD | IMM, 9),
+                stmt(ALU | op | X, 0),
+                stmt(RET | K, 1),
+            ];
+            assert_eq!(run(&x, &[], 0), 0);
+        }
+    }
+
+    #[test]
+    fn neg_tax_txa() {
+        assert_eq!(
+            run(&[stmt(LD | IMM, 1), stmt(ALU | NEG, 0), ret_a()], &[], 0),
+            u32::MAX
+        );
+        assert_eq!(
+            run(
+                &[
+                    stmt(LD | IMM, 7),
+                    stmt(MISC | TAX, 0),
+                    stmt(LD | IMM, 0),
+                    stmt(MISC | TXA, 0),
+                    ret_a()
+                ],
+                &[],
+                0
+            ),
+            7
+        );
+    }
+
+    /// `A = a; if A <cond> k then ret 1 else ret 2`.
+    fn cond_k(op: u16, a: u32, k: u32) -> u32 {
+        run(
+            &[
+                stmt(LD | IMM, a),
+                jump(JMP | op | K, k, 0, 1),
+                stmt(RET | K, 1),
+                stmt(RET | K, 2),
+            ],
+            &[],
+            0,
+        )
+    }
+    /// The same comparing with X.
+    fn cond_x(op: u16, a: u32, x: u32) -> u32 {
+        run(
+            &[
+                stmt(LDX | IMM, x),
+                stmt(LD | IMM, a),
+                jump(JMP | op | X, 0, 0, 1),
+                stmt(RET | K, 1),
+                stmt(RET | K, 2),
+            ],
+            &[],
+            0,
+        )
+    }
+
+    #[test]
+    fn conditional_jumps() {
+        for f in [cond_k, cond_x] {
+            assert_eq!(f(JEQ, 5, 5), 1);
+            assert_eq!(f(JEQ, 5, 6), 2);
+            assert_eq!(f(JGT, 6, 5), 1);
+            assert_eq!(f(JGT, 5, 5), 2);
+            assert_eq!(f(JGE, 5, 5), 1);
+            assert_eq!(f(JGE, 4, 5), 2);
+            assert_eq!(f(JSET, 0b1010, 0b0010), 1);
+            assert_eq!(f(JSET, 0b1010, 0b0101), 2);
+            // Comparisons are unsigned.
+            assert_eq!(f(JGT, 0x8000_0000, 1), 1);
+        }
+    }
+
+    #[test]
+    fn unconditional_jump_skips() {
+        let prog = [
+            stmt(JMP | JA, 2),
+            stmt(RET | K, 1),
+            stmt(RET | K, 2),
+            stmt(RET | K, 3),
+        ];
+        assert_eq!(run(&prog, &[], 0), 3);
+    }
+
+    #[test]
+    fn validation_refuses_bad_programs() {
+        assert_eq!(Program::new(&[]).unwrap_err(), ValidateError::Empty);
+        assert_eq!(
+            Program::new(&[stmt(LD | IMM, 1)]).unwrap_err(),
+            ValidateError::NoFinalReturn
+        );
+        assert_eq!(
+            Program::new(&[stmt(JMP | JA, 1), stmt(RET | K, 0)]).unwrap_err(),
+            ValidateError::JumpOutOfRange { pc: 0 }
+        );
+        // A 32-bit jump offset that would wrap to a backward jump on 32-bit machines.
+        assert!(
+            Program::new(&[stmt(RET | K, 0), stmt(JMP | JA, u32::MAX), stmt(RET | K, 0)]).is_err()
+        );
+        assert_eq!(
+            Program::new(&[
+                jump(JMP | JEQ | K, 0, 0, 2),
+                stmt(RET | K, 0),
+                stmt(RET | K, 1)
+            ])
+            .unwrap_err(),
+            ValidateError::JumpOutOfRange { pc: 0 }
+        );
+        assert_eq!(
+            Program::new(&[stmt(ST, 16), stmt(RET | K, 0)]).unwrap_err(),
+            ValidateError::MemoryIndex { pc: 0, k: 16 }
+        );
+        assert_eq!(
+            Program::new(&[stmt(LDX | MEM, 99), stmt(RET | K, 0)]).unwrap_err(),
+            ValidateError::MemoryIndex { pc: 0, k: 99 }
+        );
+        for code in [
+            0x0100u16,
+            LD | H | IMM,
+            ALU | 0xb0,
+            JMP | 0x50,
+            RET | X,
+            MISC | 0x40,
+        ] {
+            assert!(
+                matches!(
+                    Program::new(&[stmt(code, 0), stmt(RET | K, 0)]),
+                    Err(ValidateError::UnknownOpcode { pc: 0, .. })
+                ),
+                "{code:#x}"
+            );
+        }
+        let long = vec![stmt(RET | K, 0); MAX_INSNS + 1];
+        assert_eq!(
+            Program::new(&long).unwrap_err(),
+            ValidateError::TooLong(MAX_INSNS + 1)
+        );
+    }
+
+    #[test]
+    fn tcpdump_style_program_ip_tcp_port() {
+        // `tcp dst port 80` over Ethernet/IPv4 as libpcap compiles it (unoptimised shape).
+        let prog = [
+            stmt(LD | H | ABS, 12),
+            jump(JMP | JEQ | K, 0x0800, 0, 8),
+            stmt(LD | B | ABS, 23),
+            jump(JMP | JEQ | K, 6, 0, 6),
+            stmt(LD | H | ABS, 20),
+            jump(JMP | JSET | K, 0x1fff, 4, 0),
+            stmt(LDX | B | MSH, 14),
+            stmt(LD | H | IND, 16),
+            jump(JMP | JEQ | K, 80, 0, 1),
+            stmt(RET | K, 262_144),
+            stmt(RET | K, 0),
+        ];
+        let mut frame = [0u8; 54];
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        frame[23] = 6;
+        frame[36] = 0;
+        frame[37] = 80;
+        assert_eq!(run(&prog, &frame, 54), 262_144);
+        frame[37] = 81;
+        assert_eq!(run(&prog, &frame, 54), 0);
+        frame[37] = 80;
+        frame[20] = 0x00;
+        frame[21] = 0x01; // a non-first fragment has no TCP header
+        assert_eq!(run(&prog, &frame, 54), 0);
+        // Captured bytes end before the port: reject.
+        frame[21] = 0;
+        assert_eq!(run(&prog, &frame[..37], 54), 0);
+    }
+}
