@@ -7,9 +7,17 @@
 //!
 //! Invariants established by [`Program::new`] (so [`Program::run`] needs no other checks than
 //! packet bounds): the program is non-empty and no longer than [`MAX_INSNS`]; every opcode is
-//! known; every jump lands inside the program (jumps are forward only by construction); every
-//! scratch-memory index is below [`MEMWORDS`]; the last instruction is a return, so execution
-//! can only leave through a return.
+//! known; every jump lands inside the program; every scratch-memory index is below
+//! [`MEMWORDS`]; the last instruction is a return, so execution can only leave through a return.
+//!
+//! Backward jumps: conditional jumps are forward only by construction (8-bit offsets), but
+//! libpcap compiles `ip6 protochain` into a loop closed by an unconditional jump whose 32-bit
+//! offset its own interpreter reads as signed. We do the same, and bound termination: each
+//! backward jump is counted and a run taking more than `captured length + 1` of them rejects.
+//! In libpcap's loop the state at each pass is set by the header offset it has reached, which
+//! must lie inside the captured bytes (the loop leaves at the first out-of-bounds load); more
+//! passes than that would revisit an offset and so loop forever in libpcap. The bound thus never
+//! rejects a frame libpcap would accept, and no program can make us loop forever.
 
 use std::fmt;
 
@@ -224,6 +232,7 @@ impl Program {
         let mut x: u32 = 0;
         let mut mem = [0u32; MEMWORDS];
         let mut pc = 0usize;
+        let mut backward_jumps = 0usize;
         // Validation guarantees every jump target is in range and the last op returns, so
         // `get` only fails if that invariant were broken; rejecting is the safe answer then.
         while let Some(op) = self.ops.get(pc) {
@@ -268,7 +277,15 @@ impl Program {
                     }
                 }
                 Op::Neg => a = a.wrapping_neg(),
-                Op::Ja(target) => pc = target,
+                Op::Ja(target) => {
+                    if target < pc {
+                        backward_jumps += 1;
+                        if backward_jumps > data.len() + 1 {
+                            return 0;
+                        }
+                    }
+                    pc = target;
+                }
                 Op::Jmp(cond, src, jt, jf) => {
                     let v = match src {
                         Src::K(k) => k,
@@ -340,9 +357,9 @@ fn decode(pc: usize, insn: &Insn, len: usize) -> Result<Op, ValidateError> {
         }
     };
     // A jump of `offset` from `pc` lands on pc + 1 + offset, which must be an instruction.
-    let target = |offset: u64| {
-        let t = pc as u64 + 1 + offset;
-        if t < len as u64 {
+    let target = |offset: i64| {
+        let t = pc as i64 + 1 + offset;
+        if (0..len as i64).contains(&t) {
             Ok(t as usize)
         } else {
             Err(ValidateError::JumpOutOfRange { pc })
@@ -396,7 +413,8 @@ fn decode(pc: usize, insn: &Insn, len: usize) -> Result<Op, ValidateError> {
         }
         JMP => {
             if c == JMP | JA {
-                return Ok(Op::Ja(target(u64::from(k))?));
+                // Signed, as libpcap reads it (see the module docs on backward jumps).
+                return Ok(Op::Ja(target(i64::from(k as i32))?));
             }
             let cond = match c & 0xf0 {
                 JEQ => Cond::Eq,
@@ -408,8 +426,8 @@ fn decode(pc: usize, insn: &Insn, len: usize) -> Result<Op, ValidateError> {
             Op::Jmp(
                 cond,
                 src(c),
-                target(u64::from(insn.jt))?,
-                target(u64::from(insn.jf))?,
+                target(i64::from(insn.jt))?,
+                target(i64::from(insn.jf))?,
             )
         }
         RET => match c {
@@ -709,9 +727,24 @@ mod tests {
             Program::new(&[stmt(JMP | JA, 1), stmt(RET | K, 0)]).unwrap_err(),
             ValidateError::JumpOutOfRange { pc: 0 }
         );
-        // A 32-bit jump offset that would wrap to a backward jump on 32-bit machines.
-        assert!(
-            Program::new(&[stmt(RET | K, 0), stmt(JMP | JA, u32::MAX), stmt(RET | K, 0)]).is_err()
+        // Large offsets read as negative ones, landing before the start.
+        assert_eq!(
+            Program::new(&[
+                stmt(RET | K, 0),
+                stmt(JMP | JA, 0x8000_0000),
+                stmt(RET | K, 0)
+            ])
+            .unwrap_err(),
+            ValidateError::JumpOutOfRange { pc: 1 }
+        );
+        assert_eq!(
+            Program::new(&[
+                stmt(RET | K, 0),
+                stmt(JMP | JA, 0x7fff_ffff),
+                stmt(RET | K, 0)
+            ])
+            .unwrap_err(),
+            ValidateError::JumpOutOfRange { pc: 1 }
         );
         assert_eq!(
             Program::new(&[
@@ -785,5 +818,57 @@ mod tests {
         // Captured bytes end before the port: reject.
         frame[21] = 0;
         assert_eq!(run(&prog, &frame[..37], 54), 0);
+    }
+}
+
+#[cfg(test)]
+mod backward_jump_tests {
+    use super::code::*;
+    use super::*;
+
+    #[test]
+    fn signed_unconditional_jump_loops_and_terminates() {
+        // X = 0; loop: A = P[X]; if A == 0 ret 1; X += 1; goto loop — finds the first zero byte,
+        // the shape of libpcap's `ip6 protochain` loop.
+        let back = (-7i32) as u32; // from 7 back to 1
+        let prog = [
+            Insn::new(LDX | IMM, 0, 0, 0),
+            Insn::new(LD | B | IND, 0, 0, 0),
+            Insn::new(JMP | JEQ | K, 0, 1, 0),
+            Insn::new(RET | K, 0, 0, 1),
+            Insn::new(MISC | TXA, 0, 0, 0),
+            Insn::new(ALU | ADD | K, 0, 0, 1),
+            Insn::new(MISC | TAX, 0, 0, 0),
+            Insn::new(JMP | JA, 0, 0, back),
+            Insn::new(RET | K, 0, 0, 0),
+        ];
+        let p = Program::new(&prog).expect("valid");
+        assert_eq!(p.run(&[5, 6, 0, 1], 4), 1);
+        assert_eq!(p.run(&[5, 6, 7, 1], 4), 0, "runs off the end: rejected");
+    }
+
+    #[test]
+    fn endless_loop_is_cut_off() {
+        // loop: goto loop (a jump of -1 onto itself).
+        let prog = [
+            Insn::new(LD | IMM, 0, 0, 1),
+            Insn::new(JMP | JA, 0, 0, (-1i32) as u32),
+            Insn::new(RET | A, 0, 0, 0),
+        ];
+        let p = Program::new(&prog).expect("valid");
+        assert_eq!(p.run(&[0; 100], 100), 0);
+        assert_eq!(p.run(&[], 0), 0);
+    }
+
+    #[test]
+    fn backward_jump_before_the_start_is_refused() {
+        let prog = [
+            Insn::new(JMP | JA, 0, 0, (-2i32) as u32),
+            Insn::new(RET | K, 0, 0, 0),
+        ];
+        assert_eq!(
+            Program::new(&prog).unwrap_err(),
+            ValidateError::JumpOutOfRange { pc: 0 }
+        );
     }
 }
