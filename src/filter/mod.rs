@@ -5,10 +5,11 @@
 //! when a filter is requested, so qof has no build-time dependency on it. The compiled program
 //! is copied out of libpcap and run by [`bpf::Program`], pure safe Rust.
 //!
-//! Invariants: a [`Filter`] holds an expression that compiled for Ethernet (checked up front so
-//! a syntax error is reported before any packet is read); programs for other link types are
-//! compiled on first sight of that link type and cached (pcapng files can mix link types); a
-//! link type the expression cannot be compiled for rejects all of its frames, with one warning.
+//! Invariants: a [`Filter`] holds an expression that compiled for at least one common link
+//! type (Ethernet first; checked up front so a syntax error is reported before any packet is
+//! read); programs for other link types are compiled on first sight of that link type and
+//! cached (pcapng files can mix link types); a link type the expression cannot be compiled for
+//! rejects all of its frames, with one warning.
 //! [`Filter::matches`] allocates nothing once a link type has been seen.
 
 pub mod bpf;
@@ -26,8 +27,10 @@ pub const LIBPCAP_NAMES: &[&str] = &["libpcap.so.0.8", "libpcap.so.1", "libpcap.
 /// acceptance, which is treated as a boolean here.
 const SNAPLEN: i32 = 262_144;
 
-/// The link type the expression is validated against when the filter is built.
-const DLT_EN10MB: u32 = 1;
+/// Link types an expression is compiled for when the filter is built: Ethernet first (its
+/// error is the one reported when none accepts the expression), then Linux cooked v1 and v2,
+/// raw IP, PPP, BSD loopback and 802.11 with radiotap.
+const VALIDATION_LINKTYPES: [u32; 7] = [1, 113, 276, 101, 9, 0, 127];
 
 /// `DLT_RAW` is 12 on most systems but 14 on OpenBSD (LINKTYPE_RAW is 101 everywhere).
 #[cfg(target_os = "openbsd")]
@@ -36,7 +39,9 @@ const DLT_RAW: u32 = 14;
 const DLT_RAW: u32 = 12;
 
 /// Maps a LINKTYPE_ value (as stored in pcap and pcapng files) to the DLT_ value that
-/// `pcap_open_dead` expects, as libpcap does when it reads a file.
+/// `pcap_open_dead` expects, as libpcap does when it reads a file. Used only when programs
+/// cannot be compiled on a savefile handle (see [`libpcap`]'s docs), where libpcap does this
+/// mapping itself.
 ///
 /// Most LINKTYPE_ values equal their DLT_ value. The exceptions are the link types whose DLT_
 /// numbers differed between operating systems, for which the file format got its own numbers:
@@ -117,8 +122,8 @@ impl fmt::Debug for Filter {
 }
 
 impl Filter {
-    /// Loads libpcap and compiles `expression` for Ethernet, so a bad expression is reported
-    /// now rather than at the first packet.
+    /// Loads libpcap and compiles `expression`, so a bad expression is reported now rather
+    /// than at the first packet (see [`VALIDATION_LINKTYPES`]).
     pub fn new(expression: &str) -> Result<Filter, FilterError> {
         Self::with_library_names(expression, LIBPCAP_NAMES)
     }
@@ -133,9 +138,28 @@ impl Filter {
             libpcap,
             programs: Vec::new(),
         };
-        let program = filter.compile(DLT_EN10MB)?;
-        filter.programs.push((DLT_EN10MB, Some(program)));
-        Ok(filter)
+        // Some expressions only make sense for some link types (`inbound` needs a direction
+        // field, `wlan` an 802.11 header): the expression is good if it compiles for any of a
+        // few common ones, and otherwise Ethernet's error is the one reported.
+        let mut first_error = None;
+        for linktype in VALIDATION_LINKTYPES {
+            match filter.compile(linktype) {
+                Ok(program) => filter.programs.push((linktype, Some(program))),
+                // Link types it fails for are compiled again at their first frame, to warn then.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (filter.programs.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(filter),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn debug_programs(&self) -> String {
+        format!("{:?}", self.programs)
     }
 
     /// The expression as given.
@@ -149,7 +173,7 @@ impl Filter {
         let index = match self.programs.iter().position(|(lt, _)| *lt == linktype) {
             Some(i) => i,
             None => {
-                let program = match self.compile(linktype_to_dlt(linktype)) {
+                let program = match self.compile(linktype) {
                     Ok(p) => Some(p),
                     Err(e) => {
                         tracing::warn!(
@@ -168,14 +192,15 @@ impl Filter {
         }
     }
 
-    fn compile(&self, dlt: u32) -> Result<Program, FilterError> {
-        let dlt = i32::try_from(dlt).map_err(|_| FilterError::Expression {
-            expression: self.expression.clone(),
-            message: format!("link type {dlt} out of range"),
-        })?;
+    fn compile(&self, linktype: u32) -> Result<Program, FilterError> {
+        let dlt =
+            i32::try_from(linktype_to_dlt(linktype)).map_err(|_| FilterError::Expression {
+                expression: self.expression.clone(),
+                message: format!("link type {linktype} out of range"),
+            })?;
         let insns = self
             .libpcap
-            .compile(dlt, SNAPLEN, &self.expression)
+            .compile(linktype, dlt, SNAPLEN, &self.expression)
             .map_err(|message| FilterError::Expression {
                 expression: self.expression.clone(),
                 message,
@@ -237,7 +262,19 @@ mod tests {
         ];
         assert!(!f.matches(101, 20, &ip));
         assert!(!f.matches(101, 20, &ip));
-        assert_eq!(f.programs.len(), 2);
-        assert!(f.programs.iter().any(|(lt, p)| *lt == 101 && p.is_none()));
+        let raw: Vec<_> = f.programs.iter().filter(|(lt, _)| *lt == 101).collect();
+        assert_eq!(raw.len(), 1, "compiled once, then cached");
+        assert!(raw[0].1.is_none());
+    }
+
+    #[test]
+    fn expression_valid_only_for_some_link_types_is_accepted() {
+        // `inbound` needs a direction field: refused on Ethernet files, fine on Linux SLL.
+        let mut f = Filter::new("inbound").unwrap();
+        let mut sll = [0u8; 16];
+        assert!(f.matches(113, 16, &sll), "packet type 0: to us");
+        sll[1] = 4;
+        assert!(!f.matches(113, 16, &sll), "packet type 4: outgoing");
+        assert!(!f.matches(1, 16, &[0; 16]));
     }
 }
