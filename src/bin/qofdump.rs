@@ -225,7 +225,7 @@ mod names {
         };
         if elem.ty == IeType::String {
             // Other exporters' strings need not be UTF-8: print them lossily, not as "".
-            if let Err(_) = std::str::from_utf8(bytes) {
+            if std::str::from_utf8(bytes).is_err() {
                 ie::write_json_str(&String::from_utf8_lossy(bytes), line);
                 return;
             }

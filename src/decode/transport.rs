@@ -20,21 +20,9 @@ pub(super) fn decode(
     depth: u8,
 ) -> Result<(), Ignore> {
     match p {
-        proto::TCP => {
-            if ports(l4, out) {
-                out.tcp = tcp(l4, cfg, out, ip_payload);
-            }
-        }
-        proto::UDP => {
-            if ports(l4, out) {
-                out.payload_len = ip_payload.saturating_sub(8);
-            }
-        }
-        proto::SCTP => {
-            if ports(l4, out) {
-                out.payload_len = ip_payload.saturating_sub(12);
-            }
-        }
+        proto::TCP if ports(l4, out) => out.tcp = tcp(l4, cfg, out, ip_payload),
+        proto::UDP if ports(l4, out) => out.payload_len = ip_payload.saturating_sub(8),
+        proto::SCTP if ports(l4, out) => out.payload_len = ip_payload.saturating_sub(12),
         proto::ICMP | proto::ICMPV6 => {
             if let Ok(tc) = u16_at(l4, 0, Ignore::TruncatedL4) {
                 out.key.src_port = 0;
