@@ -1,7 +1,7 @@
 //! Configuration: QoF's command line and its YAML file, validated into the settings each stage
 //! takes. Every mistake a user can make is one clear error line naming the option or key.
 
-use crate::meter::MeterConfig;
+use crate::meter::{EchoRule, MeterConfig, TcpConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
@@ -115,6 +115,18 @@ pub struct YamlConfig {
     pub force_biflow: Option<Flag>,
     pub gre_decap: Option<Flag>,
     pub silk_compatible: Option<Flag>,
+    /// Gaps kept per TCP direction before the oldest counts as lost (QoF's compile-time 8).
+    pub gap_stack_depth: Option<u64>,
+    /// Which timestamp echoes may replace a half-RTT: `not-larger` (default, QoF's paper) or
+    /// `latest`.
+    pub rtt_echo_rule: Option<EchoRuleName>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EchoRuleName {
+    NotLarger,
+    Latest,
 }
 
 /// A YAML flag: `true`/`false`, or QoF's `1`/`0`. (QoF read any value not starting with `0`
@@ -182,6 +194,18 @@ impl YamlConfig {
             max_flows: count("max-flows", self.max_flows, d.max_flows)?,
             max_frags: count("max-frags", self.max_frags, d.max_frags)?,
             silk_compatible: self.silk_compatible.is_some_and(|f| f.0),
+            tcp: TcpConfig {
+                gap_depth: match self.gap_stack_depth {
+                    None => d.tcp.gap_depth,
+                    Some(n @ 1..=255) => n as u8,
+                    Some(n) => bail!("gap-stack-depth: {n} is not between 1 and 255"),
+                },
+                echo_rule: match self.rtt_echo_rule {
+                    None | Some(EchoRuleName::NotLarger) => EchoRule::NotLarger,
+                    Some(EchoRuleName::Latest) => EchoRule::Latest,
+                },
+                ..d.tcp
+            },
             ..d
         })
     }

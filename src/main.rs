@@ -7,7 +7,7 @@ use qof::config::{Args, YamlConfig};
 use qof::decode::{self, DecodeConfig, IgnoreCounts, Packet};
 use qof::filter::Filter;
 use qof::ipfix::TemplateSpec;
-use qof::meter::{Meter, MeterConfig, ProcessStats};
+use qof::meter::{Meter, MeterConfig, ProcessStats, TcpConfig};
 use qof::time::Timestamp;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -79,10 +79,16 @@ fn run(args: &Args) -> Result<Outcome> {
         None => TemplateSpec::qof_default(),
     };
     let features = spec.features();
+    let yaml_meter = yaml.meter()?;
     let meter_cfg = MeterConfig {
         track_macs: features.mac(),
         track_transport: features.transport(),
-        ..yaml.meter()?
+        tcp: TcpConfig {
+            gap_depth: yaml_meter.tcp.gap_depth,
+            echo_rule: yaml_meter.tcp.echo_rule,
+            ..TcpConfig::from_features(features)
+        },
+        ..yaml_meter
     };
     let decode_cfg = DecodeConfig {
         ipv4: features.ipv4() || !features.ipv6(),

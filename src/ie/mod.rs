@@ -120,6 +120,10 @@ pub enum Applies {
     All,
     /// TCP flows only.
     Tcp,
+    /// TCP flows with at least one RTT sample.
+    TcpRtt,
+    /// TCP flows where either direction's timestamp clock rate is known.
+    TcpTs,
     /// IPv4 flows (IPv4 address elements).
     Ipv4,
     /// IPv6 flows (and IPv4 flows mapped into IPv6 when the template has no IPv4 addresses).

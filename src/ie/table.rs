@@ -73,7 +73,15 @@ fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
     }
 }
 
-use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT};
+use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT, TcpRtt as ATR, TcpTs as ATS};
+
+/// Chirp needs inter-segment times and the timestamp clock.
+const CHIRP: F = F::SEQ.with(F::IAT).with(F::TS).with(F::TCPOPT);
+
+/// Microseconds to whole milliseconds, rounded to nearest.
+fn rtt_ms(us: u32) -> u64 {
+    (u64::from(us) + 500) / 1000
+}
 
 /// Every element qof can name. Those with a getter can be exported; the others are decoded
 /// and printed by name (by `qofdump`) but not measured by this version.
@@ -257,7 +265,8 @@ pub static TABLE: &[InfoElement] = &[
     iana("tcpSequenceNumber", 184, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.isn.into())),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
     iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
@@ -507,105 +516,129 @@ pub static TABLE: &[InfoElement] = &[
     ie("meanPacketRate", pen::CERT, 103, Unsigned32, 4).on(AS),
     ie("flowTableFlushEventCount", pen::CERT, 104, Unsigned32, 4).on(AS),
     ie("flowTablePeakCount", pen::CERT, 105, Unsigned32, 4).on(AS),
-    // --- trammell.ch (QoF TCP performance; measured by a later version) ---
+    // --- trammell.ch (QoF TCP performance) ---
     ie("tcpSequenceCount", pen::QOF, 1024, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.octets)),
     ie("tcpRetransmitCount", pen::QOF, 1025, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.retransmits)),
     ie("maxTcpSequenceJump", pen::QOF, 1026, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.max_jump.into())),
     ie("minTcpRttMilliseconds", pen::QOF, 1029, Unsigned32, 2)
-        .on(AT)
-        .en(F::RTT.with(F::TCPOPT)),
+        .on(ATR)
+        .en(F::RTT.with(F::TCPOPT))
+        .get(|r, _| V::Unsigned(rtt_ms(r.rtt.min_us))),
     ie("lastTcpRttMilliseconds", pen::QOF, 1030, Unsigned32, 2)
-        .on(AT)
-        .en(F::RTT),
+        .on(ATR)
+        .en(F::RTT.with(F::TCPOPT))
+        .get(|r, _| V::Unsigned(rtt_ms(r.rtt.smoothed_us))),
     ie("declaredTcpMss", pen::QOF, 1033, Unsigned16, 2)
         .rev()
         .on(AT)
-        .en(F::TCPOPT),
+        .en(F::TCPOPT)
+        .get(|_, d| V::Unsigned(d.tcp.declared_mss.into())),
     ie("observedTcpMss", pen::QOF, 1034, Unsigned16, 2)
         .rev()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.observed_mss.into())),
     ie("tcpSequenceLossCount", pen::QOF, 1035, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.lost)),
     ie("tcpSequenceJumpCount", pen::QOF, 1036, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::SEQ),
+        .en(F::SEQ)
+        .get(|_, d| V::Unsigned(d.tcp.seq.jumps)),
     ie("tcpLossEventCount", pen::QOF, 1038, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::SEQ.with(F::RTT).with(F::TCPOPT)),
+        .en(F::SEQ.with(F::RTT).with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.seq.loss_events)),
     ie("qofTcpCharacteristics", pen::QOF, 1039, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::TCPOPT),
+        .en(F::TCPOPT)
+        .get(|_, d| V::Unsigned(d.tcp.characteristics.into())),
     ie("tcpDupAckCount", pen::QOF, 1040, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::ACK),
+        .en(F::ACK.with(F::RWIN))
+        .get(|_, d| V::Unsigned(d.tcp.dup_acks)),
     ie("tcpSelAckCount", pen::QOF, 1041, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
-        .en(F::ACK.with(F::TCPOPT)),
+        .en(F::ACK.with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.sel_acks)),
     ie("minTcpRwin", pen::QOF, 1042, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::RWIN.with(F::TCPOPT)),
+        .en(F::RWIN.with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.rwin_min.into())),
     ie("meanTcpRwin", pen::QOF, 1043, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::RWIN.with(F::TCPOPT)),
+        .en(F::RWIN.with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.rwin_mean.into())),
     ie("maxTcpRwin", pen::QOF, 1044, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::RWIN.with(F::TCPOPT)),
+        .en(F::RWIN.with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.rwin_max.into())),
     ie("tcpReceiverStallCount", pen::QOF, 1045, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::RWIN),
+        .en(F::RWIN.with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.stalls.into())),
     ie("tcpRttSampleCount", pen::QOF, 1046, Unsigned32, 4)
-        .on(AT)
-        .en(F::RTT),
+        .on(ATR)
+        .en(F::RTT.with(F::TCPOPT))
+        .get(|r, _| V::Unsigned(r.rtt.samples.into())),
     ie("tcpTimestampFrequency", pen::QOF, 1047, Unsigned32, 4)
         .rev()
-        .on(AT)
-        .en(F::TS.with(F::TCPOPT)),
+        .on(ATS)
+        .en(F::SEQ.with(F::TS).with(F::TCPOPT))
+        .get(|_, d| V::Unsigned(d.tcp.ts_hz.into())),
     ie("minTcpChirpMilliseconds", pen::QOF, 1048, Signed16, 2)
         .rev()
-        .on(AT)
-        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
+        .on(ATS)
+        .en(CHIRP)
+        .get(|_, d| V::Signed(d.tcp.chirp_min_ms.into())),
     ie("maxTcpChirpMilliseconds", pen::QOF, 1049, Signed16, 2)
         .rev()
-        .on(AT)
-        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
+        .on(ATS)
+        .en(CHIRP)
+        .get(|_, d| V::Signed(d.tcp.chirp_max_ms.into())),
     ie("minTcpIOTMilliseconds", pen::QOF, 1050, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::IAT),
+        .en(F::SEQ.with(F::IAT))
+        .get(|_, d| V::Unsigned(rtt_ms(d.tcp.iat_min_us))),
     ie("maxTcpIOTMilliseconds", pen::QOF, 1051, Unsigned32, 4)
         .rev()
         .on(AT)
-        .en(F::IAT),
+        .en(F::SEQ.with(F::IAT))
+        .get(|_, d| V::Unsigned(rtt_ms(d.tcp.iat_max_us))),
     ie("meanTcpChirpMilliseconds", pen::QOF, 1052, Signed16, 2)
         .rev()
-        .on(AT)
-        .en(F::IAT.with(F::TS).with(F::TCPOPT)),
+        .on(ATS)
+        .en(CHIRP)
+        .get(|_, d| V::Signed(d.tcp.chirp_mean_ms.into())),
 ];

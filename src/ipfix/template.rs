@@ -171,6 +171,13 @@ impl TemplateSpec {
         }
         if rec.key.proto == crate::key::proto::TCP {
             d |= Dims::TCP;
+            if rec.rtt.samples > 0 {
+                d |= Dims::RTT;
+            }
+            // A uniflow record's reverse direction is empty, so only its own clock counts.
+            if rec.fwd.tcp.ts_hz != 0 || (d & Dims::BIFLOW != 0 && rec.rev.tcp.ts_hz != 0) {
+                d |= Dims::TSV;
+            }
         }
         if !rec.key.is_ipv4() || !self.has_v4 {
             d |= Dims::IPV6;
@@ -195,6 +202,8 @@ impl TemplateSpec {
                 && match f.ie.applies {
                     Applies::All => true,
                     Applies::Tcp => dims.has(Dims::TCP),
+                    Applies::TcpRtt => dims.has(Dims::RTT),
+                    Applies::TcpTs => dims.has(Dims::TSV),
                     Applies::Ipv4 => !dims.has(Dims::IPV6),
                     Applies::Ipv6 => dims.has(Dims::IPV6),
                     Applies::Stats => false,
@@ -221,7 +230,11 @@ impl Dims {
     pub const TCP: u8 = 2;
     pub const IPV6: u8 = 4;
     pub const REDUCED: u8 = 8;
-    pub const COUNT: usize = 16;
+    /// TCP with an RTT sample (QoF's RTT dimension).
+    pub const RTT: u8 = 16;
+    /// TCP with a known timestamp clock rate (QoF's TSV dimension).
+    pub const TSV: u8 = 32;
+    pub const COUNT: usize = 64;
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
@@ -345,7 +358,7 @@ mod tests {
             e.to_string(),
             "unknown information element `octetDeltaCounter`"
         );
-        let e = TemplateSpec::from_names(&["tcpRttSampleCount"]).unwrap_err();
+        let e = TemplateSpec::from_names(&["tcpWindowSize"]).unwrap_err();
         assert!(e.to_string().contains("not measured"), "{e}");
         let e = TemplateSpec::from_names(&["packetTotalCount"]).unwrap_err();
         assert!(e.to_string().contains("process statistic"), "{e}");

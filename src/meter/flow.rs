@@ -63,6 +63,7 @@ impl Dir {
             max_ttl: self.max_ttl,
             initial_tcp_flags: self.initial_flags,
             union_tcp_flags: self.union_flags,
+            ..DirStats::default()
         }
     }
 }

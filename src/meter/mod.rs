@@ -6,10 +6,12 @@ mod flow;
 mod frag;
 mod record;
 mod table;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
 pub use record::{end_reason, DirStats, FlowRecord};
+pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 
 use crate::decode::{FragInfo, Packet};
 use crate::time::Timestamp;
@@ -17,6 +19,7 @@ use flow::{Dir, Flow, NO_REVERSE};
 use frag::{FragKey, FragTable, Held};
 use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
+use tcp::{TcpPacket, TcpTable};
 
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub struct MeterConfig {
     pub track_macs: bool,
     /// Keep transport-layer packet and octet counts.
     pub track_transport: bool,
+    /// TCP performance measurements.
+    pub tcp: TcpConfig,
 }
 
 impl Default for MeterConfig {
@@ -49,6 +54,7 @@ impl Default for MeterConfig {
             silk_compatible: false,
             track_macs: false,
             track_transport: false,
+            tcp: TcpConfig::default(),
         }
     }
 }
@@ -93,6 +99,7 @@ pub struct Meter {
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
     transport: Vec<Transport>,
+    tcp: Option<TcpTable>,
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
     scratch: Vec<Slot>,
@@ -108,6 +115,7 @@ impl Meter {
             clock_ms: 0,
             macs: Vec::new(),
             transport: Vec::new(),
+            tcp: cfg.tcp.any().then(|| TcpTable::new(cfg.tcp)),
             stats: MeterStats::default(),
             scratch: Vec::new(),
             cfg,
@@ -208,6 +216,20 @@ impl Meter {
             t.packets[usize::from(reverse)] += pkts;
             t.octets[usize::from(reverse)] += u64::from(pkt.payload_len);
         }
+        if let (Some(tcp), Some(info)) = (&mut self.tcp, &pkt.tcp) {
+            let start_us = self.table.flow(slot).start_ms() * 1000;
+            let now_us = ts.micros().saturating_sub(start_us);
+            tcp.packet(
+                slot,
+                &TcpPacket {
+                    tcp: info,
+                    payload_len: pkt.payload_len,
+                    ecn: pkt.ecn,
+                    dir: usize::from(reverse),
+                    now_us: u32::try_from(now_us).unwrap_or(u32::MAX),
+                },
+            );
+        }
         if ended {
             self.close(slot, end_reason::END_OF_FLOW);
         }
@@ -291,6 +313,11 @@ impl Meter {
             }
             self.transport[i] = Transport::default();
         }
+        if let Some(tcp) = &mut self.tcp {
+            if pkt.key.proto == crate::key::proto::TCP {
+                tcp.attach(slot);
+            }
+        }
         slot
     }
 
@@ -347,6 +374,12 @@ impl Meter {
             rec.rev.transport_packets = t.packets[1];
             rec.rev.transport_octets = t.octets[1];
         }
+        if let Some(tcp) = &mut self.tcp {
+            if let Some((dirs, rtt)) = tcp.detach(slot) {
+                [rec.fwd.tcp, rec.rev.tcp] = dirs;
+                rec.rtt = rtt;
+            }
+        }
         self.stats.records_emitted += 1;
         self.out.push_back(rec);
     }
@@ -373,6 +406,7 @@ fn to_record(f: &Flow, reason: u8) -> FlowRecord {
         rev: f.rev.stats(),
         src_mac: [0; 6],
         dst_mac: [0; 6],
+        rtt: RttStats::default(),
     }
 }
 

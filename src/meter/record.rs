@@ -1,5 +1,6 @@
 //! What the meter emits: one closed (or timed-out) flow.
 
+use super::tcp::{RttStats, TcpDirStats};
 use crate::key::FlowKey;
 use crate::time::Timestamp;
 
@@ -30,6 +31,8 @@ pub struct DirStats {
     pub initial_tcp_flags: u8,
     /// OR of the TCP flags of every later packet.
     pub union_tcp_flags: u8,
+    /// TCP measurements (zero unless the template asks for them and the flow is TCP).
+    pub tcp: TcpDirStats,
 }
 
 /// A flow record as the meter hands it to exporters. Both directions (RFC 5103 biflow); an
@@ -52,6 +55,8 @@ pub struct FlowRecord {
     /// MACs of the flow's first forward packet (zero on link types without them).
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
+    /// Round-trip time of the biflow (both uniflow records carry it).
+    pub rtt: RttStats,
 }
 
 impl FlowRecord {

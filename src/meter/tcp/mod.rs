@@ -1,0 +1,527 @@
+//! TCP performance measurement from headers alone: sequence progress, retransmissions,
+//! observation loss and loss events ([`seq`]), round-trip time ([`rtt`]), options, receiver
+//! window, duplicate and selective ACKs, timestamp clock rate, inter-segment times and chirp.
+//!
+//! Only what the template asks for is tracked ([`TcpConfig`]); a flow gets TCP state only
+//! when something is asked for, from a slab beside the flow table. Times are microseconds
+//! after the flow's start (u32: a record spans at most 71 minutes of TCP timing, far beyond
+//! the default 5-minute active timeout; later packets are timed as at that limit).
+
+mod rtt;
+mod seq;
+#[cfg(test)]
+mod tests;
+
+pub use rtt::EchoRule;
+pub use seq::SeqCounters;
+
+use crate::decode::TcpInfo;
+use crate::ie::Features;
+use rtt::{RttInput, RttState};
+use seq::{seq_before, LossPool, SeqDir};
+
+/// TCP flag bits.
+pub(crate) mod flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+/// Which TCP measurements are switched on (from the template's features).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Sequence tracking: counts, retransmissions, jumps, loss, loss events, observed MSS.
+    pub seq: bool,
+    pub rtt: bool,
+    /// Duplicate and selective ACK counts.
+    pub ack: bool,
+    /// Receiver window statistics and stalls.
+    pub rwin: bool,
+    /// Timestamp clock frequency.
+    pub ts: bool,
+    /// Inter-segment times (and, with `ts`, chirp).
+    pub iat: bool,
+    /// Options-derived facts: declared MSS, characteristics (needs the decoder's options).
+    pub options: bool,
+    /// Depth of each direction's gap stack.
+    pub gap_depth: u8,
+    pub echo_rule: EchoRule,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            seq: false,
+            rtt: false,
+            ack: false,
+            rwin: false,
+            ts: false,
+            iat: false,
+            options: false,
+            gap_depth: 8,
+            echo_rule: EchoRule::NotLarger,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// What the template's elements switch on. RTT and loss events need sequence tracking
+    /// (to know which segments are new).
+    pub fn from_features(f: Features) -> TcpConfig {
+        let rtt = f.has(Features::RTT);
+        TcpConfig {
+            seq: f.has(Features::SEQ) || rtt,
+            rtt,
+            ack: f.has(Features::ACK),
+            rwin: f.has(Features::RWIN),
+            ts: f.has(Features::TS),
+            iat: f.has(Features::IAT),
+            options: f.has(Features::TCPOPT),
+            ..TcpConfig::default()
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.seq || self.rtt || self.ack || self.rwin || self.ts || self.iat || self.options
+    }
+}
+
+/// qofTcpCharacteristics bits.
+pub mod characteristic {
+    pub const ECT0: u8 = 0x01;
+    pub const ECT1: u8 = 0x02;
+    pub const CE: u8 = 0x04;
+    pub const TIMESTAMP: u8 = 0x10;
+    pub const SACK: u8 = 0x20;
+    pub const WINDOW_SCALE: u8 = 0x40;
+}
+
+/// "No window scale option seen".
+const NO_WS: u8 = 0xff;
+
+/// Per-direction state other than sequence tracking.
+#[derive(Clone, Copy, Debug)]
+struct DirState {
+    seq: SeqDir,
+    // Options.
+    declared_mss: u16,
+    window_scale: u8,
+    characteristics: u8,
+    // Receiver window (scaled), over every segment of the direction.
+    rwin_min: u32,
+    rwin_max: u32,
+    rwin_mean: f32,
+    rwin_n: u32,
+    stalls: u32,
+    last_window: u16,
+    // ACKs sent in this direction.
+    highest_ack: u32,
+    dup_acks: u32,
+    sel_acks: u32,
+    // Timestamp clock: first and latest TSval on new data, and when they were seen.
+    ts_first_us: u32,
+    ts_last: u32,
+    ts_last_us: u32,
+    /// TSval advance from the first timestamped segment to `ts_last`, widened past wraps.
+    ts_span: u64,
+    // Inter-segment time between segments carrying new sequence space.
+    last_adv_us: u32,
+    iat_min_us: u32,
+    iat_max_us: u32,
+    chirp_min_us: i32,
+    chirp_max_us: i32,
+    chirp_sum_ms: i32,
+    chirp_n: u16,
+    bits: u8,
+}
+
+mod bit {
+    pub const RWIN: u8 = 1;
+    pub const ACK: u8 = 2;
+    pub const TS: u8 = 4;
+    pub const ADV: u8 = 8;
+    pub const IAT: u8 = 16;
+    pub const TS_ON_ADV: u8 = 32;
+}
+
+impl Default for DirState {
+    fn default() -> Self {
+        DirState {
+            seq: SeqDir::default(),
+            declared_mss: 0,
+            window_scale: NO_WS,
+            characteristics: 0,
+            rwin_min: 0,
+            rwin_max: 0,
+            rwin_mean: 0.0,
+            rwin_n: 0,
+            stalls: 0,
+            last_window: 0,
+            highest_ack: 0,
+            dup_acks: 0,
+            sel_acks: 0,
+            ts_first_us: 0,
+            ts_last: 0,
+            ts_last_us: 0,
+            ts_span: 0,
+            last_adv_us: 0,
+            iat_min_us: 0,
+            iat_max_us: 0,
+            chirp_min_us: 0,
+            chirp_max_us: 0,
+            chirp_sum_ms: 0,
+            chirp_n: 0,
+            bits: 0,
+        }
+    }
+}
+
+/// TCP state of one biflow.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TcpState {
+    dir: [DirState; 2],
+    rtt: RttState,
+}
+
+/// One direction's TCP measurements, as exported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpDirStats {
+    pub seq: SeqCounters,
+    pub observed_mss: u16,
+    pub declared_mss: u16,
+    pub characteristics: u8,
+    pub rwin_min: u32,
+    pub rwin_mean: u32,
+    pub rwin_max: u32,
+    pub stalls: u32,
+    pub dup_acks: u64,
+    pub sel_acks: u64,
+    /// Timestamp clock rate in Hz (0 = unknown).
+    pub ts_hz: u32,
+    /// Inter-segment times in µs (0 when fewer than two segments carried new data).
+    pub iat_min_us: u32,
+    pub iat_max_us: u32,
+    /// Chirp (inter-segment time minus the sender's own clock interval) in ms.
+    pub chirp_min_ms: i16,
+    pub chirp_max_ms: i16,
+    pub chirp_mean_ms: i16,
+}
+
+/// The biflow's RTT, as exported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RttStats {
+    pub min_us: u32,
+    pub smoothed_us: u32,
+    pub samples: u32,
+}
+
+/// Everything a TCP packet contributes, gathered by the meter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TcpPacket<'a> {
+    pub tcp: &'a TcpInfo,
+    pub payload_len: u32,
+    pub ecn: u8,
+    /// 0 = forward, 1 = reverse.
+    pub dir: usize,
+    pub now_us: u32,
+}
+
+/// TCP states of a meter's flows, by flow slot, allocated only for TCP flows.
+pub(crate) struct TcpTable {
+    pub cfg: TcpConfig,
+    /// TCP state index per flow slot (u32::MAX = none).
+    by_slot: Vec<u32>,
+    states: Vec<TcpState>,
+    free: Vec<u32>,
+    pool: LossPool,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl TcpTable {
+    pub fn new(cfg: TcpConfig) -> Self {
+        TcpTable {
+            cfg,
+            by_slot: Vec::new(),
+            states: Vec::new(),
+            free: Vec::new(),
+            pool: LossPool::new(cfg.gap_depth),
+        }
+    }
+
+    /// A new TCP flow took `slot`.
+    pub fn attach(&mut self, slot: u32) {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.states[i as usize] = TcpState::default();
+                i
+            }
+            None => {
+                self.states.push(TcpState::default());
+                (self.states.len() - 1) as u32
+            }
+        };
+        let s = slot as usize;
+        if self.by_slot.len() <= s {
+            self.by_slot.resize(s + 1, NONE);
+        }
+        self.by_slot[s] = i;
+    }
+
+    /// Account a TCP packet of the flow in `slot`.
+    pub fn packet(&mut self, slot: u32, p: &TcpPacket) {
+        let Some(&i) = self.by_slot.get(slot as usize) else {
+            return;
+        };
+        if i != NONE {
+            self.states[i as usize].packet(&self.cfg, &mut self.pool, p);
+        }
+    }
+
+    /// The flow in `slot` ended: its measurements, and the slot's state freed.
+    pub fn detach(&mut self, slot: u32) -> Option<([TcpDirStats; 2], RttStats)> {
+        let i = std::mem::replace(self.by_slot.get_mut(slot as usize)?, NONE);
+        if i == NONE {
+            return None;
+        }
+        let st = &mut self.states[i as usize];
+        let out = st.export(&self.pool);
+        for d in &mut st.dir {
+            d.seq.release(&mut self.pool);
+        }
+        self.free.push(i);
+        Some(out)
+    }
+
+    /// TCP states in use and loss blocks in use (for tests and memory accounting).
+    pub fn in_use(&self) -> (usize, usize) {
+        (self.states.len() - self.free.len(), self.pool.in_use())
+    }
+}
+
+impl TcpState {
+    fn packet(&mut self, cfg: &TcpConfig, pool: &mut LossPool, p: &TcpPacket) {
+        let t = p.tcp;
+        let syn = t.flags & flag::SYN != 0;
+        let window_us = self.rtt.window_us();
+        let (dir, other) = match p.dir {
+            0 => {
+                let [a, b] = &mut self.dir;
+                (a, &*b)
+            }
+            _ => {
+                let [a, b] = &mut self.dir;
+                (b, &*a)
+            }
+        };
+        let opts = &t.options;
+
+        if cfg.options {
+            if let Some(mss) = opts.mss {
+                dir.declared_mss = mss;
+            }
+            if let Some(ws) = opts.window_scale {
+                // RFC 7323 §2.3: shifts above 14 are used as 14.
+                dir.window_scale = ws.min(14);
+                dir.characteristics |= characteristic::WINDOW_SCALE;
+            }
+            if opts.timestamp.is_some_and(|(v, _)| v != 0) {
+                dir.characteristics |= characteristic::TIMESTAMP;
+            }
+            if opts.sack_right_edge.is_some_and(|e| e != 0) {
+                dir.characteristics |= characteristic::SACK;
+            }
+            dir.characteristics |= match p.ecn & 3 {
+                2 => characteristic::ECT0,
+                1 => characteristic::ECT1,
+                3 => characteristic::CE,
+                _ => 0,
+            };
+        }
+
+        if cfg.rwin && t.flags & flag::RST == 0 {
+            // The window is scaled only when both sides offered the option, and never in a
+            // SYN (RFC 7323 §2.2). QoF scaled by the direction's own option regardless.
+            let scale = if !syn && dir.window_scale != NO_WS && other.window_scale != NO_WS {
+                dir.window_scale
+            } else {
+                0
+            };
+            let w = u32::from(t.window) << scale;
+            if dir.bits & bit::RWIN == 0 {
+                dir.bits |= bit::RWIN;
+                dir.rwin_min = w;
+                dir.rwin_max = w;
+            } else {
+                if t.window == 0 && dir.last_window != 0 {
+                    dir.stalls = dir.stalls.saturating_add(1);
+                }
+                dir.rwin_min = dir.rwin_min.min(w);
+                dir.rwin_max = dir.rwin_max.max(w);
+            }
+            dir.rwin_n = dir.rwin_n.saturating_add(1);
+            dir.rwin_mean += (w as f32 - dir.rwin_mean) / dir.rwin_n as f32;
+            dir.last_window = t.window;
+        }
+
+        if cfg.ack && t.flags & flag::ACK != 0 {
+            let first = dir.bits & bit::ACK == 0;
+            if first || seq_before(dir.highest_ack, t.ack) {
+                dir.bits |= bit::ACK;
+                dir.highest_ack = t.ack;
+            } else if t.ack == dir.highest_ack
+                && p.payload_len == 0
+                && t.flags & (flag::SYN | flag::FIN | flag::RST) == 0
+                && (!cfg.rwin || t.window == dir.last_window || dir.rwin_n <= 1)
+            {
+                // RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, same ACK number (and,
+                // when windows are tracked, the same window: not a window update).
+                dir.dup_acks = dir.dup_acks.saturating_add(1);
+            }
+            if opts.sack_right_edge.is_some_and(|e| seq_before(t.ack, e)) {
+                dir.sel_acks = dir.sel_acks.saturating_add(1);
+            }
+        }
+
+        if !cfg.seq {
+            return;
+        }
+        let was_started = dir.seq.started();
+        let out = dir
+            .seq
+            .segment(pool, t.seq, p.payload_len, syn, p.now_us, window_us);
+
+        if out.advanced {
+            let tsval = opts.timestamp.map(|(v, _)| v).filter(|&v| v != 0);
+            let had_adv = dir.bits & bit::ADV != 0;
+            let iat = p.now_us.wrapping_sub(dir.last_adv_us);
+            if cfg.iat && had_adv {
+                if dir.bits & bit::IAT == 0 {
+                    dir.bits |= bit::IAT;
+                    dir.iat_min_us = iat;
+                    dir.iat_max_us = iat;
+                } else {
+                    dir.iat_min_us = dir.iat_min_us.min(iat);
+                    dir.iat_max_us = dir.iat_max_us.max(iat);
+                }
+            }
+            if let Some(v) = tsval.filter(|_| cfg.ts || cfg.iat) {
+                // Chirp: how much longer the segments took to arrive than the sender's own
+                // clock says it took to send them. Computed from the previous TSval before it
+                // is replaced (QoF replaced it first, so its chirp was always the IAT).
+                if cfg.iat && had_adv && dir.bits & bit::TS_ON_ADV != 0 {
+                    if let Some(hz) = dir.ts_hz() {
+                        let ticks = v.wrapping_sub(dir.ts_last) as i32;
+                        let sent_us = i64::from(ticks) * 1_000_000 / i64::from(hz);
+                        let chirp_us = (i64::from(iat) - sent_us)
+                            .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+                            as i32;
+                        dir.add_chirp(chirp_us);
+                    }
+                }
+                if dir.bits & bit::TS == 0 {
+                    // The first timestamped segment starts the clock, whether or not it was
+                    // the direction's first packet (QoF never started it otherwise).
+                    dir.bits |= bit::TS;
+                    dir.ts_first_us = p.now_us;
+                    dir.ts_last = v;
+                    dir.ts_last_us = p.now_us;
+                } else if seq_before(dir.ts_last, v) {
+                    // Both ends of the interval are the first segment seen with its TSval,
+                    // so the clock's tick phase cancels out.
+                    dir.ts_span += u64::from(v.wrapping_sub(dir.ts_last));
+                    dir.ts_last = v;
+                    dir.ts_last_us = p.now_us;
+                }
+                dir.bits |= bit::TS_ON_ADV;
+            } else {
+                dir.bits &= !bit::TS_ON_ADV;
+            }
+            dir.bits |= bit::ADV;
+            dir.last_adv_us = p.now_us;
+        }
+
+        if cfg.rtt {
+            let input = RttInput {
+                dir: p.dir,
+                now_us: p.now_us,
+                ack: (t.flags & flag::ACK != 0).then_some(t.ack),
+                timestamp: opts.timestamp,
+                seq: t.seq,
+                advanced: out.advanced,
+                end: out.end,
+                jumped: out.jumped,
+                // A repeated SYN carries no payload but occupies sequence space all the same.
+                occupies: p.payload_len > 0 || (syn && was_started),
+            };
+            self.rtt.packet(&input, cfg.echo_rule);
+        }
+    }
+
+    fn export(&self, pool: &LossPool) -> ([TcpDirStats; 2], RttStats) {
+        let d = |s: &DirState| TcpDirStats {
+            seq: s.seq.counters(pool),
+            observed_mss: s.seq.max_payload,
+            declared_mss: s.declared_mss,
+            characteristics: s.characteristics,
+            rwin_min: s.rwin_min,
+            rwin_mean: s.rwin_mean.round() as u32,
+            rwin_max: s.rwin_max,
+            stalls: s.stalls,
+            dup_acks: s.dup_acks.into(),
+            sel_acks: s.sel_acks.into(),
+            ts_hz: s.ts_hz().unwrap_or(0),
+            iat_min_us: s.iat_min_us,
+            iat_max_us: s.iat_max_us,
+            chirp_min_ms: ms_i16(s.chirp_min_us),
+            chirp_max_ms: ms_i16(s.chirp_max_us),
+            chirp_mean_ms: if s.chirp_n == 0 {
+                0
+            } else {
+                (s.chirp_sum_ms / i32::from(s.chirp_n)) as i16
+            },
+        };
+        (
+            [d(&self.dir[0]), d(&self.dir[1])],
+            RttStats {
+                min_us: self.rtt.min_us,
+                smoothed_us: self.rtt.smoothed_us,
+                samples: self.rtt.samples,
+            },
+        )
+    }
+}
+
+fn ms_i16(us: i32) -> i16 {
+    ((i64::from(us) + if us < 0 { -500 } else { 500 }) / 1000)
+        .clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
+}
+
+impl DirState {
+    /// The sender's timestamp clock rate, from the first to the latest timestamped segment
+    /// carrying new data; `None` until the two are at least 10 ms apart.
+    fn ts_hz(&self) -> Option<u32> {
+        let us = self.ts_last_us.wrapping_sub(self.ts_first_us);
+        if self.bits & bit::TS == 0 || us < 10_000 || self.ts_span == 0 {
+            return None;
+        }
+        u32::try_from((self.ts_span * 1_000_000 + u64::from(us) / 2) / u64::from(us)).ok()
+    }
+
+    fn add_chirp(&mut self, chirp_us: i32) {
+        if self.chirp_n == 0 {
+            self.chirp_min_us = chirp_us;
+            self.chirp_max_us = chirp_us;
+        } else {
+            self.chirp_min_us = self.chirp_min_us.min(chirp_us);
+            self.chirp_max_us = self.chirp_max_us.max(chirp_us);
+        }
+        if self.chirp_n < u16::MAX {
+            self.chirp_n += 1;
+            self.chirp_sum_ms = self
+                .chirp_sum_ms
+                .saturating_add(i32::from(ms_i16(chirp_us)));
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Passive round-trip time: the sum of the two half-RTTs seen from the observation point.
+//!
+//! A segment seen going one way, and the first packet coming back that acknowledges its last
+//! byte (or echoes its TSval), bracket the part of the path beyond the observation point in
+//! that direction: observation point → receiver → observation point. Adding the halves of
+//! both directions gives the round trip, wherever the meter sits on the path.
+//!
+//! Each direction has at most one ACK wait and one echo wait outstanding. A wait starts only
+//! at the first packet that carries its sequence end or TSval, so nothing sent earlier can
+//! satisfy it. A wait is abandoned when data before its end is sent again or fills a hole
+//! (Karn's rule: the ACK could be for either copy, or was held back by the hole), and none
+//! starts at a segment that follows a hole. Times are microseconds after the flow's start, so a
+//! half-RTT under a millisecond (a meter next to a host) still counts.
+
+use super::seq::seq_before;
+
+/// Which timestamp-echo observations may replace a direction's half-RTT.
+///
+/// ACK-based observations always replace it. For echoes QoF's paper keeps only observations
+/// that do not increase the estimate (an echo can be late when the echoing side has nothing to
+/// send), while QoF's code keeps only larger ones. The lab's ground truth decides (see the
+/// `tcp_truth` test and the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoRule {
+    /// Every echo observation replaces the half.
+    Latest,
+    /// An echo observation replaces the half only if not larger (the paper's rule).
+    NotLarger,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Wait {
+    /// ACK wait: the sequence number the acknowledgement must reach. Echo wait: the TSval.
+    target: u32,
+    since_us: u32,
+    armed: bool,
+}
+
+/// RTT state of one biflow. Index 0 is the forward direction, 1 the reverse; `half[d]` is
+/// the time from a packet going in direction `d` to the answer coming back.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RttState {
+    ack_wait: [Wait; 2],
+    echo_wait: [Wait; 2],
+    /// Highest TSval seen per direction (a new echo wait starts only at a new TSval).
+    max_tsval: [u32; 2],
+    half_us: [u32; 2],
+    /// Bits: 1 << d = half d known; 4 << d = a TSval seen in direction d.
+    known: u8,
+    pub min_us: u32,
+    /// Smoothed RTT (7/8 old + 1/8 new), QoF's "last" value and the loss-event window.
+    pub smoothed_us: u32,
+    pub samples: u32,
+}
+
+/// What the RTT logic needs to know about one TCP packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RttInput {
+    pub dir: usize,
+    pub now_us: u32,
+    /// The ACK number, when the ACK flag is set.
+    pub ack: Option<u32>,
+    /// (TSval, TSecr) when the timestamp option is present.
+    pub timestamp: Option<(u32, u32)>,
+    pub seq: u32,
+    /// The segment carried new sequence space ending at `end`.
+    pub advanced: bool,
+    pub end: u32,
+    /// The segment left a hole before it.
+    pub jumped: bool,
+    /// The segment occupies sequence space (payload, SYN or FIN).
+    pub occupies: bool,
+}
+
+impl RttState {
+    pub fn packet(&mut self, p: &RttInput, rule: EchoRule) {
+        let d = p.dir;
+        let o = d ^ 1;
+        // Answers to the other direction's waits.
+        if let Some(ack) = p.ack {
+            let w = &mut self.ack_wait[o];
+            if w.armed && !seq_before(ack, w.target) {
+                w.armed = false;
+                let obs = p.now_us.wrapping_sub(w.since_us);
+                self.observe(o, obs);
+            }
+        }
+        if let Some((tsval, tsecr)) = p.timestamp {
+            let w = &mut self.echo_wait[o];
+            if w.armed && tsecr != 0 && !seq_before(tsecr, w.target) {
+                w.armed = false;
+                let obs = p.now_us.wrapping_sub(w.since_us);
+                let known = self.known & (1 << o) != 0;
+                if !known || rule == EchoRule::Latest || obs <= self.half_us[o] {
+                    self.observe(o, obs);
+                }
+            }
+            if tsval != 0 {
+                let seen = self.known & (4 << d) != 0;
+                if !seen || seq_before(self.max_tsval[d], tsval) {
+                    self.known |= 4 << d;
+                    self.max_tsval[d] = tsval;
+                    let w = &mut self.echo_wait[d];
+                    if !w.armed {
+                        *w = Wait {
+                            target: tsval,
+                            since_us: p.now_us,
+                            armed: true,
+                        };
+                    }
+                }
+            }
+        }
+        // This direction's own ACK wait.
+        let w = &mut self.ack_wait[d];
+        if p.occupies && w.armed && seq_before(p.seq, w.target) {
+            // Data below the awaited end was sent again, or fills a hole the receiver still
+            // had: either the ACK could answer either copy (Karn), or it was held back until
+            // the hole was filled. The wait would measure recovery, not the path.
+            w.armed = false;
+        } else if p.advanced && !p.jumped && !w.armed {
+            // (A segment after a hole is not acknowledged until the hole is filled.)
+            *w = Wait {
+                target: p.end,
+                since_us: p.now_us,
+                armed: true,
+            };
+        }
+    }
+
+    fn observe(&mut self, dir: usize, obs_us: u32) {
+        self.half_us[dir] = obs_us;
+        self.known |= 1 << dir;
+        if self.known & 3 == 3 {
+            let rtt = self.half_us[0].saturating_add(self.half_us[1]);
+            self.min_us = if self.samples == 0 {
+                rtt
+            } else {
+                self.min_us.min(rtt)
+            };
+            self.smoothed_us = if self.samples == 0 {
+                rtt
+            } else {
+                ((u64::from(self.smoothed_us) * 7 + u64::from(rtt)) / 8) as u32
+            };
+            self.samples = self.samples.saturating_add(1);
+        }
+    }
+
+    /// The smoothed RTT, 0 before the first sample (loss events are then grouped by
+    /// distinct times only).
+    pub fn window_us(&self) -> u32 {
+        self.smoothed_us
+    }
+}

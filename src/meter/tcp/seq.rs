@@ -1,0 +1,373 @@
+//! Sequence-number tracking for one direction of a TCP connection, with QoF's gap stack.
+//!
+//! Sequence numbers are widened to 64 bits relative to the next expected one, so wraparound
+//! needs no special cases and counts never lose the high bits. The bytes a direction has
+//! carried are `nsn - start`: from the first payload byte (the byte after the SYN when the
+//! SYN was seen) to the highest byte seen, FIN excluded.
+//!
+//! A segment that starts beyond `nsn` leaves a *gap*: sequence space the sender has moved
+//! past but the meter has not seen. Gaps are kept, highest first, in a stack of fixed depth.
+//! A later segment below `nsn` fills what it covers of any gaps; octets it carries that lie in
+//! no gap were seen before, so the segment is a retransmission. A gap that falls off the
+//! bottom of the full stack, or is still open when the flow ends, counts as sequence loss:
+//! octets the receiver (presumably) got but the meter never saw, i.e. observation loss.
+//!
+//! The state for all this is needed only once something goes wrong, so it lives in a
+//! [`LossPool`] block that a direction takes on its first anomaly: a clean connection costs
+//! no gap memory at all.
+
+/// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
+/// as before, as in QoF).
+pub(crate) fn seq_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// Widened sequence numbers start here, so data up to 4 GiB before the first byte seen
+/// (segments reordered ahead of it) still has a positive widened number.
+const BASE: u64 = 1 << 32;
+
+/// No loss block.
+const NONE: u32 = u32::MAX;
+
+/// What a segment did to the sequence state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SegmentOutcome {
+    /// The segment carried sequence space never seen before (new data, or the SYN): its end
+    /// is the new `nsn`. An RTT measurement may wait for its acknowledgement.
+    pub advanced: bool,
+    /// Sequence number just past the segment (SYN included), for the RTT's ACK wait.
+    pub end: u32,
+    /// Some octet of it had been seen before.
+    pub retransmitted: bool,
+    /// It started beyond `nsn`, leaving a gap.
+    pub jumped: bool,
+}
+
+/// Counters of anomalies and the gap stack's slot, taken from the pool on the first anomaly.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LossBlock {
+    /// Octets of gaps that fell off the stack.
+    pub lost: u64,
+    pub retransmits: u32,
+    /// Estimated segments missing at jumps (a jump of n observed MSS counts n).
+    pub jumps: u32,
+    pub max_jump: u32,
+    pub loss_events: u32,
+    /// Time of the last loss event, µs after the flow's start.
+    pub last_event_us: u32,
+    /// Gaps in use.
+    pub gaps: u8,
+}
+
+/// The pool of loss blocks and their gap stacks, shared by every flow of one meter.
+/// Blocks are recycled through a free list, so the steady state allocates nothing.
+#[derive(Debug)]
+pub(crate) struct LossPool {
+    depth: usize,
+    blocks: Vec<LossBlock>,
+    /// `depth` gaps per block: half-open [lo, hi) in widened sequence space, highest first.
+    gaps: Vec<(u64, u64)>,
+    free: Vec<u32>,
+}
+
+impl LossPool {
+    pub fn new(depth: u8) -> Self {
+        LossPool {
+            depth: usize::from(depth.max(1)),
+            blocks: Vec::new(),
+            gaps: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn take(&mut self) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.blocks[i as usize] = LossBlock::default();
+            return i;
+        }
+        let i = self.blocks.len() as u32;
+        self.blocks.push(LossBlock::default());
+        self.gaps.resize(self.gaps.len() + self.depth, (0, 0));
+        i
+    }
+
+    fn give_back(&mut self, i: u32) {
+        if i != NONE {
+            self.free.push(i);
+        }
+    }
+
+    pub fn block(&self, i: u32) -> Option<&LossBlock> {
+        (i != NONE).then(|| &self.blocks[i as usize])
+    }
+
+    /// Blocks in use (for memory accounting in tests and statistics).
+    pub fn in_use(&self) -> usize {
+        self.blocks.len() - self.free.len()
+    }
+
+    fn parts(&mut self, i: u32) -> (&mut LossBlock, &mut [(u64, u64)]) {
+        let i = i as usize;
+        let d = self.depth;
+        (&mut self.blocks[i], &mut self.gaps[i * d..(i + 1) * d])
+    }
+
+    /// Octets still in the gaps of block `i`.
+    fn open_gap_octets(&self, i: u32) -> u64 {
+        let b = &self.blocks[i as usize];
+        let i = i as usize;
+        self.gaps[i * self.depth..i * self.depth + usize::from(b.gaps)]
+            .iter()
+            .map(|&(lo, hi)| hi - lo)
+            .sum()
+    }
+}
+
+/// Sequence state of one direction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeqDir {
+    /// Widened number of the first payload byte.
+    start: u64,
+    /// Widened next expected sequence number (one past the highest byte seen).
+    nsn: u64,
+    /// Initial sequence number as seen on the wire (the SYN's, or the first segment's).
+    isn: u32,
+    loss: u32,
+    /// Largest payload seen (observedTcpMss).
+    pub max_payload: u16,
+    started: bool,
+    syn: bool,
+}
+
+impl Default for SeqDir {
+    fn default() -> Self {
+        SeqDir {
+            start: 0,
+            nsn: 0,
+            isn: 0,
+            loss: NONE,
+            max_payload: 0,
+            started: false,
+            syn: false,
+        }
+    }
+}
+
+/// The exported view of a direction's sequence state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqCounters {
+    pub isn: u32,
+    pub octets: u64,
+    pub retransmits: u64,
+    pub jumps: u64,
+    pub max_jump: u32,
+    pub lost: u64,
+    pub loss_events: u64,
+}
+
+impl SeqDir {
+    fn widen(&self, seq: u32) -> u64 {
+        let delta = seq.wrapping_sub(self.nsn as u32) as i32;
+        self.nsn.wrapping_add(delta as i64 as u64)
+    }
+
+    /// True once the direction's first segment has been seen.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Account one segment of `len` payload octets. `window_us` is the loss-event window
+    /// (the smoothed RTT; 0 when unknown) and `now_us` the time since the flow's start.
+    pub fn segment(
+        &mut self,
+        pool: &mut LossPool,
+        seq: u32,
+        len: u32,
+        syn: bool,
+        now_us: u32,
+        window_us: u32,
+    ) -> SegmentOutcome {
+        self.max_payload = self
+            .max_payload
+            .max(u16::try_from(len).unwrap_or(u16::MAX));
+        if !self.started {
+            self.started = true;
+            self.syn = syn;
+            self.isn = seq;
+            let first = seq.wrapping_add(u32::from(syn));
+            self.start = BASE | u64::from(first);
+            self.nsn = self.start + u64::from(len);
+            return SegmentOutcome {
+                advanced: syn || len > 0,
+                end: first.wrapping_add(len),
+                ..Default::default()
+            };
+        }
+        // Segments without payload (pure ACKs, a repeated SYN, a FIN) move no data. QoF
+        // ignores them here too; the ACK and RTT logic still sees them.
+        if len == 0 {
+            return SegmentOutcome::default();
+        }
+        let mut lo = self.widen(seq.wrapping_add(u32::from(syn)));
+        let hi = lo + u64::from(len);
+        let mut out = SegmentOutcome {
+            end: seq.wrapping_add(u32::from(syn)).wrapping_add(len),
+            ..Default::default()
+        };
+        let mut retransmitted = 0u64;
+        if lo < self.start {
+            let below_end = hi.min(self.start);
+            if self.syn {
+                // Before the first byte after the SYN: nothing new can be there.
+                retransmitted += below_end - lo;
+            } else {
+                // Picked up mid-stream, and this segment was reordered ahead of the first one
+                // seen: the data starts earlier than we thought, and these octets are new.
+                self.start = lo;
+            }
+            lo = below_end;
+        }
+        if lo < hi {
+            if lo >= self.nsn {
+                if lo > self.nsn {
+                    out.jumped = true;
+                    self.push_gap(pool, self.nsn, lo);
+                }
+                self.nsn = hi;
+                out.advanced = true;
+            } else {
+                // Starts below nsn: fill what it covers below nsn (every gap it spans), and
+                // advance nsn if it straddles it (QoF handled such segments as pure fills and
+                // later reported a phantom gap).
+                let fill_hi = hi.min(self.nsn);
+                retransmitted += (fill_hi - lo) - self.fill(pool, lo, fill_hi);
+                if hi > self.nsn {
+                    self.nsn = hi;
+                    out.advanced = true;
+                }
+            }
+        }
+        if retransmitted > 0 {
+            out.retransmitted = true;
+            let i = self.ensure_block(pool);
+            let (b, _) = pool.parts(i);
+            b.retransmits = b.retransmits.saturating_add(1);
+        }
+        if out.retransmitted || out.jumped {
+            let i = self.ensure_block(pool);
+            let (b, _) = pool.parts(i);
+            // One loss event per RTT-sized window of indications.
+            if b.loss_events == 0 || now_us.wrapping_sub(b.last_event_us) > window_us {
+                b.loss_events = b.loss_events.saturating_add(1);
+                b.last_event_us = now_us;
+            }
+        }
+        out
+    }
+
+    fn ensure_block(&mut self, pool: &mut LossPool) -> u32 {
+        if self.loss == NONE {
+            self.loss = pool.take();
+        }
+        self.loss
+    }
+
+    /// A jump from `nsn` to `lo`: push the gap [nsn, lo) on top of the stack.
+    fn push_gap(&mut self, pool: &mut LossPool, lo: u64, hi: u64) {
+        let size = hi - lo;
+        let mss = u64::from(self.max_payload.max(1));
+        let i = self.ensure_block(pool);
+        let (b, gaps) = pool.parts(i);
+        b.jumps = b
+            .jumps
+            .saturating_add(u32::try_from(size.div_ceil(mss)).unwrap_or(u32::MAX));
+        b.max_jump = b.max_jump.max(u32::try_from(size).unwrap_or(u32::MAX));
+        insert_gap(b, gaps, 0, (lo, hi));
+    }
+
+    /// Fill [lo, hi) (all below nsn) into the gaps; returns the octets that were in gaps.
+    fn fill(&mut self, pool: &mut LossPool, lo: u64, hi: u64) -> u64 {
+        if self.loss == NONE {
+            return 0;
+        }
+        let (b, gaps) = pool.parts(self.loss);
+        let mut covered = 0;
+        let mut i = 0;
+        while i < usize::from(b.gaps) {
+            let (g_lo, g_hi) = gaps[i];
+            if g_hi <= lo {
+                break; // this gap and every later one lie below the segment
+            }
+            if g_lo >= hi {
+                i += 1;
+                continue;
+            }
+            let (o_lo, o_hi) = (g_lo.max(lo), g_hi.min(hi));
+            covered += o_hi - o_lo;
+            match (g_lo < o_lo, o_hi < g_hi) {
+                (false, false) => {
+                    let n = usize::from(b.gaps);
+                    gaps.copy_within(i + 1..n, i);
+                    b.gaps -= 1;
+                }
+                (true, false) => {
+                    gaps[i].1 = o_lo;
+                    i += 1;
+                }
+                (false, true) => {
+                    gaps[i].0 = o_hi;
+                    i += 1;
+                }
+                (true, true) => {
+                    gaps[i] = (o_hi, g_hi);
+                    insert_gap(b, gaps, i + 1, (g_lo, o_lo));
+                    i += 2;
+                }
+            }
+        }
+        covered
+    }
+
+    /// The exported counters. Gaps still open count as lost (the state is not changed).
+    pub fn counters(&self, pool: &LossPool) -> SeqCounters {
+        let mut c = SeqCounters {
+            isn: self.isn,
+            octets: self.nsn.saturating_sub(self.start),
+            ..Default::default()
+        };
+        if let Some(b) = pool.block(self.loss) {
+            c.retransmits = b.retransmits.into();
+            c.jumps = b.jumps.into();
+            c.max_jump = b.max_jump;
+            c.loss_events = b.loss_events.into();
+            c.lost = b.lost + pool.open_gap_octets(self.loss);
+        }
+        c
+    }
+
+    /// Return the direction's loss block to the pool (the flow has ended).
+    pub fn release(&mut self, pool: &mut LossPool) {
+        pool.give_back(self.loss);
+        self.loss = NONE;
+    }
+}
+
+/// Insert `gap` at `at`, shifting lower gaps down; the lowest falls off a full stack and is
+/// counted as lost.
+fn insert_gap(b: &mut LossBlock, gaps: &mut [(u64, u64)], at: usize, gap: (u64, u64)) {
+    let depth = gaps.len();
+    let n = usize::from(b.gaps);
+    if at >= depth {
+        b.lost += gap.1 - gap.0;
+        return;
+    }
+    if n == depth {
+        let (lo, hi) = gaps[depth - 1];
+        b.lost += hi - lo;
+        gaps.copy_within(at..depth - 1, at + 1);
+    } else {
+        gaps.copy_within(at..n, at + 1);
+        b.gaps += 1;
+    }
+    gaps[at] = gap;
+}

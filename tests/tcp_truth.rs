@@ -1,0 +1,365 @@
+//! TCP measurements against ground truth: the lab captures in `../shared/lab/out/captures`,
+//! each with a `*.truth.json` sidecar written from the link emulator, the hosts' kernels and
+//! the applications (see `../shared/lab/README.md`).
+//!
+//! Checked for every connection of every capture, at every observation point:
+//! - minTcpRttMilliseconds within max(1 ms, 3 %) of the configured path RTT (the `rtt-*`
+//!   sweep), and at least one RTT sample on every connection that carried data both ways;
+//! - tcpRetransmitCount per direction = retransmitted segments whose earlier copy was also
+//!   seen at the observation point;
+//! - tcpSequenceLossCount per direction = payload bytes deleted from the capture (observation
+//!   loss), and 0 where nothing is missing;
+//! - tcpSequenceCount per direction = the bytes the application sent;
+//! - declaredTcpMss and the window-scale and timestamp characteristics = what was negotiated.
+
+mod common;
+
+use common::{name, qof, run, shared};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const TEMPLATE: &[&str] = &[
+    "flowStartMilliseconds",
+    "flowEndMilliseconds",
+    "sourceIPv4Address",
+    "destinationIPv4Address",
+    "sourceTransportPort",
+    "destinationTransportPort",
+    "protocolIdentifier",
+    "flowEndReason",
+    "packetDeltaCount",
+    "reversePacketDeltaCount",
+    "tcpSequenceCount",
+    "reverseTcpSequenceCount",
+    "tcpRetransmitCount",
+    "reverseTcpRetransmitCount",
+    "tcpSequenceLossCount",
+    "reverseTcpSequenceLossCount",
+    "tcpLossEventCount",
+    "reverseTcpLossEventCount",
+    "minTcpRttMilliseconds",
+    "lastTcpRttMilliseconds",
+    "tcpRttSampleCount",
+    "declaredTcpMss",
+    "reverseDeclaredTcpMss",
+    "qofTcpCharacteristics",
+    "reverseQofTcpCharacteristics",
+];
+
+const WINDOW_SCALE: u64 = 0x40;
+const TIMESTAMP: u64 = 0x10;
+
+fn captures() -> Vec<PathBuf> {
+    let dir = shared().join("lab/out/captures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the lab captures {} are missing: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn truth_of(pcap: &Path) -> Value {
+    let p = pcap.with_extension("truth.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn records(pcap: &Path, yaml: &Path) -> Vec<Value> {
+    let out = run(qof()
+        .arg("--in")
+        .arg(pcap)
+        .arg("--yaml")
+        .arg(yaml)
+        .args(["--format", "json"]));
+    assert!(
+        out.status.success(),
+        "qof failed on {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// An endpoint as (address, port).
+fn endpoint(v: &Value) -> (String, u64) {
+    (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
+}
+
+/// Tally of one kind of check.
+#[derive(Default)]
+struct Tally {
+    pass: usize,
+    fail: Vec<String>,
+}
+
+impl Tally {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if ok {
+            self.pass += 1;
+        } else {
+            self.fail.push(what());
+        }
+    }
+    fn total(&self) -> usize {
+        self.pass + self.fail.len()
+    }
+}
+
+/// Retransmissions the observation point can see as such: the sidecar's count of segments
+/// whose earlier copy was also captured. In a capture with frames deleted afterwards, a
+/// retransmission whose original (or which itself) was deleted is no longer seen twice.
+fn expected_retransmits(truth: &Value, conn: &Value, dir: &str) -> u64 {
+    let at = &conn["at_op"][dir];
+    let seen = at["retransmissions"]["data"]["seen_before_at_op"]
+        .as_u64()
+        .unwrap();
+    let Some(removed) = truth["observation_loss"]["removed_frames"].as_array() else {
+        return seen;
+    };
+    let retransmitted: HashSet<u64> = at["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["plen"].as_u64().unwrap() > 0)
+        .map(|d| d["rseq"].as_u64().unwrap())
+        .collect();
+    let client = endpoint(&conn["five_tuple"]["client"]);
+    let hidden = removed
+        .iter()
+        .filter(|f| {
+            f["dir"] == dir
+                && endpoint(&f["client"]) == client
+                && f["plen"].as_u64().unwrap() > 0
+                && retransmitted.contains(&f["rseq"].as_u64().unwrap())
+        })
+        .count() as u64;
+    seen - hidden
+}
+
+/// Bytes the application sent in a direction: from its own log, or (iperf3, whose logs the
+/// sidecar does not carry) the sequence span the emulator saw less the SYN and FIN.
+fn app_bytes(conn: &Value, dir: &str) -> u64 {
+    if let Some(n) = conn["app"]["payload_bytes"][dir].as_u64() {
+        return n;
+    }
+    let sent = &conn["at_op"][dir]["sent_by_host"];
+    let flag = |k: &str| u64::from(sent[k].as_u64().unwrap() > 0);
+    sent["seq_span"].as_u64().unwrap() - flag("syn") - flag("fin")
+}
+
+/// Payload bytes deleted from the capture although the receiver got them, per direction.
+fn observation_lost(truth: &Value, conn: &Value, dir: &str) -> u64 {
+    let client = endpoint(&conn["five_tuple"]["client"]);
+    truth["observation_loss"]["per_connection"]
+        .as_array()
+        .map_or(0, |v| {
+            v.iter()
+                .filter(|c| c["dir"] == dir && endpoint(&c["client"]) == client)
+                .map(|c| c["obs_lost_payload_bytes"].as_u64().unwrap())
+                .sum()
+        })
+}
+
+#[test]
+fn tcp_measurements_match_the_lab_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("tcp.yaml");
+    let mut text = String::from("template:\n");
+    for n in TEMPLATE {
+        writeln!(text, "  - {n}").unwrap();
+    }
+    std::fs::write(&yaml, text).unwrap();
+
+    let mut rtt = Tally::default();
+    let mut samples = Tally::default();
+    let mut retx = Tally::default();
+    let mut loss = Tally::default();
+    let mut count = Tally::default();
+    let mut options = Tally::default();
+    let mut report = String::new();
+
+    for pcap in captures() {
+        let cap = name(&pcap);
+        let truth = truth_of(&pcap);
+        let recs = records(&pcap, &yaml);
+        // Records by (client, server) endpoints, whichever way the record is oriented.
+        let mut by_conn: HashMap<((String, u64), (String, u64)), Vec<(&Value, bool)>> =
+            HashMap::new();
+        for r in &recs {
+            if u(r, "protocolIdentifier") != 6 {
+                continue;
+            }
+            let a = (
+                r["sourceIPv4Address"].as_str().unwrap().to_string(),
+                u(r, "sourceTransportPort"),
+            );
+            let b = (
+                r["destinationIPv4Address"].as_str().unwrap().to_string(),
+                u(r, "destinationTransportPort"),
+            );
+            // The lab's client is 10.77.0.1.
+            if a.0 == "10.77.0.1" {
+                by_conn.entry((a, b)).or_default().push((r, false));
+            } else {
+                by_conn.entry((b, a)).or_default().push((r, true));
+            }
+        }
+        let lossless = truth["scenario"] != "transport-loss"
+            && truth["observation_loss"].is_null()
+            && !cap.starts_with("iperf3");
+        for conn in truth["connections"].as_array().unwrap() {
+            let client = endpoint(&conn["five_tuple"]["client"]);
+            let server = endpoint(&conn["five_tuple"]["server"]);
+            let label = format!("{cap} {}:{}", client.0, client.1);
+            let Some(rs) = by_conn.get(&(client.clone(), server.clone())) else {
+                count.check(false, || format!("{label}: no flow record"));
+                continue;
+            };
+            if rs.len() != 1 {
+                writeln!(report, "{label}: {} records", rs.len()).unwrap();
+            }
+            // Sum directional counters over the connection's records (a connection whose
+            // last packets follow its close is continued in a second record).
+            let sum = |fwd_key: &str, dir: &str| -> u64 {
+                rs.iter()
+                    .map(|(r, swapped)| {
+                        let forward = (dir == "c2s") != *swapped;
+                        let key = if forward {
+                            fwd_key.to_string()
+                        } else {
+                            format!(
+                                "reverse{}{}",
+                                fwd_key[..1].to_ascii_uppercase(),
+                                &fwd_key[1..]
+                            )
+                        };
+                        u(r, &key)
+                    })
+                    .sum()
+            };
+            let first = rs[0].0;
+            for dir in ["c2s", "s2c"] {
+                let app = app_bytes(conn, dir);
+                let got = sum("tcpSequenceCount", dir);
+                count.check(got == app, || {
+                    format!("{label} {dir}: tcpSequenceCount {got}, application sent {app}")
+                });
+                let want = expected_retransmits(&truth, conn, dir);
+                let got = sum("tcpRetransmitCount", dir);
+                retx.check(got == want, || {
+                    format!("{label} {dir}: tcpRetransmitCount {got}, visible twice {want}")
+                });
+                let got = sum("tcpSequenceLossCount", dir);
+                if !truth["observation_loss"].is_null() {
+                    let want = observation_lost(&truth, conn, dir);
+                    loss.check(got == want, || {
+                        format!("{label} {dir}: tcpSequenceLossCount {got}, deleted {want}")
+                    });
+                } else if lossless {
+                    loss.check(got == 0, || {
+                        format!("{label} {dir}: tcpSequenceLossCount {got} on a lossless capture")
+                    });
+                } else if got != 0 {
+                    writeln!(
+                        report,
+                        "{label} {dir}: tcpSequenceLossCount {got} (transport loss capture)"
+                    )
+                    .unwrap();
+                }
+            }
+            // Options. Negotiated = both hosts' sysctls on; the kernel's tcp_info agrees
+            // where the sidecar has it. The MSS option carries the host's advertised MSS
+            // (tcp_info's advmss is that less the 12 timestamp-option octets), or MTU - 40.
+            let hosts = &truth["hosts"];
+            let both = |k: &str| hosts["client"][k] == 1 && hosts["server"][k] == 1;
+            let (ts, ws) = (both("tcp_timestamps"), both("tcp_window_scaling"));
+            let declared = |side: &str| -> u64 {
+                let info = &conn["kernel"][side]["tcp_info_final"];
+                match info["advmss"].as_u64() {
+                    Some(adv) => adv + if ts { 12 } else { 0 },
+                    None => hosts[side]["mtu"].as_u64().unwrap() - 40,
+                }
+            };
+            let (r, swapped) = rs[0];
+            let get = |client_side: bool, n: &str| -> u64 {
+                if client_side != swapped {
+                    u(r, n)
+                } else {
+                    u(r, &format!("reverse{}{}", n[..1].to_ascii_uppercase(), &n[1..]))
+                }
+            };
+            for (side, is_client) in [("client", true), ("server", false)] {
+                let want = declared(side);
+                let got = get(is_client, "declaredTcpMss");
+                options.check(got == want, || {
+                    format!("{label}: {side} declaredTcpMss {got}, advertised {want}")
+                });
+                let chars = get(is_client, "qofTcpCharacteristics");
+                for (bit, want, what) in [(WINDOW_SCALE, ws, "window scale"), (TIMESTAMP, ts, "timestamps")] {
+                    let got = chars & bit != 0;
+                    options.check(got == want, || {
+                        format!("{label}: {side} {what} seen {got}, negotiated {want}")
+                    });
+                }
+            }
+            // RTT.
+            let both_ways = app_bytes(conn, "c2s") > 0 && app_bytes(conn, "s2c") > 0;
+            if both_ways {
+                let n: u64 = rs.iter().map(|(r, _)| u(r, "tcpRttSampleCount")).sum();
+                samples.check(n > 0, || format!("{label}: no RTT sample"));
+            }
+            if cap.starts_with("rtt-") {
+                let cfg = truth["path"]["rtt_configured_ms"].as_f64().unwrap();
+                let got = u(first, "minTcpRttMilliseconds") as f64;
+                let tol = (cfg * 0.03).max(1.0);
+                rtt.check((got - cfg).abs() <= tol, || {
+                    format!("{label}: minTcpRttMilliseconds {got}, path RTT {cfg} (±{tol})")
+                });
+            }
+            writeln!(
+                report,
+                "{label}: rtt min {} last {} n {} | loss events {}/{}",
+                u(first, "minTcpRttMilliseconds"),
+                u(first, "lastTcpRttMilliseconds"),
+                u(first, "tcpRttSampleCount"),
+                sum("tcpLossEventCount", "c2s"),
+                sum("tcpLossEventCount", "s2c"),
+            )
+            .unwrap();
+        }
+    }
+
+    let tallies = [
+        ("minTcpRtt within tolerance", &rtt),
+        ("RTT sample on two-way connections", &samples),
+        ("tcpRetransmitCount", &retx),
+        ("tcpSequenceLossCount", &loss),
+        ("tcpSequenceCount", &count),
+        ("MSS, window scale, timestamps", &options),
+    ];
+    let mut summary = String::new();
+    let (mut pass, mut total) = (0, 0);
+    for (what, t) in &tallies {
+        writeln!(summary, "{what}: {} of {}", t.pass, t.total()).unwrap();
+        for f in &t.fail {
+            writeln!(summary, "  FAIL {f}").unwrap();
+        }
+        pass += t.pass;
+        total += t.total();
+    }
+    println!("{report}");
+    println!("{summary}all checks: {pass} of {total}");
+    assert_eq!(pass, total, "\n{summary}");
+}
