@@ -49,6 +49,7 @@ fn records() -> Vec<FlowRecord> {
             max_ttl: 64,
             initial_tcp_flags: 0x02,
             union_tcp_flags: 0x19,
+            ..DirStats::default()
         };
         v.push(FlowRecord {
             key,
@@ -61,6 +62,7 @@ fn records() -> Vec<FlowRecord> {
             rev: if rev { d(3, 200) } else { DirStats::default() },
             src_mac: [0, 0x11, 0x22, 0x33, 0x44, id],
             dst_mac: [0xff; 6],
+            ..FlowRecord::default()
         });
     }
     v

@@ -297,7 +297,10 @@ fn tcp_measurements_match_the_lab_truth() {
                 if client_side != swapped {
                     u(r, n)
                 } else {
-                    u(r, &format!("reverse{}{}", n[..1].to_ascii_uppercase(), &n[1..]))
+                    u(
+                        r,
+                        &format!("reverse{}{}", n[..1].to_ascii_uppercase(), &n[1..]),
+                    )
                 }
             };
             for (side, is_client) in [("client", true), ("server", false)] {
@@ -307,7 +310,10 @@ fn tcp_measurements_match_the_lab_truth() {
                     format!("{label}: {side} declaredTcpMss {got}, advertised {want}")
                 });
                 let chars = get(is_client, "qofTcpCharacteristics");
-                for (bit, want, what) in [(WINDOW_SCALE, ws, "window scale"), (TIMESTAMP, ts, "timestamps")] {
+                for (bit, want, what) in [
+                    (WINDOW_SCALE, ws, "window scale"),
+                    (TIMESTAMP, ts, "timestamps"),
+                ] {
                     let got = chars & bit != 0;
                     options.check(got == want, || {
                         format!("{label}: {side} {what} seen {got}, negotiated {want}")

@@ -295,6 +295,7 @@ impl TcpTable {
     }
 
     /// TCP states in use and loss blocks in use (for tests and memory accounting).
+    #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
         (self.states.len() - self.free.len(), self.pool.in_use())
     }
@@ -340,6 +341,8 @@ impl TcpState {
             };
         }
 
+        // The window before this packet (the duplicate-ACK test compares with it).
+        let prev_window = dir.last_window;
         if cfg.rwin && t.flags & flag::RST == 0 {
             // The window is scaled only when both sides offered the option, and never in a
             // SYN (RFC 7323 §2.2). QoF scaled by the direction's own option regardless.
@@ -373,7 +376,7 @@ impl TcpState {
             } else if t.ack == dir.highest_ack
                 && p.payload_len == 0
                 && t.flags & (flag::SYN | flag::FIN | flag::RST) == 0
-                && (!cfg.rwin || t.window == dir.last_window || dir.rwin_n <= 1)
+                && (!cfg.rwin || t.window == prev_window)
             {
                 // RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, same ACK number (and,
                 // when windows are tracked, the same window: not a window update).

@@ -77,10 +77,13 @@ impl RttState {
         let d = p.dir;
         let o = d ^ 1;
         // Answers to the other direction's waits.
+        // One packet may answer both waits; it yields one observation (the ACK's).
+        let mut answered = false;
         if let Some(ack) = p.ack {
             let w = &mut self.ack_wait[o];
             if w.armed && !seq_before(ack, w.target) {
                 w.armed = false;
+                answered = true;
                 let obs = p.now_us.wrapping_sub(w.since_us);
                 self.observe(o, obs);
             }
@@ -91,7 +94,7 @@ impl RttState {
                 w.armed = false;
                 let obs = p.now_us.wrapping_sub(w.since_us);
                 let known = self.known & (1 << o) != 0;
-                if !known || rule == EchoRule::Latest || obs <= self.half_us[o] {
+                if !answered && (!known || rule == EchoRule::Latest || obs <= self.half_us[o]) {
                     self.observe(o, obs);
                 }
             }

@@ -102,6 +102,7 @@ impl LossPool {
     }
 
     /// Blocks in use (for memory accounting in tests and statistics).
+    #[cfg(test)]
     pub fn in_use(&self) -> usize {
         self.blocks.len() - self.free.len()
     }
@@ -187,9 +188,7 @@ impl SeqDir {
         now_us: u32,
         window_us: u32,
     ) -> SegmentOutcome {
-        self.max_payload = self
-            .max_payload
-            .max(u16::try_from(len).unwrap_or(u16::MAX));
+        self.max_payload = self.max_payload.max(u16::try_from(len).unwrap_or(u16::MAX));
         if !self.started {
             self.started = true;
             self.syn = syn;

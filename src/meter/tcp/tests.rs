@@ -1,0 +1,585 @@
+//! Scripted TCP conversations through the meter. Tests named `fix_*` pin down a behaviour
+//! where QoF's code was wrong (`../shared/docs/qof-behaviour.md` lists the bugs).
+
+use crate::decode::{Packet, TcpInfo, TcpOptions};
+use crate::key::{proto, FlowKey};
+use crate::meter::{EchoRule, FlowRecord, Meter, MeterConfig, TcpConfig};
+use crate::time::Timestamp;
+
+use super::flag::{ACK, FIN, RST, SYN};
+
+const PSH: u8 = 0x08;
+const C: [u8; 4] = [10, 0, 0, 1];
+const S: [u8; 4] = [10, 0, 0, 2];
+const CISN: u32 = 1000;
+const SISN: u32 = 5000;
+
+fn key(client_to_server: bool) -> FlowKey {
+    let mut k = FlowKey {
+        proto: proto::TCP,
+        ..Default::default()
+    };
+    if client_to_server {
+        k.set_ipv4(C, S);
+        (k.src_port, k.dst_port) = (40000, 80);
+    } else {
+        k.set_ipv4(S, C);
+        (k.src_port, k.dst_port) = (80, 40000);
+    }
+    k
+}
+
+fn all_on() -> TcpConfig {
+    TcpConfig {
+        seq: true,
+        rtt: true,
+        ack: true,
+        rwin: true,
+        ts: true,
+        iat: true,
+        options: true,
+        ..TcpConfig::default()
+    }
+}
+
+/// A segment under construction.
+#[derive(Clone, Copy)]
+struct Seg {
+    c2s: bool,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    len: u32,
+    window: u16,
+    options: TcpOptions,
+    ecn: u8,
+}
+
+fn c2s(flags: u8, seq: u32, ack: u32, len: u32) -> Seg {
+    Seg {
+        c2s: true,
+        flags,
+        seq,
+        ack,
+        len,
+        window: 1000,
+        options: TcpOptions::default(),
+        ecn: 0,
+    }
+}
+
+fn s2c(flags: u8, seq: u32, ack: u32, len: u32) -> Seg {
+    Seg {
+        c2s: false,
+        ..c2s(flags, seq, ack, len)
+    }
+}
+
+impl Seg {
+    fn ts(mut self, val: u32, ecr: u32) -> Self {
+        self.options.timestamp = Some((val, ecr));
+        self
+    }
+    fn mss(mut self, mss: u16) -> Self {
+        self.options.mss = Some(mss);
+        self
+    }
+    fn ws(mut self, shift: u8) -> Self {
+        self.options.window_scale = Some(shift);
+        self
+    }
+    fn win(mut self, w: u16) -> Self {
+        self.window = w;
+        self
+    }
+    fn packet(&self) -> Packet {
+        Packet {
+            key: key(self.c2s),
+            ip_len: 40 + self.len,
+            payload_len: self.len,
+            ip_header_len: 20,
+            ttl: 64,
+            ecn: self.ecn,
+            has_l4: true,
+            tcp: Some(TcpInfo {
+                seq: self.seq,
+                ack: self.ack,
+                flags: self.flags,
+                window: self.window,
+                options: self.options,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+struct Conv {
+    m: Meter,
+}
+
+impl Conv {
+    fn new(tcp: TcpConfig) -> Self {
+        Conv {
+            m: Meter::new(MeterConfig {
+                tcp,
+                ..MeterConfig::default()
+            }),
+        }
+    }
+    /// Send `seg` at `us` microseconds.
+    fn at(&mut self, us: u64, seg: Seg) -> &mut Self {
+        self.m
+            .handle_packet(Timestamp::from_micros(5_000_000_000 + us), &seg.packet());
+        self
+    }
+    fn finish(&mut self) -> FlowRecord {
+        self.m.flush();
+        let r = self.m.poll_record().expect("a record");
+        assert!(self.m.poll_record().is_none(), "one record");
+        r
+    }
+}
+
+/// SYN, SYN/ACK, ACK at 0, 10 ms and 30 ms: 10 ms beyond the meter on the server side,
+/// 20 ms on the client side.
+fn handshake(c: &mut Conv) {
+    c.at(0, c2s(SYN, CISN, 0, 0));
+    c.at(10_000, s2c(SYN | ACK, SISN, CISN + 1, 0));
+    c.at(30_000, c2s(ACK, CISN + 1, SISN + 1, 0));
+}
+
+#[test]
+fn handshake_gives_the_sum_of_both_halves() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 1);
+    assert_eq!(r.rtt.min_us, 30_000);
+    assert_eq!(r.fwd.tcp.seq.isn, CISN);
+    assert_eq!(r.rev.tcp.seq.isn, SISN);
+}
+
+#[test]
+fn fix_sequence_count_is_exact_with_syn_and_fin() {
+    // QoF subtracted `count & SYN` and `count & FIN` (bitwise), so 1000/1001/1002/1003
+    // payload octets came out as 1000/1000/1000/1002.
+    for len in [1000, 1001, 1002, 1003] {
+        let mut c = Conv::new(all_on());
+        handshake(&mut c);
+        c.at(40_000, c2s(ACK | PSH, CISN + 1, SISN + 1, len));
+        c.at(41_000, c2s(FIN | ACK, CISN + 1 + len, SISN + 1, 0));
+        let r = c.finish();
+        assert_eq!(r.fwd.tcp.seq.octets, u64::from(len));
+        assert_eq!(r.rev.tcp.seq.octets, 0);
+    }
+}
+
+#[test]
+fn sequence_count_without_the_handshake_is_not_off_by_one() {
+    // QoF subtracted 1 unconditionally, so a flow picked up mid-stream lost an octet.
+    let mut c = Conv::new(all_on());
+    c.at(0, c2s(ACK, 7, 9, 100));
+    c.at(1_000, c2s(ACK, 107, 9, 100));
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.octets, 200);
+}
+
+#[test]
+fn fix_max_jump_ignores_backward_segments() {
+    // QoF took (seq - nsn) mod 2^32 for a backward segment: about 4.29e9.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let base = CISN + 1;
+    c.at(40_000, c2s(ACK, base, SISN + 1, 1000));
+    c.at(41_000, c2s(ACK, base + 3000, SISN + 1, 1000)); // jump of 2000
+    c.at(42_000, c2s(ACK, base + 1000, SISN + 1, 1000)); // backward: fills
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.max_jump, 2000);
+    assert_eq!(
+        r.fwd.tcp.seq.jumps, 2,
+        "2000 octets at an observed MSS of 1000"
+    );
+    assert_eq!(r.fwd.tcp.seq.lost, 1000, "half the gap never filled");
+    assert_eq!(
+        r.fwd.tcp.seq.retransmits, 0,
+        "filling a gap is not a retransmission"
+    );
+}
+
+#[test]
+fn fix_straddling_segment_advances_without_a_phantom_gap() {
+    // QoF handled a segment that starts below nsn and ends above it entirely as a fill:
+    // nsn did not advance, and the next in-order segment looked like a jump whose gap was
+    // never filled (phantom loss).
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let base = CISN + 1;
+    c.at(40_000, c2s(ACK, base, SISN + 1, 1000));
+    c.at(41_000, c2s(ACK, base + 500, SISN + 1, 1000)); // 500 old, 500 new
+    c.at(42_000, c2s(ACK, base + 1500, SISN + 1, 1000));
+    let r = c.finish();
+    let s = r.fwd.tcp.seq;
+    assert_eq!(s.octets, 2500);
+    assert_eq!(s.retransmits, 1);
+    assert_eq!((s.jumps, s.lost), (0, 0));
+}
+
+#[test]
+fn fix_segment_spanning_several_gaps_fills_them_all() {
+    // QoF filled at most one gap per segment; the rest stayed open and counted as loss.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(40_000, c2s(ACK, b, SISN + 1, 100));
+    c.at(41_000, c2s(ACK, b + 200, SISN + 1, 100)); // gap [100, 200)
+    c.at(42_000, c2s(ACK, b + 400, SISN + 1, 100)); // gap [300, 400)
+    c.at(43_000, c2s(ACK, b + 100, SISN + 1, 300)); // covers both gaps and [200, 300)
+    let r = c.finish();
+    let s = r.fwd.tcp.seq;
+    assert_eq!(s.lost, 0);
+    assert_eq!(s.retransmits, 1, "[200, 300) had been seen");
+    assert_eq!(s.octets, 500);
+}
+
+#[test]
+fn gap_stack_overflow_and_open_gaps_count_as_lost() {
+    let mut c = Conv::new(TcpConfig {
+        gap_depth: 2,
+        ..all_on()
+    });
+    handshake(&mut c);
+    let b = CISN + 1;
+    // Three gaps of 10 octets; the oldest falls off a stack of 2; then fill the newest.
+    for i in 0..4u32 {
+        c.at(40_000 + u64::from(i), c2s(ACK, b + i * 20, SISN + 1, 10));
+    }
+    c.at(50_000, c2s(ACK, b + 50, SISN + 1, 10));
+    let r = c.finish();
+    let s = r.fwd.tcp.seq;
+    assert_eq!(s.lost, 20, "one gap fell off, one stayed open");
+    assert_eq!(s.retransmits, 0);
+    assert_eq!(s.jumps, 3);
+}
+
+#[test]
+fn sequence_wraparound() {
+    let mut c = Conv::new(all_on());
+    let isn = u32::MAX - 1500;
+    c.at(0, c2s(SYN, isn, 0, 0));
+    c.at(1_000, s2c(SYN | ACK, SISN, isn.wrapping_add(1), 0));
+    let mut seq = isn.wrapping_add(1);
+    for i in 0..5 {
+        c.at(2_000 + i, c2s(ACK, seq, SISN + 1, 1000));
+        seq = seq.wrapping_add(1000);
+    }
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.octets, 5000);
+    assert_eq!(r.fwd.tcp.seq.lost + r.fwd.tcp.seq.retransmits, 0);
+}
+
+#[test]
+fn retransmissions_count_segments() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(40_000, c2s(ACK, b, SISN + 1, 1000));
+    c.at(41_000, c2s(ACK, b + 1000, SISN + 1, 1000));
+    c.at(90_000, c2s(ACK, b, SISN + 1, 1000));
+    c.at(91_000, c2s(ACK, b + 1000, SISN + 1, 1000));
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.retransmits, 2);
+    assert_eq!(r.fwd.tcp.seq.octets, 2000);
+}
+
+#[test]
+fn fix_jump_count_is_in_segments_without_options_tracking() {
+    // QoF counted a jump in bytes + 1 when options tracking was off (observed MSS 0).
+    let mut c = Conv::new(TcpConfig {
+        seq: true,
+        ..TcpConfig::default()
+    });
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(40_000, c2s(ACK, b, SISN + 1, 500));
+    c.at(41_000, c2s(ACK, b + 1500, SISN + 1, 500));
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.jumps, 2);
+    assert_eq!(r.fwd.tcp.observed_mss, 500);
+}
+
+#[test]
+fn fix_sub_millisecond_halves_still_give_samples() {
+    // QoF kept half-RTTs in whole milliseconds: a meter next to a host saw a 0 ms half and
+    // never produced a sample.
+    let mut c = Conv::new(all_on());
+    c.at(0, c2s(SYN, CISN, 0, 0));
+    c.at(20_000, s2c(SYN | ACK, SISN, CISN + 1, 0));
+    c.at(20_050, c2s(ACK, CISN + 1, SISN + 1, 0));
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 1);
+    assert_eq!(r.rtt.min_us, 20_050);
+}
+
+#[test]
+fn fix_ack_must_cover_the_end_of_the_segment() {
+    // QoF accepted an ACK reaching the *start* of the awaited segment, so the ACK of the
+    // previous segment ended the wait at once.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c); // sample 1: 30 ms
+    let b = CISN + 1;
+    c.at(100_000, c2s(ACK, b, SISN + 1, 1000));
+    // An ACK of only the segment's start (e.g. a window update): not an answer.
+    c.at(100_100, s2c(ACK, SISN + 1, b, 0));
+    c.at(112_000, s2c(ACK, SISN + 1, b + 1000, 0)); // the real ACK: 12 ms
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 2);
+    assert_eq!(
+        r.rtt.min_us, 30_000,
+        "20 ms client half + 10 ms server half"
+    );
+    // Smoothed: 30 then 20 + 12 = 32 → (7 × 30 + 32) / 8.
+    assert_eq!(r.rtt.smoothed_us, (7 * 30_000 + 32_000) / 8);
+}
+
+#[test]
+fn repeated_syn_gives_no_handshake_sample() {
+    // Karn: the SYN/ACK could answer either SYN, so the wait is abandoned.
+    let mut c = Conv::new(all_on());
+    c.at(0, c2s(SYN, CISN, 0, 0));
+    c.at(1_000_000, c2s(SYN, CISN, 0, 0));
+    c.at(1_010_000, s2c(SYN | ACK, SISN, CISN + 1, 0));
+    c.at(1_030_000, c2s(ACK, CISN + 1, SISN + 1, 0));
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 0, "no sample of 1 s + 10 ms");
+}
+
+#[test]
+fn no_ack_wait_after_a_hole() {
+    // A segment after a hole is acknowledged only once the hole is filled: timing it would
+    // measure the recovery, not the path.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(100_000, c2s(ACK, b + 1000, SISN + 1, 1000)); // [0, 1000) lost before the meter
+    c.at(300_000, c2s(ACK, b, SISN + 1, 1000)); // the retransmission, 200 ms later
+    c.at(310_000, s2c(ACK, SISN + 1, b + 2000, 0));
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 1, "only the handshake");
+    assert_eq!(r.fwd.tcp.seq.lost, 0);
+}
+
+/// Bulk data from the client with timestamps. The server's pure ACKs carry TSvals that the
+/// client echoes on its next segment: 20 ms later normally, but 100 ms later once, when the
+/// client's application pauses.
+fn echo_conversation(rule: EchoRule) -> FlowRecord {
+    let mut c = Conv::new(TcpConfig {
+        echo_rule: rule,
+        ..all_on()
+    });
+    c.at(0, c2s(SYN, CISN, 0, 0).ts(100, 0));
+    c.at(10_000, s2c(SYN | ACK, SISN, CISN + 1, 0).ts(900, 100));
+    c.at(30_000, c2s(ACK, CISN + 1, SISN + 1, 0).ts(101, 900));
+    let (b, a) = (CISN + 1, SISN + 1);
+    c.at(40_000, c2s(ACK, b, a, 1000).ts(110, 900));
+    c.at(50_000, s2c(ACK, a, b + 1000, 0).ts(960, 110));
+    c.at(70_000, c2s(ACK, b + 1000, a, 1000).ts(130, 960));
+    c.at(80_000, s2c(ACK, a, b + 2000, 0).ts(970, 130));
+    c.at(180_000, c2s(ACK, b + 2000, a, 1000).ts(230, 970));
+    c.finish()
+}
+
+#[test]
+fn fix_echo_rule_keeps_late_echoes_out_of_the_estimate() {
+    // QoF's code kept only *larger* echo observations (its comment and paper say the
+    // opposite). With the paper's rule a late echo does not inflate the RTT; the lab's
+    // ground truth shows the difference (README, "Echo rule").
+    let r = echo_conversation(EchoRule::NotLarger);
+    assert_eq!(r.rtt.min_us, 30_000);
+    // Every sample is 10 ms (server half) + 20 ms (client half).
+    assert_eq!(r.rtt.smoothed_us, 30_000, "{:?}", r.rtt);
+    let r = echo_conversation(EchoRule::Latest);
+    assert_eq!(r.rtt.min_us, 30_000);
+    assert!(
+        r.rtt.smoothed_us > 30_000,
+        "the late echo counts: {:?}",
+        r.rtt
+    );
+}
+
+#[test]
+fn missing_timestamp_option_never_answers_an_echo_wait() {
+    // QoF read TSecr 0 from packets without the option; against a TSval >= 2^31 the
+    // wrap-aware comparison let it satisfy the wait.
+    let mut c = Conv::new(all_on());
+    c.at(0, c2s(ACK, CISN, SISN, 0).ts(0x9000_0000, 5));
+    c.at(1_000, s2c(ACK, SISN, CISN, 0)); // no option
+    c.at(2_000, c2s(ACK, CISN, SISN, 0).ts(0x9000_0001, 5));
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 0);
+}
+
+#[test]
+fn fix_timestamp_clock_starts_at_the_first_timestamped_segment() {
+    // QoF initialised the clock only from the direction's first packet, so a direction whose
+    // first packet carried no timestamp never got a frequency.
+    let mut c = Conv::new(all_on());
+    let b = CISN + 1;
+    c.at(0, c2s(ACK, CISN, SISN, 0)); // no timestamp
+    for i in 0..=10u32 {
+        // A 1 kHz clock: TSval advances 1 per ms; one segment every 10 ms.
+        c.at(
+            5_000 + u64::from(i) * 10_000,
+            c2s(ACK, b + i * 100, SISN, 100).ts(7_000 + i * 10, 0),
+        );
+    }
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.ts_hz, 1000);
+    assert_eq!(
+        r.rev.tcp.ts_hz, 0,
+        "the silent direction has no clock (and is zero)"
+    );
+}
+
+#[test]
+fn fix_chirp_uses_the_previous_tsval() {
+    // QoF overwrote the previous TSval before using it, so chirp always equalled the IAT.
+    // Here segments leave every 10 ms by the sender's 1 kHz clock; the last arrives 5 ms late.
+    let mut c = Conv::new(all_on());
+    let b = CISN + 1;
+    let mut t = 0u64;
+    for i in 0..=20u32 {
+        let late = if i == 20 { 5_000 } else { 0 };
+        c.at(
+            t + late,
+            c2s(ACK, b + i * 100, SISN, 100).ts(7_000 + i * 10, 0),
+        );
+        t += 10_000;
+    }
+    let r = c.finish();
+    let d = r.fwd.tcp;
+    assert_eq!(d.iat_min_us, 10_000);
+    assert_eq!(d.iat_max_us, 15_000);
+    assert_eq!((d.chirp_min_ms, d.chirp_max_ms), (0, 5));
+    assert_eq!(d.chirp_mean_ms, 0, "5 ms over 20 samples");
+}
+
+#[test]
+fn window_scaling_needs_both_sides_and_skips_the_syn() {
+    // QoF applied a direction's own shift even when the peer never offered scaling, and
+    // scaled the SYN's window too.
+    for peer_offers in [true, false] {
+        let mut c = Conv::new(all_on());
+        c.at(0, c2s(SYN, CISN, 0, 0).ws(7).win(64_000));
+        let synack = s2c(SYN | ACK, SISN, CISN + 1, 0).win(30_000);
+        c.at(1_000, if peer_offers { synack.ws(2) } else { synack });
+        c.at(2_000, c2s(ACK, CISN + 1, SISN + 1, 0).win(100));
+        c.at(3_000, c2s(ACK, CISN + 1, SISN + 1, 0).win(0));
+        c.at(4_000, c2s(ACK, CISN + 1, SISN + 1, 0).win(50));
+        let r = c.finish();
+        let d = r.fwd.tcp;
+        let scale = if peer_offers { 128 } else { 1 };
+        assert_eq!(d.rwin_max, 64_000, "the SYN's window is not scaled");
+        assert_eq!(d.rwin_min, 0);
+        assert_eq!(d.stalls, 1);
+        assert_eq!(
+            d.rwin_mean,
+            (64_000 + 100 * scale + 50 * scale + 2) / 4,
+            "peer offers: {peer_offers}"
+        );
+        assert_eq!(
+            d.characteristics & super::characteristic::WINDOW_SCALE,
+            super::characteristic::WINDOW_SCALE
+        );
+    }
+}
+
+#[test]
+fn duplicate_acks_exclude_window_updates_and_data() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let a = CISN + 1;
+    c.at(40_000, s2c(ACK, SISN + 1, a, 0).win(1000));
+    c.at(41_000, s2c(ACK, SISN + 1, a, 0).win(1000)); // duplicate
+    c.at(42_000, s2c(ACK, SISN + 1, a, 0).win(2000)); // window update
+    c.at(43_000, s2c(ACK, SISN + 1, a, 100).win(2000)); // data
+    let mut sack = s2c(ACK, SISN + 101, a, 0).win(2000);
+    sack.options.sack_right_edge = Some(a + 3000);
+    c.at(44_000, sack); // duplicate with SACK
+    let r = c.finish();
+    // 40 ms (same ACK and window as the SYN/ACK), 41 ms and 44 ms.
+    assert_eq!(r.rev.tcp.dup_acks, 3);
+    assert_eq!(r.rev.tcp.sel_acks, 1);
+}
+
+#[test]
+fn loss_events_are_grouped_per_rtt() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c); // RTT 30 ms
+    let b = CISN + 1;
+    // Three jumps within 10 ms: one event. Another 100 ms later: a second.
+    c.at(40_000, c2s(ACK, b + 100, SISN + 1, 100));
+    c.at(45_000, c2s(ACK, b + 300, SISN + 1, 100));
+    c.at(50_000, c2s(ACK, b + 500, SISN + 1, 100));
+    c.at(150_000, c2s(ACK, b + 700, SISN + 1, 100));
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.loss_events, 2);
+}
+
+#[test]
+fn characteristics_and_mss() {
+    let mut c = Conv::new(all_on());
+    let mut syn = c2s(SYN, CISN, 0, 0).mss(1460).ts(1, 0);
+    syn.ecn = 2;
+    c.at(0, syn);
+    let mut synack = s2c(SYN | ACK, SISN, CISN + 1, 0).mss(536);
+    synack.ecn = 3;
+    c.at(1_000, synack);
+    let r = c.finish();
+    use super::characteristic::*;
+    assert_eq!(r.fwd.tcp.declared_mss, 1460);
+    assert_eq!(r.rev.tcp.declared_mss, 536);
+    assert_eq!(r.fwd.tcp.characteristics, ECT0 | TIMESTAMP);
+    assert_eq!(r.rev.tcp.characteristics, CE);
+}
+
+#[test]
+fn malformed_options_keep_the_packet_in_its_flow() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let mut bad = c2s(ACK, CISN + 1, SISN + 1, 100);
+    bad.options.malformed = true;
+    c.at(40_000, bad);
+    let r = c.finish();
+    assert_eq!(r.fwd.packets, 3);
+    assert_eq!(r.fwd.tcp.seq.octets, 100);
+}
+
+#[test]
+fn close_then_reuse_starts_fresh_state() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    c.at(40_000, c2s(FIN | ACK, CISN + 1, SISN + 1, 0));
+    c.at(41_000, s2c(FIN | ACK, SISN + 1, CISN + 2, 0));
+    c.at(42_000, c2s(ACK, CISN + 2, SISN + 2, 0));
+    let first = c.m.poll_record().expect("closed by FIN/ACK");
+    assert_eq!(first.rtt.samples, 1);
+    c.at(50_000, c2s(RST, CISN + 2, 0, 0));
+    let second = c.finish();
+    assert_eq!(second.rtt.samples, 0);
+    assert_eq!(second.fwd.tcp.seq.isn, CISN + 2);
+    assert_eq!(
+        c.m.tcp.as_ref().unwrap().in_use(),
+        (0, 0),
+        "all state returned"
+    );
+}
+
+#[test]
+fn nothing_is_tracked_when_nothing_is_asked() {
+    let mut c = Conv::new(TcpConfig::default());
+    handshake(&mut c);
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp, Default::default());
+    assert_eq!(r.rtt, Default::default());
+    assert!(c.m.tcp.is_none());
+}
