@@ -113,7 +113,7 @@ struct DirState {
     rwin_max: u32,
     rwin_mean: f32,
     rwin_n: u32,
-    stalls: u32,
+    stalls: u16,
     last_window: u16,
     // ACKs sent in this direction.
     highest_ack: u32,
@@ -124,13 +124,13 @@ struct DirState {
     ts_last: u32,
     ts_last_us: u32,
     /// TSval advance from the first timestamped segment to `ts_last`, widened past wraps.
-    ts_span: u64,
+    ts_span: u32,
     // Inter-segment time between segments carrying new sequence space.
     last_adv_us: u32,
     iat_min_us: u32,
     iat_max_us: u32,
-    chirp_min_us: i32,
-    chirp_max_us: i32,
+    chirp_min_ms: i16,
+    chirp_max_ms: i16,
     chirp_sum_ms: i32,
     chirp_n: u16,
     bits: u8,
@@ -168,8 +168,8 @@ impl Default for DirState {
             last_adv_us: 0,
             iat_min_us: 0,
             iat_max_us: 0,
-            chirp_min_us: 0,
-            chirp_max_us: 0,
+            chirp_min_ms: 0,
+            chirp_max_ms: 0,
             chirp_sum_ms: 0,
             chirp_n: 0,
             bits: 0,
@@ -393,7 +393,7 @@ impl TcpState {
         let was_started = dir.seq.started();
         let out = dir
             .seq
-            .segment(pool, t.seq, p.payload_len, syn, p.now_us, window_us);
+            .segment(pool, t.seq, p.payload_len, t.flags, p.now_us, window_us);
 
         if out.advanced {
             let tsval = opts.timestamp.map(|(v, _)| v).filter(|&v| v != 0);
@@ -433,7 +433,7 @@ impl TcpState {
                 } else if seq_before(dir.ts_last, v) {
                     // Both ends of the interval are the first segment seen with its TSval,
                     // so the clock's tick phase cancels out.
-                    dir.ts_span += u64::from(v.wrapping_sub(dir.ts_last));
+                    dir.ts_span = dir.ts_span.saturating_add(v.wrapping_sub(dir.ts_last));
                     dir.ts_last = v;
                     dir.ts_last_us = p.now_us;
                 }
@@ -471,14 +471,14 @@ impl TcpState {
             rwin_min: s.rwin_min,
             rwin_mean: s.rwin_mean.round() as u32,
             rwin_max: s.rwin_max,
-            stalls: s.stalls,
+            stalls: s.stalls.into(),
             dup_acks: s.dup_acks.into(),
             sel_acks: s.sel_acks.into(),
             ts_hz: s.ts_hz().unwrap_or(0),
             iat_min_us: s.iat_min_us,
             iat_max_us: s.iat_max_us,
-            chirp_min_ms: ms_i16(s.chirp_min_us),
-            chirp_max_ms: ms_i16(s.chirp_max_us),
+            chirp_min_ms: s.chirp_min_ms,
+            chirp_max_ms: s.chirp_max_ms,
             chirp_mean_ms: if s.chirp_n == 0 {
                 0
             } else {
@@ -509,22 +509,22 @@ impl DirState {
         if self.bits & bit::TS == 0 || us < 10_000 || self.ts_span == 0 {
             return None;
         }
-        u32::try_from((self.ts_span * 1_000_000 + u64::from(us) / 2) / u64::from(us)).ok()
+        let ticks = u64::from(self.ts_span);
+        u32::try_from((ticks * 1_000_000 + u64::from(us) / 2) / u64::from(us)).ok()
     }
 
     fn add_chirp(&mut self, chirp_us: i32) {
+        let ms = ms_i16(chirp_us);
         if self.chirp_n == 0 {
-            self.chirp_min_us = chirp_us;
-            self.chirp_max_us = chirp_us;
+            self.chirp_min_ms = ms;
+            self.chirp_max_ms = ms;
         } else {
-            self.chirp_min_us = self.chirp_min_us.min(chirp_us);
-            self.chirp_max_us = self.chirp_max_us.max(chirp_us);
+            self.chirp_min_ms = self.chirp_min_ms.min(ms);
+            self.chirp_max_ms = self.chirp_max_ms.max(ms);
         }
         if self.chirp_n < u16::MAX {
             self.chirp_n += 1;
-            self.chirp_sum_ms = self
-                .chirp_sum_ms
-                .saturating_add(i32::from(ms_i16(chirp_us)));
+            self.chirp_sum_ms = self.chirp_sum_ms.saturating_add(i32::from(ms));
         }
     }
 }

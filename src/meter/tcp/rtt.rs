@@ -33,8 +33,12 @@ struct Wait {
     /// ACK wait: the sequence number the acknowledgement must reach. Echo wait: the TSval.
     target: u32,
     since_us: u32,
-    armed: bool,
 }
+
+const HALF: u8 = 1;
+const TSVAL: u8 = 4;
+const ACK_ARMED: u8 = 16;
+const ECHO_ARMED: u8 = 64;
 
 /// RTT state of one biflow. Index 0 is the forward direction, 1 the reverse; `half[d]` is
 /// the time from a packet going in direction `d` to the answer coming back.
@@ -45,7 +49,8 @@ pub(crate) struct RttState {
     /// Highest TSval seen per direction (a new echo wait starts only at a new TSval).
     max_tsval: [u32; 2],
     half_us: [u32; 2],
-    /// Bits: 1 << d = half d known; 4 << d = a TSval seen in direction d.
+    /// Flags, each shifted by the direction: [`HALF`] known, [`TSVAL`] seen, [`ACK_ARMED`]
+    /// and [`ECHO_ARMED`] waits outstanding.
     known: u8,
     pub min_us: u32,
     /// Smoothed RTT (7/8 old + 1/8 new), QoF's "last" value and the loss-event window.
@@ -76,65 +81,65 @@ impl RttState {
     pub fn packet(&mut self, p: &RttInput, rule: EchoRule) {
         let d = p.dir;
         let o = d ^ 1;
-        // Answers to the other direction's waits.
-        // One packet may answer both waits; it yields one observation (the ACK's).
+        // Answers to the other direction's waits. One packet may answer both; it yields one
+        // observation (the ACK's).
         let mut answered = false;
         if let Some(ack) = p.ack {
-            let w = &mut self.ack_wait[o];
-            if w.armed && !seq_before(ack, w.target) {
-                w.armed = false;
+            let w = self.ack_wait[o];
+            if self.is(ACK_ARMED << o) && !seq_before(ack, w.target) {
+                self.known &= !(ACK_ARMED << o);
                 answered = true;
-                let obs = p.now_us.wrapping_sub(w.since_us);
-                self.observe(o, obs);
+                self.observe(o, p.now_us.wrapping_sub(w.since_us));
             }
         }
         if let Some((tsval, tsecr)) = p.timestamp {
-            let w = &mut self.echo_wait[o];
-            if w.armed && tsecr != 0 && !seq_before(tsecr, w.target) {
-                w.armed = false;
+            let w = self.echo_wait[o];
+            if self.is(ECHO_ARMED << o) && tsecr != 0 && !seq_before(tsecr, w.target) {
+                self.known &= !(ECHO_ARMED << o);
                 let obs = p.now_us.wrapping_sub(w.since_us);
-                let known = self.known & (1 << o) != 0;
-                if !answered && (!known || rule == EchoRule::Latest || obs <= self.half_us[o]) {
+                let keep =
+                    !self.is(HALF << o) || rule == EchoRule::Latest || obs <= self.half_us[o];
+                if !answered && keep {
                     self.observe(o, obs);
                 }
             }
-            if tsval != 0 {
-                let seen = self.known & (4 << d) != 0;
-                if !seen || seq_before(self.max_tsval[d], tsval) {
-                    self.known |= 4 << d;
-                    self.max_tsval[d] = tsval;
-                    let w = &mut self.echo_wait[d];
-                    if !w.armed {
-                        *w = Wait {
-                            target: tsval,
-                            since_us: p.now_us,
-                            armed: true,
-                        };
-                    }
+            if tsval != 0 && (!self.is(TSVAL << d) || seq_before(self.max_tsval[d], tsval)) {
+                self.known |= TSVAL << d;
+                self.max_tsval[d] = tsval;
+                if !self.is(ECHO_ARMED << d) {
+                    self.known |= ECHO_ARMED << d;
+                    self.echo_wait[d] = Wait {
+                        target: tsval,
+                        since_us: p.now_us,
+                    };
                 }
             }
         }
         // This direction's own ACK wait.
-        let w = &mut self.ack_wait[d];
-        if p.occupies && w.armed && seq_before(p.seq, w.target) {
+        let armed = self.is(ACK_ARMED << d);
+        if p.occupies && armed && seq_before(p.seq, self.ack_wait[d].target) {
             // Data below the awaited end was sent again, or fills a hole the receiver still
             // had: either the ACK could answer either copy (Karn), or it was held back until
             // the hole was filled. The wait would measure recovery, not the path.
-            w.armed = false;
-        } else if p.advanced && !p.jumped && !w.armed {
+            self.known &= !(ACK_ARMED << d);
+        } else if p.advanced && !p.jumped && !armed {
             // (A segment after a hole is not acknowledged until the hole is filled.)
-            *w = Wait {
+            self.known |= ACK_ARMED << d;
+            self.ack_wait[d] = Wait {
                 target: p.end,
                 since_us: p.now_us,
-                armed: true,
             };
         }
     }
 
+    fn is(&self, bit: u8) -> bool {
+        self.known & bit != 0
+    }
+
     fn observe(&mut self, dir: usize, obs_us: u32) {
         self.half_us[dir] = obs_us;
-        self.known |= 1 << dir;
-        if self.known & 3 == 3 {
+        self.known |= HALF << dir;
+        if self.known & (HALF | HALF << 1) == (HALF | HALF << 1) {
             let rtt = self.half_us[0].saturating_add(self.half_us[1]);
             self.min_us = if self.samples == 0 {
                 rtt

@@ -131,13 +131,13 @@ pub(crate) struct SeqDir {
     start: u64,
     /// Widened next expected sequence number (one past the highest byte seen).
     nsn: u64,
-    /// Initial sequence number as seen on the wire (the SYN's, or the first segment's).
-    isn: u32,
     loss: u32,
     /// Largest payload seen (observedTcpMss).
     pub max_payload: u16,
     started: bool,
     syn: bool,
+    /// A FIN was seen at `nsn` (it takes the sequence number after the data).
+    fin: bool,
 }
 
 impl Default for SeqDir {
@@ -145,11 +145,11 @@ impl Default for SeqDir {
         SeqDir {
             start: 0,
             nsn: 0,
-            isn: 0,
             loss: NONE,
             max_payload: 0,
             started: false,
             syn: false,
+            fin: false,
         }
     }
 }
@@ -184,28 +184,48 @@ impl SeqDir {
         pool: &mut LossPool,
         seq: u32,
         len: u32,
-        syn: bool,
+        flags: u8,
         now_us: u32,
         window_us: u32,
     ) -> SegmentOutcome {
+        use super::flag::{ACK, FIN, RST, SYN};
+        let syn = flags & SYN != 0;
+        let fin = flags & FIN != 0;
         self.max_payload = self.max_payload.max(u16::try_from(len).unwrap_or(u16::MAX));
         if !self.started {
             self.started = true;
             self.syn = syn;
-            self.isn = seq;
             let first = seq.wrapping_add(u32::from(syn));
             self.start = BASE | u64::from(first);
             self.nsn = self.start + u64::from(len);
+            self.fin = fin;
             return SegmentOutcome {
                 advanced: syn || len > 0,
                 end: first.wrapping_add(len),
                 ..Default::default()
             };
         }
-        // Segments without payload (pure ACKs, a repeated SYN, a FIN) move no data. QoF
-        // ignores them here too; the ACK and RTT logic still sees them.
         if len == 0 {
-            return SegmentOutcome::default();
+            // No data. But a pure ACK's or FIN's sequence number is the sender's next one:
+            // beyond nsn, it shows data the meter never saw, even at the end of a transfer
+            // where no later segment would (QoF ignored every empty segment).
+            // (Not in a SYN or RST; and a FIN takes one number, after the data.)
+            let at = self.widen(seq);
+            let marks_next = flags & (SYN | RST) == 0 && flags & (ACK | FIN) != 0;
+            let next = self.nsn + u64::from(self.fin);
+            self.fin |= fin && at == self.nsn;
+            if !marks_next || at <= next {
+                return SegmentOutcome::default();
+            }
+            self.fin = fin;
+            self.push_gap(pool, self.nsn, at);
+            self.nsn = at;
+            let mut out = SegmentOutcome {
+                jumped: true,
+                ..Default::default()
+            };
+            self.loss_indication(pool, &mut out, now_us, window_us);
+            return out;
         }
         let mut lo = self.widen(seq.wrapping_add(u32::from(syn)));
         let hi = lo + u64::from(len);
@@ -252,16 +272,29 @@ impl SeqDir {
             let (b, _) = pool.parts(i);
             b.retransmits = b.retransmits.saturating_add(1);
         }
+        if fin && out.advanced {
+            self.fin = true;
+        }
+        self.loss_indication(pool, &mut out, now_us, window_us);
+        out
+    }
+
+    /// Count a loss event for a retransmission or jump: one per RTT-sized window.
+    fn loss_indication(
+        &mut self,
+        pool: &mut LossPool,
+        out: &mut SegmentOutcome,
+        now_us: u32,
+        window_us: u32,
+    ) {
         if out.retransmitted || out.jumped {
             let i = self.ensure_block(pool);
             let (b, _) = pool.parts(i);
-            // One loss event per RTT-sized window of indications.
             if b.loss_events == 0 || now_us.wrapping_sub(b.last_event_us) > window_us {
                 b.loss_events = b.loss_events.saturating_add(1);
                 b.last_event_us = now_us;
             }
         }
-        out
     }
 
     fn ensure_block(&mut self, pool: &mut LossPool) -> u32 {
@@ -330,7 +363,8 @@ impl SeqDir {
     /// The exported counters. Gaps still open count as lost (the state is not changed).
     pub fn counters(&self, pool: &LossPool) -> SeqCounters {
         let mut c = SeqCounters {
-            isn: self.isn,
+            // The SYN's sequence number, or the first payload byte's (the earliest seen).
+            isn: (self.start as u32).wrapping_sub(u32::from(self.syn)),
             octets: self.nsn.saturating_sub(self.start),
             ..Default::default()
         };

@@ -583,3 +583,13 @@ fn nothing_is_tracked_when_nothing_is_asked() {
     assert_eq!(r.rtt, Default::default());
     assert!(c.m.tcp.is_none());
 }
+
+#[test]
+fn tcp_state_fits_its_memory_budget() {
+    // Issue 3 allows 400 bytes per active TCP biflow in all; the flow itself takes 104 and
+    // the table's index and timer links some 16 more. Gap stacks live in a pool, taken only
+    // by directions that see a jump or a retransmission.
+    let size = std::mem::size_of::<super::TcpState>();
+    println!("TcpState: {size} bytes");
+    assert!(size <= 240, "TcpState grew to {size} bytes");
+}
