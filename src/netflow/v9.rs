@@ -8,7 +8,8 @@
 //! [`MAX_DATAGRAM`] octets; a record never straddles two. Every record length is a
 //! multiple of four, so data flowsets need no padding; template flowsets are padded.
 //! Counters are 8 octets (v9 lets the template choose), so nothing is ever split.
-//! ICMP type and code travel in L4_DST_PORT (`type << 8 | code`) as v5 carries them.
+//! ICMP type and code travel in ICMP_TYPE (`type << 8 | code`, 0 for other protocols) and,
+//! as v5 carries them, in L4_DST_PORT.
 
 use super::{tcp_flags, Clock, DatagramSink, Settings};
 use crate::meter::FlowRecord;
@@ -48,6 +49,9 @@ pub enum Field {
     SrcVlan,
     EngineType,
     EngineId,
+    IcmpType,
+    Direction,
+    IpVersion,
 }
 
 impl Field {
@@ -70,6 +74,9 @@ impl Field {
             Field::MinTtl => 52,
             Field::MaxTtl => 53,
             Field::SrcVlan => 58,
+            Field::IcmpType => 32,
+            Field::IpVersion => 60,
+            Field::Direction => 61,
         }
     }
 
@@ -79,14 +86,14 @@ impl Field {
             Field::FirstSwitched | Field::LastSwitched => 4,
             Field::Ipv4SrcAddr | Field::Ipv4DstAddr => 4,
             Field::Ipv6SrcAddr | Field::Ipv6DstAddr => 16,
-            Field::L4SrcPort | Field::L4DstPort | Field::SrcVlan => 2,
+            Field::L4SrcPort | Field::L4DstPort | Field::SrcVlan | Field::IcmpType => 2,
             Field::Protocol | Field::TcpFlags | Field::MinTtl | Field::MaxTtl => 1,
-            Field::EngineType | Field::EngineId => 1,
+            Field::EngineType | Field::EngineId | Field::IpVersion | Field::Direction => 1,
         }
     }
 }
 
-pub const IPV4_FIELDS: [Field; 15] = [
+pub const IPV4_FIELDS: [Field; 18] = [
     Field::InBytes,
     Field::InPkts,
     Field::FirstSwitched,
@@ -100,11 +107,14 @@ pub const IPV4_FIELDS: [Field; 15] = [
     Field::TcpFlags,
     Field::MinTtl,
     Field::MaxTtl,
+    Field::IcmpType,
+    Field::IpVersion,
+    Field::Direction,
     Field::EngineType,
     Field::EngineId,
 ];
 
-pub const IPV6_FIELDS: [Field; 15] = [
+pub const IPV6_FIELDS: [Field; 18] = [
     Field::InBytes,
     Field::InPkts,
     Field::FirstSwitched,
@@ -118,6 +128,9 @@ pub const IPV6_FIELDS: [Field; 15] = [
     Field::TcpFlags,
     Field::MinTtl,
     Field::MaxTtl,
+    Field::IcmpType,
+    Field::IpVersion,
+    Field::Direction,
     Field::EngineType,
     Field::EngineId,
 ];
@@ -235,6 +248,14 @@ impl V9Encoder {
             Field::MaxTtl => b.push(uni.fwd.max_ttl),
             Field::EngineType => b.push(self.settings.engine_type),
             Field::EngineId => b.push(self.settings.engine_id),
+            // Collectors (nfdump) read ICMP type and code from here, not from the port.
+            Field::IcmpType => {
+                let tc = if k.has_ports() { 0 } else { k.dst_port };
+                b.extend_from_slice(&tc.to_be_bytes())
+            }
+            Field::IpVersion => b.push(k.ip_version),
+            // 0 = ingress: qof meters what it sees arriving.
+            Field::Direction => b.push(0),
         }
     }
 
@@ -513,7 +534,7 @@ mod tests {
                             data += 1;
                             let m: HashMap<V9Field, &FieldValue> =
                                 rec.iter().map(|(f, v)| (*f, v)).collect();
-                            assert_eq!(m.len(), 15, "{rec:?}");
+                            assert_eq!(m.len(), 18, "{rec:?}");
                             let (src, dst) = if r.key.is_ipv4() {
                                 (V9Field::Ipv4SrcAddr, V9Field::Ipv4DstAddr)
                             } else {
@@ -533,6 +554,17 @@ mod tests {
                             assert_eq!(num(m[&V9Field::TcpFlags]), flags);
                             assert_eq!(num(m[&V9Field::MinTtl]), u64::from(r.fwd.min_ttl));
                             assert_eq!(num(m[&V9Field::MaxTtl]), 200);
+                            let icmp = if r.key.proto == proto::ICMP {
+                                r.key.dst_port
+                            } else {
+                                0
+                            };
+                            assert_eq!(num(m[&V9Field::IcmpType]), u64::from(icmp));
+                            assert_eq!(
+                                num(m[&V9Field::IpProtocolVersion]),
+                                u64::from(r.key.ip_version)
+                            );
+                            assert_eq!(num(m[&V9Field::Direction]), 0);
                             assert_eq!(num(m[&V9Field::EngineType]), 3);
                             assert_eq!(num(m[&V9Field::EngineId]), 77);
                         }
