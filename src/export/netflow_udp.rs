@@ -206,6 +206,12 @@ impl RecordSink for NetflowUdpSink {
                 c.uniflows
             );
         }
+        if c.reboots > 0 {
+            tracing::info!(
+                "NetFlow: packet time left the 49.7-day range of sysUptime or went back before boot {} times; the exporter's boot time moved with it (its datagrams stay exact)",
+                c.reboots
+            );
+        }
         tracing::info!(
             "NetFlow v{v} to {}: {} records in {} datagrams, {} lost",
             self.link.peer,

@@ -187,6 +187,11 @@ impl V9Encoder {
         self.held_since_ms
     }
 
+    /// Send the templates again with the next datagram (after the exporter "rebooted").
+    pub fn forget_templates(&mut self) {
+        self.templates_sent_ms = None;
+    }
+
     /// Buffer one uniflow's record; returns 1, or 0 for a key of neither IP version.
     pub fn push(&mut self, uni: &FlowRecord, clock: &Clock, out: &mut dyn DatagramSink) -> u32 {
         let (id, fields, len) = match uni.key.ip_version {
