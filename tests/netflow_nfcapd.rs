@@ -466,32 +466,90 @@ fn nfcapd_reads_qofs_ipv4_uniflows_from_netflow_v5_and_qof_counts_the_rest() {
 fn capture_datagrams(capture: &Path, version: &str) -> (Output, Vec<Vec<u8>>, u16) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                match sock.recv(&mut buf) {
-                    Ok(n) => got.push(buf[..n].to_vec()),
-                    // Stop after qof has ended and the socket has been quiet for a while.
-                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return got,
-                    Err(_) => {}
-                }
-            }
-        })
-    };
-    let out = run(qof()
-        .arg("--in")
+    let mut qof = qof();
+    qof.arg("--in")
         .arg(capture)
         .args(["--netflow", version, "--out", "127.0.0.1", "--ipfix-port"])
-        .arg(port.to_string()));
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let datagrams = reader.join().unwrap();
+        .arg(port.to_string());
+    let (out, datagrams) = receive_while(vec![sock], &mut qof);
     (out, datagrams, port)
+}
+
+/// Run `cmd` while `socks` receive; returns its output and every datagram they got.
+fn receive_while(socks: Vec<UdpSocket>, cmd: &mut Command) -> (Output, Vec<Vec<u8>>) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = socks
+        .into_iter()
+        .map(|sock| {
+            sock.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    match sock.recv(&mut buf) {
+                        Ok(n) => got.push(buf[..n].to_vec()),
+                        // Stop once the command has ended and the socket has been quiet a while.
+                        Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => return got,
+                        Err(_) => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    let out = run(cmd);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let datagrams = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
+    (out, datagrams)
+}
+
+#[test]
+fn collectors_by_ipv6_address_and_by_host_name() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mixed.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = qof_uniflows(&sample, tmp.path()).len();
+    // localhost may name 127.0.0.1, ::1 or both: listen on both, same port.
+    let (v6, v4) = (0..20)
+        .find_map(|_| {
+            let v6 = UdpSocket::bind("[::1]:0").ok()?;
+            let port = v6.local_addr().ok()?.port();
+            let v4 = UdpSocket::bind(("127.0.0.1", port)).ok()?;
+            Some((v6, v4))
+        })
+        .expect("a port free on both loopbacks");
+    let port = v6.local_addr().unwrap().port();
+    for host in ["::1", "[::1]", "localhost"] {
+        let socks = vec![v6.try_clone().unwrap(), v4.try_clone().unwrap()];
+        let mut cmd = qof();
+        cmd.arg("--in")
+            .arg(&sample)
+            .args(["--netflow", "9", "--out", host, "--ipfix-port"])
+            .arg(port.to_string());
+        let (out, datagrams) = receive_while(socks, &mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{host}: {stderr}");
+        // Each datagram's records: the header count less templates and options records.
+        let mut parser = netflow_parser::NetflowParser::default();
+        let mut flows = 0;
+        for d in &datagrams {
+            for p in parser.parse_bytes(d).packets {
+                let netflow_parser::NetflowPacket::V9(v9) = p else {
+                    panic!("{host}: not v9");
+                };
+                for fs in v9.flowsets {
+                    if let netflow_parser::variable_versions::v9::FlowSetBody::Data(data) = fs.body
+                    {
+                        flows += data.fields.len();
+                    }
+                }
+            }
+        }
+        assert_eq!(flows, expected, "{host}: {} datagrams", datagrams.len());
+    }
 }
 
 /// A pcap of raw IPv4/UDP packets (LINKTYPE_RAW) carrying `payloads` from port 40000 to `port`.
@@ -676,6 +734,10 @@ fn an_absent_collector_means_lost_records_and_a_failed_run() {
 
 #[test]
 fn netflow_option_mistakes_get_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("template.yaml");
+    std::fs::write(&yaml, UNIFLOW_YAML).unwrap();
+    let yaml = yaml.to_str().unwrap();
     for (args, what) in [
         (&["--netflow", "9"][..], "--netflow needs --out HOST"),
         (
@@ -699,8 +761,12 @@ fn netflow_option_mistakes_get_one_clear_line() {
             "no-such-host.invalid",
         ),
     ] {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "TEMPLATE_YAML" { yaml } else { a })
+            .collect();
         let out = run(qof()
-            .args(args)
+            .args(&args)
             .arg("--in")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mixed.pcap")));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -712,4 +778,28 @@ fn netflow_option_mistakes_get_one_clear_line() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// NetFlow has no record for qof's process statistics: `--stats` logs them instead.
+#[test]
+fn statistics_go_to_the_log() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mixed.pcap");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut cmd = qof();
+    cmd.arg("--in")
+        .arg(&sample)
+        .args(["--netflow", "5", "--out", "127.0.0.1", "--ipfix-port"])
+        .arg(port.to_string())
+        .args(["--stats", "1", "--loglevel", "info"]);
+    let (out, datagrams) = receive_while(vec![sock], &mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!datagrams.is_empty());
+    // 157 packets metered in the sample (205 read, 48 ARP).
+    assert!(
+        stderr.contains("statistics: ") && stderr.contains("157 packets metered"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("NetFlow v5 to 127.0.0.1:"), "{stderr}");
 }

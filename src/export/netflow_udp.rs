@@ -237,3 +237,58 @@ impl NetflowUdpSink {
         self.enc.version()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collectors_are_addresses_or_names() {
+        let v4 = resolve_collector("192.0.2.7", 2055).unwrap();
+        assert_eq!(v4, "192.0.2.7:2055".parse().unwrap());
+        for h in ["2001:db8::1", "[2001:db8::1]"] {
+            assert_eq!(
+                resolve_collector(h, 9995).unwrap(),
+                "[2001:db8::1]:9995".parse().unwrap()
+            );
+        }
+        assert!(resolve_collector("localhost", 1)
+            .unwrap()
+            .ip()
+            .is_loopback());
+        for bad in ["", "[]", "127.0.0.1:2055", "host:2055"] {
+            let e = resolve_collector(bad, 2055).unwrap_err().to_string();
+            assert!(e.contains("--ipfix-port"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_listening_collector_gets_every_record_and_nothing_is_lost() {
+        let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+        collector
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut sink =
+            NetflowUdpSink::connect(collector.local_addr().unwrap(), &Settings::default()).unwrap();
+        let mut rec = FlowRecord::default();
+        rec.key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        rec.fwd.packets = 1;
+        rec.end = Timestamp::from_secs(1_600_000_000);
+        rec.start = rec.end;
+        for _ in 0..100 {
+            sink.write_flow(&rec).unwrap();
+        }
+        sink.finish().unwrap();
+        assert_eq!(sink.lost_records(), 0);
+        let c = sink.counters();
+        assert_eq!((c.uniflows, c.records), (100, 100));
+        let mut buf = [0u8; 2048];
+        let mut got = 0;
+        for _ in 0..c.datagrams {
+            let n = collector.recv(&mut buf).unwrap();
+            assert_eq!(buf[..2], [0, 9]);
+            got += n;
+        }
+        assert!(got > 100 * crate::netflow::v9::IPV4_RECORD_LEN);
+    }
+}
