@@ -16,6 +16,20 @@ pub enum Format {
     Json,
 }
 
+/// NetFlow versions of `--netflow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetflowVersion {
+    /// NetFlow v5: IPv4 only, fixed records.
+    #[value(name = "5")]
+    V5,
+    /// NetFlow v9 (RFC 3954): templates, IPv4 and IPv6.
+    #[value(name = "9")]
+    V9,
+}
+
+/// The default NetFlow collector port (softflowd's and nfcapd's examples use it too).
+pub const NETFLOW_PORT: u16 = 2055;
+
 /// qof: a passive flow meter. Reads packets, assembles bidirectional flows (RFC 5103) and
 /// writes them as IPFIX (RFC 7011 / RFC 5655) or JSON lines.
 #[derive(Parser, Debug, Clone)]
@@ -49,6 +63,15 @@ pub struct Args {
     /// Hold a `<file>.lock` while each output file is written.
     #[arg(long)]
     pub lock: bool,
+
+    /// Export NetFlow (5 or 9) over UDP to the collector --out HOST (an IPv4 or IPv6 address or
+    /// a host name), port --ipfix-port (default 2055), instead of IPFIX or JSON.
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub netflow: Option<NetflowVersion>,
+
+    /// NetFlow engine id (v5 header, v9 ENGINE_ID). Default: the observation domain's low octet.
+    #[arg(long, value_name = "ENGINE_ID")]
+    pub engine_id: Option<u8>,
 
     /// Export process statistics every INTERVAL seconds of packet time (0 = never).
     #[arg(long, value_name = "INTERVAL", default_value_t = 0)]
@@ -244,6 +267,12 @@ impl Args {
     /// Options that are accepted by QoF but not implemented by this version yet, and
     /// combinations that make no sense: one clear error each.
     pub fn check(&self) -> Result<()> {
+        if self.netflow.is_some() {
+            return self.check_netflow();
+        }
+        if self.engine_id.is_some() {
+            bail!("--engine-id applies to NetFlow export: give --netflow 5|9");
+        }
         if self.ipfix.is_some() || self.tls || self.ipfix_port.is_some() {
             bail!("--ipfix network export is not implemented yet; write to a file with --out FILE");
         }
@@ -268,6 +297,40 @@ impl Args {
         }
         if self.lock && to_stdout {
             bail!("--lock needs --out FILE (there is nothing to lock on standard output)");
+        }
+        log_level(&self.loglevel)?;
+        Ok(())
+    }
+
+    /// `--netflow`: a UDP export to `--out HOST`; file, JSON and IPFIX options do not apply.
+    fn check_netflow(&self) -> Result<()> {
+        if self.ipfix.is_some() {
+            bail!("--netflow and --ipfix are two different exports: choose one");
+        }
+        if self.format == Format::Json {
+            bail!("--netflow writes NetFlow, not --format json: choose one");
+        }
+        if self.rotate.is_some() {
+            bail!("--rotate applies to files; --netflow sends to a collector over UDP");
+        }
+        if self.lock {
+            bail!("--lock applies to files; --netflow sends to a collector over UDP");
+        }
+        if self.tls || self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some() {
+            bail!("--tls options apply to IPFIX over TCP; NetFlow goes over plain UDP");
+        }
+        if matches!(self.output.as_deref(), None | Some("-") | Some("")) {
+            bail!("--netflow needs --out HOST: the collector's address or host name");
+        }
+        match (self.netflow, self.template_refresh) {
+            (Some(NetflowVersion::V5), Some(_)) => {
+                bail!("--template-refresh applies to NetFlow v9; v5 has no templates")
+            }
+            (_, Some(0)) => bail!("--template-refresh 0: the interval must be at least one second"),
+            _ => {}
+        }
+        if self.become_user.is_some() || self.become_group.is_some() {
+            bail!("--become-user/--become-group are not implemented yet");
         }
         log_level(&self.loglevel)?;
         Ok(())
@@ -319,6 +382,71 @@ mod tests {
     fn empty_yaml_is_all_defaults() {
         let c = YamlConfig::parse("\n").unwrap();
         assert_eq!(c.meter().unwrap(), MeterConfig::default());
+    }
+
+    #[test]
+    fn netflow_options_are_checked() {
+        let ok = |argv: &[&str]| {
+            let mut v = vec!["qof"];
+            v.extend_from_slice(argv);
+            Args::try_parse_from(v).unwrap().check()
+        };
+        let err = |argv: &[&str]| ok(argv).unwrap_err().to_string();
+        let a = Args::try_parse_from([
+            "qof",
+            "--netflow",
+            "9",
+            "--out",
+            "::1",
+            "--ipfix-port",
+            "9995",
+            "--engine-id",
+            "7",
+        ])
+        .unwrap();
+        assert!(a.check().is_ok());
+        assert_eq!(
+            (a.netflow, a.ipfix_port, a.engine_id),
+            (Some(NetflowVersion::V9), Some(9995), Some(7))
+        );
+        assert!(ok(&["--netflow", "5", "--out", "collector.example"]).is_ok());
+        assert!(ok(&["--netflow", "9", "--out", "h", "--template-refresh", "30"]).is_ok());
+        assert!(Args::try_parse_from(["qof", "--netflow", "7"]).is_err());
+        assert!(Args::try_parse_from(["qof", "--netflow", "9", "--engine-id", "256"]).is_err());
+        for (argv, what) in [
+            (&["--netflow", "9"][..], "--netflow needs --out HOST"),
+            (
+                &["--netflow", "9", "--out", "-"],
+                "--netflow needs --out HOST",
+            ),
+            (
+                &["--netflow", "9", "--out", "h", "--format", "json"],
+                "--format json",
+            ),
+            (
+                &["--netflow", "9", "--out", "h", "--rotate", "5"],
+                "--rotate",
+            ),
+            (&["--netflow", "9", "--out", "h", "--lock"], "--lock"),
+            (
+                &["--netflow", "9", "--out", "h", "--ipfix", "udp"],
+                "--ipfix",
+            ),
+            (&["--netflow", "9", "--out", "h", "--tls"], "--tls"),
+            (
+                &["--netflow", "5", "--out", "h", "--template-refresh", "9"],
+                "v5 has no templates",
+            ),
+            (
+                &["--netflow", "9", "--out", "h", "--template-refresh", "0"],
+                "at least one second",
+            ),
+            (&["--engine-id", "3", "--out", "x.ipfix"], "--engine-id"),
+        ] {
+            let e = err(argv);
+            assert!(e.contains(what), "{argv:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
     }
 
     #[test]

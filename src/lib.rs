@@ -13,7 +13,8 @@
 //! * [`meter`] is the sans-IO metering core: packets and packet time in, [`meter::FlowRecord`]s out.
 //!   It owns no sockets, files or clocks and has no global state, so N workers can each own one.
 //! * [`ie`] is the one table of Information Elements that drives templates, encoders and printers.
-//! * [`ipfix`] encodes and decodes IPFIX messages; [`export`] holds the record sinks (files, JSON).
+//! * [`ipfix`] encodes and decodes IPFIX messages; [`netflow`] encodes NetFlow v5 and v9 datagrams;
+//!   [`export`] holds the record sinks (files, JSON, NetFlow over UDP).
 //!
 //! `unsafe` is confined to the capture boundary ([`filter`] loads libpcap at run time).
 
@@ -26,4 +27,5 @@ pub mod ie;
 pub mod ipfix;
 pub mod key;
 pub mod meter;
+pub mod netflow;
 pub mod time;

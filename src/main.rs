@@ -74,6 +74,9 @@ fn run(args: &Args) -> Result<Outcome> {
         Some(p) => YamlConfig::load(p)?,
         None => YamlConfig::default(),
     };
+    if args.netflow.is_some() && yaml.template.is_some() {
+        bail!("--netflow records have fixed fields: remove `template:` from the YAML file");
+    }
     let spec = match &yaml.template {
         Some(names) => TemplateSpec::from_names(names).context("template")?,
         None => TemplateSpec::qof_default(),
@@ -140,6 +143,9 @@ fn run(args: &Args) -> Result<Outcome> {
             }
         };
         n.frames += 1;
+        if n.frames == 1 {
+            sink.first_packet(frame.ts)?;
+        }
         last_ts = last_ts.max(frame.ts);
         if let Some(f) = filter.as_mut() {
             if !f.matches(frame.linktype, frame.orig_len, frame.data) {
@@ -199,8 +205,10 @@ fn run(args: &Args) -> Result<Outcome> {
             started,
         ))?;
     }
-    sink.finish().context("closing the output")?;
+    // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
+    let finished = sink.finish();
     summary(&meter, &n, started);
+    finished.context("closing the output")?;
     Ok(outcome)
 }
 

@@ -1,13 +1,20 @@
-//! Choosing the record sink from the command line: IPFIX (file or standard output) or JSON.
+//! Choosing the record sink from the command line: IPFIX (file or standard output), JSON, or
+//! NetFlow over UDP.
 
 use anyhow::{bail, Context, Result};
-use qof::config::{Args, Format};
-use qof::export::{FileOutput, IpfixFileSink, JsonSink, RecordSink};
+use qof::config::{Args, Format, NetflowVersion, NETFLOW_PORT};
+use qof::export::{
+    resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, RecordSink,
+};
 use qof::ipfix::TemplateSpec;
+use qof::netflow::{Settings, Version};
 use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 
 pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+    if let Some(version) = args.netflow {
+        return netflow(args, version);
+    }
     let path = args
         .output
         .as_deref()
@@ -55,4 +62,26 @@ pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
             }
         }
     }
+}
+
+/// NetFlow over UDP to `--out HOST`, port `--ipfix-port` (default 2055).
+fn netflow(args: &Args, version: NetflowVersion) -> Result<Box<dyn RecordSink>> {
+    let host = args.output.as_deref().unwrap_or_default();
+    let port = args.ipfix_port.unwrap_or(NETFLOW_PORT);
+    let settings = Settings {
+        version: match version {
+            NetflowVersion::V5 => Version::V5,
+            NetflowVersion::V9 => Version::V9,
+        },
+        engine_type: 0,
+        engine_id: args
+            .engine_id
+            .unwrap_or((args.observation_domain & 0xff) as u8),
+        source_id: args.observation_domain,
+        template_refresh_ms: args.template_refresh.unwrap_or(60).saturating_mul(1000),
+    };
+    let collector = resolve_collector(host, port).with_context(|| format!("--out {host}"))?;
+    let sink = NetflowUdpSink::connect(collector, &settings)
+        .with_context(|| format!("--out {host}: NetFlow to {collector}"))?;
+    Ok(Box::new(sink))
 }

@@ -1,10 +1,12 @@
-//! Record sinks: where flow records go (IPFIX files, JSON lines; network transports later).
+//! Record sinks: where flow records go (IPFIX files, JSON lines, NetFlow over UDP).
 
 mod ipfix_file;
 mod json;
+mod netflow_udp;
 
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
 pub use json::JsonSink;
+pub use netflow_udp::{resolve_collector, NetflowUdpSink};
 
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::Timestamp;
@@ -17,6 +19,13 @@ pub trait RecordSink {
 
     /// Write the process statistics (the IPFIX options record of `--stats`).
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()>;
+
+    /// The time of the first packet read, before any record (NetFlow counts its sysUptime
+    /// from it).
+    fn first_packet(&mut self, ts: Timestamp) -> io::Result<()> {
+        let _ = ts;
+        Ok(())
+    }
 
     /// Packet time has advanced to `now`: rotate files, refresh templates, if due.
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {
