@@ -8,21 +8,54 @@ use common::*;
 
 #[test]
 fn ipfix_files_read_back_identically_and_cleanly() {
+    let checked = check(&corpus_files(), None);
+    assert!(checked > 70, "only {checked} files checked");
+}
+
+/// The same with every TCP element (templates of every dimension: RTT, timestamp clock,
+/// reduced size), over the corpus and the TCP lab captures.
+#[test]
+fn tcp_template_files_read_back_identically_and_cleanly() {
+    let yaml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-all.yaml");
+    let mut files = corpus_files();
+    let lab = shared().join("lab/out/captures");
+    for e in std::fs::read_dir(&lab).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pcap") {
+            files.push(p);
+        }
+    }
+    let checked = check(&files, Some(&yaml));
+    assert!(checked > 120, "only {checked} files checked");
+}
+
+/// Returns the number of files checked.
+fn check(files: &[std::path::PathBuf], yaml: Option<&std::path::Path>) -> usize {
     if !have_tool("ipfixDump") {
-        return;
+        return usize::MAX;
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for cap in corpus_files() {
-        let name = name(&cap);
+    for cap in files {
+        let name = name(cap);
         let ipfix = tmp.path().join("f.ipfix");
         let json = tmp.path().join("f.jsonl");
-        let a = run(qof().arg("--in").arg(&cap).arg("--out").arg(&ipfix));
-        let b = run(qof()
-            .arg("--in")
-            .arg(&cap)
-            .args(["--format", "json", "--out"])
-            .arg(&json));
+        let with_yaml = |c: &mut std::process::Command| {
+            if let Some(y) = yaml {
+                c.arg("--yaml").arg(y);
+            }
+        };
+        let mut qa = qof();
+        with_yaml(qa.arg("--in").arg(cap).arg("--out").arg(&ipfix));
+        let a = run(&mut qa);
+        let mut qb = qof();
+        with_yaml(
+            qb.arg("--in")
+                .arg(cap)
+                .args(["--format", "json", "--out"])
+                .arg(&json),
+        );
+        let b = run(&mut qb);
         assert_eq!(a.status.code(), b.status.code(), "{name}");
         if !a.status.success() && !ipfix.exists() {
             continue; // refused at open (see corpus_flowdiff.rs)
@@ -61,5 +94,5 @@ fn ipfix_files_read_back_identically_and_cleanly() {
         );
         checked += 1;
     }
-    assert!(checked > 70, "only {checked} files checked");
+    checked
 }

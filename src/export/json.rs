@@ -48,6 +48,9 @@ impl<W: Write> JsonSink<W> {
 
 impl<W: Write> RecordSink for JsonSink<W> {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        if self.spec.biflow() {
+            return self.write_one(rec);
+        }
         let (first, second) = self.spec.export_records(rec);
         self.write_one(&first)?;
         if let Some(r) = second {

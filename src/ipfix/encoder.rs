@@ -91,8 +91,9 @@ pub struct Encoder {
     max_message: usize,
     force_biflow: bool,
     compiled: Vec<Option<Compiled>>,
-    /// Bit per template (dims), plus bit 16 for the statistics template: sent in this stream.
-    sent: u32,
+    /// Bit per template (dims), plus bit [`Dims::COUNT`] for the statistics template: sent in
+    /// this stream.
+    sent: u128,
     msg: Vec<u8>,
     /// The data set being filled: (template id, offset of its header in `msg`).
     open_set: Option<(u16, usize)>,
@@ -103,7 +104,7 @@ pub struct Encoder {
     stats_len: usize,
 }
 
-const STATS_SENT: u32 = 1 << 16;
+const STATS_SENT: u128 = 1 << Dims::COUNT;
 
 impl Encoder {
     pub fn new(
@@ -152,6 +153,9 @@ impl Encoder {
         export_time: u32,
         out: &mut dyn MessageSink,
     ) -> io::Result<()> {
+        if self.spec.biflow() {
+            return self.encode_one(rec, export_time, out);
+        }
         let (first, second) = self.spec.export_records(rec);
         self.encode_one(&first, export_time, out)?;
         match second {
@@ -175,7 +179,7 @@ impl Encoder {
             return Ok(());
         };
         let (id, record_len) = (t.id, t.record_len);
-        let template_bit = 1u32 << idx;
+        let template_bit = 1u128 << idx;
         self.reserve(id, record_len, template_bit, export_time, out, |enc| {
             enc.compiled[idx]
                 .as_ref()
@@ -238,7 +242,7 @@ impl Encoder {
         &mut self,
         id: u16,
         record_len: usize,
-        template_bit: u32,
+        template_bit: u128,
         export_time: u32,
         out: &mut dyn MessageSink,
         template_set: impl Fn(&Encoder) -> Vec<u8>,

@@ -40,6 +40,8 @@ impl Field {
 #[derive(Clone, Debug)]
 pub struct TemplateSpec {
     fields: Vec<Field>,
+    /// The counter fields (candidates for reduced-size encoding).
+    counters: Vec<Field>,
     biflow: bool,
     features: Features,
     has_v4: bool,
@@ -124,6 +126,7 @@ impl TemplateSpec {
             .iter()
             .fold(Features::NONE, |acc, f| acc.with(f.ie.enables));
         Ok(TemplateSpec {
+            counters: fields.iter().filter(|f| f.ie.counter).copied().collect(),
             biflow: fields.iter().any(|f| f.reverse),
             has_v4: fields.iter().any(|f| f.ie.applies == Applies::Ipv4),
             fields,
@@ -185,8 +188,9 @@ impl TemplateSpec {
         let mut dims = Dims(d);
         if allow_reduced {
             let fits = self
-                .fields_for(dims)
-                .filter(|f| f.ie.counter)
+                .counters
+                .iter()
+                .filter(|f| !f.reverse || dims.has(Dims::BIFLOW))
                 .all(|f| matches!(f.value(rec), Value::Unsigned(v) if v <= u64::from(u32::MAX)));
             if fits {
                 dims.0 |= Dims::REDUCED;

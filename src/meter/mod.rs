@@ -81,7 +81,8 @@ pub struct MeterStats {
 /// numbers) so flows pay for it only when it is switched on.
 #[derive(Clone, Copy, Debug, Default)]
 struct Transport {
-    packets: [u64; 2],
+    /// Saturating, like the flow's own packet counts (a flow is split before they overflow).
+    packets: [u32; 2],
     octets: [u64; 2],
 }
 
@@ -212,8 +213,8 @@ impl Meter {
         let i = slot as usize;
         if self.cfg.track_transport {
             let t = &mut self.transport[i];
-            let pkts = u64::from(pkt.payload_len > 0);
-            t.packets[usize::from(reverse)] += pkts;
+            let d = usize::from(reverse);
+            t.packets[d] = t.packets[d].saturating_add(u32::from(pkt.payload_len > 0));
             t.octets[usize::from(reverse)] += u64::from(pkt.payload_len);
         }
         if let (Some(tcp), Some(info)) = (&mut self.tcp, &pkt.tcp) {
@@ -369,9 +370,9 @@ impl Meter {
         }
         if self.cfg.track_transport {
             let t = &self.transport[i];
-            rec.fwd.transport_packets = t.packets[0];
+            rec.fwd.transport_packets = t.packets[0].into();
             rec.fwd.transport_octets = t.octets[0];
-            rec.rev.transport_packets = t.packets[1];
+            rec.rev.transport_packets = t.packets[1].into();
             rec.rev.transport_octets = t.octets[1];
         }
         if let Some(tcp) = &mut self.tcp {

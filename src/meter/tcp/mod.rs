@@ -142,7 +142,6 @@ mod bit {
     pub const TS: u8 = 4;
     pub const ADV: u8 = 8;
     pub const IAT: u8 = 16;
-    pub const TS_ON_ADV: u8 = 32;
 }
 
 impl Default for DirState {
@@ -232,19 +231,55 @@ pub(crate) struct TcpTable {
     pub cfg: TcpConfig,
     /// TCP state index per flow slot (u32::MAX = none).
     by_slot: Vec<u32>,
-    states: Vec<TcpState>,
+    states: Chunked<TcpState>,
     free: Vec<u32>,
     pool: LossPool,
 }
 
 const NONE: u32 = u32::MAX;
 
+/// Storage that grows by fixed chunks: growing never copies (a `Vec` doubling would briefly
+/// hold old and new copies, a peak of twice the state in memory) and never moves an entry.
+struct Chunked<T> {
+    chunks: Vec<Box<[T]>>,
+    len: u32,
+}
+
+const CHUNK: usize = 1024;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy + Default> Chunked<T> {
+    fn push(&mut self, v: T) -> u32 {
+        let i = self.len as usize;
+        if i == self.chunks.len() * CHUNK {
+            self.chunks
+                .push(vec![T::default(); CHUNK].into_boxed_slice());
+        }
+        self.chunks[i / CHUNK][i % CHUNK] = v;
+        self.len += 1;
+        i as u32
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut T {
+        let i = i as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 impl TcpTable {
     pub fn new(cfg: TcpConfig) -> Self {
         TcpTable {
             cfg,
             by_slot: Vec::new(),
-            states: Vec::new(),
+            states: Chunked::default(),
             free: Vec::new(),
             pool: LossPool::new(cfg.gap_depth),
         }
@@ -254,13 +289,10 @@ impl TcpTable {
     pub fn attach(&mut self, slot: u32) {
         let i = match self.free.pop() {
             Some(i) => {
-                self.states[i as usize] = TcpState::default();
+                *self.states.get_mut(i) = TcpState::default();
                 i
             }
-            None => {
-                self.states.push(TcpState::default());
-                (self.states.len() - 1) as u32
-            }
+            None => self.states.push(TcpState::default()),
         };
         let s = slot as usize;
         if self.by_slot.len() <= s {
@@ -275,7 +307,7 @@ impl TcpTable {
             return;
         };
         if i != NONE {
-            self.states[i as usize].packet(&self.cfg, &mut self.pool, p);
+            self.states.get_mut(i).packet(&self.cfg, &mut self.pool, p);
         }
     }
 
@@ -285,7 +317,7 @@ impl TcpTable {
         if i == NONE {
             return None;
         }
-        let st = &mut self.states[i as usize];
+        let st = self.states.get_mut(i);
         let out = st.export(&self.pool);
         for d in &mut st.dir {
             d.seq.release(&mut self.pool);
@@ -297,7 +329,10 @@ impl TcpTable {
     /// TCP states in use and loss blocks in use (for tests and memory accounting).
     #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
-        (self.states.len() - self.free.len(), self.pool.in_use())
+        (
+            self.states.len as usize - self.free.len(),
+            self.pool.in_use(),
+        )
     }
 }
 
@@ -396,10 +431,8 @@ impl TcpState {
             .segment(pool, t.seq, p.payload_len, t.flags, p.now_us, window_us);
 
         if out.advanced {
-            let tsval = opts.timestamp.map(|(v, _)| v).filter(|&v| v != 0);
-            let had_adv = dir.bits & bit::ADV != 0;
-            let iat = p.now_us.wrapping_sub(dir.last_adv_us);
-            if cfg.iat && had_adv {
+            if cfg.iat && dir.bits & bit::ADV != 0 {
+                let iat = p.now_us.wrapping_sub(dir.last_adv_us);
                 if dir.bits & bit::IAT == 0 {
                     dir.bits |= bit::IAT;
                     dir.iat_min_us = iat;
@@ -409,40 +442,41 @@ impl TcpState {
                     dir.iat_max_us = dir.iat_max_us.max(iat);
                 }
             }
-            if let Some(v) = tsval.filter(|_| cfg.ts || cfg.iat) {
-                // Chirp: how much longer the segments took to arrive than the sender's own
-                // clock says it took to send them. Computed from the previous TSval before it
-                // is replaced (QoF replaced it first, so its chirp was always the IAT).
-                if cfg.iat && had_adv && dir.bits & bit::TS_ON_ADV != 0 {
-                    if let Some(hz) = dir.ts_hz() {
-                        let ticks = v.wrapping_sub(dir.ts_last) as i32;
-                        let sent_us = i64::from(ticks) * 1_000_000 / i64::from(hz);
-                        let chirp_us = (i64::from(iat) - sent_us)
-                            .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
-                            as i32;
-                        dir.add_chirp(chirp_us);
-                    }
-                }
-                if dir.bits & bit::TS == 0 {
-                    // The first timestamped segment starts the clock, whether or not it was
-                    // the direction's first packet (QoF never started it otherwise).
-                    dir.bits |= bit::TS;
-                    dir.ts_first_us = p.now_us;
-                    dir.ts_last = v;
-                    dir.ts_last_us = p.now_us;
-                } else if seq_before(dir.ts_last, v) {
-                    // Both ends of the interval are the first segment seen with its TSval,
-                    // so the clock's tick phase cancels out.
-                    dir.ts_span = dir.ts_span.saturating_add(v.wrapping_sub(dir.ts_last));
-                    dir.ts_last = v;
-                    dir.ts_last_us = p.now_us;
-                }
-                dir.bits |= bit::TS_ON_ADV;
-            } else {
-                dir.bits &= !bit::TS_ON_ADV;
-            }
             dir.bits |= bit::ADV;
             dir.last_adv_us = p.now_us;
+        }
+
+        // The sender's timestamp clock, read from every packet whose TSval is newer than any
+        // before in its direction. Both ends of an interval are the first packet seen with its
+        // TSval, so the clock's tick phase cancels out.
+        let mut new_tsval = None;
+        if let Some(v) = opts.timestamp.map(|(v, _)| v).filter(|&v| v != 0) {
+            if dir.bits & bit::TS == 0 {
+                // The first timestamped packet starts the clock, whether or not it was the
+                // direction's first packet (QoF never started it otherwise).
+                dir.bits |= bit::TS;
+                dir.ts_first_us = p.now_us;
+                dir.ts_last = v;
+                dir.ts_last_us = p.now_us;
+                new_tsval = Some(v);
+            } else if seq_before(dir.ts_last, v) {
+                if cfg.iat {
+                    // Chirp: how much longer the packets took to arrive than the sender's own
+                    // clock says it took to send them, from the previous TSval before it is
+                    // replaced (QoF replaced it first, so its chirp was always the IAT).
+                    if let Some(hz) = dir.ts_hz() {
+                        let ticks = v.wrapping_sub(dir.ts_last);
+                        let sent_us = i64::from(ticks) * 1_000_000 / i64::from(hz);
+                        let took_us = i64::from(p.now_us.wrapping_sub(dir.ts_last_us));
+                        let chirp = (took_us - sent_us).clamp(i32::MIN.into(), i32::MAX.into());
+                        dir.add_chirp(chirp as i32);
+                    }
+                }
+                dir.ts_span = dir.ts_span.saturating_add(v.wrapping_sub(dir.ts_last));
+                dir.ts_last = v;
+                dir.ts_last_us = p.now_us;
+                new_tsval = Some(v);
+            }
         }
 
         if cfg.rtt {
@@ -450,7 +484,8 @@ impl TcpState {
                 dir: p.dir,
                 now_us: p.now_us,
                 ack: (t.flags & flag::ACK != 0).then_some(t.ack),
-                timestamp: opts.timestamp,
+                tsecr: opts.timestamp.map(|(_, e)| e),
+                new_tsval,
                 seq: t.seq,
                 advanced: out.advanced,
                 end: out.end,

@@ -36,7 +36,6 @@ struct Wait {
 }
 
 const HALF: u8 = 1;
-const TSVAL: u8 = 4;
 const ACK_ARMED: u8 = 16;
 const ECHO_ARMED: u8 = 64;
 
@@ -46,11 +45,9 @@ const ECHO_ARMED: u8 = 64;
 pub(crate) struct RttState {
     ack_wait: [Wait; 2],
     echo_wait: [Wait; 2],
-    /// Highest TSval seen per direction (a new echo wait starts only at a new TSval).
-    max_tsval: [u32; 2],
     half_us: [u32; 2],
-    /// Flags, each shifted by the direction: [`HALF`] known, [`TSVAL`] seen, [`ACK_ARMED`]
-    /// and [`ECHO_ARMED`] waits outstanding.
+    /// Flags, each shifted by the direction: [`HALF`] known, [`ACK_ARMED`] and
+    /// [`ECHO_ARMED`] waits outstanding.
     known: u8,
     pub min_us: u32,
     /// Smoothed RTT (7/8 old + 1/8 new), QoF's "last" value and the loss-event window.
@@ -65,8 +62,11 @@ pub(crate) struct RttInput {
     pub now_us: u32,
     /// The ACK number, when the ACK flag is set.
     pub ack: Option<u32>,
-    /// (TSval, TSecr) when the timestamp option is present.
-    pub timestamp: Option<(u32, u32)>,
+    /// TSecr, when the timestamp option is present.
+    pub tsecr: Option<u32>,
+    /// The TSval, when it is newer than every earlier one of its direction (only then can an
+    /// echo of it answer this packet and no earlier one).
+    pub new_tsval: Option<u32>,
     pub seq: u32,
     /// The segment carried new sequence space ending at `end`.
     pub advanced: bool,
@@ -92,7 +92,7 @@ impl RttState {
                 self.observe(o, p.now_us.wrapping_sub(w.since_us));
             }
         }
-        if let Some((tsval, tsecr)) = p.timestamp {
+        if let Some(tsecr) = p.tsecr {
             let w = self.echo_wait[o];
             if self.is(ECHO_ARMED << o) && tsecr != 0 && !seq_before(tsecr, w.target) {
                 self.known &= !(ECHO_ARMED << o);
@@ -103,16 +103,14 @@ impl RttState {
                     self.observe(o, obs);
                 }
             }
-            if tsval != 0 && (!self.is(TSVAL << d) || seq_before(self.max_tsval[d], tsval)) {
-                self.known |= TSVAL << d;
-                self.max_tsval[d] = tsval;
-                if !self.is(ECHO_ARMED << d) {
-                    self.known |= ECHO_ARMED << d;
-                    self.echo_wait[d] = Wait {
-                        target: tsval,
-                        since_us: p.now_us,
-                    };
-                }
+        }
+        if let Some(tsval) = p.new_tsval {
+            if !self.is(ECHO_ARMED << d) {
+                self.known |= ECHO_ARMED << d;
+                self.echo_wait[d] = Wait {
+                    target: tsval,
+                    since_us: p.now_us,
+                };
             }
         }
         // This direction's own ACK wait.

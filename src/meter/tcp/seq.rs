@@ -134,11 +134,14 @@ pub(crate) struct SeqDir {
     loss: u32,
     /// Largest payload seen (observedTcpMss).
     pub max_payload: u16,
-    started: bool,
-    syn: bool,
-    /// A FIN was seen at `nsn` (it takes the sequence number after the data).
-    fin: bool,
+    /// [`STARTED`], [`SYN`] (the first segment was a SYN), [`FIN`] (a FIN was seen at `nsn`:
+    /// it takes the sequence number after the data).
+    flags: u8,
 }
+
+const STARTED: u8 = 1;
+const SYN: u8 = 2;
+const FIN: u8 = 4;
 
 impl Default for SeqDir {
     fn default() -> Self {
@@ -147,9 +150,7 @@ impl Default for SeqDir {
             nsn: 0,
             loss: NONE,
             max_payload: 0,
-            started: false,
-            syn: false,
-            fin: false,
+            flags: 0,
         }
     }
 }
@@ -172,9 +173,13 @@ impl SeqDir {
         self.nsn.wrapping_add(delta as i64 as u64)
     }
 
+    fn set_fin(&mut self, fin: bool) {
+        self.flags = (self.flags & !FIN) | if fin { FIN } else { 0 };
+    }
+
     /// True once the direction's first segment has been seen.
     pub fn started(&self) -> bool {
-        self.started
+        self.flags & STARTED != 0
     }
 
     /// Account one segment of `len` payload octets. `window_us` is the loss-event window
@@ -188,17 +193,16 @@ impl SeqDir {
         now_us: u32,
         window_us: u32,
     ) -> SegmentOutcome {
-        use super::flag::{ACK, FIN, RST, SYN};
-        let syn = flags & SYN != 0;
-        let fin = flags & FIN != 0;
+        use super::flag;
+        let syn = flags & flag::SYN != 0;
+        let fin = flags & flag::FIN != 0;
         self.max_payload = self.max_payload.max(u16::try_from(len).unwrap_or(u16::MAX));
-        if !self.started {
-            self.started = true;
-            self.syn = syn;
+        if self.flags & STARTED == 0 {
+            self.flags = STARTED | if syn { SYN } else { 0 };
             let first = seq.wrapping_add(u32::from(syn));
             self.start = BASE | u64::from(first);
             self.nsn = self.start + u64::from(len);
-            self.fin = fin;
+            self.set_fin(fin);
             return SegmentOutcome {
                 advanced: syn || len > 0,
                 end: first.wrapping_add(len),
@@ -211,13 +215,16 @@ impl SeqDir {
             // where no later segment would (QoF ignored every empty segment).
             // (Not in a SYN or RST; and a FIN takes one number, after the data.)
             let at = self.widen(seq);
-            let marks_next = flags & (SYN | RST) == 0 && flags & (ACK | FIN) != 0;
-            let next = self.nsn + u64::from(self.fin);
-            self.fin |= fin && at == self.nsn;
+            let marks_next =
+                flags & (flag::SYN | flag::RST) == 0 && flags & (flag::ACK | flag::FIN) != 0;
+            let next = self.nsn + u64::from(self.flags & FIN != 0);
+            if fin && at == self.nsn {
+                self.set_fin(true);
+            }
             if !marks_next || at <= next {
                 return SegmentOutcome::default();
             }
-            self.fin = fin;
+            self.set_fin(fin);
             self.push_gap(pool, self.nsn, at);
             self.nsn = at;
             let mut out = SegmentOutcome {
@@ -236,7 +243,7 @@ impl SeqDir {
         let mut retransmitted = 0u64;
         if lo < self.start {
             let below_end = hi.min(self.start);
-            if self.syn {
+            if self.flags & SYN != 0 {
                 // Before the first byte after the SYN: nothing new can be there.
                 retransmitted += below_end - lo;
             } else {
@@ -273,7 +280,7 @@ impl SeqDir {
             b.retransmits = b.retransmits.saturating_add(1);
         }
         if fin && out.advanced {
-            self.fin = true;
+            self.set_fin(true);
         }
         self.loss_indication(pool, &mut out, now_us, window_us);
         out
@@ -364,7 +371,7 @@ impl SeqDir {
     pub fn counters(&self, pool: &LossPool) -> SeqCounters {
         let mut c = SeqCounters {
             // The SYN's sequence number, or the first payload byte's (the earliest seen).
-            isn: (self.start as u32).wrapping_sub(u32::from(self.syn)),
+            isn: (self.start as u32).wrapping_sub(u32::from(self.flags & SYN != 0)),
             octets: self.nsn.saturating_sub(self.start),
             ..Default::default()
         };
