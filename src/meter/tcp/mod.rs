@@ -344,11 +344,11 @@ impl TcpState {
         let (dir, other) = match p.dir {
             0 => {
                 let [a, b] = &mut self.dir;
-                (a, &*b)
+                (a, b)
             }
             _ => {
                 let [a, b] = &mut self.dir;
-                (b, &*a)
+                (b, a)
             }
         };
         let opts = &t.options;
@@ -424,6 +424,9 @@ impl TcpState {
 
         if !cfg.seq {
             return;
+        }
+        if t.flags & flag::ACK != 0 && t.flags & flag::RST == 0 {
+            other.seq.acknowledged(pool, t.ack, p.now_us, window_us);
         }
         let was_started = dir.seq.started();
         let out = dir

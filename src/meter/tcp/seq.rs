@@ -286,6 +286,29 @@ impl SeqDir {
         out
     }
 
+    /// The peer acknowledged up to `ack`. Beyond what this direction has shown (its data and
+    /// FIN), that is data the receiver got and the meter never saw: a gap at the end, which
+    /// no later segment may ever reveal (the last segments of a transfer).
+    pub fn acknowledged(&mut self, pool: &mut LossPool, ack: u32, now_us: u32, window_us: u32) {
+        if self.flags & STARTED == 0 {
+            return;
+        }
+        let at = self.widen(ack);
+        let shown = self.nsn + u64::from(self.flags & FIN != 0);
+        if at <= shown {
+            return;
+        }
+        // The FIN, if that is what went unseen, takes the last number.
+        self.push_gap(pool, self.nsn, at);
+        self.nsn = at;
+        self.set_fin(false);
+        let mut out = SegmentOutcome {
+            jumped: true,
+            ..Default::default()
+        };
+        self.loss_indication(pool, &mut out, now_us, window_us);
+    }
+
     /// Count a loss event for a retransmission or jump: one per RTT-sized window.
     fn loss_indication(
         &mut self,

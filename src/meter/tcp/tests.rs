@@ -598,3 +598,27 @@ fn tcp_state_fits_its_memory_budget() {
     );
     assert!(size <= 264, "TcpState grew to {size} bytes");
 }
+
+#[test]
+fn unseen_tail_is_revealed_by_the_ack_and_the_fin() {
+    // The last data segment of a transfer is lost from observation: no later segment of its
+    // own direction reveals it, but the peer's ACK does. A FIN the meter missed shows in the
+    // ACK of it, and a pure ACK after an unseen segment in its own sequence number.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(40_000, c2s(ACK, b, SISN + 1, 1000));
+    // [1000, 1500) never seen; the server acknowledges it.
+    c.at(60_000, s2c(ACK, SISN + 1, b + 1500, 0));
+    // The client's FIN (at 1500) never seen; the server acknowledges it too.
+    c.at(70_000, s2c(FIN | ACK, SISN + 1, b + 1501, 0));
+    c.at(80_000, c2s(ACK, b + 1501, SISN + 2, 0));
+    let r = c.finish();
+    let s = r.fwd.tcp.seq;
+    assert_eq!(
+        s.octets, 1501,
+        "an unseen FIN cannot be told from a data octet"
+    );
+    assert_eq!(s.lost, 501);
+    assert_eq!(r.rev.tcp.seq.lost, 0, "the server's FIN was seen");
+}
