@@ -93,7 +93,9 @@ fn u(v: &Value, key: &str) -> u64 {
 }
 
 /// An endpoint as (address, port).
-fn endpoint(v: &Value) -> (String, u64) {
+type Endpoint = (String, u64);
+
+fn endpoint(v: &Value) -> Endpoint {
     (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
 }
 
@@ -195,8 +197,7 @@ fn tcp_measurements_match_the_lab_truth() {
         let truth = truth_of(&pcap);
         let recs = records(&pcap, &yaml);
         // Records by (client, server) endpoints, whichever way the record is oriented.
-        let mut by_conn: HashMap<((String, u64), (String, u64)), Vec<(&Value, bool)>> =
-            HashMap::new();
+        let mut by_conn: HashMap<(Endpoint, Endpoint), Vec<(&Value, bool)>> = HashMap::new();
         for r in &recs {
             if u(r, "protocolIdentifier") != 6 {
                 continue;
