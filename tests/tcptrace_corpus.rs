@@ -973,9 +973,9 @@ fn retransmissions_and_rtt_agree_with_tcptrace() {
                     rtt_scored += 1;
                     t.rtt_bad += 1;
                     let what = format!(
-                        "{file} {conn} (tcptrace {:?}, qof records {}): minTcpRttMilliseconds {} ({} samples), \
-                         tcptrace {:.1} + {:.1} = {sum:.1} ms ({:?} samples); without FIN \
-                         samples {:?}",
+                        "{file} {conn} (tcptrace {:?}, qof records {}): minTcpRttMilliseconds \
+                         {} ({} samples), tcptrace {:.1} + {:.1} = {sum:.1} ms ({:?} samples); \
+                         without FIN samples {:?}",
                         tc.numbers,
                         qc.records,
                         got.map_or("none".into(), |v| v.to_string()),
