@@ -215,6 +215,8 @@ fn process_stats(
         dropped: source.dropped(),
         ignored: n.ignored.total(),
         not_sent: 0,
+        // Filled in by a network sink, which alone knows what it could not deliver.
+        not_sent_flows: 0,
         expired_fragments: m.expired_fragments,
         assembled_fragments: m.assembled_datagrams,
         flush_events: m.flush_events,

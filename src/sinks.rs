@@ -1,13 +1,18 @@
-//! Choosing the record sink from the command line: IPFIX (file or standard output) or JSON.
+//! Choosing the record sink from the command line: IPFIX (file, standard output or a
+//! collector over the network) or JSON.
 
 use anyhow::{bail, Context, Result};
 use qof::config::{Args, Format};
+use qof::export::net::{IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT};
 use qof::export::{FileOutput, IpfixFileSink, JsonSink, RecordSink};
 use qof::ipfix::TemplateSpec;
 use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 
 pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+    if args.ipfix_transport()?.is_some() {
+        return open_net(args, spec, force_biflow);
+    }
     let path = args
         .output
         .as_deref()
@@ -55,4 +60,38 @@ pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
             }
         }
     }
+}
+
+/// `--ipfix tcp|udp|sctp --out HOST`: export to a collector.
+fn open_net(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+    let Some(transport) = args.ipfix_transport()? else {
+        bail!("--ipfix is not given");
+    };
+    let host = args.output.clone().unwrap_or_default();
+    let tls = match (args.tls, &args.tls_ca, &args.tls_cert, &args.tls_key) {
+        (true, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let default_port = if tls.is_some() {
+        IPFIX_TLS_PORT
+    } else {
+        IPFIX_PORT
+    };
+    let refresh = args.template_refresh_secs();
+    let cfg = NetConfig {
+        transport,
+        host,
+        port: args.ipfix_port.unwrap_or(default_port),
+        tls,
+        template_refresh: (refresh > 0).then(|| std::time::Duration::from_secs(refresh)),
+        queue_messages: args.export_queue,
+        drain_timeout: std::time::Duration::from_secs(args.export_timeout),
+        observation_domain: args.observation_domain,
+        force_biflow,
+    };
+    Ok(Box::new(IpfixNetSink::open(cfg, spec.clone())?))
 }

@@ -1,7 +1,8 @@
-//! Record sinks: where flow records go (IPFIX files, JSON lines; network transports later).
+//! Record sinks: where flow records go (IPFIX files, JSON lines, IPFIX to a collector).
 
 mod ipfix_file;
 mod json;
+pub mod net;
 
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
 pub use json::JsonSink;
@@ -26,4 +27,15 @@ pub trait RecordSink {
 
     /// End of output: flush and close everything (publish the last file).
     fn finish(&mut self) -> io::Result<()>;
+
+    /// Records this sink could not deliver (network export), `None` for sinks that cannot
+    /// lose any without an error. Final after `finish`.
+    fn lost(&self) -> Option<u64> {
+        None
+    }
+
+    /// One line on the sink's state for a status log (SIGUSR1), if it has one worth telling.
+    fn status(&self) -> Option<String> {
+        None
+    }
 }
