@@ -169,8 +169,7 @@ fn run(args: &Args) -> Result<Outcome> {
         }
         // Housekeeping every 4096 frames, and at once on a signal: signals, file rotation,
         // statistics, progress.
-        if n.frames & 0xfff == 0 || stop.load(Ordering::Relaxed) || status.load(Ordering::Relaxed)
-        {
+        if n.frames & 0xfff == 0 || stop.load(Ordering::Relaxed) || status.load(Ordering::Relaxed) {
             if stop.load(Ordering::Relaxed) {
                 break;
             }

@@ -67,6 +67,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "--become-group no-such-group-qof: no such group");
-        assert_eq!(lookup("0", Some("0")).unwrap(), (Uid::from_raw(0), Gid::from_raw(0)));
+        assert_eq!(
+            lookup("0", Some("0")).unwrap(),
+            (Uid::from_raw(0), Gid::from_raw(0))
+        );
     }
 }

@@ -28,6 +28,9 @@ use std::time::Duration;
 
 /// The handshake of a collector that accepted the connection must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TLS 1.3: how long to wait after the handshake for the collector's verdict on our
+/// certificate (see [`TlsConnector::connect`]).
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The environment variable holding the password of an encrypted `--tls-key`.
 pub const PASSWORD_VAR: &str = "QOF_TLS_PASS";
@@ -186,9 +189,50 @@ impl Connector for TlsConnector {
         while conn.is_handshaking() {
             conn.complete_io(&mut sock).map_err(handshake_error)?;
         }
+        if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+            await_verdict(&mut conn, &mut sock)?;
+        }
         sock.set_read_timeout(None)
             .map_err(ConnectError::transient)?;
         Ok(Box::new(TlsSession { conn, sock }))
+    }
+}
+
+/// In TLS 1.3 the client's handshake ends before the server has checked the client's
+/// certificate: a collector that refuses it says so (an alert, a close) only after, and what
+/// was written meanwhile would be lost without a trace. Collectors send a session ticket
+/// once they accept the client, so wait (briefly) for the first record after the handshake:
+/// a ticket means accepted, an alert or a close means refused; silence (a collector that
+/// sends no tickets) is taken as accepted.
+fn await_verdict(conn: &mut ClientConnection, sock: &mut Socket) -> Result<(), ConnectError> {
+    sock.set_read_timeout(Some(VERDICT_TIMEOUT))
+        .map_err(ConnectError::transient)?;
+    let refused = |why: String| ConnectError {
+        message: format!(
+            "the collector refused the connection after the handshake ({why}): does it trust \
+             the CA of --tls-cert?"
+        ),
+        permanent: true,
+    };
+    loop {
+        match conn.read_tls(sock) {
+            Ok(0) => return Err(refused("it closed the connection".into())),
+            Ok(_) => match conn.process_new_packets() {
+                Err(e) => return Err(refused(e.to_string())),
+                Ok(state) if state.peer_has_closed() => return Err(refused("close_notify".into())),
+                Ok(_) => return Ok(()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(refused(e.to_string())),
+        }
     }
 }
 
