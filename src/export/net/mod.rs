@@ -187,11 +187,17 @@ impl IpfixNetSink {
     /// queued and the connection retried.
     pub fn open(cfg: NetConfig, spec: TemplateSpec) -> Result<Self> {
         let peer = cfg.peer();
+        let unresolved = |e: io::Error| {
+            anyhow!(
+                "--ipfix {} --out {}: cannot resolve the collector ({e})",
+                cfg.transport.name(),
+                cfg.host
+            )
+        };
         let counters = Arc::new(Counters::default());
         let exporter = match cfg.transport {
             IpfixTransport::Udp => {
-                let addrs =
-                    resolve(&cfg.host, cfg.port).map_err(|e| anyhow!("--out {}: {e}", cfg.host))?;
+                let addrs = resolve(&cfg.host, cfg.port).map_err(unresolved)?;
                 let t = udp::UdpTransport::open(&addrs)
                     .map_err(|e| anyhow!("--ipfix udp {peer}: {e}"))?;
                 Exporter::datagram(&cfg, spec, Box::new(t), peer.clone(), counters.clone())
@@ -201,7 +207,7 @@ impl IpfixNetSink {
                     sctp::probe()?;
                 }
                 // Fail early on a name that does not resolve; reconnections resolve again.
-                resolve(&cfg.host, cfg.port).map_err(|e| anyhow!("--out {}: {e}", cfg.host))?;
+                resolve(&cfg.host, cfg.port).map_err(unresolved)?;
                 let tcp = stream::SocketConnector::new(
                     &cfg.host,
                     cfg.port,
