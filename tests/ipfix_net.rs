@@ -565,6 +565,61 @@ fn corpus_over_tcp_and_udp_equals_json() {
     assert!(records > 1000, "only {records} records");
 }
 
+/// Collectors on IPv6: the address bare or in brackets, over TCP and UDP.
+#[test]
+fn ipv6_collectors_receive_everything() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        // No IPv6 loopback in this sandbox: nothing to test against.
+        eprintln!("no ::1 here; IPv6 export not tested");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = shared_sample();
+    let want = json_of(&cap);
+    let port = listener.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut bytes = Vec::new();
+        s.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let out = run(qof().arg("--in").arg(&cap).args([
+        "--ipfix",
+        "tcp",
+        "--out",
+        "::1",
+        "--ipfix-port",
+        &port_arg(port),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let files = write_sessions(tmp.path(), "v6", &[reader.join().unwrap()]);
+    assert_eq!(qofdump_lines(&files, false).0, want, "TCP over IPv6");
+
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let out = run(qof().arg("--in").arg(&cap).args([
+        "--ipfix",
+        "udp",
+        "--out",
+        "[::1]",
+        "--ipfix-port",
+        &port_arg(port),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let mut datagrams = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while datagram_records(&datagrams) < want.len() {
+        let n = sock.recv(&mut buf).expect("every datagram within 10 s");
+        datagrams.push(buf[..n].to_vec());
+    }
+    let files = write_sessions(tmp.path(), "v6u", &[datagrams.concat()]);
+    assert_eq!(qofdump_lines(&files, false).0, want, "UDP over IPv6");
+}
+
 /// The collector dies between two halves of the input (listener and connection dropped) and a
 /// new one starts on the same port once qof has noticed: every record arrives exactly once,
 /// the templates on the new connection included, and nothing is counted as lost.
