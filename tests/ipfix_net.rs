@@ -1112,8 +1112,11 @@ fn nfcapd_collects_udp_export() {
         &port_arg(port),
     ]));
     assert!(out.status.success());
-    // Every datagram was queued at nfcapd's socket when qof's send returned (loopback); on
-    // SIGTERM nfcapd reads what is queued, writes its file and logs the flows it got.
+    // Every datagram was queued at nfcapd's socket when qof's send returned (loopback); once
+    // that queue is empty nfcapd has read them all, and SIGTERM makes it write its file.
+    wait_until("nfcapd to read every datagram", 20, || {
+        udp_rx_queue(port) == Some(0)
+    });
     let pid = nix::unistd::Pid::from_raw(nfcapd.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     nfcapd.wait().unwrap();
@@ -1133,6 +1136,21 @@ fn nfcapd_collects_udp_export() {
     let got = flow_tuples_from_nfdump(&text);
     assert_eq!(got.len(), want.len(), "flows: {seen}");
     assert_eq!(got, want);
+}
+
+/// Octets waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port`, from
+/// /proc/net/udp (addresses there are in host byte order, hex).
+fn udp_rx_queue(port: u16) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!("{:08X}:{port:04X}", u32::from_ne_bytes([127, 0, 0, 1]));
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1) != Some(&local.as_str()) {
+            return None;
+        }
+        let queues = f.get(4)?;
+        u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+    })
 }
 
 /// (source, destination, source port, destination port, protocol, packets, octets, reverse
