@@ -18,7 +18,8 @@ const VERSION: u16 = 10;
 const HEADER_LEN: usize = 16;
 const TEMPLATE_SET: u16 = 2;
 const OPTIONS_TEMPLATE_SET: u16 = 3;
-const STATS_TEMPLATE_ID: u16 = 0xD000;
+/// Template ID of the statistics options template.
+pub const STATS_TEMPLATE_ID: u16 = 0xD000;
 
 /// Where finished messages go.
 pub trait MessageSink {
@@ -138,6 +139,11 @@ impl Encoder {
     /// Data records handed out in complete messages so far in this stream.
     pub fn sequence(&self) -> u32 {
         self.sequence
+    }
+
+    /// Octets of one statistics options record.
+    pub fn stats_record_len(&self) -> usize {
+        self.stats_len
     }
 
     /// True while a message is being filled: [`Encoder::flush`] would hand one out.

@@ -1,9 +1,11 @@
 //! The exporter thread: records in from the main loop, IPFIX messages out to the collector.
 //!
 //! Invariants:
-//! * every data record the encoder puts in a message is counted exactly once, as sent (its
+//! * every flow record the encoder puts in a message is counted exactly once, as sent (its
 //!   message was handed whole to the transport) or lost (the message overflowed the queue,
 //!   was refused by the kernel, or was still queued when `--export-timeout` ran out);
+//!   statistics records travel the same way but are not counted (notSentFlowTotalCount
+//!   counts flows);
 //! * on a stream, a message is only ever written whole into one connection; one whose write
 //!   failed stays at the head of the queue and goes whole into the next connection;
 //! * every connection sees the definition of a template before the first data set that uses
@@ -15,7 +17,7 @@
 //! * memory is bounded: the channel (`CHANNEL_RECORDS`) plus `queue_messages` messages.
 
 use super::{Connector, ExportTotals, NetConfig, Transport, MAX_STREAM_MESSAGE, MAX_UDP_MESSAGE};
-use crate::ipfix::{Encoder, MessageSink, TemplateSpec};
+use crate::ipfix::{Encoder, MessageSink, TemplateSpec, STATS_TEMPLATE_ID};
 use crate::meter::{FlowRecord, ProcessStats};
 use std::collections::VecDeque;
 use std::io;
@@ -99,7 +101,8 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 #[derive(Debug, PartialEq, Eq)]
 enum SetUse {
     Defines(u16),
-    Uses(u16),
+    /// A data set of this template, of this many octets (set header included).
+    Uses(u16, usize),
 }
 
 /// Walks the sets of one of our messages. Malformed input ends the walk (it cannot panic);
@@ -129,7 +132,7 @@ fn scan(msg: &[u8], mut f: impl FnMut(SetUse)) {
                     }
                 }
             }
-            id if id >= 256 => f(SetUse::Uses(id)),
+            id if id >= 256 => f(SetUse::Uses(id, len)),
             _ => {}
         }
         pos = end;
@@ -143,13 +146,24 @@ fn templates_needed(msg: &[u8], known: &[u16]) -> Vec<u16> {
     let mut needed = Vec::new();
     scan(msg, |u| match u {
         SetUse::Defines(id) => defined.push(id),
-        SetUse::Uses(id) => {
+        SetUse::Uses(id, _) => {
             if !known.contains(&id) && !defined.contains(&id) && !needed.contains(&id) {
                 needed.push(id);
             }
         }
     });
     needed
+}
+
+/// Statistics (options) records in one of our messages.
+fn options_records(msg: &[u8], record_len: usize) -> u32 {
+    let mut n = 0;
+    scan(msg, |u| {
+        if let SetUse::Uses(STATS_TEMPLATE_ID, len) = u {
+            n += (len.saturating_sub(4) / record_len.max(1)) as u32;
+        }
+    });
+    n
 }
 
 /// Messages carrying the template sets of `ids` (as many as the size limit needs).
@@ -194,7 +208,10 @@ fn patch_header(msg: &mut [u8], export_time: u32, sequence: u32) {
 
 struct Queued {
     bytes: Vec<u8>,
+    /// Data records (the sequence number's unit).
     records: u32,
+    /// Flow records among them (the unit of the sent and lost counts).
+    flows: u32,
 }
 
 /// One live connection.
@@ -225,12 +242,16 @@ struct Stream {
 }
 
 impl Stream {
-    fn queued_records(&self) -> u64 {
-        self.queue.iter().map(|q| u64::from(q.records)).sum()
+    fn queued_flows(&self) -> u64 {
+        self.queue.iter().map(|q| u64::from(q.flows)).sum()
     }
 
-    fn push(&mut self, bytes: Vec<u8>, records: u32) {
-        self.queue.push_back(Queued { bytes, records });
+    fn push(&mut self, bytes: Vec<u8>, records: u32, flows: u32) {
+        self.queue.push_back(Queued {
+            bytes,
+            records,
+            flows,
+        });
         Counters::add(&self.counters.queued, 1);
     }
 
@@ -274,7 +295,7 @@ impl Stream {
                 }
             });
             if let Some(q) = self.pop() {
-                Counters::add(&self.counters.sent, u64::from(q.records));
+                Counters::add(&self.counters.sent, u64::from(q.flows));
             }
         }
     }
@@ -338,7 +359,7 @@ impl Stream {
     fn enforce_cap(&mut self) {
         while self.queue.len() > self.cap {
             let Some(q) = self.pop() else { break };
-            let n = u64::from(q.records);
+            let n = u64::from(q.flows);
             Counters::add(&self.counters.lost, n);
             if self.dropped_in_outage == 0 {
                 tracing::warn!(
@@ -553,17 +574,18 @@ impl Exporter {
     }
 
     fn submit(&mut self, msg: Vec<u8>, records: u32) {
+        let flows = records.saturating_sub(options_records(&msg, self.enc.stats_record_len()));
         match &mut self.link {
             Link::Datagram { t, failing } => match t.send(&msg) {
                 Ok(()) => {
-                    Counters::add(&self.counters.sent, u64::from(records));
+                    Counters::add(&self.counters.sent, u64::from(flows));
                     if *failing {
                         tracing::info!("{}: sending again", self.peer);
                         *failing = false;
                     }
                 }
                 Err(e) => {
-                    Counters::add(&self.counters.lost, u64::from(records));
+                    Counters::add(&self.counters.lost, u64::from(flows));
                     if !*failing {
                         tracing::warn!(
                             "{}: a datagram was not sent ({e}); its records are lost and \
@@ -575,7 +597,7 @@ impl Exporter {
                 }
             },
             Link::Stream(st) => {
-                st.push(msg, records);
+                st.push(msg, records, flows);
                 st.pump(&self.enc);
                 st.enforce_cap();
             }
@@ -610,7 +632,7 @@ impl Exporter {
             st.try_connect();
         }
         if !st.queue.is_empty() {
-            let records = st.queued_records();
+            let records = st.queued_flows();
             let messages = st.queue.len();
             while st.pop().is_some() {}
             Counters::add(&self.counters.lost, records);
@@ -650,8 +672,8 @@ mod tests {
             seen,
             [
                 SetUse::Defines(256),
-                SetUse::Uses(257),
-                SetUse::Uses(256),
+                SetUse::Uses(257, 4),
+                SetUse::Uses(256, 8),
                 SetUse::Defines(0xD000)
             ]
         );
@@ -794,7 +816,7 @@ mod tests {
         assert_eq!((t.sent, t.lost, t.queued, t.connections), (600, 0, 0, 2));
     }
 
-    /// A queue that overflows drops the oldest messages and counts every record in them;
+    /// A queue that overflows drops the oldest messages and counts every flow record in them;
     /// what is still queued at the end with no collector is counted too.
     #[test]
     fn overflow_and_undelivered_records_are_counted() {
@@ -811,6 +833,11 @@ mod tests {
         );
         for i in 0..1000 {
             ex.encode(|enc, t, out| enc.encode_flow(&record(i), t, out));
+            if i % 100 == 0 {
+                // Statistics records travel along but are not flows: not in the counts.
+                let s = ProcessStats::default();
+                ex.encode(|enc, t, out| enc.encode_stats(&s, t, out));
+            }
         }
         let t = counters.totals();
         assert_eq!(t.queued, 2);
