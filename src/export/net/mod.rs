@@ -1,7 +1,7 @@
 //! IPFIX export to a live collector: UDP, TCP, TLS over TCP, SCTP (RFC 7011 §10).
 //!
 //! [`IpfixNetSink`] is the [`RecordSink`] the main loop writes to. It does no network I/O
-//! itself: each record goes over a bounded channel to an exporter thread ([`exporter`]), which
+//! itself: each record goes over a bounded channel to an exporter thread (module `exporter`), which
 //! owns the [`Encoder`](crate::ipfix::Encoder) and the transport. So the per-packet path never
 //! waits on a dead collector; it waits only while the channel is full, that is while a live
 //! collector is slower than the meter (back-pressure: records are not thrown away because a

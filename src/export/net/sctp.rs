@@ -1,4 +1,4 @@
-//! SCTP: whether this kernel has it. The sessions themselves are [`super::stream`]'s.
+//! SCTP: whether this kernel has it. The sessions themselves are module `stream`'s.
 
 use anyhow::{anyhow, Result};
 use socket2::{Domain, Protocol, Socket, Type};
