@@ -30,6 +30,24 @@ pub enum NetflowVersion {
 /// The default NetFlow collector port (softflowd's and nfcapd's examples use it too).
 pub const NETFLOW_PORT: u16 = 2055;
 
+/// The transport of `--ipfix`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpfixTransport {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl IpfixTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            IpfixTransport::Tcp => "tcp",
+            IpfixTransport::Udp => "udp",
+            IpfixTransport::Sctp => "sctp",
+        }
+    }
+}
+
 /// qof: a passive flow meter. Reads packets, assembles bidirectional flows (RFC 5103) and
 /// writes them as IPFIX (RFC 7011 / RFC 5655) or JSON lines.
 #[derive(Parser, Debug, Clone)]
@@ -81,7 +99,8 @@ pub struct Args {
     #[arg(long, value_name = "DOMAIN_ID", default_value_t = 0)]
     pub observation_domain: u32,
 
-    /// Export to a collector over this transport (tcp, udp, sctp) instead of a file.
+    /// Export to a collector over this transport (tcp, udp, sctp) instead of a file; --out
+    /// names the collector's host (a name, an IPv4 or an IPv6 address).
     #[arg(long, value_name = "TRANSPORT_PROTOCOL")]
     pub ipfix: Option<String>,
 
@@ -89,23 +108,38 @@ pub struct Args {
     #[arg(long, value_name = "PORT")]
     pub ipfix_port: Option<u16>,
 
-    /// Use TLS to the collector.
+    /// Use TLS to the collector (--ipfix tcp only); needs --tls-ca, --tls-cert and --tls-key.
     #[arg(long)]
     pub tls: bool,
+    /// CA certificates (PEM) the collector's certificate must chain to.
     #[arg(long, value_name = "CA_PEM_FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Our certificate chain (PEM), presented to the collector.
     #[arg(long, value_name = "CERT_PEM_FILE")]
     pub tls_cert: Option<PathBuf>,
+    /// Our private key (PEM); if encrypted (PKCS#8), the password is in QOF_TLS_PASS.
     #[arg(long, value_name = "KEY_PEM_FILE")]
     pub tls_key: Option<PathBuf>,
 
-    /// Resend templates every TEMPLATE_TIMEOUT seconds.
+    /// Resend templates every TEMPLATE_TIMEOUT seconds (default 60 with --ipfix udp, else
+    /// never; 0 = never).
     #[arg(long, value_name = "TEMPLATE_TIMEOUT")]
     pub template_refresh: Option<u64>,
 
-    /// Drop privileges to this user after opening inputs and outputs.
+    /// Network export: IPFIX messages held while the collector is unreachable; when full, the
+    /// oldest are dropped, counted and logged.
+    #[arg(long, value_name = "MESSAGES", default_value_t = 1024)]
+    pub export_queue: usize,
+
+    /// Network export: seconds to wait at the end of input (or after SIGINT/SIGTERM) for the
+    /// collector to take every queued record.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub export_timeout: u64,
+
+    /// Drop privileges to this user after opening inputs, outputs and sockets (needs root).
     #[arg(long, value_name = "UNPRIVILEGED_USER")]
     pub become_user: Option<String>,
+    /// With --become-user: the group to run as (default: the user's primary group).
     #[arg(long, value_name = "UNPRIVILEGED_GROUP")]
     pub become_group: Option<String>,
 
@@ -273,17 +307,37 @@ impl Args {
         if self.engine_id.is_some() {
             bail!("--engine-id applies to NetFlow export: give --netflow 5|9");
         }
-        if self.ipfix.is_some() || self.tls || self.ipfix_port.is_some() {
-            bail!("--ipfix network export is not implemented yet; write to a file with --out FILE");
+        if let Some(t) = self.ipfix_transport()? {
+            let name = t.name();
+            if matches!(self.output.as_deref(), None | Some("" | "-")) {
+                bail!("--ipfix {name} needs --out HOST: the collector's host name or address");
+            }
+            if self.format != Format::Ipfix {
+                bail!("--ipfix sends IPFIX: it cannot be combined with --format json");
+            }
+            if self.rotate.is_some() || self.lock {
+                bail!("--rotate and --lock apply to IPFIX files, not to --ipfix {name}");
+            }
+            if self.ipfix_port == Some(0) {
+                bail!("--ipfix-port 0: give the collector's port (default 4739, 4740 with --tls)");
+            }
+            if self.tls && t != IpfixTransport::Tcp {
+                bail!("--tls needs --ipfix tcp (DTLS over UDP or SCTP is not supported)");
+            }
+            if self.tls
+                && (self.tls_ca.is_none() || self.tls_cert.is_none() || self.tls_key.is_none())
+            {
+                bail!("--tls needs --tls-ca, --tls-cert and --tls-key");
+            }
+        } else if self.tls || self.ipfix_port.is_some() || self.template_refresh.is_some() {
+            bail!("--tls, --ipfix-port and --template-refresh need --ipfix tcp|udp|sctp");
         }
-        if self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some() {
-            bail!("--tls-ca/--tls-cert/--tls-key need --ipfix tcp --tls, which is not implemented yet");
+        if !self.tls && (self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some())
+        {
+            bail!("--tls-ca, --tls-cert and --tls-key need --tls");
         }
-        if self.template_refresh.is_some() {
-            bail!("--template-refresh applies to network export (--ipfix), which is not implemented yet");
-        }
-        if self.become_user.is_some() || self.become_group.is_some() {
-            bail!("--become-user/--become-group are not implemented yet");
+        if self.export_queue == 0 {
+            bail!("--export-queue 0: at least one message must fit in the export queue");
         }
         if self.become_group.is_some() && self.become_user.is_none() {
             bail!("--become-group needs --become-user");
@@ -329,11 +383,29 @@ impl Args {
             (_, Some(0)) => bail!("--template-refresh 0: the interval must be at least one second"),
             _ => {}
         }
-        if self.become_user.is_some() || self.become_group.is_some() {
-            bail!("--become-user/--become-group are not implemented yet");
-        }
         log_level(&self.loglevel)?;
         Ok(())
+    }
+
+    /// `--ipfix`: the transport, or `None` for file output. QoF took an empty value as SCTP.
+    pub fn ipfix_transport(&self) -> Result<Option<IpfixTransport>> {
+        Ok(match self.ipfix.as_deref() {
+            None => None,
+            Some("tcp") => Some(IpfixTransport::Tcp),
+            Some("udp") => Some(IpfixTransport::Udp),
+            Some("sctp" | "") => Some(IpfixTransport::Sctp),
+            Some(other) => bail!("--ipfix {other}: expected tcp, udp or sctp"),
+        })
+    }
+
+    /// `--template-refresh` in seconds, 0 = never: RFC 7011 §8.4 wants periodic templates
+    /// over UDP, so UDP defaults to QoF's 60 s; reliable transports send each once per session.
+    pub fn template_refresh_secs(&self) -> u64 {
+        match (self.template_refresh, self.ipfix_transport()) {
+            (Some(s), _) => s,
+            (None, Ok(Some(IpfixTransport::Udp))) => 60,
+            _ => 0,
+        }
     }
 }
 
@@ -470,5 +542,62 @@ mod tests {
         ])
         .unwrap();
         assert!(a.check().is_ok());
+    }
+
+    fn check_error(args: &[&str]) -> String {
+        let mut v = vec!["qof"];
+        v.extend_from_slice(args);
+        let e = Args::try_parse_from(v)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "one line: {e}");
+        e
+    }
+
+    #[test]
+    fn network_export_options_are_checked() {
+        assert!(check_error(&["--ipfix", "tcp"]).contains("needs --out HOST"));
+        assert!(check_error(&["--ipfix", "quic", "--out", "h"]).contains("--ipfix quic"));
+        assert!(check_error(&["--ipfix", "udp", "--out", "h", "--tls"]).contains("DTLS"));
+        assert!(check_error(&["--ipfix", "tcp", "--out", "h", "--tls"]).contains("--tls-ca"));
+        assert!(
+            check_error(&["--ipfix", "tcp", "--out", "h", "--format", "json"])
+                .contains("--format json")
+        );
+        assert!(check_error(&["--template-refresh", "10"]).contains("need --ipfix"));
+        assert!(check_error(&["--tls-ca", "ca.pem"]).contains("need --tls"));
+        assert!(
+            check_error(&["--ipfix", "tcp", "--out", "h", "--export-queue", "0"])
+                .contains("--export-queue 0")
+        );
+        let ok = |args: &[&str]| {
+            let mut v = vec!["qof"];
+            v.extend_from_slice(args);
+            let a = Args::try_parse_from(v).unwrap();
+            a.check().map(|()| a)
+        };
+        let a = ok(&["--ipfix", "udp", "--out", "::1"]).unwrap();
+        assert_eq!(a.template_refresh_secs(), 60);
+        let a = ok(&["--ipfix", "tcp", "--out", "h", "--template-refresh", "30"]).unwrap();
+        assert_eq!(a.template_refresh_secs(), 30);
+        let a = ok(&["--ipfix", "", "--out", "h"]).unwrap();
+        assert_eq!(a.ipfix_transport().unwrap(), Some(IpfixTransport::Sctp));
+        assert_eq!(a.template_refresh_secs(), 0);
+        let tls = [
+            "--ipfix",
+            "tcp",
+            "--out",
+            "h",
+            "--tls",
+            "--tls-ca",
+            "a",
+            "--tls-cert",
+            "b",
+            "--tls-key",
+            "c",
+        ];
+        assert!(ok(&tls).is_ok());
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod logging;
+mod privilege;
 mod progress;
 mod sinks;
 
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
     }
     match run(&args) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::InputError) => ExitCode::from(1),
+        Ok(Outcome::InputError | Outcome::Undelivered) => ExitCode::from(1),
         Err(e) => {
             eprintln!("qof: {e:#}");
             ExitCode::from(1)
@@ -49,6 +50,8 @@ enum Outcome {
     Clean,
     /// The input ended in an error; everything read before it was exported.
     InputError,
+    /// Network export: some records could not be delivered to the collector (counted, logged).
+    Undelivered,
 }
 
 /// What the run counted, for the summary line and the statistics record.
@@ -62,6 +65,7 @@ struct Counters {
 
 fn run(args: &Args) -> Result<Outcome> {
     args.check()?;
+    privilege::check(args.become_user.as_deref(), args.become_group.as_deref())?;
     logging::init(
         &args.log,
         if args.verbose {
@@ -104,15 +108,27 @@ fn run(args: &Args) -> Result<Outcome> {
     if matches!(input, "-" | "pcapfile:-") && std::io::stdin().is_terminal() {
         bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
     }
-    let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
-    let mut source = capture::open(input)?;
-    let mut sink = sinks::open(args, &spec, yaml.force_biflow())?;
-
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while we flush ends the process at once.
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    // SIGUSR1: log the flow and fragment tables' statistics and the exporter's state.
+    let status = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&status))?;
+
+    let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
+    // Standard input ends when a signal comes, even if the writer holds the pipe open.
+    let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
+    let mut sink = sinks::open(args, &spec, yaml.force_biflow())?;
+    // Inputs, outputs and the collector's socket are open: root is no longer needed.
+    match &args.become_user {
+        Some(user) => privilege::drop_to(user, args.become_group.as_deref())?,
+        None if args.ipfix.is_some() && nix::unistd::Uid::effective().is_root() => {
+            tracing::warn!("running as root without --become-user: privileges are not dropped");
+        }
+        None => {}
     }
 
     let started = Instant::now();
@@ -132,6 +148,8 @@ fn run(args: &Args) -> Result<Outcome> {
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            // Standard input cut short by a signal: a stop, not damage.
+            Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(e) => {
                 // One line on standard error; the log gets it too when it goes elsewhere.
                 eprintln!("qof: {input}: {e}");
@@ -161,13 +179,14 @@ fn run(args: &Args) -> Result<Outcome> {
             sink.write_flow(&rec)?;
             n.records += 1;
         }
-        // Housekeeping every 4096 frames: signals, file rotation, statistics, progress.
-        if n.frames & 0xfff == 0 {
+        // Housekeeping every 4096 frames, and at once on a signal: signals, file rotation,
+        // statistics, progress.
+        if n.frames & 0xfff == 0 || stop.load(Ordering::Relaxed) || status.load(Ordering::Relaxed) {
             if stop.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    "signal received: stopping input and exporting every flow in memory"
-                );
                 break;
+            }
+            if status.swap(false, Ordering::Relaxed) {
+                log_status(&meter, &n, sink.as_ref());
             }
             sink.tick(last_ts)?;
             if let Some(every) = stats_every {
@@ -189,6 +208,12 @@ fn run(args: &Args) -> Result<Outcome> {
         }
     }
     progress.finish();
+    if stop.load(Ordering::Relaxed) {
+        tracing::warn!("signal received: stopping input and exporting every flow in memory");
+    }
+    if status.swap(false, Ordering::Relaxed) {
+        log_status(&meter, &n, sink.as_ref());
+    }
 
     meter.flush();
     while let Some(rec) = meter.poll_record() {
@@ -207,9 +232,37 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
     let finished = sink.finish();
-    summary(&meter, &n, started);
+    let lost = sink.lost();
+    summary(&meter, &n, started, lost);
     finished.context("closing the output")?;
+    if lost.is_some_and(|l| l > 0) && matches!(outcome, Outcome::Clean) {
+        outcome = Outcome::Undelivered;
+    }
     Ok(outcome)
+}
+
+/// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
+fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
+    let m = meter.stats();
+    // Logged as a warning so that the default log level shows what the operator asked for.
+    tracing::warn!(
+        "status: {} packets read, {} metered; flow table: {} flows now (peak {}), {} created, \
+         {} records out, {} evicted when full, {} flushes; fragments: {} datagrams assembled, \
+         {} fragments expired without their first",
+        n.frames,
+        m.packets,
+        meter.active_flows(),
+        m.peak_flows,
+        m.flows_created,
+        m.records_emitted,
+        m.flows_evicted,
+        m.flush_events,
+        m.assembled_datagrams,
+        m.expired_fragments,
+    );
+    if let Some(s) = sink.status() {
+        tracing::warn!("status: {s}");
+    }
 }
 
 fn process_stats(
@@ -229,6 +282,8 @@ fn process_stats(
         dropped: source.dropped(),
         ignored: n.ignored.total(),
         not_sent: 0,
+        // Filled in by a network sink, which alone knows what it could not deliver.
+        not_sent_flows: 0,
         expired_fragments: m.expired_fragments,
         assembled_fragments: m.assembled_datagrams,
         flush_events: m.flush_events,
@@ -240,7 +295,7 @@ fn process_stats(
 }
 
 /// One line on standard error at the end of every run.
-fn summary(meter: &Meter, n: &Counters, started: Instant) {
+fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>) {
     let m = meter.stats();
     let secs = started.elapsed().as_secs_f64();
     let mut ignored = String::new();
@@ -272,8 +327,12 @@ fn summary(meter: &Meter, n: &Counters, started: Instant) {
     } else {
         String::new()
     };
+    let lost = match lost {
+        Some(l) => format!(", {l} records lost to the network"),
+        None => String::new(),
+    };
     eprintln!(
-        "qof: {} packets read, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total(),

@@ -1,8 +1,9 @@
-//! Choosing the record sink from the command line: IPFIX (file or standard output), JSON, or
-//! NetFlow over UDP.
+//! Choosing the record sink from the command line: IPFIX (file, standard output or a
+//! collector over the network), JSON, or NetFlow over UDP.
 
 use anyhow::{bail, Context, Result};
 use qof::config::{Args, Format, NetflowVersion, NETFLOW_PORT};
+use qof::export::net::{IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT};
 use qof::export::{
     resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, RecordSink,
 };
@@ -14,6 +15,9 @@ use std::path::PathBuf;
 pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
     if let Some(version) = args.netflow {
         return netflow(args, version);
+    }
+    if args.ipfix_transport()?.is_some() {
+        return open_net(args, spec, force_biflow);
     }
     let path = args
         .output
@@ -84,4 +88,38 @@ fn netflow(args: &Args, version: NetflowVersion) -> Result<Box<dyn RecordSink>> 
     let sink = NetflowUdpSink::connect(collector, &settings)
         .with_context(|| format!("--out {host}: NetFlow to {collector}"))?;
     Ok(Box::new(sink))
+}
+
+/// `--ipfix tcp|udp|sctp --out HOST`: export to a collector.
+fn open_net(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+    let Some(transport) = args.ipfix_transport()? else {
+        bail!("--ipfix is not given");
+    };
+    let host = args.output.clone().unwrap_or_default();
+    let tls = match (args.tls, &args.tls_ca, &args.tls_cert, &args.tls_key) {
+        (true, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let default_port = if tls.is_some() {
+        IPFIX_TLS_PORT
+    } else {
+        IPFIX_PORT
+    };
+    let refresh = args.template_refresh_secs();
+    let cfg = NetConfig {
+        transport,
+        host,
+        port: args.ipfix_port.unwrap_or(default_port),
+        tls,
+        template_refresh: (refresh > 0).then(|| std::time::Duration::from_secs(refresh)),
+        queue_messages: args.export_queue,
+        drain_timeout: std::time::Duration::from_secs(args.export_timeout),
+        observation_domain: args.observation_domain,
+        force_biflow,
+    };
+    Ok(Box::new(IpfixNetSink::open(cfg, spec.clone())?))
 }

@@ -14,6 +14,7 @@
 mod input;
 mod pcap;
 mod pcapng;
+mod stdin;
 
 use crate::time::Timestamp;
 use std::fmt;
@@ -137,6 +138,24 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     }
     let len_hint = meta.filter(|m| m.is_file()).map(|m| m.len());
     from_reader_named(Box::new(file), DEFAULT_BUFFER, len_hint, path)
+}
+
+/// As [`open`], except that standard input ends (as if the writer had closed it) once `stop`
+/// is set, within a fraction of a second, even while the writer holds the pipe open.
+pub fn open_stoppable(
+    spec: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
+    let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
+    if path != "-" {
+        return open(spec);
+    }
+    let stdin = stdin::StoppableStdin::new(stop).map_err(|e| CaptureError {
+        offset: 0,
+        kind: CaptureErrorKind::Open(e),
+        file: Some("standard input".to_string()),
+    })?;
+    from_reader_named(Box::new(stdin), DEFAULT_BUFFER, None, "standard input")
 }
 
 /// `scheme:rest` where `scheme` is a word and no such file exists (so `C:\x` or `./a:b` are paths).

@@ -1,7 +1,9 @@
-//! Record sinks: where flow records go (IPFIX files, JSON lines, NetFlow over UDP).
+//! Record sinks: where flow records go (IPFIX files, JSON lines, IPFIX to a collector,
+//! NetFlow over UDP).
 
 mod ipfix_file;
 mod json;
+pub mod net;
 mod netflow_udp;
 
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
@@ -35,4 +37,15 @@ pub trait RecordSink {
 
     /// End of output: flush and close everything (publish the last file).
     fn finish(&mut self) -> io::Result<()>;
+
+    /// Records this sink could not deliver (network export), `None` for sinks that cannot
+    /// lose any without an error. Final after `finish`.
+    fn lost(&self) -> Option<u64> {
+        None
+    }
+
+    /// One line on the sink's state for a status log (SIGUSR1), if it has one worth telling.
+    fn status(&self) -> Option<String> {
+        None
+    }
 }

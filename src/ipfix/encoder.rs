@@ -18,7 +18,8 @@ const VERSION: u16 = 10;
 const HEADER_LEN: usize = 16;
 const TEMPLATE_SET: u16 = 2;
 const OPTIONS_TEMPLATE_SET: u16 = 3;
-const STATS_TEMPLATE_ID: u16 = 0xD000;
+/// Template ID of the statistics options template.
+pub const STATS_TEMPLATE_ID: u16 = 0xD000;
 
 /// Where finished messages go.
 pub trait MessageSink {
@@ -50,6 +51,7 @@ const STATS_FIELDS: &[(&str, u16)] = &[
     ("droppedPacketTotalCount", 8),
     ("ignoredPacketTotalCount", 8),
     ("notSentPacketTotalCount", 8),
+    ("notSentFlowTotalCount", 8),
     ("expiredFragmentCount", 4),
     ("assembledFragmentCount", 4),
     ("flowTableFlushEventCount", 4),
@@ -59,7 +61,7 @@ const STATS_FIELDS: &[(&str, u16)] = &[
 ];
 
 /// The values of [`STATS_FIELDS`], in order.
-pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 13] {
+pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 14] {
     let u = Value::Unsigned;
     [
         u(s.observation_domain.into()),
@@ -69,6 +71,7 @@ pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 13] {
         u(s.dropped),
         u(s.ignored),
         u(s.not_sent),
+        u(s.not_sent_flows),
         u(s.expired_fragments.min(u32::MAX.into())),
         u(s.assembled_fragments.min(u32::MAX.into())),
         u(s.flush_events.min(u32::MAX.into())),
@@ -139,11 +142,42 @@ impl Encoder {
         self.sequence
     }
 
+    /// Octets of one statistics options record.
+    pub fn stats_record_len(&self) -> usize {
+        self.stats_len
+    }
+
+    /// True while a message is being filled: [`Encoder::flush`] would hand one out.
+    pub fn pending(&self) -> bool {
+        self.msg.len() > HEADER_LEN
+    }
+
     /// Start a new stream (new file, new connection): templates are sent again and the
     /// sequence number restarts. Any pending message must be flushed first.
     pub fn forget_templates(&mut self) {
         self.sent = 0;
         self.sequence = 0;
+    }
+
+    /// Send every template again before its next record, as after
+    /// [`Encoder::forget_templates`], but in the same stream: the sequence number goes on. For
+    /// the periodic template refresh of `--template-refresh` (RFC 7011 §8.4).
+    pub fn resend_templates(&mut self) {
+        self.sent = 0;
+    }
+
+    /// The template set (or options template set) announcing template `id`, if this encoder
+    /// has built it. A stream transport puts it in front of data that a new connection has not
+    /// seen the template for.
+    pub fn template_set(&self, id: u16) -> Option<&[u8]> {
+        if id == STATS_TEMPLATE_ID {
+            return Some(&self.stats_set);
+        }
+        self.compiled
+            .iter()
+            .flatten()
+            .find(|t| t.id == id)
+            .map(|t| t.set.as_slice())
     }
 
     /// Add a flow record (split into uniflows when the template has no reverse element).

@@ -426,6 +426,8 @@ pub struct ProcessStats {
     /// Packets rejected (notSentPacketTotalCount). qof never rejects packets for time going
     /// backwards; this counts fragments dropped for want of table space.
     pub not_sent: u64,
+    /// Flow records the exporter could not deliver (notSentFlowTotalCount): network export.
+    pub not_sent_flows: u64,
     pub expired_fragments: u64,
     pub assembled_fragments: u64,
     pub flush_events: u64,

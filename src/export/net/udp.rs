@@ -1,0 +1,47 @@
+//! UDP: one message per datagram, no connection, no retransmission.
+
+use super::Transport;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+pub struct UdpTransport {
+    sock: UdpSocket,
+}
+
+impl UdpTransport {
+    /// A socket connected to the first of the collector's addresses. Connected, so that the
+    /// kernel reports an ICMP "port unreachable" as an error on a later send, which is counted.
+    pub fn open(addrs: &[SocketAddr]) -> io::Result<Self> {
+        let addr = *addrs
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+        let local: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().map_err(io::Error::other)?
+        } else {
+            "[::]:0".parse().map_err(io::Error::other)?
+        };
+        let sock = UdpSocket::bind(local)?;
+        sock.connect(addr)?;
+        sock.set_write_timeout(Some(Duration::from_secs(1)))?;
+        Ok(UdpTransport { sock })
+    }
+}
+
+impl Transport for UdpTransport {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let n = self.sock.send(msg)?;
+        if n != msg.len() {
+            return Err(io::Error::other(format!(
+                "datagram truncated to {n} of {} octets",
+                msg.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.sock
+            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
+    }
+}
