@@ -248,6 +248,18 @@ impl Meter {
     ) -> (Slot, Side) {
         let f = self.table.flow(slot);
         let reverse = side == Side::Reverse;
+        let opening = pkt.tcp.is_some_and(|t| t.flags & 0x12 == 0x02);
+        let d = if reverse { &f.rev } else { &f.fwd };
+        let only_syns = d.packets > 0 && d.initial_flags == 0x02 && d.union_flags & !0x02 == 0;
+        if opening && !only_syns {
+            // A SYN on ports whose flow has carried more than SYNs in this direction is a new
+            // connection (stray last packets of the old one, or a port reused before the idle
+            // timeout): that record ends, and the SYN starts a new flow. (A repeated SYN of a
+            // handshake in progress stays in its flow.)
+            self.close(slot, end_reason::END_OF_FLOW);
+            let ts = Timestamp::from_millis(now_ms);
+            return (self.new_flow(ts, pkt, None), Side::Forward);
+        }
         if now_ms.saturating_sub(f.end_ms()) > self.cfg.idle_timeout_ms {
             // Idle, and the wheel has not swept it yet: it ends; the packet starts a new flow.
             self.close(slot, end_reason::IDLE);

@@ -461,7 +461,9 @@ impl TcpState {
                 dir.ts_first_us = p.now_us;
                 dir.ts_last = v;
                 dir.ts_last_us = p.now_us;
-                new_tsval = Some(v);
+                // A record that starts mid-connection cannot know whether this TSval is new:
+                // an echo of it may answer an earlier packet. Only a SYN's surely is.
+                new_tsval = syn.then_some(v);
             } else if seq_before(dir.ts_last, v) {
                 if cfg.iat {
                     // Chirp: how much longer the packets took to arrive than the sender's own

@@ -218,8 +218,15 @@ impl SeqDir {
             let marks_next =
                 flags & (flag::SYN | flag::RST) == 0 && flags & (flag::ACK | flag::FIN) != 0;
             let next = self.nsn + u64::from(self.flags & FIN != 0);
-            if fin && at == self.nsn {
+            if fin && at == self.nsn && self.flags & FIN == 0 {
+                // The first FIN takes new sequence space: the RTT may time its ACK (it is
+                // acknowledged at once, where data often waits for the reply).
                 self.set_fin(true);
+                return SegmentOutcome {
+                    advanced: true,
+                    end: seq.wrapping_add(1),
+                    ..Default::default()
+                };
             }
             if !marks_next || at <= next {
                 return SegmentOutcome::default();
