@@ -5,6 +5,7 @@
 mod flow;
 mod frag;
 mod record;
+mod pool;
 mod table;
 mod tcp;
 #[cfg(test)]
@@ -19,7 +20,8 @@ use flow::{Dir, Flow, NO_REVERSE};
 use frag::{FragKey, FragTable, Held};
 use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
-use tcp::{TcpPacket, TcpTable};
+use pool::Pool;
+use tcp::{Payload, TcpPacket, TcpTable};
 
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,14 +79,8 @@ pub struct MeterStats {
     pub flush_events: u64,
 }
 
-/// Extra per-flow state that only some templates need, kept beside the slab (same slot
-/// numbers) so flows pay for it only when it is switched on.
-#[derive(Clone, Copy, Debug, Default)]
-struct Transport {
-    /// Saturating, like the flow's own packet counts (a flow is split before they overflow).
-    packets: [u32; 2],
-    octets: [u64; 2],
-}
+/// Transport payload counters of a flow that has no TCP state (TCP flows keep theirs in it).
+type Transport = [Payload; 2];
 
 /// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
 /// finished flows with [`Meter::poll_record`], and call [`Meter::flush`] at the end of input.
@@ -99,7 +95,11 @@ pub struct Meter {
     next_flow_id: u64,
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
-    transport: Vec<Transport>,
+    /// By slot, when transport counters or TCP measurements are on: the index of the flow's
+    /// TCP state (TCP flows, when TCP is measured) or of its transport counters (others), or
+    /// [`pool::NONE`]. Four bytes per flow, so the array stays in cache.
+    ext: Vec<u32>,
+    transport: Pool<Transport>,
     tcp: Option<TcpTable>,
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
@@ -115,7 +115,8 @@ impl Meter {
             next_flow_id: 1,
             clock_ms: 0,
             macs: Vec::new(),
-            transport: Vec::new(),
+            ext: Vec::new(),
+            transport: Pool::default(),
             tcp: cfg.tcp.any().then(|| TcpTable::new(cfg.tcp)),
             stats: MeterStats::default(),
             scratch: Vec::new(),
@@ -211,25 +212,29 @@ impl Meter {
             add_held(d, &h);
         }
         let i = slot as usize;
-        if self.cfg.track_transport {
-            let t = &mut self.transport[i];
-            let d = usize::from(reverse);
-            t.packets[d] = t.packets[d].saturating_add(u32::from(pkt.payload_len > 0));
-            t.octets[usize::from(reverse)] += u64::from(pkt.payload_len);
-        }
-        if let (Some(tcp), Some(info)) = (&mut self.tcp, &pkt.tcp) {
-            let start_us = self.table.flow(slot).start_ms() * 1000;
-            let now_us = ts.micros().saturating_sub(start_us);
-            tcp.packet(
-                slot,
-                &TcpPacket {
-                    tcp: info,
-                    payload_len: pkt.payload_len,
-                    ecn: pkt.ecn,
-                    dir: usize::from(reverse),
-                    now_us: u32::try_from(now_us).unwrap_or(u32::MAX),
-                },
-            );
+        match (&mut self.tcp, &pkt.tcp) {
+            (Some(tcp), Some(info)) if self.table.flow(slot).key.proto == crate::key::proto::TCP => {
+                let start_us = self.table.flow(slot).start_ms() * 1000;
+                let now_us = ts.micros().saturating_sub(start_us);
+                tcp.packet(
+                    self.ext[i],
+                    &TcpPacket {
+                        tcp: info,
+                        payload_len: pkt.payload_len,
+                        ecn: pkt.ecn,
+                        dir: usize::from(reverse),
+                        now_us: u32::try_from(now_us).unwrap_or(u32::MAX),
+                    },
+                );
+            }
+            _ if self.cfg.track_transport && self.ext[i] != pool::NONE => {
+                let is_tcp_state = self.tcp.is_some()
+                    && self.table.flow(slot).key.proto == crate::key::proto::TCP;
+                if !is_tcp_state {
+                    self.transport.get_mut(self.ext[i])[usize::from(reverse)].add(pkt.payload_len);
+                }
+            }
+            _ => {}
         }
         if ended {
             self.close(slot, end_reason::END_OF_FLOW);
@@ -320,16 +325,15 @@ impl Meter {
                 [pkt.dst_mac, pkt.src_mac]
             };
         }
-        if self.cfg.track_transport {
-            if self.transport.len() <= i {
-                self.transport.resize(i + 1, Transport::default());
+        if self.cfg.track_transport || self.tcp.is_some() {
+            if self.ext.len() <= i {
+                self.ext.resize(i + 1, pool::NONE);
             }
-            self.transport[i] = Transport::default();
-        }
-        if let Some(tcp) = &mut self.tcp {
-            if pkt.key.proto == crate::key::proto::TCP {
-                tcp.attach(slot);
-            }
+            self.ext[i] = match &mut self.tcp {
+                Some(tcp) if pkt.key.proto == crate::key::proto::TCP => tcp.attach(),
+                _ if self.cfg.track_transport => self.transport.alloc(Transport::default()),
+                _ => pool::NONE,
+            };
         }
         slot
     }
@@ -380,17 +384,27 @@ impl Meter {
         if self.cfg.track_macs {
             [rec.src_mac, rec.dst_mac] = self.macs[i];
         }
-        if self.cfg.track_transport {
-            let t = &self.transport[i];
-            rec.fwd.transport_packets = t.packets[0].into();
-            rec.fwd.transport_octets = t.octets[0];
-            rec.rev.transport_packets = t.packets[1].into();
-            rec.rev.transport_octets = t.octets[1];
-        }
-        if let Some(tcp) = &mut self.tcp {
-            if let Some((dirs, rtt)) = tcp.detach(slot) {
-                [rec.fwd.tcp, rec.rev.tcp] = dirs;
-                rec.rtt = rtt;
+        if self.cfg.track_transport || self.tcp.is_some() {
+            let x = std::mem::replace(&mut self.ext[i], pool::NONE);
+            let tcp_flow = f.key.proto == crate::key::proto::TCP;
+            let payload = match &mut self.tcp {
+                Some(tcp) if tcp_flow => tcp.detach(x).map(|(dirs, rtt, payload)| {
+                    [rec.fwd.tcp, rec.rev.tcp] = dirs;
+                    rec.rtt = rtt;
+                    payload
+                }),
+                _ if x != pool::NONE => {
+                    let p = *self.transport.get_mut(x);
+                    self.transport.release(x);
+                    Some(p)
+                }
+                _ => None,
+            };
+            if let (true, Some([fwd, rev])) = (self.cfg.track_transport, payload) {
+                rec.fwd.transport_packets = fwd.packets.into();
+                rec.fwd.transport_octets = fwd.octets();
+                rec.rev.transport_packets = rev.packets.into();
+                rec.rev.transport_octets = rev.octets();
             }
         }
         self.stats.records_emitted += 1;

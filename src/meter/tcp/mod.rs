@@ -18,6 +18,7 @@ pub use seq::SeqCounters;
 use crate::decode::TcpInfo;
 use crate::ie::Features;
 use rtt::{RttInput, RttState};
+use super::pool::{Pool, NONE};
 use seq::{seq_before, LossPool, SeqDir};
 
 /// TCP flag bits.
@@ -104,6 +105,9 @@ const NO_WS: u8 = 0xff;
 #[derive(Clone, Copy, Debug)]
 struct DirState {
     seq: SeqDir,
+    /// Transport payload (transportPacket/OctetDeltaCount), kept here for TCP flows so a
+    /// packet touches one place.
+    payload: Payload,
     // Options.
     declared_mss: u16,
     window_scale: u8,
@@ -148,6 +152,7 @@ impl Default for DirState {
     fn default() -> Self {
         DirState {
             seq: SeqDir::default(),
+            payload: Payload::default(),
             declared_mss: 0,
             window_scale: NO_WS,
             characteristics: 0,
@@ -173,6 +178,27 @@ impl Default for DirState {
             chirp_n: 0,
             bits: 0,
         }
+    }
+}
+
+/// Segments and octets of transport payload in one direction. (The octet count is kept as
+/// two 32-bit halves: 4-byte alignment packs it into the TCP state without padding.)
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Payload {
+    /// Saturating, like the flow's own packet count (a flow is split before it overflows).
+    pub packets: u32,
+    octets: [u32; 2],
+}
+
+impl Payload {
+    pub fn add(&mut self, len: u32) {
+        self.packets = self.packets.saturating_add(u32::from(len > 0));
+        let o = self.octets() + u64::from(len);
+        self.octets = [o as u32, (o >> 32) as u32];
+    }
+
+    pub fn octets(&self) -> u64 {
+        u64::from(self.octets[1]) << 32 | u64::from(self.octets[0])
     }
 }
 
@@ -229,91 +255,34 @@ pub(crate) struct TcpPacket<'a> {
 /// TCP states of a meter's flows, by flow slot, allocated only for TCP flows.
 pub(crate) struct TcpTable {
     pub cfg: TcpConfig,
-    /// TCP state index per flow slot (u32::MAX = none).
-    by_slot: Vec<u32>,
-    states: Chunked<TcpState>,
-    free: Vec<u32>,
+    states: Pool<TcpState>,
     pool: LossPool,
 }
 
-const NONE: u32 = u32::MAX;
-
-/// Storage that grows by fixed chunks: growing never copies (a `Vec` doubling would briefly
-/// hold old and new copies, a peak of twice the state in memory) and never moves an entry.
-struct Chunked<T> {
-    chunks: Vec<Box<[T]>>,
-    len: u32,
-}
-
-const CHUNK: usize = 1024;
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T: Copy + Default> Chunked<T> {
-    fn push(&mut self, v: T) -> u32 {
-        let i = self.len as usize;
-        if i == self.chunks.len() * CHUNK {
-            self.chunks
-                .push(vec![T::default(); CHUNK].into_boxed_slice());
-        }
-        self.chunks[i / CHUNK][i % CHUNK] = v;
-        self.len += 1;
-        i as u32
-    }
-
-    fn get_mut(&mut self, i: u32) -> &mut T {
-        let i = i as usize;
-        &mut self.chunks[i / CHUNK][i % CHUNK]
-    }
-}
 
 impl TcpTable {
     pub fn new(cfg: TcpConfig) -> Self {
         TcpTable {
             cfg,
-            by_slot: Vec::new(),
-            states: Chunked::default(),
-            free: Vec::new(),
+            states: Pool::default(),
             pool: LossPool::new(cfg.gap_depth),
         }
     }
 
-    /// A new TCP flow took `slot`.
-    pub fn attach(&mut self, slot: u32) {
-        let i = match self.free.pop() {
-            Some(i) => {
-                *self.states.get_mut(i) = TcpState::default();
-                i
-            }
-            None => self.states.push(TcpState::default()),
-        };
-        let s = slot as usize;
-        if self.by_slot.len() <= s {
-            self.by_slot.resize(s + 1, NONE);
-        }
-        self.by_slot[s] = i;
+    /// A new TCP flow: the index of its state (the meter keeps it beside the flow).
+    pub fn attach(&mut self) -> u32 {
+        self.states.alloc(TcpState::default())
     }
 
-    /// Account a TCP packet of the flow in `slot`.
-    pub fn packet(&mut self, slot: u32, p: &TcpPacket) {
-        let Some(&i) = self.by_slot.get(slot as usize) else {
-            return;
-        };
+    /// Account a TCP packet of the flow whose state is `i`.
+    pub fn packet(&mut self, i: u32, p: &TcpPacket) {
         if i != NONE {
             self.states.get_mut(i).packet(&self.cfg, &mut self.pool, p);
         }
     }
 
-    /// The flow in `slot` ended: its measurements, and the slot's state freed.
-    pub fn detach(&mut self, slot: u32) -> Option<([TcpDirStats; 2], RttStats)> {
-        let i = std::mem::replace(self.by_slot.get_mut(slot as usize)?, NONE);
+    /// The flow whose state is `i` ended: its measurements; the state is freed.
+    pub fn detach(&mut self, i: u32) -> Option<([TcpDirStats; 2], RttStats, [Payload; 2])> {
         if i == NONE {
             return None;
         }
@@ -322,7 +291,7 @@ impl TcpTable {
         for d in &mut st.dir {
             d.seq.release(&mut self.pool);
         }
-        self.free.push(i);
+        self.states.release(i);
         Some(out)
     }
 
@@ -330,7 +299,7 @@ impl TcpTable {
     #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
         (
-            self.states.len as usize - self.free.len(),
+            self.states.in_use(),
             self.pool.in_use(),
         )
     }
@@ -352,6 +321,7 @@ impl TcpState {
             }
         };
         let opts = &t.options;
+        dir.payload.add(p.payload_len);
 
         if cfg.options {
             if let Some(mss) = opts.mss {
@@ -502,7 +472,7 @@ impl TcpState {
         }
     }
 
-    fn export(&self, pool: &LossPool) -> ([TcpDirStats; 2], RttStats) {
+    fn export(&self, pool: &LossPool) -> ([TcpDirStats; 2], RttStats, [Payload; 2]) {
         let d = |s: &DirState| TcpDirStats {
             seq: s.seq.counters(pool),
             observed_mss: s.seq.max_payload,
@@ -532,6 +502,7 @@ impl TcpState {
                 smoothed_us: self.rtt.smoothed_us,
                 samples: self.rtt.samples,
             },
+            [self.dir[0].payload, self.dir[1].payload],
         )
     }
 }
