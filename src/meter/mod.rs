@@ -4,8 +4,8 @@
 
 mod flow;
 mod frag;
-mod record;
 mod pool;
+mod record;
 mod table;
 mod tcp;
 #[cfg(test)]
@@ -18,9 +18,9 @@ use crate::decode::{FragInfo, Packet};
 use crate::time::Timestamp;
 use flow::{Dir, Flow, NO_REVERSE};
 use frag::{FragKey, FragTable, Held};
+use pool::Pool;
 use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
-use pool::Pool;
 use tcp::{Payload, TcpPacket, TcpTable};
 
 /// How the meter forms flows (the YAML configuration's flow-table keys).
@@ -213,7 +213,9 @@ impl Meter {
         }
         let i = slot as usize;
         match (&mut self.tcp, &pkt.tcp) {
-            (Some(tcp), Some(info)) if self.table.flow(slot).key.proto == crate::key::proto::TCP => {
+            (Some(tcp), Some(info))
+                if self.table.flow(slot).key.proto == crate::key::proto::TCP =>
+            {
                 let start_us = self.table.flow(slot).start_ms() * 1000;
                 let now_us = ts.micros().saturating_sub(start_us);
                 tcp.packet(
@@ -228,8 +230,8 @@ impl Meter {
                 );
             }
             _ if self.cfg.track_transport && self.ext[i] != pool::NONE => {
-                let is_tcp_state = self.tcp.is_some()
-                    && self.table.flow(slot).key.proto == crate::key::proto::TCP;
+                let is_tcp_state =
+                    self.tcp.is_some() && self.table.flow(slot).key.proto == crate::key::proto::TCP;
                 if !is_tcp_state {
                     self.transport.get_mut(self.ext[i])[usize::from(reverse)].add(pkt.payload_len);
                 }

@@ -34,7 +34,8 @@ impl<T: Copy + Default> Pool<T> {
         }
         let i = self.len as usize;
         if i == self.chunks.len() * CHUNK {
-            self.chunks.push(vec![T::default(); CHUNK].into_boxed_slice());
+            self.chunks
+                .push(vec![T::default(); CHUNK].into_boxed_slice());
         }
         self.chunks[i / CHUNK][i % CHUNK] = v;
         self.len += 1;

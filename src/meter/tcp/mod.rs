@@ -15,10 +15,10 @@ mod tests;
 pub use rtt::EchoRule;
 pub use seq::SeqCounters;
 
+use super::pool::{Pool, NONE};
 use crate::decode::TcpInfo;
 use crate::ie::Features;
 use rtt::{RttInput, RttState};
-use super::pool::{Pool, NONE};
 use seq::{seq_before, LossPool, SeqDir};
 
 /// TCP flag bits.
@@ -259,7 +259,6 @@ pub(crate) struct TcpTable {
     pool: LossPool,
 }
 
-
 impl TcpTable {
     pub fn new(cfg: TcpConfig) -> Self {
         TcpTable {
@@ -298,10 +297,7 @@ impl TcpTable {
     /// TCP states in use and loss blocks in use (for tests and memory accounting).
     #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
-        (
-            self.states.in_use(),
-            self.pool.in_use(),
-        )
+        (self.states.in_use(), self.pool.in_use())
     }
 }
 
