@@ -92,6 +92,12 @@ pub struct Meter {
     table: FlowTable,
     frags: FragTable,
     out: VecDeque<FlowRecord>,
+    /// Flows that have ended (idle expiry, end of input) but are still in the table, with
+    /// their end reason: each becomes a record only when [`Meter::poll_record`] asks for it.
+    /// A second's expiries or the final flush would otherwise sit in `out` all at once, a
+    /// whole record each (hundreds of bytes) where a slot is four. Logically they come
+    /// before every record in `out`.
+    pending: VecDeque<(Slot, u8)>,
     next_flow_id: u64,
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
@@ -112,6 +118,7 @@ impl Meter {
             table: FlowTable::new(cfg.idle_timeout_ms / 1000),
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
+            pending: VecDeque::new(),
             next_flow_id: 1,
             clock_ms: 0,
             macs: Vec::new(),
@@ -141,14 +148,28 @@ impl Meter {
         self.table.len()
     }
 
-    /// The next finished flow, oldest first.
+    /// The next finished flow, oldest first. Drain after every call that feeds the meter:
+    /// records are then made one at a time, and memory holds no backlog of them.
     pub fn poll_record(&mut self) -> Option<FlowRecord> {
-        self.out.pop_front()
+        match self.pending.pop_front() {
+            Some((slot, reason)) => Some(self.close_record(slot, reason)),
+            None => self.out.pop_front(),
+        }
+    }
+
+    /// Turn every pending flow into a record now, ahead of those already in `out`: before a
+    /// packet could join one of them, or the table needs their room.
+    fn settle(&mut self) {
+        while let Some((slot, reason)) = self.pending.pop_back() {
+            let rec = self.close_record(slot, reason);
+            self.out.push_front(rec);
+        }
     }
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
         self.stats.packets += 1;
+        self.settle();
         self.advance(ts);
         match pkt.frag {
             Some(frag) => self.handle_fragment(ts, pkt, frag),
@@ -158,18 +179,20 @@ impl Meter {
 
     /// Packet time has reached `now` without a packet (live capture idle ticks): expire flows.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.settle();
         self.advance(now);
     }
 
     /// End of input: every flow in memory ends (reason forced), oldest first.
     pub fn flush(&mut self) {
+        self.settle();
         let mut slots = self.table.slots();
         slots.sort_by_key(|&s| {
             let f = self.table.flow(s);
             (f.start_ms(), f.flow_id)
         });
         for slot in slots {
-            self.close(slot, end_reason::FORCED);
+            self.end_later(slot, end_reason::FORCED);
         }
         self.frags.clear();
         self.stats.flush_events += 1;
@@ -188,7 +211,7 @@ impl Meter {
             self.table
                 .expire_idle(now_ms, idle, |slot| expired.push(slot));
             for &slot in &expired {
-                self.close(slot, end_reason::IDLE);
+                self.end_later(slot, end_reason::IDLE);
             }
             expired.clear();
             self.scratch = expired;
@@ -200,7 +223,16 @@ impl Meter {
     /// `held` adds fragments that arrived before their datagram's first fragment.
     fn account(&mut self, ts: Timestamp, pkt: &Packet, held: Option<Held>) {
         let now_ms = ts.millis();
-        let (slot, side) = match self.table.lookup(&pkt.key) {
+        let mut found = self.table.lookup(&pkt.key);
+        if let Some((slot, _)) = found {
+            if self.pending.iter().any(|&(s, _)| s == slot) {
+                // Its flow expired on this very packet's clock tick: it ends first, as if
+                // swept before the packet came.
+                self.settle();
+                found = None;
+            }
+        }
+        let (slot, side) = match found {
             Some((slot, side)) => self.check_timeouts(slot, side, now_ms, pkt),
             None => (self.new_flow(ts, pkt, None), Side::Forward),
         };
@@ -299,6 +331,9 @@ impl Meter {
         } else {
             self.cfg.max_flows.min(table::MAX_SLOTS)
         };
+        if self.table.len() >= limit && !self.pending.is_empty() {
+            self.settle();
+        }
         if self.table.len() >= limit {
             if let Some(victim) = self.table.take_least_recent() {
                 self.stats.flows_evicted += 1;
@@ -378,8 +413,25 @@ impl Meter {
         self.frags.get(fk).is_some_and(|d| d.complete())
     }
 
+    /// End a flow whose record can wait for [`Meter::poll_record`] (nothing has been queued
+    /// behind it that it must precede).
+    fn end_later(&mut self, slot: Slot, reason: u8) {
+        if self.out.is_empty() {
+            self.pending.push_back((slot, reason));
+        } else {
+            // The caller has not drained `out`: keep the order by queueing the record itself.
+            self.close(slot, reason);
+        }
+    }
+
     /// End a flow: remove it from the table and queue its record.
     fn close(&mut self, slot: Slot, reason: u8) {
+        let rec = self.close_record(slot, reason);
+        self.out.push_back(rec);
+    }
+
+    /// Remove a flow from the table and make its record.
+    fn close_record(&mut self, slot: Slot, reason: u8) -> FlowRecord {
         let i = slot as usize;
         let f = self.table.remove(slot);
         let mut rec = to_record(&f, reason);
@@ -410,7 +462,7 @@ impl Meter {
             }
         }
         self.stats.records_emitted += 1;
-        self.out.push_back(rec);
+        rec
     }
 }
 

@@ -488,3 +488,89 @@ fn random_sequences_conserve_packets_and_octets() {
         assert_eq!(h.m.active_flows(), 0);
     }
 }
+
+/// The flows of one expiry tick become records one at a time, as they are polled: memory
+/// holds their slots, never a backlog of whole records; order and content are as if each had
+/// been closed at the tick.
+#[test]
+fn expired_and_flushed_flows_become_records_only_when_polled() {
+    let cfg = MeterConfig {
+        idle_timeout_ms: 5_000,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    let keys: Vec<FlowKey> = (0..500)
+        .map(|i| v4(A, 1000 + i, B, 53, proto::UDP))
+        .collect();
+    for &k in &keys {
+        h.at(0, udp(k, 10));
+    }
+    let ticker = v4(B, 7, A, 7, proto::UDP);
+    h.at(6_500, udp(ticker, 1));
+    assert_eq!(h.m.out.len(), 0, "no record made before it is asked for");
+    assert_eq!(h.m.pending.len(), 500);
+    let recs = h.records();
+    assert_eq!(recs.len(), 500);
+    assert!(recs.iter().all(|r| r.end_reason == end_reason::IDLE));
+    let mut got: Vec<FlowKey> = recs.iter().map(|r| r.key).collect();
+    got.sort_by_key(|k| k.src_port);
+    assert_eq!(got, keys);
+    assert_eq!(h.m.active_flows(), 1);
+    h.m.flush();
+    assert_eq!(h.m.out.len(), 0);
+    let rest = h.records();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].end_reason, end_reason::FORCED);
+    assert_eq!(h.m.stats().records_emitted, 501);
+}
+
+/// A packet of a flow expiring on the very tick the packet brings: the old flow ends first
+/// (idle), the packet starts a new one, and the records come out in that order.
+#[test]
+fn packet_of_a_flow_expiring_on_its_own_tick_starts_a_new_flow() {
+    let cfg = MeterConfig {
+        idle_timeout_ms: 5_000,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    let other = v4(A, 1001, B, 53, proto::UDP);
+    let k = v4(A, 1000, B, 80, proto::TCP);
+    h.at(0, udp(other, 10));
+    h.at(100, tcp(k, SYN, 0));
+    h.at(6_300, tcp(k, RST, 0)); // the tick expires both flows; the RST then ends its own
+    let recs = h.records();
+    let seen: Vec<(FlowKey, u8, u64)> = recs
+        .iter()
+        .map(|r| (r.key, r.end_reason, r.fwd.packets))
+        .collect();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[..2].contains(&(other, end_reason::IDLE, 1)));
+    assert!(seen[..2].contains(&(k, end_reason::IDLE, 1)));
+    assert_eq!(seen[2], (k, end_reason::END_OF_FLOW, 1));
+    assert_ne!(recs[1].flow_id, recs[2].flow_id);
+    assert!(h.finish().is_empty());
+}
+
+/// A full table makes room from flows that have expired before it evicts a live one.
+#[test]
+fn full_table_uses_expired_flows_before_evicting() {
+    let cfg = MeterConfig {
+        idle_timeout_ms: 5_000,
+        max_flows: 2,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    h.at(0, udp(v4(A, 1, B, 53, proto::UDP), 1));
+    h.at(1_500, udp(v4(A, 2, B, 53, proto::UDP), 1));
+    // This packet's tick expires the first flow; the table is full until that flow leaves.
+    h.at(6_050, udp(v4(A, 3, B, 53, proto::UDP), 1));
+    let recs = h.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].key.src_port, 1);
+    assert_eq!(recs[0].end_reason, end_reason::IDLE);
+    assert_eq!(h.m.stats().flows_evicted, 0);
+    let rest = h.finish();
+    let mut ports: Vec<u16> = rest.iter().map(|r| r.key.src_port).collect();
+    ports.sort();
+    assert_eq!(ports, [2, 3]);
+}
