@@ -78,8 +78,15 @@ impl<'a> Value<'a> {
             return false;
         }
         let put_uint = |v: u64, out: &mut [u8]| {
-            let be = v.to_be_bytes();
-            out[..len].copy_from_slice(&be[8 - len..]);
+            // The common widths as fixed-size stores; a length-generic copy would cost a
+            // memcpy call per field.
+            match len {
+                1 => out[0] = v as u8,
+                2 => out[..2].copy_from_slice(&(v as u16).to_be_bytes()),
+                4 => out[..4].copy_from_slice(&(v as u32).to_be_bytes()),
+                8 => out[..8].copy_from_slice(&v.to_be_bytes()),
+                _ => out[..len].copy_from_slice(&v.to_be_bytes()[8 - len..]),
+            }
             len >= 8 || v >> (8 * len) == 0
         };
         match (*self, ty) {
@@ -120,7 +127,12 @@ fn copy_exact(src: &[u8], len: usize, out: &mut [u8]) -> bool {
     if src.len() != len {
         return false;
     }
-    out[..len].copy_from_slice(src);
+    match len {
+        4 => out[..4].copy_from_slice(&src[..4]),
+        6 => out[..6].copy_from_slice(&src[..6]),
+        16 => out[..16].copy_from_slice(&src[..16]),
+        _ => out[..len].copy_from_slice(src),
+    }
     true
 }
 

@@ -237,6 +237,11 @@ impl Meter {
             None => (self.new_flow(ts, pkt, None), Side::Forward),
         };
         let reverse = side == Side::Reverse;
+        if let (Some(tcp), Some(_)) = (&self.tcp, &pkt.tcp) {
+            if let Some(&x) = self.ext.get(slot as usize) {
+                tcp.warm(x, usize::from(reverse));
+            }
+        }
         let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
         if let Some(h) = held {
             let f = self.table.flow_mut(slot);

@@ -42,6 +42,11 @@ impl<T: Copy + Default> Pool<T> {
         i as u32
     }
 
+    pub fn get(&self, i: u32) -> &T {
+        let i = i as usize;
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
     pub fn get_mut(&mut self, i: u32) -> &mut T {
         let i = i as usize;
         &mut self.chunks[i / CHUNK][i % CHUNK]

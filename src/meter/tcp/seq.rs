@@ -143,6 +143,14 @@ const STARTED: u8 = 1;
 const SYN: u8 = 2;
 const FIN: u8 = 4;
 
+impl SeqDir {
+    /// The next expected number, raw (for warming the cache line).
+    #[inline]
+    pub fn nsn_word(&self) -> u64 {
+        self.nsn
+    }
+}
+
 impl Default for SeqDir {
     fn default() -> Self {
         SeqDir {
