@@ -42,9 +42,10 @@ impl<T: Copy + Default> Pool<T> {
         i as u32
     }
 
-    pub fn get(&self, i: u32) -> &T {
+    /// Entry `i`, if it was ever allocated (a read-only look never panics).
+    pub fn get(&self, i: u32) -> Option<&T> {
         let i = i as usize;
-        &self.chunks[i / CHUNK][i % CHUNK]
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
     }
 
     pub fn get_mut(&mut self, i: u32) -> &mut T {

@@ -277,8 +277,7 @@ impl TcpTable {
     /// their cache misses overlap the flow's own instead of following it.
     #[inline]
     pub fn warm(&self, i: u32, dir: usize) {
-        if i != NONE {
-            let st = self.states.get(i);
+        if let Some(st) = self.states.get(i) {
             let d = &st.dir[dir & 1];
             let o = &st.dir[(dir & 1) ^ 1];
             std::hint::black_box((d.seq.nsn_word(), d.bits, d.rwin_n, o.seq.nsn_word(), o.bits));
