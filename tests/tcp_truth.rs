@@ -178,11 +178,7 @@ fn observation_lost(truth: &Value, conn: &Value, dir: &str) -> u64 {
 fn tcp_measurements_match_the_lab_truth() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("tcp.yaml");
-    let mut text = String::from("template:\n");
-    for n in TEMPLATE {
-        writeln!(text, "  - {n}").unwrap();
-    }
-    std::fs::write(&yaml, text).unwrap();
+    std::fs::write(&yaml, common::template_yaml(TEMPLATE)).unwrap();
 
     let mut rtt = Tally::default();
     let mut samples = Tally::default();

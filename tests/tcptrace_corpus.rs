@@ -671,10 +671,7 @@ fn retransmissions_and_rtt_agree_with_tcptrace() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let yaml = tmp.path().join("t.yaml");
-    let mut text = String::from("template:\n");
-    for n in TEMPLATE {
-        writeln!(text, "  - {n}").unwrap();
-    }
+    let mut text = common::template_yaml(TEMPLATE);
     text.push_str(TIMEOUTS);
     std::fs::write(&yaml, text).unwrap();
 

@@ -155,12 +155,14 @@ impl<'a> Message<'a> {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+/// The big-endian 16-bit field at `at`, if the bytes are there.
+pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([s[0], s[1]]))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+/// The big-endian 32-bit field at `at`, if the bytes are there.
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }

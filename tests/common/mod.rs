@@ -50,3 +50,14 @@ pub fn run(cmd: &mut Command) -> Output {
 pub fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
+
+/// A YAML configuration whose `template:` lists `elements`, in order.
+pub fn template_yaml(elements: &[&str]) -> String {
+    let mut text = String::from("template:\n");
+    for n in elements {
+        text.push_str("  - ");
+        text.push_str(n);
+        text.push('\n');
+    }
+    text
+}

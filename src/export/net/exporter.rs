@@ -17,6 +17,7 @@
 //! * memory is bounded: the channel (`CHANNEL_RECORDS`) plus `queue_messages` messages.
 
 use super::{Connector, ExportTotals, NetConfig, Transport, MAX_STREAM_MESSAGE, MAX_UDP_MESSAGE};
+use crate::ipfix::decode::{be16, be32};
 use crate::ipfix::{Encoder, MessageSink, TemplateSpec, STATS_TEMPLATE_ID};
 use crate::meter::{FlowRecord, ProcessStats};
 use std::collections::VecDeque;
@@ -88,16 +89,6 @@ impl MessageSink for Collect<'_> {
         self.0.push(message.to_vec());
         Ok(())
     }
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// What a message's sets do with templates, in message order.
