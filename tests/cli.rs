@@ -262,3 +262,59 @@ fn stats_record_counts_the_run() {
     assert!(last["flowTablePeakCount"].as_u64().unwrap() > 0);
     assert_eq!(last["exportingProcessId"], 0);
 }
+
+/// `--out` naming a FIFO (or `/dev/null`, a terminal) is written in place: the atomic
+/// rename used for regular files would replace the device with a file (as root, `--out
+/// /dev/null` once turned /dev/null into a regular file). What arrives through the FIFO is
+/// the same IPFIX a regular file gets.
+#[test]
+fn ipfix_into_a_fifo_keeps_the_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("flows.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = run(qof().arg("--in").arg(sample()).arg("--out").arg(&fifo));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Checked before joining: had the FIFO been renamed over, the reader would never return.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(!tmp.path().join(".flows.fifo.partial").exists());
+    let via_fifo = reader.join().unwrap();
+
+    let file = tmp.path().join("flows.ipfix");
+    let out = run(qof().arg("--in").arg(sample()).arg("--out").arg(&file));
+    assert!(out.status.success());
+    let dump = |bytes: Vec<u8>| {
+        let mut child = qofdump()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        json_records(&out.stdout)
+    };
+    let from_fifo = dump(via_fifo);
+    assert!(!from_fifo.is_empty());
+    assert_eq!(packets(&from_fifo), 205 - 48);
+    assert_eq!(from_fifo, dump(std::fs::read(&file).unwrap()));
+}
+
+#[test]
+fn ipfix_out_to_a_directory_is_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(qof().arg("--in").arg(sample()).arg("--out").arg(tmp.path()));
+    assert_one_error_line(&out, "is a directory");
+}

@@ -6,7 +6,8 @@
 //! the current one; files are named `<prefix>-YYYYMMDDhhmmss-NNNNN.ipfix` after the packet time
 //! of their start (UTC) and a serial number, as QoF names them. With `--lock`, `<name>.lock`
 //! exists while the file is written. Every file starts with the statistics template, so none
-//! is ever empty.
+//! is ever empty. A target that exists and is not a regular file (`/dev/null`, a FIFO, a
+//! terminal) is written in place: renaming over it would replace a device with a file.
 
 use super::RecordSink;
 use crate::ipfix::{Encoder, TemplateSpec, MAX_FILE_MESSAGE};
@@ -29,7 +30,9 @@ pub struct FileOutput {
 
 struct OpenFile {
     writer: BufWriter<File>,
-    partial: PathBuf,
+    /// The hidden name written to, renamed to `target` when complete; `None` when the target
+    /// is a device or FIFO written in place.
+    partial: Option<PathBuf>,
     target: PathBuf,
     lock: Option<PathBuf>,
     started: Timestamp,
@@ -97,6 +100,32 @@ impl IpfixFileSink {
                 format!("{}: not a file name", target.display()),
             ));
         }
+        let special = match fs::metadata(&target) {
+            Ok(m) if m.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: is a directory", target.display()),
+                ))
+            }
+            Ok(m) => !m.is_file(),
+            Err(_) => false,
+        };
+        if special {
+            let file = File::options()
+                .write(true)
+                .open(&target)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", target.display())))?;
+            self.file = Some(OpenFile {
+                writer: BufWriter::with_capacity(1 << 16, file),
+                partial: None,
+                target,
+                lock: None,
+                started,
+            });
+            self.enc.forget_templates();
+            self.enc.announce();
+            return Ok(());
+        }
         let partial = target.with_file_name(format!(".{name}.partial"));
         let lock = if self.out.lock {
             let lock = target.with_file_name(format!("{name}.lock"));
@@ -113,7 +142,7 @@ impl IpfixFileSink {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", partial.display())))?;
         self.file = Some(OpenFile {
             writer: BufWriter::with_capacity(1 << 16, file),
-            partial,
+            partial: Some(partial),
             target,
             lock,
             started,
@@ -130,9 +159,11 @@ impl IpfixFileSink {
         };
         self.enc.flush(export_time(), &mut f.writer)?;
         f.writer.flush()?;
-        f.writer.get_ref().sync_all()?;
-        fs::rename(&f.partial, &f.target)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.target.display())))?;
+        if let Some(partial) = &f.partial {
+            f.writer.get_ref().sync_all()?;
+            fs::rename(partial, &f.target)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.target.display())))?;
+        }
         if let Some(lock) = f.lock {
             let _ = fs::remove_file(lock);
         }
@@ -233,7 +264,9 @@ impl Drop for IpfixFileSink {
     /// A sink dropped without `finish` (an error elsewhere) leaves no partial file behind.
     fn drop(&mut self) {
         if let Some(f) = self.file.take() {
-            let _ = fs::remove_file(&f.partial);
+            if let Some(partial) = &f.partial {
+                let _ = fs::remove_file(partial);
+            }
             if let Some(lock) = f.lock {
                 let _ = fs::remove_file(lock);
             }
