@@ -215,6 +215,7 @@ fn run(args: &Args) -> Result<Outcome> {
         log_status(&meter, &n, sink.as_ref());
     }
 
+    tracing::debug!("{}", memory_line(&meter));
     meter.flush();
     while let Some(rec) = meter.poll_record() {
         sink.write_flow(&rec)?;
@@ -260,9 +261,29 @@ fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
         m.assembled_datagrams,
         m.expired_fragments,
     );
+    tracing::warn!("status: {}", memory_line(meter));
     if let Some(s) = sink.status() {
         tracing::warn!("status: {s}");
     }
+}
+
+/// Per-flow state in memory: what is in use now, and the bytes held (pools keep their
+/// high-water size).
+fn memory_line(meter: &Meter) -> String {
+    let m = meter.memory();
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    format!(
+        "memory: {} flows in {:.1} MiB; {} TCP states in {:.1} MiB; {} loss blocks in {:.1} MiB; \
+         {} transport counters in {:.1} MiB",
+        m.flows,
+        mib(m.flow_bytes),
+        m.tcp_states,
+        mib(m.tcp_state_bytes),
+        m.loss_blocks,
+        mib(m.loss_bytes),
+        m.transport,
+        mib(m.transport_bytes),
+    )
 }
 
 fn process_stats(

@@ -79,6 +79,23 @@ pub struct MeterStats {
     pub flush_events: u64,
 }
 
+/// What the meter's per-flow state holds now: counts in use and bytes held (pools keep their
+/// high-water size). For the operator's status line and for memory accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub flows: usize,
+    /// Flow table, its index and the per-flow side arrays (MAC addresses, state indexes).
+    pub flow_bytes: usize,
+    pub tcp_states: usize,
+    pub tcp_state_bytes: usize,
+    /// Directions with a loss block (taken on a direction's first anomaly).
+    pub loss_blocks: usize,
+    pub loss_bytes: usize,
+    /// Non-TCP flows with transport counters.
+    pub transport: usize,
+    pub transport_bytes: usize,
+}
+
 /// Transport payload counters of a flow that has no TCP state (TCP flows keep theirs in it).
 type Transport = [Payload; 2];
 
@@ -146,6 +163,24 @@ impl Meter {
     /// Flows in memory now.
     pub fn active_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Memory held by per-flow state, by kind.
+    pub fn memory(&self) -> MemoryUse {
+        let (tcp_states, loss_blocks) = self.tcp.as_ref().map_or((0, 0), TcpTable::in_use);
+        let (tcp_state_bytes, loss_bytes) = self.tcp.as_ref().map_or((0, 0), TcpTable::bytes);
+        MemoryUse {
+            flows: self.table.len(),
+            flow_bytes: self.table.bytes()
+                + self.macs.capacity() * std::mem::size_of::<[[u8; 6]; 2]>()
+                + self.ext.capacity() * std::mem::size_of::<u32>(),
+            tcp_states,
+            tcp_state_bytes,
+            loss_blocks,
+            loss_bytes,
+            transport: self.transport.in_use(),
+            transport_bytes: self.transport.bytes(),
+        }
     }
 
     /// The next finished flow, oldest first. Drain after every call that feeds the meter:

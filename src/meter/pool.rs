@@ -59,8 +59,13 @@ impl<T: Copy + Default> Pool<T> {
     }
 
     /// Entries in use.
-    #[cfg(test)]
     pub fn in_use(&self) -> usize {
         self.len as usize - self.free.len()
+    }
+
+    /// Bytes held: every chunk ever allocated (a pool never shrinks) and the free list.
+    pub fn bytes(&self) -> usize {
+        self.chunks.len() * CHUNK * std::mem::size_of::<T>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }

@@ -341,6 +341,15 @@ impl FlowTable {
             .collect()
     }
 
+    /// Bytes held: flow chunks, the hash index (about a slot and a control byte per entry
+    /// it can hold), the free list and the wheel.
+    pub fn bytes(&self) -> usize {
+        self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
+            + self.index.capacity() * (std::mem::size_of::<Slot>() + 1)
+            + self.free.capacity() * std::mem::size_of::<Slot>()
+            + self.wheel.capacity() * std::mem::size_of::<Slot>()
+    }
+
     /// Resident bytes per slot, for the memory budget tests.
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {

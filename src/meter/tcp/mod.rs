@@ -307,9 +307,13 @@ impl TcpTable {
     }
 
     /// TCP states in use and loss blocks in use (for tests and memory accounting).
-    #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
         (self.states.in_use(), self.pool.in_use())
+    }
+
+    /// Bytes held by TCP states and by loss blocks.
+    pub fn bytes(&self) -> (usize, usize) {
+        (self.states.bytes(), self.pool.bytes())
     }
 }
 

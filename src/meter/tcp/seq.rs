@@ -102,9 +102,15 @@ impl LossPool {
     }
 
     /// Blocks in use (for memory accounting in tests and statistics).
-    #[cfg(test)]
     pub fn in_use(&self) -> usize {
         self.blocks.len() - self.free.len()
+    }
+
+    /// Bytes held by blocks, gap stacks and the free list (high-water: never shrinks).
+    pub fn bytes(&self) -> usize {
+        self.blocks.capacity() * std::mem::size_of::<LossBlock>()
+            + self.gaps.capacity() * std::mem::size_of::<(u64, u64)>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
     }
 
     fn parts(&mut self, i: u32) -> (&mut LossBlock, &mut [(u64, u64)]) {
