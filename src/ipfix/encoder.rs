@@ -35,10 +35,66 @@ impl<W: io::Write> MessageSink for W {
 /// A template ready for encoding: its fields with their lengths.
 struct Compiled {
     id: u16,
-    fields: Vec<(Field, u16)>,
+    fields: Vec<FieldOp>,
     record_len: usize,
     /// The template set announcing it, ready to copy into a message.
     set: Vec<u8>,
+}
+
+/// One field of a compiled template: its getter, direction, type and on-wire length, read
+/// straight from the record without a trip through the element table.
+struct FieldOp {
+    get: ie::Getter,
+    reverse: bool,
+    ty: IeType,
+    len: u16,
+}
+
+impl FieldOp {
+    /// Write the field's value for `rec` into `out` (exactly its length). The common shapes
+    /// (integers of 1, 2, 4 or 8 octets, addresses, millisecond times) are written here
+    /// directly; the rest through [`Value::encode`]. A value that does not fit, which the
+    /// template logic rules out, is written as zeros so the record stays aligned.
+    #[inline(always)]
+    fn put(&self, rec: &FlowRecord, out: &mut [u8]) {
+        let dir = if self.reverse { &rec.rev } else { &rec.fwd };
+        let ok = match ((self.get)(rec, dir), &mut *out) {
+            (Value::Unsigned(v), [b]) => {
+                *b = v as u8;
+                v >> 8 == 0
+            }
+            (Value::Unsigned(v), out @ [_, _]) => {
+                out.copy_from_slice(&(v as u16).to_be_bytes());
+                v >> 16 == 0
+            }
+            (Value::Unsigned(v), out @ [_, _, _, _]) => {
+                out.copy_from_slice(&(v as u32).to_be_bytes());
+                v >> 32 == 0
+            }
+            (Value::Unsigned(v), out @ [_, _, _, _, _, _, _, _]) => {
+                out.copy_from_slice(&v.to_be_bytes());
+                true
+            }
+            (Value::Ipv4(a), out @ [_, _, _, _]) if self.ty == IeType::Ipv4Address => {
+                out.copy_from_slice(&a);
+                true
+            }
+            (Value::Ipv6(a), out) if out.len() == 16 => {
+                out.copy_from_slice(&a);
+                true
+            }
+            (Value::Time(t), out @ [_, _, _, _, _, _, _, _])
+                if self.ty == IeType::DateTimeMilliseconds =>
+            {
+                out.copy_from_slice(&t.millis().to_be_bytes());
+                true
+            }
+            (v, out) => v.encode(self.ty, out.len(), out),
+        };
+        if !ok {
+            out.fill(0);
+        }
+    }
 }
 
 /// The statistics options template's fields: (element name, on-wire length). The first is the
@@ -225,15 +281,11 @@ impl Encoder {
         };
         let start = self.msg.len();
         self.msg.resize(start + record_len, 0);
-        let mut pos = start;
-        for (field, len) in &t.fields {
-            let len = usize::from(*len);
-            let v = field.value(rec);
-            if !v.encode(field.ie.ty, len, &mut self.msg[pos..pos + len]) {
-                // Cannot happen for a well-formed table; keep the record aligned regardless.
-                self.msg[pos..pos + len].fill(0);
-            }
-            pos += len;
+        let mut rest = &mut self.msg[start..];
+        for op in &t.fields {
+            let (out, tail) = rest.split_at_mut(usize::from(op.len));
+            op.put(rec, out);
+            rest = tail;
         }
         self.records_in_msg += 1;
         Ok(())
@@ -379,6 +431,17 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
         .map(|f| (*f, TemplateSpec::field_len(f, dims)))
         .collect();
     let record_len = fields.iter().map(|(_, l)| usize::from(*l)).sum();
+    // Elements without a getter are refused when the template is built; zero regardless.
+    let zero: ie::Getter = |_, _| Value::Unsigned(0);
+    let ops = fields
+        .iter()
+        .map(|(f, len)| FieldOp {
+            get: f.ie.value.unwrap_or(zero),
+            reverse: f.reverse,
+            ty: f.ie.ty,
+            len: *len,
+        })
+        .collect();
     let id = dims.template_id();
     let mut set = Vec::new();
     set.extend_from_slice(&TEMPLATE_SET.to_be_bytes());
@@ -392,7 +455,7 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
     set[2..4].copy_from_slice(&n.to_be_bytes());
     Compiled {
         id,
-        fields,
+        fields: ops,
         record_len,
         set,
     }

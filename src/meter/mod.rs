@@ -258,7 +258,19 @@ impl Meter {
     /// `held` adds fragments that arrived before their datagram's first fragment.
     fn account(&mut self, ts: Timestamp, pkt: &Packet, held: Option<Held>) {
         let now_ms = ts.millis();
-        let mut found = self.table.lookup(&pkt.key);
+        let (ext, tcp, transport) = (&self.ext, &self.tcp, &self.transport);
+        let mut found = self.table.lookup_hinted(&pkt.key, |slot| {
+            // Start loading the flow's TCP state or transport counters (read-only looks).
+            match ext.get(slot as usize) {
+                Some(&x) if x != pool::NONE => match tcp {
+                    Some(tcp) if pkt.tcp.is_some() => tcp.warm(x),
+                    _ => {
+                        std::hint::black_box(transport.get(x).map(|t| t[0].packets));
+                    }
+                },
+                _ => {}
+            }
+        });
         if let Some((slot, _)) = found {
             if self.pending.iter().any(|&(s, _)| s == slot) {
                 // Its flow expired on this very packet's clock tick: it ends first, as if
@@ -272,11 +284,6 @@ impl Meter {
             None => (self.new_flow(ts, pkt, None), Side::Forward),
         };
         let reverse = side == Side::Reverse;
-        if let (Some(tcp), Some(_)) = (&self.tcp, &pkt.tcp) {
-            if let Some(&x) = self.ext.get(slot as usize) {
-                tcp.warm(x, usize::from(reverse));
-            }
-        }
         let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
         if let Some(h) = held {
             let f = self.table.flow_mut(slot);

@@ -173,12 +173,17 @@ impl FlowTable {
         key_hash(&self.hasher, key)
     }
 
-    /// The flow this key belongs to, and the packet's side of it.
-    pub fn lookup(&self, key: &FlowKey) -> Option<(Slot, Side)> {
+    /// The flow this key belongs to, and the packet's side of it. `hint` is called with each
+    /// candidate slot the index names, before its key is compared: the caller can start
+    /// loading the slot's other state then, so that its cache miss overlaps the flow's
+    /// instead of following it.
+    #[inline]
+    pub fn lookup_hinted(&self, key: &FlowKey, hint: impl Fn(Slot)) -> Option<(Slot, Side)> {
         let hash = self.hash(key);
         let rev = key.reversed();
         let flows = &self.flows;
         let slot = *self.index.find(hash, |&s| {
+            hint(s);
             let k = &flows[s as usize].key;
             *k == *key || *k == rev
         })?;

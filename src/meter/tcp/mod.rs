@@ -273,14 +273,14 @@ impl TcpTable {
         self.states.alloc(TcpState::default())
     }
 
-    /// Start loading the parts of state `i` that a packet in direction `dir` works on, so
-    /// their cache misses overlap the flow's own instead of following it.
+    /// Start loading state `i` (both directions: the packet's is not known yet), so that its
+    /// cache misses overlap the flow's own instead of following it.
     #[inline]
-    pub fn warm(&self, i: u32, dir: usize) {
+    pub fn warm(&self, i: u32) {
         if let Some(st) = self.states.get(i) {
-            let d = &st.dir[dir & 1];
-            let o = &st.dir[(dir & 1) ^ 1];
-            std::hint::black_box((d.seq.nsn_word(), d.bits, d.rwin_n, o.seq.nsn_word(), o.bits));
+            let [a, b] = &st.dir;
+            std::hint::black_box((a.seq.nsn_word(), a.bits, a.rwin_n));
+            std::hint::black_box((b.seq.nsn_word(), b.bits, b.rwin_n));
             std::hint::black_box(st.rtt.window_us());
         }
     }
