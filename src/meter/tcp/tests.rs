@@ -599,6 +599,30 @@ fn tcp_state_fits_its_memory_budget() {
     assert!(104 + 9 + 4 + size <= 400, "TcpState grew to {size} bytes");
 }
 
+/// `TcpTable::warm` reads a few fields to have every cache line of a state loaded: no
+/// 64-byte stretch of the state may lie between two of them (or before the first, or after
+/// the last).
+#[test]
+fn warming_reaches_every_cache_line_of_the_state() {
+    use std::mem::{offset_of, size_of};
+    let dir = size_of::<super::DirState>();
+    let rtt = offset_of!(super::TcpState, rtt);
+    let per_dir = [
+        offset_of!(super::DirState, seq) + 8, // nsn
+        offset_of!(super::DirState, highest_ack),
+        offset_of!(super::DirState, bits),
+    ];
+    let mut touched: Vec<usize> = (0..2)
+        .flat_map(|d| per_dir.iter().map(move |o| offset_of!(super::TcpState, dir) + d * dir + o))
+        .collect();
+    touched.extend([rtt, rtt + size_of::<super::rtt::RttState>() - 4]);
+    let size = size_of::<super::TcpState>();
+    assert!(touched[0] < 64 && size - touched[touched.len() - 1] <= 64);
+    for w in touched.windows(2) {
+        assert!(w[0] < w[1] && w[1] - w[0] < 64, "{touched:?} in {size} bytes");
+    }
+}
+
 #[test]
 fn unseen_tail_is_revealed_by_the_ack_and_the_fin() {
     // The last data segment of a transfer is lost from observation: no later segment of its
