@@ -318,7 +318,9 @@ impl Meter {
             _ => {}
         }
         if ended {
-            self.close(slot, end_reason::END_OF_FLOW);
+            // Nothing follows in this call, and the next one settles it first: the record can
+            // be made when it is polled, straight into the caller's hands.
+            self.end_later(slot, end_reason::END_OF_FLOW);
         }
     }
 
@@ -399,7 +401,7 @@ impl Meter {
         let i = slot as usize;
         if self.cfg.track_macs {
             if self.macs.len() <= i {
-                self.macs.resize(i + 1, [[0; 6]; 2]);
+                grow_to(&mut self.macs, i, [[0; 6]; 2]);
             }
             // MACs of the first forward packet; a continuation that starts with a reverse
             // packet records them swapped back into forward orientation.
@@ -411,7 +413,7 @@ impl Meter {
         }
         if self.cfg.track_transport || self.tcp.is_some() {
             if self.ext.len() <= i {
-                self.ext.resize(i + 1, pool::NONE);
+                grow_to(&mut self.ext, i, pool::NONE);
             }
             self.ext[i] = match &mut self.tcp {
                 Some(tcp) if pkt.key.proto == crate::key::proto::TCP => tcp.attach(),
@@ -511,6 +513,16 @@ impl Meter {
         self.stats.records_emitted += 1;
         rec
     }
+}
+
+/// Make `v[i]` exist. A side array grows by a fixed step, like the flow slab beside it,
+/// rather than doubling: a doubled array's unused half would cost up to its full size again.
+fn grow_to<T: Clone>(v: &mut Vec<T>, i: usize, fill: T) {
+    const STEP: usize = 4096;
+    if v.capacity() <= i {
+        v.reserve_exact(i + 1 - v.len() + STEP);
+    }
+    v.resize(i + 1, fill);
 }
 
 fn add_held(d: &mut Dir, h: &Held) {

@@ -613,13 +613,20 @@ fn warming_reaches_every_cache_line_of_the_state() {
         offset_of!(super::DirState, bits),
     ];
     let mut touched: Vec<usize> = (0..2)
-        .flat_map(|d| per_dir.iter().map(move |o| offset_of!(super::TcpState, dir) + d * dir + o))
+        .flat_map(|d| {
+            per_dir
+                .iter()
+                .map(move |o| offset_of!(super::TcpState, dir) + d * dir + o)
+        })
         .collect();
     touched.extend([rtt, rtt + size_of::<super::rtt::RttState>() - 4]);
     let size = size_of::<super::TcpState>();
     assert!(touched[0] < 64 && size - touched[touched.len() - 1] <= 64);
     for w in touched.windows(2) {
-        assert!(w[0] < w[1] && w[1] - w[0] < 64, "{touched:?} in {size} bytes");
+        assert!(
+            w[0] < w[1] && w[1] - w[0] < 64,
+            "{touched:?} in {size} bytes"
+        );
     }
 }
 
