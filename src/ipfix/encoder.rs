@@ -58,42 +58,37 @@ impl FieldOp {
     #[inline(always)]
     fn put(&self, rec: &FlowRecord, out: &mut [u8]) {
         let dir = if self.reverse { &rec.rev } else { &rec.fwd };
-        let ok = match ((self.get)(rec, dir), &mut *out) {
-            (Value::Unsigned(v), [b]) => {
-                *b = v as u8;
+        let ok = match ((self.get)(rec, dir), out.len()) {
+            (Value::Unsigned(v), 1) => {
+                out[0] = v as u8;
                 v >> 8 == 0
             }
-            (Value::Unsigned(v), out @ [_, _]) => {
-                out.copy_from_slice(&(v as u16).to_be_bytes());
-                v >> 16 == 0
+            (Value::Unsigned(v), 2) => put(out, (v as u16).to_be_bytes()) && v >> 16 == 0,
+            (Value::Unsigned(v), 4) => put(out, (v as u32).to_be_bytes()) && v >> 32 == 0,
+            (Value::Unsigned(v), 8) => put(out, v.to_be_bytes()),
+            (Value::Ipv4(a), 4) if self.ty == IeType::Ipv4Address => put(out, a),
+            (Value::Ipv6(a), 16) => put(out, a),
+            (Value::Time(t), 8) if self.ty == IeType::DateTimeMilliseconds => {
+                put(out, t.millis().to_be_bytes())
             }
-            (Value::Unsigned(v), out @ [_, _, _, _]) => {
-                out.copy_from_slice(&(v as u32).to_be_bytes());
-                v >> 32 == 0
-            }
-            (Value::Unsigned(v), out @ [_, _, _, _, _, _, _, _]) => {
-                out.copy_from_slice(&v.to_be_bytes());
-                true
-            }
-            (Value::Ipv4(a), out @ [_, _, _, _]) if self.ty == IeType::Ipv4Address => {
-                out.copy_from_slice(&a);
-                true
-            }
-            (Value::Ipv6(a), out) if out.len() == 16 => {
-                out.copy_from_slice(&a);
-                true
-            }
-            (Value::Time(t), out @ [_, _, _, _, _, _, _, _])
-                if self.ty == IeType::DateTimeMilliseconds =>
-            {
-                out.copy_from_slice(&t.millis().to_be_bytes());
-                true
-            }
-            (v, out) => v.encode(self.ty, out.len(), out),
+            (v, len) => v.encode(self.ty, len, out),
         };
         if !ok {
             out.fill(0);
         }
+    }
+}
+
+/// Store `bytes` as a fixed-size array (a plain store, where a slice copy of a length known
+/// only at run time would call memcpy); false if `out` is not exactly that long.
+#[inline(always)]
+fn put<const N: usize>(out: &mut [u8], bytes: [u8; N]) -> bool {
+    match <&mut [u8; N]>::try_from(out) {
+        Ok(a) => {
+            *a = bytes;
+            true
+        }
+        Err(_) => false,
     }
 }
 
