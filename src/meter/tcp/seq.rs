@@ -13,8 +13,9 @@
 //! octets the receiver (presumably) got but the meter never saw, i.e. observation loss.
 //!
 //! The state for all this is needed only once something goes wrong, so it lives in a
-//! [`LossPool`] block that a direction takes on its first anomaly: a clean connection costs
-//! no gap memory at all.
+//! [`LossPool`]: a direction takes a block of counters on its first anomaly, and a gap stack
+//! only on its first gap. A clean connection costs no loss memory at all, and one that only
+//! retransmits (the usual case: the meter saw the first copy) costs the counters alone.
 
 /// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
 /// as before, as in QoF).
@@ -43,8 +44,10 @@ pub(crate) struct SegmentOutcome {
     pub jumped: bool,
 }
 
-/// Counters of anomalies and the gap stack's slot, taken from the pool on the first anomaly.
-#[derive(Clone, Copy, Debug, Default)]
+/// Counters of anomalies, taken from the pool on a direction's first anomaly, and the index
+/// of its gap stack, taken only on its first gap (a direction that only retransmits never
+/// needs one).
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct LossBlock {
     /// Octets of gaps that fell off the stack.
     pub lost: u64,
@@ -55,19 +58,37 @@ pub(crate) struct LossBlock {
     pub loss_events: u32,
     /// Time of the last loss event, µs after the flow's start.
     pub last_event_us: u32,
+    /// The gap stack, or [`NONE`].
+    stack: u32,
     /// Gaps in use.
     pub gaps: u8,
 }
 
-/// The pool of loss blocks and their gap stacks, shared by every flow of one meter.
-/// Blocks are recycled through a free list, so the steady state allocates nothing.
+impl Default for LossBlock {
+    fn default() -> Self {
+        LossBlock {
+            lost: 0,
+            retransmits: 0,
+            jumps: 0,
+            max_jump: 0,
+            loss_events: 0,
+            last_event_us: 0,
+            stack: NONE,
+            gaps: 0,
+        }
+    }
+}
+
+/// The pool of loss blocks and gap stacks, shared by every flow of one meter. Both are
+/// recycled through free lists, so the steady state allocates nothing.
 #[derive(Debug)]
 pub(crate) struct LossPool {
     depth: usize,
     blocks: Vec<LossBlock>,
-    /// `depth` gaps per block: half-open [lo, hi) in widened sequence space, highest first.
-    gaps: Vec<(u64, u64)>,
     free: Vec<u32>,
+    /// `depth` gaps per stack: half-open [lo, hi) in widened sequence space, highest first.
+    gaps: Vec<(u64, u64)>,
+    free_stacks: Vec<u32>,
 }
 
 impl LossPool {
@@ -75,8 +96,9 @@ impl LossPool {
         LossPool {
             depth: usize::from(depth.max(1)),
             blocks: Vec::new(),
-            gaps: Vec::new(),
             free: Vec::new(),
+            gaps: Vec::new(),
+            free_stacks: Vec::new(),
         }
     }
 
@@ -87,12 +109,31 @@ impl LossPool {
         }
         let i = self.blocks.len() as u32;
         self.blocks.push(LossBlock::default());
-        self.gaps.resize(self.gaps.len() + self.depth, (0, 0));
         i
+    }
+
+    /// Block `i`'s gap stack, taken now if it has none.
+    fn ensure_stack(&mut self, i: u32) {
+        if self.blocks[i as usize].stack != NONE {
+            return;
+        }
+        let s = match self.free_stacks.pop() {
+            Some(s) => s,
+            None => {
+                let s = (self.gaps.len() / self.depth) as u32;
+                self.gaps.resize(self.gaps.len() + self.depth, (0, 0));
+                s
+            }
+        };
+        self.blocks[i as usize].stack = s;
     }
 
     fn give_back(&mut self, i: u32) {
         if i != NONE {
+            let s = self.blocks[i as usize].stack;
+            if s != NONE {
+                self.free_stacks.push(s);
+            }
             self.free.push(i);
         }
     }
@@ -106,24 +147,41 @@ impl LossPool {
         self.blocks.len() - self.free.len()
     }
 
-    /// Bytes held by blocks, gap stacks and the free list (high-water: never shrinks).
+    /// Gap stacks in use, and allocated.
+    #[cfg(test)]
+    pub fn stacks(&self) -> (usize, usize) {
+        let allocated = self.gaps.len() / self.depth;
+        (allocated - self.free_stacks.len(), allocated)
+    }
+
+    /// Bytes held by blocks, gap stacks and free lists (high-water: never shrinks).
     pub fn bytes(&self) -> usize {
         self.blocks.capacity() * std::mem::size_of::<LossBlock>()
             + self.gaps.capacity() * std::mem::size_of::<(u64, u64)>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
+            + (self.free.capacity() + self.free_stacks.capacity()) * std::mem::size_of::<u32>()
     }
 
+    /// Block `i` and its gap stack (empty when it has none: see [`LossPool::ensure_stack`]).
     fn parts(&mut self, i: u32) -> (&mut LossBlock, &mut [(u64, u64)]) {
-        let i = i as usize;
-        let d = self.depth;
-        (&mut self.blocks[i], &mut self.gaps[i * d..(i + 1) * d])
+        let b = &mut self.blocks[i as usize];
+        let gaps = match b.stack {
+            NONE => &mut [][..],
+            s => {
+                let s = s as usize * self.depth;
+                &mut self.gaps[s..s + self.depth]
+            }
+        };
+        (b, gaps)
     }
 
     /// Octets still in the gaps of block `i`.
     fn open_gap_octets(&self, i: u32) -> u64 {
         let b = &self.blocks[i as usize];
-        let i = i as usize;
-        self.gaps[i * self.depth..i * self.depth + usize::from(b.gaps)]
+        if b.stack == NONE {
+            return 0;
+        }
+        let s = b.stack as usize * self.depth;
+        self.gaps[s..s + usize::from(b.gaps)]
             .iter()
             .map(|&(lo, hi)| hi - lo)
             .sum()
@@ -360,6 +418,7 @@ impl SeqDir {
         let size = hi - lo;
         let mss = u64::from(self.max_payload.max(1));
         let i = self.ensure_block(pool);
+        pool.ensure_stack(i);
         let (b, gaps) = pool.parts(i);
         b.jumps = b
             .jumps

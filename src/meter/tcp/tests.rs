@@ -291,6 +291,39 @@ fn retransmissions_count_segments() {
     assert_eq!(r.fwd.tcp.seq.octets, 2000);
 }
 
+/// A direction that only retransmits takes a loss block (its counters) but no gap stack; a
+/// jump takes the stack; both go back to the pool when the flow ends and are reused.
+#[test]
+fn gap_stacks_are_taken_only_by_directions_with_a_gap() {
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let b = CISN + 1;
+    c.at(40_000, c2s(ACK, b, SISN + 1, 1000));
+    c.at(90_000, c2s(ACK, b, SISN + 1, 1000));
+    let pool = |c: &Conv| {
+        let t = c.m.tcp.as_ref().unwrap();
+        let (stacks, allocated) = t.pool.stacks();
+        assert!(
+            stacks <= allocated && allocated <= 1,
+            "one stack ever allocated"
+        );
+        (t.in_use().1, stacks)
+    };
+    assert_eq!(pool(&c), (1, 0), "retransmission: counters only");
+    c.at(91_000, c2s(ACK, b + 3000, SISN + 1, 1000));
+    assert_eq!(pool(&c), (1, 1), "a jump takes the gap stack");
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.retransmits, 1);
+    assert_eq!(r.fwd.tcp.seq.lost, 2000);
+    assert_eq!(pool(&c), (0, 0), "all returned");
+    // The next flow's jump reuses the stack instead of growing the pool (checked in `pool`).
+    handshake(&mut c);
+    c.at(140_000, c2s(ACK, b + 1000, SISN + 1, 1000));
+    assert_eq!(pool(&c), (1, 1));
+    let r = c.finish();
+    assert_eq!(r.fwd.tcp.seq.lost, 1000);
+}
+
 #[test]
 fn fix_jump_count_is_in_segments_without_options_tracking() {
     // QoF counted a jump in bytes + 1 when options tracking was off (observed MSS 0).
@@ -587,15 +620,18 @@ fn nothing_is_tracked_when_nothing_is_asked() {
 #[test]
 fn tcp_state_fits_its_memory_budget() {
     // Issue 3 allows 400 bytes per active TCP biflow in all: the flow (104), its share of the
-    // hash index (under 9 at the table's load), the 4-byte index beside it, and this. Gap
-    // stacks live in a pool, taken only by directions that see a jump or a retransmission.
+    // hash index (under 9 at the table's load), the 4-byte index beside it, and this. Loss
+    // counters live in a pool, taken only by directions that see a jump or a retransmission,
+    // and gap stacks in another, taken only on a jump.
     let size = std::mem::size_of::<super::TcpState>();
     println!(
-        "TcpState: {size} bytes (direction {}, sequence {}, RTT {})",
+        "TcpState: {size} bytes (direction {}, sequence {}, RTT {}); loss block {}",
         std::mem::size_of::<super::DirState>(),
         std::mem::size_of::<super::seq::SeqDir>(),
-        std::mem::size_of::<super::rtt::RttState>()
+        std::mem::size_of::<super::rtt::RttState>(),
+        std::mem::size_of::<super::seq::LossBlock>()
     );
+    assert!(std::mem::size_of::<super::seq::LossBlock>() <= 40);
     assert!(104 + 9 + 4 + size <= 400, "TcpState grew to {size} bytes");
 }
 
