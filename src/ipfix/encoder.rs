@@ -66,6 +66,10 @@ impl FieldOp {
             (Value::Unsigned(v), 2) => put(out, (v as u16).to_be_bytes()) && v >> 16 == 0,
             (Value::Unsigned(v), 4) => put(out, (v as u32).to_be_bytes()) && v >> 32 == 0,
             (Value::Unsigned(v), 8) => put(out, v.to_be_bytes()),
+            (Value::Signed(v), 1) => put(out, (v as i8).to_be_bytes()) && i64::from(v as i8) == v,
+            (Value::Signed(v), 2) => put(out, (v as i16).to_be_bytes()) && i64::from(v as i16) == v,
+            (Value::Signed(v), 4) => put(out, (v as i32).to_be_bytes()) && i64::from(v as i32) == v,
+            (Value::Signed(v), 8) => put(out, v.to_be_bytes()),
             (Value::Ipv4(a), 4) if self.ty == IeType::Ipv4Address => put(out, a),
             (Value::Ipv6(a), 16) => put(out, a),
             (Value::Time(t), 8) if self.ty == IeType::DateTimeMilliseconds => {
