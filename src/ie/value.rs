@@ -65,10 +65,43 @@ impl<'a> Value<'a> {
 
     /// Encode into exactly `len` octets for type `ty` (big-endian; integers reduced to `len`).
     /// Returns false when the value does not fit, which the template logic rules out.
+    ///
+    /// Inlined into the encoder's per-field loop: the common shapes (integers of 1, 2, 4 or 8
+    /// octets, addresses, millisecond times) are plain stores here, the rest go to
+    /// [`Value::encode_other`].
+    #[inline(always)]
     pub fn encode(&self, ty: IeType, len: usize, out: &mut [u8]) -> bool {
-        if len > out.len() {
+        let Some(out) = out.get_mut(..len) else {
             return false;
+        };
+        match (*self, len) {
+            (Value::Unsigned(v), 1) => {
+                out[0] = v as u8;
+                v >> 8 == 0
+            }
+            (Value::Unsigned(v), 2) => store(out, (v as u16).to_be_bytes()) && v >> 16 == 0,
+            (Value::Unsigned(v), 4) => store(out, (v as u32).to_be_bytes()) && v >> 32 == 0,
+            (Value::Unsigned(v), 8) => store(out, v.to_be_bytes()),
+            (Value::Signed(v), 1) => store(out, (v as i8).to_be_bytes()) && i64::from(v as i8) == v,
+            (Value::Signed(v), 2) => {
+                store(out, (v as i16).to_be_bytes()) && i64::from(v as i16) == v
+            }
+            (Value::Signed(v), 4) => {
+                store(out, (v as i32).to_be_bytes()) && i64::from(v as i32) == v
+            }
+            (Value::Signed(v), 8) => store(out, v.to_be_bytes()),
+            (Value::Ipv4(a), 4) if ty == IeType::Ipv4Address => store(out, a),
+            (Value::Ipv6(a), 16) => store(out, a),
+            (Value::Time(t), 8) if ty == IeType::DateTimeMilliseconds => {
+                store(out, t.millis().to_be_bytes())
+            }
+            _ => self.encode_other(ty, len, out),
         }
+    }
+
+    /// [`Value::encode`] for every other shape.
+    #[inline(never)]
+    fn encode_other(&self, ty: IeType, len: usize, out: &mut [u8]) -> bool {
         let int_len_ok = (1..=8).contains(&len);
         if matches!(
             self,
@@ -120,6 +153,19 @@ impl<'a> Value<'a> {
             (Value::Bytes(b), _) => copy_exact(b, len, out),
             (Value::Str(s), _) => copy_exact(s.as_bytes(), len, out),
         }
+    }
+}
+
+/// Store `bytes` as a fixed-size array (a plain store, where a slice copy of a length known
+/// only at run time would call memcpy); false if `out` is not exactly that long.
+#[inline(always)]
+fn store<const N: usize>(out: &mut [u8], bytes: [u8; N]) -> bool {
+    match <&mut [u8; N]>::try_from(out) {
+        Ok(a) => {
+            *a = bytes;
+            true
+        }
+        Err(_) => false,
     }
 }
 

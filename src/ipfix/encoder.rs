@@ -51,48 +51,15 @@ struct FieldOp {
 }
 
 impl FieldOp {
-    /// Write the field's value for `rec` into `out` (exactly its length). The common shapes
-    /// (integers of 1, 2, 4 or 8 octets, addresses, millisecond times) are written here
-    /// directly; the rest through [`Value::encode`]. A value that does not fit, which the
-    /// template logic rules out, is written as zeros so the record stays aligned.
+    /// Write the field's value for `rec` into `out` (exactly its length). A value that does
+    /// not fit, which the template logic rules out, is written as zeros so the record stays
+    /// aligned.
     #[inline(always)]
     fn put(&self, rec: &FlowRecord, out: &mut [u8]) {
         let dir = if self.reverse { &rec.rev } else { &rec.fwd };
-        let ok = match ((self.get)(rec, dir), out.len()) {
-            (Value::Unsigned(v), 1) => {
-                out[0] = v as u8;
-                v >> 8 == 0
-            }
-            (Value::Unsigned(v), 2) => put(out, (v as u16).to_be_bytes()) && v >> 16 == 0,
-            (Value::Unsigned(v), 4) => put(out, (v as u32).to_be_bytes()) && v >> 32 == 0,
-            (Value::Unsigned(v), 8) => put(out, v.to_be_bytes()),
-            (Value::Signed(v), 1) => put(out, (v as i8).to_be_bytes()) && i64::from(v as i8) == v,
-            (Value::Signed(v), 2) => put(out, (v as i16).to_be_bytes()) && i64::from(v as i16) == v,
-            (Value::Signed(v), 4) => put(out, (v as i32).to_be_bytes()) && i64::from(v as i32) == v,
-            (Value::Signed(v), 8) => put(out, v.to_be_bytes()),
-            (Value::Ipv4(a), 4) if self.ty == IeType::Ipv4Address => put(out, a),
-            (Value::Ipv6(a), 16) => put(out, a),
-            (Value::Time(t), 8) if self.ty == IeType::DateTimeMilliseconds => {
-                put(out, t.millis().to_be_bytes())
-            }
-            (v, len) => v.encode(self.ty, len, out),
-        };
-        if !ok {
+        if !(self.get)(rec, dir).encode(self.ty, out.len(), out) {
             out.fill(0);
         }
-    }
-}
-
-/// Store `bytes` as a fixed-size array (a plain store, where a slice copy of a length known
-/// only at run time would call memcpy); false if `out` is not exactly that long.
-#[inline(always)]
-fn put<const N: usize>(out: &mut [u8], bytes: [u8; N]) -> bool {
-    match <&mut [u8; N]>::try_from(out) {
-        Ok(a) => {
-            *a = bytes;
-            true
-        }
-        Err(_) => false,
     }
 }
 
