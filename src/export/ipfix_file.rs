@@ -110,39 +110,31 @@ impl IpfixFileSink {
             Ok(m) => !m.is_file(),
             Err(_) => false,
         };
-        if special {
+        let (file, partial, lock) = if special {
             let file = File::options()
                 .write(true)
                 .open(&target)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", target.display())))?;
-            self.file = Some(OpenFile {
-                writer: BufWriter::with_capacity(1 << 16, file),
-                partial: None,
-                target,
-                lock: None,
-                started,
-            });
-            self.enc.forget_templates();
-            self.enc.announce();
-            return Ok(());
-        }
-        let partial = target.with_file_name(format!(".{name}.partial"));
-        let lock = if self.out.lock {
-            let lock = target.with_file_name(format!("{name}.lock"));
-            File::options()
-                .write(true)
-                .create_new(true)
-                .open(&lock)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", lock.display())))?;
-            Some(lock)
+                .map_err(naming(&target))?;
+            (file, None, None)
         } else {
-            None
+            let partial = target.with_file_name(format!(".{name}.partial"));
+            let lock = if self.out.lock {
+                let lock = target.with_file_name(format!("{name}.lock"));
+                File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&lock)
+                    .map_err(naming(&lock))?;
+                Some(lock)
+            } else {
+                None
+            };
+            let file = File::create(&partial).map_err(naming(&partial))?;
+            (file, Some(partial), lock)
         };
-        let file = File::create(&partial)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", partial.display())))?;
         self.file = Some(OpenFile {
             writer: BufWriter::with_capacity(1 << 16, file),
-            partial: Some(partial),
+            partial,
             target,
             lock,
             started,
@@ -161,8 +153,7 @@ impl IpfixFileSink {
         f.writer.flush()?;
         if let Some(partial) = &f.partial {
             f.writer.get_ref().sync_all()?;
-            fs::rename(partial, &f.target)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.target.display())))?;
+            fs::rename(partial, &f.target).map_err(naming(&f.target))?;
         }
         if let Some(lock) = f.lock {
             let _ = fs::remove_file(lock);
@@ -198,6 +189,11 @@ impl IpfixFileSink {
             None => Ok(()),
         }
     }
+}
+
+/// An I/O error that names the path it happened on.
+fn naming(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn nonempty_parent(p: &Path) -> Option<&Path> {

@@ -400,9 +400,7 @@ impl Meter {
         self.stats.peak_flows = self.stats.peak_flows.max(self.table.len() as u64);
         let i = slot as usize;
         if self.cfg.track_macs {
-            if self.macs.len() <= i {
-                grow_to(&mut self.macs, i, [[0; 6]; 2]);
-            }
+            grow_to(&mut self.macs, i, [[0; 6]; 2]);
             // MACs of the first forward packet; a continuation that starts with a reverse
             // packet records them swapped back into forward orientation.
             self.macs[i] = if forward {
@@ -412,9 +410,7 @@ impl Meter {
             };
         }
         if self.cfg.track_transport || self.tcp.is_some() {
-            if self.ext.len() <= i {
-                grow_to(&mut self.ext, i, pool::NONE);
-            }
+            grow_to(&mut self.ext, i, pool::NONE);
             self.ext[i] = match &mut self.tcp {
                 Some(tcp) if pkt.key.proto == crate::key::proto::TCP => tcp.attach(),
                 _ if self.cfg.track_transport => self.transport.alloc(Transport::default()),
@@ -515,10 +511,14 @@ impl Meter {
     }
 }
 
-/// Make `v[i]` exist. A side array grows by a fixed step, like the flow slab beside it,
-/// rather than doubling: a doubled array's unused half would cost up to its full size again.
+/// Make `v[i]` exist (filled with `fill` if new). A side array grows by a fixed step, like
+/// the flow slab beside it, rather than doubling: a doubled array's unused half would cost up
+/// to its full size again.
 fn grow_to<T: Clone>(v: &mut Vec<T>, i: usize, fill: T) {
     const STEP: usize = 4096;
+    if i < v.len() {
+        return;
+    }
     if v.capacity() <= i {
         v.reserve_exact(i + 1 - v.len() + STEP);
     }

@@ -39,8 +39,9 @@ const HALF: u8 = 1;
 const ACK_ARMED: u8 = 16;
 const ECHO_ARMED: u8 = 64;
 
-/// RTT state of one biflow (`repr(C)`, for [`super::TcpTable::warm`]). Index 0 is the forward direction, 1 the reverse; `half[d]` is
-/// the time from a packet going in direction `d` to the answer coming back.
+/// RTT state of one biflow (`repr(C)`, for [`super::TcpTable::warm`]). Index 0 is the forward
+/// direction, 1 the reverse; `half[d]` is the time from a packet going in direction `d` to the
+/// answer coming back.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub(crate) struct RttState {
