@@ -101,11 +101,14 @@ pub mod characteristic {
 /// "No window scale option seen".
 const NO_WS: u8 = 0xff;
 
-/// Per-direction state other than sequence tracking. In declaration order (`repr(C)`), so
-/// that [`TcpTable::warm`] knows which fields reach into which cache line.
+/// Per-direction state other than sequence tracking: 96 bytes. In declaration order
+/// (`repr(C)`), so that [`TcpTable::warm`] knows which fields reach into which cache line, and
+/// laid out without padding. Counters of rare events (duplicate and selective ACKs, receiver
+/// stalls) live in the direction's loss block, taken only when one happens.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 struct DirState {
+    /// Sequence tracking; its flags byte also holds this struct's [`bit`]s.
     seq: SeqDir,
     /// Transport payload (transportPacket/OctetDeltaCount), kept here for TCP flows so a
     /// packet touches one place.
@@ -114,17 +117,15 @@ struct DirState {
     declared_mss: u16,
     window_scale: u8,
     characteristics: u8,
-    // Receiver window (scaled), over every segment of the direction.
+    // Receiver window (scaled), over every segment of the direction; `rwin_n` 0 = none yet.
     rwin_min: u32,
     rwin_max: u32,
     rwin_mean: f32,
     rwin_n: u32,
-    stalls: u16,
     last_window: u16,
+    chirp_n: u16,
     // ACKs sent in this direction.
     highest_ack: u32,
-    dup_acks: u32,
-    sel_acks: u32,
     // Timestamp clock: first and latest TSval on new data, and when they were seen.
     ts_first_us: u32,
     ts_last: u32,
@@ -138,16 +139,14 @@ struct DirState {
     chirp_min_ms: i16,
     chirp_max_ms: i16,
     chirp_sum_ms: i32,
-    chirp_n: u16,
-    bits: u8,
 }
 
+/// The direction's bits, in the high half of its sequence flags byte.
 mod bit {
-    pub const RWIN: u8 = 1;
-    pub const ACK: u8 = 2;
-    pub const TS: u8 = 4;
-    pub const ADV: u8 = 8;
-    pub const IAT: u8 = 16;
+    pub const ACK: u8 = 0x10;
+    pub const TS: u8 = 0x20;
+    pub const ADV: u8 = 0x40;
+    pub const IAT: u8 = 0x80;
 }
 
 impl Default for DirState {
@@ -162,11 +161,9 @@ impl Default for DirState {
             rwin_max: 0,
             rwin_mean: 0.0,
             rwin_n: 0,
-            stalls: 0,
             last_window: 0,
+            chirp_n: 0,
             highest_ack: 0,
-            dup_acks: 0,
-            sel_acks: 0,
             ts_first_us: 0,
             ts_last: 0,
             ts_last_us: 0,
@@ -177,9 +174,17 @@ impl Default for DirState {
             chirp_min_ms: 0,
             chirp_max_ms: 0,
             chirp_sum_ms: 0,
-            chirp_n: 0,
-            bits: 0,
         }
+    }
+}
+
+impl DirState {
+    fn has(&self, b: u8) -> bool {
+        self.seq.flags & b != 0
+    }
+
+    fn set(&mut self, b: u8) {
+        self.seq.flags |= b;
     }
 }
 
@@ -282,11 +287,11 @@ impl TcpTable {
     pub fn warm(&self, i: u32) {
         if let Some(st) = self.states.get(i) {
             // Fields at most 64 bytes apart from the first byte to the last, so every cache
-            // line of the state is asked for (offsets 8, 60 and 110 of each 112-byte
-            // direction; 0 and 52 of the RTT state).
+            // line of the state is asked for (offsets 0, 56 and 92 of each 96-byte direction;
+            // 0 and 52 of the RTT state).
             let [a, b] = &st.dir;
-            std::hint::black_box((a.seq.nsn_word(), a.highest_ack, a.bits));
-            std::hint::black_box((b.seq.nsn_word(), b.highest_ack, b.bits));
+            std::hint::black_box((a.seq.nsn_word(), a.highest_ack, a.chirp_sum_ms));
+            std::hint::black_box((b.seq.nsn_word(), b.highest_ack, b.chirp_sum_ms));
             std::hint::black_box(st.rtt.first_and_last_words());
         }
     }
@@ -375,13 +380,13 @@ impl TcpState {
                 0
             };
             let w = u32::from(t.window) << scale;
-            if dir.bits & bit::RWIN == 0 {
-                dir.bits |= bit::RWIN;
+            if dir.rwin_n == 0 {
                 dir.rwin_min = w;
                 dir.rwin_max = w;
             } else {
                 if t.window == 0 && dir.last_window != 0 {
-                    dir.stalls = dir.stalls.saturating_add(1);
+                    let b = dir.seq.anomalies(pool);
+                    b.stalls = b.stalls.saturating_add(1);
                 }
                 dir.rwin_min = dir.rwin_min.min(w);
                 dir.rwin_max = dir.rwin_max.max(w);
@@ -392,9 +397,9 @@ impl TcpState {
         }
 
         if cfg.ack && t.flags & flag::ACK != 0 {
-            let first = dir.bits & bit::ACK == 0;
+            let first = !dir.has(bit::ACK);
             if first || seq_before(dir.highest_ack, t.ack) {
-                dir.bits |= bit::ACK;
+                dir.set(bit::ACK);
                 dir.highest_ack = t.ack;
             } else if t.ack == dir.highest_ack
                 && p.payload_len == 0
@@ -403,10 +408,12 @@ impl TcpState {
             {
                 // RFC 5681 §2's duplicate ACK: no data, no SYN/FIN, same ACK number (and,
                 // when windows are tracked, the same window: not a window update).
-                dir.dup_acks = dir.dup_acks.saturating_add(1);
+                let b = dir.seq.anomalies(pool);
+                b.dup_acks = b.dup_acks.saturating_add(1);
             }
             if opts.sack_right_edge.is_some_and(|e| seq_before(t.ack, e)) {
-                dir.sel_acks = dir.sel_acks.saturating_add(1);
+                let b = dir.seq.anomalies(pool);
+                b.sel_acks = b.sel_acks.saturating_add(1);
             }
         }
 
@@ -422,10 +429,10 @@ impl TcpState {
             .segment(pool, t.seq, p.payload_len, t.flags, p.now_us, window_us);
 
         if out.advanced {
-            if cfg.iat && dir.bits & bit::ADV != 0 {
+            if cfg.iat && dir.has(bit::ADV) {
                 let iat = p.now_us.wrapping_sub(dir.last_adv_us);
-                if dir.bits & bit::IAT == 0 {
-                    dir.bits |= bit::IAT;
+                if !dir.has(bit::IAT) {
+                    dir.set(bit::IAT);
                     dir.iat_min_us = iat;
                     dir.iat_max_us = iat;
                 } else {
@@ -433,7 +440,7 @@ impl TcpState {
                     dir.iat_max_us = dir.iat_max_us.max(iat);
                 }
             }
-            dir.bits |= bit::ADV;
+            dir.set(bit::ADV);
             dir.last_adv_us = p.now_us;
         }
 
@@ -442,10 +449,10 @@ impl TcpState {
         // TSval, so the clock's tick phase cancels out.
         let mut new_tsval = None;
         if let Some(v) = opts.timestamp.map(|(v, _)| v).filter(|&v| v != 0) {
-            if dir.bits & bit::TS == 0 {
+            if !dir.has(bit::TS) {
                 // The first timestamped packet starts the clock, whether or not it was the
                 // direction's first packet (QoF never started it otherwise).
-                dir.bits |= bit::TS;
+                dir.set(bit::TS);
                 dir.ts_first_us = p.now_us;
                 dir.ts_last = v;
                 dir.ts_last_us = p.now_us;
@@ -491,27 +498,30 @@ impl TcpState {
     }
 
     fn export(&self, pool: &LossPool) -> ([TcpDirStats; 2], RttStats, [Payload; 2]) {
-        let d = |s: &DirState| TcpDirStats {
-            seq: s.seq.counters(pool),
-            observed_mss: s.seq.max_payload,
-            declared_mss: s.declared_mss,
-            characteristics: s.characteristics,
-            rwin_min: s.rwin_min,
-            rwin_mean: s.rwin_mean.round() as u32,
-            rwin_max: s.rwin_max,
-            stalls: s.stalls.into(),
-            dup_acks: s.dup_acks.into(),
-            sel_acks: s.sel_acks.into(),
-            ts_hz: s.ts_hz().unwrap_or(0),
-            iat_min_us: s.iat_min_us,
-            iat_max_us: s.iat_max_us,
-            chirp_min_ms: s.chirp_min_ms,
-            chirp_max_ms: s.chirp_max_ms,
-            chirp_mean_ms: if s.chirp_n == 0 {
-                0
-            } else {
-                (s.chirp_sum_ms / i32::from(s.chirp_n)) as i16
-            },
+        let d = |s: &DirState| {
+            let rare = s.seq.block(pool);
+            TcpDirStats {
+                seq: s.seq.counters(pool),
+                observed_mss: s.seq.max_payload,
+                declared_mss: s.declared_mss,
+                characteristics: s.characteristics,
+                rwin_min: s.rwin_min,
+                rwin_mean: s.rwin_mean.round() as u32,
+                rwin_max: s.rwin_max,
+                stalls: rare.map_or(0, |b| b.stalls),
+                dup_acks: rare.map_or(0, |b| b.dup_acks.into()),
+                sel_acks: rare.map_or(0, |b| b.sel_acks.into()),
+                ts_hz: s.ts_hz().unwrap_or(0),
+                iat_min_us: s.iat_min_us,
+                iat_max_us: s.iat_max_us,
+                chirp_min_ms: s.chirp_min_ms,
+                chirp_max_ms: s.chirp_max_ms,
+                chirp_mean_ms: if s.chirp_n == 0 {
+                    0
+                } else {
+                    (s.chirp_sum_ms / i32::from(s.chirp_n)) as i16
+                },
+            }
         };
         (
             [d(&self.dir[0]), d(&self.dir[1])],
@@ -535,7 +545,7 @@ impl DirState {
     /// carrying new data; `None` until the two are at least 10 ms apart.
     fn ts_hz(&self) -> Option<u32> {
         let us = self.ts_last_us.wrapping_sub(self.ts_first_us);
-        if self.bits & bit::TS == 0 || us < 10_000 || self.ts_span == 0 {
+        if !self.has(bit::TS) || us < 10_000 || self.ts_span == 0 {
             return None;
         }
         let ticks = u64::from(self.ts_span);

@@ -62,6 +62,11 @@ pub(crate) struct LossBlock {
     stack: u32,
     /// Gaps in use.
     pub gaps: u8,
+    /// ACK anomalies of the direction's ACKs (tcpDupAckCount, tcpSelAckCount) and the
+    /// receiver stalls of its window: rare enough to live here rather than in every state.
+    pub dup_acks: u32,
+    pub sel_acks: u32,
+    pub stalls: u32,
 }
 
 impl Default for LossBlock {
@@ -75,6 +80,9 @@ impl Default for LossBlock {
             last_event_us: 0,
             stack: NONE,
             gaps: 0,
+            dup_acks: 0,
+            sel_acks: 0,
+            stalls: 0,
         }
     }
 }
@@ -188,38 +196,67 @@ impl LossPool {
     }
 }
 
-/// Sequence state of one direction.
+/// Sequence state of one direction: 20 bytes (4-byte aligned, so the direction's other
+/// state packs round it without padding).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SeqDir {
-    /// Widened number of the first payload byte.
-    start: u64,
-    /// Widened next expected sequence number (one past the highest byte seen).
-    nsn: u64,
+    /// Widened next expected sequence number (one past the highest byte seen), as its low and
+    /// high halves.
+    nsn: [u32; 2],
+    /// Low half of the widened number of the first payload byte; its bit 32 is [`START_HI`].
+    /// (It lies in [2^31, 2^33): it starts at `BASE | first`, and moves back only to a
+    /// segment at most 2^31 before `nsn`, which never falls below `BASE`.)
+    start_lo: u32,
     loss: u32,
     /// Largest payload seen (observedTcpMss).
     pub max_payload: u16,
     /// [`STARTED`], [`SYN`] (the first segment was a SYN), [`FIN`] (a FIN was seen at `nsn`:
-    /// it takes the sequence number after the data).
-    flags: u8,
+    /// it takes the sequence number after the data), [`START_HI`]; the high four bits are the
+    /// direction's own (see `super::bit`), kept here so the state has no padding.
+    pub(super) flags: u8,
 }
 
 const STARTED: u8 = 1;
 const SYN: u8 = 2;
 const FIN: u8 = 4;
+const START_HI: u8 = 8;
+/// The bits this module owns.
+const SEQ_BITS: u8 = STARTED | SYN | FIN | START_HI;
 
 impl SeqDir {
     /// The next expected number, raw (for warming the cache line).
     #[inline]
-    pub fn nsn_word(&self) -> u64 {
-        self.nsn
+    pub fn nsn_word(&self) -> u32 {
+        self.nsn[0]
+    }
+
+    #[inline]
+    fn nsn(&self) -> u64 {
+        u64::from(self.nsn[1]) << 32 | u64::from(self.nsn[0])
+    }
+
+    #[inline]
+    fn set_nsn(&mut self, v: u64) {
+        self.nsn = [v as u32, (v >> 32) as u32];
+    }
+
+    #[inline]
+    fn start(&self) -> u64 {
+        u64::from(self.flags & START_HI != 0) << 32 | u64::from(self.start_lo)
+    }
+
+    fn set_start(&mut self, v: u64) {
+        debug_assert!(v < 1 << 33, "start {v:#x} out of range");
+        self.start_lo = v as u32;
+        self.flags = (self.flags & !START_HI) | if v >> 32 != 0 { START_HI } else { 0 };
     }
 }
 
 impl Default for SeqDir {
     fn default() -> Self {
         SeqDir {
-            start: 0,
-            nsn: 0,
+            nsn: [0; 2],
+            start_lo: 0,
             loss: NONE,
             max_payload: 0,
             flags: 0,
@@ -241,8 +278,8 @@ pub struct SeqCounters {
 
 impl SeqDir {
     fn widen(&self, seq: u32) -> u64 {
-        let delta = seq.wrapping_sub(self.nsn as u32) as i32;
-        self.nsn.wrapping_add(delta as i64 as u64)
+        let delta = seq.wrapping_sub(self.nsn[0]) as i32;
+        self.nsn().wrapping_add(delta as i64 as u64)
     }
 
     fn set_fin(&mut self, fin: bool) {
@@ -270,10 +307,11 @@ impl SeqDir {
         let fin = flags & flag::FIN != 0;
         self.max_payload = self.max_payload.max(u16::try_from(len).unwrap_or(u16::MAX));
         if self.flags & STARTED == 0 {
-            self.flags = STARTED | if syn { SYN } else { 0 };
+            self.flags = (self.flags & !SEQ_BITS) | STARTED | if syn { SYN } else { 0 };
             let first = seq.wrapping_add(u32::from(syn));
-            self.start = BASE | u64::from(first);
-            self.nsn = self.start + u64::from(len);
+            let start = BASE | u64::from(first);
+            self.set_start(start);
+            self.set_nsn(start + u64::from(len));
             self.set_fin(fin);
             return SegmentOutcome {
                 advanced: syn || len > 0,
@@ -289,8 +327,8 @@ impl SeqDir {
             let at = self.widen(seq);
             let marks_next =
                 flags & (flag::SYN | flag::RST) == 0 && flags & (flag::ACK | flag::FIN) != 0;
-            let next = self.nsn + u64::from(self.flags & FIN != 0);
-            if fin && at == self.nsn && self.flags & FIN == 0 {
+            let next = self.nsn() + u64::from(self.flags & FIN != 0);
+            if fin && at == self.nsn() && self.flags & FIN == 0 {
                 // The first FIN takes new sequence space: the RTT may time its ACK (it is
                 // acknowledged at once, where data often waits for the reply).
                 self.set_fin(true);
@@ -304,8 +342,8 @@ impl SeqDir {
                 return SegmentOutcome::default();
             }
             self.set_fin(fin);
-            self.push_gap(pool, self.nsn, at);
-            self.nsn = at;
+            self.push_gap(pool, self.nsn(), at);
+            self.set_nsn(at);
             let mut out = SegmentOutcome {
                 jumped: true,
                 ..Default::default()
@@ -320,34 +358,34 @@ impl SeqDir {
             ..Default::default()
         };
         let mut retransmitted = 0u64;
-        if lo < self.start {
-            let below_end = hi.min(self.start);
+        if lo < self.start() {
+            let below_end = hi.min(self.start());
             if self.flags & SYN != 0 {
                 // Before the first byte after the SYN: nothing new can be there.
                 retransmitted += below_end - lo;
             } else {
                 // Picked up mid-stream, and this segment was reordered ahead of the first one
                 // seen: the data starts earlier than we thought, and these octets are new.
-                self.start = lo;
+                self.set_start(lo);
             }
             lo = below_end;
         }
         if lo < hi {
-            if lo >= self.nsn {
-                if lo > self.nsn {
+            if lo >= self.nsn() {
+                if lo > self.nsn() {
                     out.jumped = true;
-                    self.push_gap(pool, self.nsn, lo);
+                    self.push_gap(pool, self.nsn(), lo);
                 }
-                self.nsn = hi;
+                self.set_nsn(hi);
                 out.advanced = true;
             } else {
                 // Starts below nsn: fill what it covers below nsn (every gap it spans), and
                 // advance nsn if it straddles it (QoF handled such segments as pure fills and
                 // later reported a phantom gap).
-                let fill_hi = hi.min(self.nsn);
+                let fill_hi = hi.min(self.nsn());
                 retransmitted += (fill_hi - lo) - self.fill(pool, lo, fill_hi);
-                if hi > self.nsn {
-                    self.nsn = hi;
+                if hi > self.nsn() {
+                    self.set_nsn(hi);
                     out.advanced = true;
                 }
             }
@@ -373,13 +411,13 @@ impl SeqDir {
             return;
         }
         let at = self.widen(ack);
-        let shown = self.nsn + u64::from(self.flags & FIN != 0);
+        let shown = self.nsn() + u64::from(self.flags & FIN != 0);
         if at <= shown {
             return;
         }
         // The FIN, if that is what went unseen, takes the last number.
-        self.push_gap(pool, self.nsn, at);
-        self.nsn = at;
+        self.push_gap(pool, self.nsn(), at);
+        self.set_nsn(at);
         self.set_fin(false);
         let mut out = SegmentOutcome {
             jumped: true,
@@ -404,6 +442,17 @@ impl SeqDir {
                 b.last_event_us = now_us;
             }
         }
+    }
+
+    /// The direction's anomaly counters, taken from the pool now if it has none.
+    pub fn anomalies<'p>(&mut self, pool: &'p mut LossPool) -> &'p mut LossBlock {
+        let i = self.ensure_block(pool);
+        &mut pool.blocks[i as usize]
+    }
+
+    /// The direction's anomaly counters, if it ever had any.
+    pub fn block<'p>(&self, pool: &'p LossPool) -> Option<&'p LossBlock> {
+        pool.block(self.loss)
     }
 
     fn ensure_block(&mut self, pool: &mut LossPool) -> u32 {
@@ -474,8 +523,8 @@ impl SeqDir {
     pub fn counters(&self, pool: &LossPool) -> SeqCounters {
         let mut c = SeqCounters {
             // The SYN's sequence number, or the first payload byte's (the earliest seen).
-            isn: (self.start as u32).wrapping_sub(u32::from(self.flags & SYN != 0)),
-            octets: self.nsn.saturating_sub(self.start),
+            isn: self.start_lo.wrapping_sub(u32::from(self.flags & SYN != 0)),
+            octets: self.nsn().saturating_sub(self.start()),
             ..Default::default()
         };
         if let Some(b) = pool.block(self.loss) {
