@@ -30,7 +30,7 @@ impl<W: Write> JsonSink<W> {
 
     fn write_one(&mut self, rec: &FlowRecord) -> io::Result<()> {
         // Same dimensions as the IPFIX encoder, except that JSON has no reduced-size encoding.
-        let dims = self.spec.dims(rec, self.force_biflow, false);
+        let dims = self.spec.dims(rec, self.force_biflow);
         self.line.clear();
         self.line.push('{');
         for (i, f) in self.spec.fields_for(dims).enumerate() {

@@ -6,7 +6,7 @@ mod table;
 mod value;
 
 pub use table::TABLE;
-pub use value::{write_json_key, write_json_str, write_json_value, Value};
+pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
 use crate::meter::{DirStats, FlowRecord};
 
@@ -141,7 +141,26 @@ pub enum Direction {
 
 /// Reads an element's value from a flow record; `dir` picks the direction for reversible
 /// elements (flow-level elements ignore it).
-pub type Getter = fn(&FlowRecord, &DirStats) -> Value<'static>;
+#[derive(Clone, Copy, Debug)]
+pub enum Getter {
+    /// An unsigned integer, as most elements are: returned in a register, so the encoder
+    /// stores it without building and matching a [`Value`].
+    Unsigned(UnsignedGetter),
+    Other(fn(&FlowRecord, &DirStats) -> Value<'static>),
+}
+
+/// Reads an unsigned element's value.
+pub type UnsignedGetter = fn(&FlowRecord, &DirStats) -> u64;
+
+impl Getter {
+    #[inline]
+    pub fn value(&self, rec: &FlowRecord, dir: &DirStats) -> Value<'static> {
+        match self {
+            Getter::Unsigned(f) => Value::Unsigned(f(rec, dir)),
+            Getter::Other(f) => f(rec, dir),
+        }
+    }
+}
 
 /// One Information Element.
 #[derive(Clone, Copy, Debug)]

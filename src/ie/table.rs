@@ -2,7 +2,7 @@
 //! `qof.iespec`/`yafcore.c` (lengths as QoF encodes them), YAF's CERT elements.
 
 use super::Value as V;
-use super::{pen, Applies, Features as F, IeType, IeType::*, InfoElement};
+use super::{pen, Applies, Features as F, Getter, IeType, IeType::*, InfoElement};
 use crate::meter::{DirStats, FlowRecord};
 use crate::time::Timestamp;
 
@@ -49,7 +49,14 @@ impl InfoElement {
     }
     const fn get(self, f: fn(&FlowRecord, &DirStats) -> V<'static>) -> Self {
         InfoElement {
-            value: Some(f),
+            value: Some(Getter::Other(f)),
+            ..self
+        }
+    }
+    /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
+    const fn uint(self, f: fn(&FlowRecord, &DirStats) -> u64) -> Self {
+        InfoElement {
+            value: Some(Getter::Unsigned(f)),
             ..self
         }
     }
@@ -90,27 +97,26 @@ pub static TABLE: &[InfoElement] = &[
     iana("octetDeltaCount", 1, Unsigned64, 8)
         .rev()
         .ctr()
-        .get(|_, d| V::Unsigned(d.octets)),
+        .uint(|_, d| d.octets),
     iana("packetDeltaCount", 2, Unsigned64, 8)
         .rev()
         .ctr()
-        .get(|_, d| V::Unsigned(d.packets)),
+        .uint(|_, d| d.packets),
     iana("deltaFlowCount", 3, Unsigned64, 8),
-    iana("protocolIdentifier", 4, Unsigned8, 1).get(|r, _| V::Unsigned(r.key.proto.into())),
+    iana("protocolIdentifier", 4, Unsigned8, 1).uint(|r, _| r.key.proto.into()),
     iana("ipClassOfService", 5, Unsigned8, 1).rev(),
     iana("tcpControlBits", 6, Unsigned16, 1)
         .rev()
         .on(AT)
-        .get(|_, d| V::Unsigned((d.initial_tcp_flags | d.union_tcp_flags).into())),
-    iana("sourceTransportPort", 7, Unsigned16, 2).get(|r, _| V::Unsigned(r.key.src_port.into())),
+        .uint(|_, d| (d.initial_tcp_flags | d.union_tcp_flags).into()),
+    iana("sourceTransportPort", 7, Unsigned16, 2).uint(|r, _| r.key.src_port.into()),
     iana("sourceIPv4Address", 8, Ipv4Address, 4)
         .on(A4)
         .en(F::IPV4)
         .get(|r, _| v4(&r.key.src)),
     iana("sourceIPv4PrefixLength", 9, Unsigned8, 1),
     iana("ingressInterface", 10, Unsigned32, 4),
-    iana("destinationTransportPort", 11, Unsigned16, 2)
-        .get(|r, _| V::Unsigned(r.key.dst_port.into())),
+    iana("destinationTransportPort", 11, Unsigned16, 2).uint(|r, _| r.key.dst_port.into()),
     iana("destinationIPv4Address", 12, Ipv4Address, 4)
         .on(A4)
         .en(F::IPV4)
@@ -160,19 +166,19 @@ pub static TABLE: &[InfoElement] = &[
     iana("samplerRandomInterval", 50, Unsigned32, 4),
     iana("minimumTTL", 52, Unsigned8, 1)
         .rev()
-        .get(|_, d| V::Unsigned(d.min_ttl.into())),
+        .uint(|_, d| d.min_ttl.into()),
     iana("maximumTTL", 53, Unsigned8, 1)
         .rev()
-        .get(|_, d| V::Unsigned(d.max_ttl.into())),
+        .uint(|_, d| d.max_ttl.into()),
     iana("fragmentIdentification", 54, Unsigned32, 4),
     iana("postIpClassOfService", 55, Unsigned8, 1),
     iana("sourceMacAddress", 56, MacAddress, 6)
         .en(F::MAC)
         .get(|r, _| V::Mac(r.src_mac)),
     iana("postDestinationMacAddress", 57, MacAddress, 6),
-    iana("vlanId", 58, Unsigned16, 2).get(|r, _| V::Unsigned(r.key.vlan.into())),
+    iana("vlanId", 58, Unsigned16, 2).uint(|r, _| r.key.vlan.into()),
     iana("postVlanId", 59, Unsigned16, 2),
-    iana("ipVersion", 60, Unsigned8, 1).get(|r, _| V::Unsigned(r.key.ip_version.into())),
+    iana("ipVersion", 60, Unsigned8, 1).uint(|r, _| r.key.ip_version.into()),
     iana("flowDirection", 61, Unsigned8, 1),
     iana("ipNextHopIPv6Address", 62, Ipv6Address, 16),
     iana("bgpNextHopIPv6Address", 63, Ipv6Address, 16),
@@ -203,7 +209,7 @@ pub static TABLE: &[InfoElement] = &[
     iana("droppedPacketDeltaCount", 133, Unsigned64, 8),
     iana("droppedOctetTotalCount", 134, Unsigned64, 8),
     iana("droppedPacketTotalCount", 135, Unsigned64, 8).on(AS),
-    iana("flowEndReason", 136, Unsigned8, 1).get(|r, _| V::Unsigned(r.end_reason.into())),
+    iana("flowEndReason", 136, Unsigned8, 1).uint(|r, _| r.end_reason.into()),
     iana("commonPropertiesId", 137, Unsigned64, 8),
     iana("observationPointId", 138, Unsigned64, 8),
     iana("icmpTypeCodeIPv6", 139, Unsigned16, 2),
@@ -215,7 +221,7 @@ pub static TABLE: &[InfoElement] = &[
     iana("templateId", 145, Unsigned16, 2),
     iana("wlanChannelId", 146, Unsigned8, 1),
     iana("wlanSSID", 147, String, 0),
-    iana("flowId", 148, Unsigned64, 8).get(|r, _| V::Unsigned(r.flow_id)),
+    iana("flowId", 148, Unsigned64, 8).uint(|r, _| r.flow_id),
     iana("observationDomainId", 149, Unsigned32, 4),
     iana("flowStartSeconds", 150, DateTimeSeconds, 4)
         .get(|r, _| V::Time(Timestamp::from_secs(r.start.secs()))),
@@ -232,13 +238,11 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowStartDeltaMicroseconds", 158, Unsigned32, 4),
     iana("flowEndDeltaMicroseconds", 159, Unsigned32, 4),
     iana("systemInitTimeMilliseconds", 160, DateTimeMilliseconds, 8).on(AS),
-    iana("flowDurationMilliseconds", 161, Unsigned32, 4).get(|r, _| {
-        V::Unsigned(
-            r.end
-                .saturating_since(r.start)
-                .millis()
-                .min(u32::MAX.into()),
-        )
+    iana("flowDurationMilliseconds", 161, Unsigned32, 4).uint(|r, _| {
+        r.end
+            .saturating_since(r.start)
+            .millis()
+            .min(u32::MAX.into())
     }),
     iana("flowDurationMicroseconds", 162, Unsigned32, 4),
     iana("observedFlowTotalCount", 163, Unsigned64, 8),
@@ -266,7 +270,7 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.isn.into())),
+        .uint(|_, d| d.tcp.seq.isn.into()),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
     iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
@@ -493,21 +497,21 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .ctr()
         .en(F::TRANSPORT)
-        .get(|_, d| V::Unsigned(d.transport_octets)),
+        .uint(|_, d| d.transport_octets),
     iana("transportPacketDeltaCount", 402, Unsigned64, 8)
         .rev()
         .ctr()
         .en(F::TRANSPORT)
-        .get(|_, d| V::Unsigned(d.transport_packets)),
+        .uint(|_, d| d.transport_packets),
     // --- CERT (YAF) ---
     ie("initialTCPFlags", pen::CERT, 14, Unsigned8, 1)
         .rev()
         .on(AT)
-        .get(|_, d| V::Unsigned(d.initial_tcp_flags.into())),
+        .uint(|_, d| d.initial_tcp_flags.into()),
     ie("unionTCPFlags", pen::CERT, 15, Unsigned8, 1)
         .rev()
         .on(AT)
-        .get(|_, d| V::Unsigned(d.union_tcp_flags.into())),
+        .uint(|_, d| d.union_tcp_flags.into()),
     ie("reverseFlowDeltaMilliseconds", pen::CERT, 21, Signed32, 4)
         .get(|r, _| V::Signed(r.reverse_delta_millis().into())),
     ie("expiredFragmentCount", pen::CERT, 100, Unsigned32, 4).on(AS),
@@ -522,100 +526,100 @@ pub static TABLE: &[InfoElement] = &[
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.octets)),
+        .uint(|_, d| d.tcp.seq.octets),
     ie("tcpRetransmitCount", pen::QOF, 1025, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.retransmits)),
+        .uint(|_, d| d.tcp.seq.retransmits),
     ie("maxTcpSequenceJump", pen::QOF, 1026, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.max_jump.into())),
+        .uint(|_, d| d.tcp.seq.max_jump.into()),
     ie("minTcpRttMilliseconds", pen::QOF, 1029, Unsigned32, 2)
         .on(ATR)
         .en(F::RTT.with(F::TCPOPT))
-        .get(|r, _| V::Unsigned(rtt_ms(r.rtt.min_us))),
+        .uint(|r, _| rtt_ms(r.rtt.min_us)),
     ie("lastTcpRttMilliseconds", pen::QOF, 1030, Unsigned32, 2)
         .on(ATR)
         .en(F::RTT.with(F::TCPOPT))
-        .get(|r, _| V::Unsigned(rtt_ms(r.rtt.smoothed_us))),
+        .uint(|r, _| rtt_ms(r.rtt.smoothed_us)),
     ie("declaredTcpMss", pen::QOF, 1033, Unsigned16, 2)
         .rev()
         .on(AT)
         .en(F::TCPOPT)
-        .get(|_, d| V::Unsigned(d.tcp.declared_mss.into())),
+        .uint(|_, d| d.tcp.declared_mss.into()),
     ie("observedTcpMss", pen::QOF, 1034, Unsigned16, 2)
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.observed_mss.into())),
+        .uint(|_, d| d.tcp.observed_mss.into()),
     ie("tcpSequenceLossCount", pen::QOF, 1035, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.lost)),
+        .uint(|_, d| d.tcp.seq.lost),
     ie("tcpSequenceJumpCount", pen::QOF, 1036, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .get(|_, d| V::Unsigned(d.tcp.seq.jumps)),
+        .uint(|_, d| d.tcp.seq.jumps),
     ie("tcpLossEventCount", pen::QOF, 1038, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ.with(F::RTT).with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.seq.loss_events)),
+        .uint(|_, d| d.tcp.seq.loss_events),
     ie("qofTcpCharacteristics", pen::QOF, 1039, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::TCPOPT)
-        .get(|_, d| V::Unsigned(d.tcp.characteristics.into())),
+        .uint(|_, d| d.tcp.characteristics.into()),
     ie("tcpDupAckCount", pen::QOF, 1040, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::ACK.with(F::RWIN))
-        .get(|_, d| V::Unsigned(d.tcp.dup_acks)),
+        .uint(|_, d| d.tcp.dup_acks),
     ie("tcpSelAckCount", pen::QOF, 1041, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::ACK.with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.sel_acks)),
+        .uint(|_, d| d.tcp.sel_acks),
     ie("minTcpRwin", pen::QOF, 1042, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.rwin_min.into())),
+        .uint(|_, d| d.tcp.rwin_min.into()),
     ie("meanTcpRwin", pen::QOF, 1043, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.rwin_mean.into())),
+        .uint(|_, d| d.tcp.rwin_mean.into()),
     ie("maxTcpRwin", pen::QOF, 1044, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.rwin_max.into())),
+        .uint(|_, d| d.tcp.rwin_max.into()),
     ie("tcpReceiverStallCount", pen::QOF, 1045, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.stalls.into())),
+        .uint(|_, d| d.tcp.stalls.into()),
     ie("tcpRttSampleCount", pen::QOF, 1046, Unsigned32, 4)
         .on(ATR)
         .en(F::RTT.with(F::TCPOPT))
-        .get(|r, _| V::Unsigned(r.rtt.samples.into())),
+        .uint(|r, _| r.rtt.samples.into()),
     ie("tcpTimestampFrequency", pen::QOF, 1047, Unsigned32, 4)
         .rev()
         .on(ATS)
         .en(F::SEQ.with(F::TS).with(F::TCPOPT))
-        .get(|_, d| V::Unsigned(d.tcp.ts_hz.into())),
+        .uint(|_, d| d.tcp.ts_hz.into()),
     ie("minTcpChirpMilliseconds", pen::QOF, 1048, Signed16, 2)
         .rev()
         .on(ATS)
@@ -630,12 +634,12 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(AT)
         .en(F::SEQ.with(F::IAT))
-        .get(|_, d| V::Unsigned(rtt_ms(d.tcp.iat_min_us))),
+        .uint(|_, d| rtt_ms(d.tcp.iat_min_us)),
     ie("maxTcpIOTMilliseconds", pen::QOF, 1051, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::SEQ.with(F::IAT))
-        .get(|_, d| V::Unsigned(rtt_ms(d.tcp.iat_max_us))),
+        .uint(|_, d| rtt_ms(d.tcp.iat_max_us)),
     ie("meanTcpChirpMilliseconds", pen::QOF, 1052, Signed16, 2)
         .rev()
         .on(ATS)

@@ -75,13 +75,10 @@ impl<'a> Value<'a> {
             return false;
         };
         match (*self, len) {
-            (Value::Unsigned(v), 1) => {
-                out[0] = v as u8;
-                v >> 8 == 0
-            }
-            (Value::Unsigned(v), 2) => store(out, (v as u16).to_be_bytes()) && v >> 16 == 0,
-            (Value::Unsigned(v), 4) => store(out, (v as u32).to_be_bytes()) && v >> 32 == 0,
-            (Value::Unsigned(v), 8) => store(out, v.to_be_bytes()),
+            (Value::Unsigned(v), 1) => put_unsigned::<1>(v, out),
+            (Value::Unsigned(v), 2) => put_unsigned::<2>(v, out),
+            (Value::Unsigned(v), 4) => put_unsigned::<4>(v, out),
+            (Value::Unsigned(v), 8) => put_unsigned::<8>(v, out),
             (Value::Signed(v), 1) => store(out, (v as i8).to_be_bytes()) && i64::from(v as i8) == v,
             (Value::Signed(v), 2) => {
                 store(out, (v as i16).to_be_bytes()) && i64::from(v as i16) == v
@@ -153,6 +150,17 @@ impl<'a> Value<'a> {
             (Value::Bytes(b), _) => copy_exact(b, len, out),
             (Value::Str(s), _) => copy_exact(s.as_bytes(), len, out),
         }
+    }
+}
+
+/// `v` in exactly `N` (1 to 8) big-endian octets, by a plain store; false if it does not fit
+/// or `out` is not `N` long. (The encoder picks `N` per field when it compiles a template.)
+#[inline(always)]
+pub fn put_unsigned<const N: usize>(v: u64, out: &mut [u8]) -> bool {
+    let be = v.to_be_bytes();
+    match be.get(8usize.saturating_sub(N)..).map(<[u8; N]>::try_from) {
+        Some(Ok(bytes)) => store(out, bytes) && (N >= 8 || v >> (8 * N) == 0),
+        _ => false,
     }
 }
 

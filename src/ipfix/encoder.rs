@@ -41,25 +41,58 @@ struct Compiled {
     set: Vec<u8>,
 }
 
-/// One field of a compiled template: its getter, direction, type and on-wire length, read
+/// One field of a compiled template: how to write it, its direction and on-wire length, read
 /// straight from the record without a trip through the element table.
 struct FieldOp {
-    get: ie::Getter,
+    put: Put,
     reverse: bool,
-    ty: IeType,
+    /// A counter (its length depends on [`Dims::REDUCED`]).
+    counter: bool,
     len: u16,
+}
+
+/// How a field is written: an unsigned value at 1, 2, 4 or 8 octets by a store chosen when the
+/// template is compiled (most fields), anything else through [`Value::encode`].
+#[derive(Clone, Copy)]
+enum Put {
+    U8(ie::UnsignedGetter),
+    U16(ie::UnsignedGetter),
+    U32(ie::UnsignedGetter),
+    U64(ie::UnsignedGetter),
+    Value(ie::Getter, IeType),
+}
+
+impl Put {
+    fn new(get: ie::Getter, ty: IeType, len: u16) -> Put {
+        match (get, len) {
+            (ie::Getter::Unsigned(g), 1) => Put::U8(g),
+            (ie::Getter::Unsigned(g), 2) => Put::U16(g),
+            (ie::Getter::Unsigned(g), 4) => Put::U32(g),
+            (ie::Getter::Unsigned(g), 8) => Put::U64(g),
+            _ => Put::Value(get, ty),
+        }
+    }
 }
 
 impl FieldOp {
     /// Write the field's value for `rec` into `out` (exactly its length). A value that does
-    /// not fit, which the template logic rules out, is written as zeros so the record stays
-    /// aligned.
+    /// not fit is written as zeros so the record stays aligned; false if it was a counter
+    /// (the template logic rules the rest out).
     #[inline(always)]
-    fn put(&self, rec: &FlowRecord, out: &mut [u8]) {
+    fn put(&self, rec: &FlowRecord, out: &mut [u8]) -> bool {
         let dir = if self.reverse { &rec.rev } else { &rec.fwd };
-        if !(self.get)(rec, dir).encode(self.ty, out.len(), out) {
-            out.fill(0);
+        let fits = match self.put {
+            Put::U8(get) => ie::put_unsigned::<1>(get(rec, dir), out),
+            Put::U16(get) => ie::put_unsigned::<2>(get(rec, dir), out),
+            Put::U32(get) => ie::put_unsigned::<4>(get(rec, dir), out),
+            Put::U64(get) => ie::put_unsigned::<8>(get(rec, dir), out),
+            Put::Value(get, ty) => get.value(rec, dir).encode(ty, out.len(), out),
+        };
+        if fits {
+            return true;
         }
+        out.fill(0);
+        !self.counter
     }
 }
 
@@ -127,6 +160,8 @@ pub struct Encoder {
     records_in_msg: u32,
     stats_set: Vec<u8>,
     stats_len: usize,
+    /// One data record, encoded before its template is chosen for good.
+    record: Vec<u8>,
 }
 
 const STATS_SENT: u128 = 1 << Dims::COUNT;
@@ -152,6 +187,7 @@ impl Encoder {
             records_in_msg: 0,
             stats_set,
             stats_len,
+            record: Vec::new(),
         }
     }
 
@@ -226,35 +262,53 @@ impl Encoder {
         export_time: u32,
         out: &mut dyn MessageSink,
     ) -> io::Result<()> {
-        let dims = self.spec.dims(rec, self.force_biflow, true);
+        // Counters go at their reduced size (RFC 7011 §6.2) when every one fits, as nearly
+        // all do: the record is encoded that way, and again at full size only if a counter
+        // did not fit. The encoding is the test; no separate pass reads the counters.
+        let full = self.spec.dims(rec, self.force_biflow);
+        let reduced = Dims(full.0 | Dims::REDUCED);
+        let mut record = std::mem::take(&mut self.record);
+        let dims = if self.encode_fields(rec, reduced, &mut record) {
+            reduced
+        } else {
+            self.encode_fields(rec, full, &mut record);
+            full
+        };
         let idx = usize::from(dims.0);
-        if self.compiled[idx].is_none() {
-            self.compiled[idx] = Some(compile(&self.spec, dims));
-        }
-        let Some(t) = self.compiled[idx].as_ref() else {
+        let Some(id) = self.compiled[idx].as_ref().map(|t| t.id) else {
+            self.record = record;
             return Ok(());
         };
-        let (id, record_len) = (t.id, t.record_len);
         let template_bit = 1u128 << idx;
-        self.reserve(id, record_len, template_bit, export_time, out, |enc| {
+        let result = self.reserve(id, record.len(), template_bit, export_time, out, |enc| {
             enc.compiled[idx]
                 .as_ref()
                 .map(|t| t.set.clone())
                 .unwrap_or_default()
-        })?;
-        let Some(t) = self.compiled[idx].as_ref() else {
-            return Ok(());
-        };
-        let start = self.msg.len();
-        self.msg.resize(start + record_len, 0);
-        let mut rest = &mut self.msg[start..];
+        });
+        if result.is_ok() {
+            self.msg.extend_from_slice(&record);
+            self.records_in_msg += 1;
+        }
+        self.record = record;
+        result
+    }
+
+    /// Encode `rec`'s fields under `dims` into `record` (replacing its contents); false if a
+    /// counter did not fit its length.
+    fn encode_fields(&mut self, rec: &FlowRecord, dims: Dims, record: &mut Vec<u8>) -> bool {
+        let idx = usize::from(dims.0);
+        let t = self.compiled[idx].get_or_insert_with(|| compile(&self.spec, dims));
+        record.clear();
+        record.resize(t.record_len, 0);
+        let mut rest = &mut record[..];
+        let mut fits = true;
         for op in &t.fields {
             let (out, tail) = rest.split_at_mut(usize::from(op.len));
-            op.put(rec, out);
+            fits &= op.put(rec, out);
             rest = tail;
         }
-        self.records_in_msg += 1;
-        Ok(())
+        fits
     }
 
     /// Add a statistics options record.
@@ -398,13 +452,13 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
         .collect();
     let record_len = fields.iter().map(|(_, l)| usize::from(*l)).sum();
     // Elements without a getter are refused when the template is built; zero regardless.
-    let zero: ie::Getter = |_, _| Value::Unsigned(0);
+    let zero = ie::Getter::Unsigned(|_, _| 0);
     let ops = fields
         .iter()
         .map(|(f, len)| FieldOp {
-            get: f.ie.value.unwrap_or(zero),
+            put: Put::new(f.ie.value.unwrap_or(zero), f.ie.ty, *len),
             reverse: f.reverse,
-            ty: f.ie.ty,
+            counter: f.ie.counter,
             len: *len,
         })
         .collect();
@@ -444,4 +498,81 @@ fn stats_template_set() -> (Vec<u8>, usize) {
     let n = set.len() as u16;
     set[2..4].copy_from_slice(&n.to_be_bytes());
     (set, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipfix::decode::{Event, Message, Session};
+    use crate::key::{proto, FlowKey};
+
+    fn udp(octets: u64) -> FlowRecord {
+        let mut key = FlowKey {
+            proto: proto::UDP,
+            src_port: 1,
+            dst_port: 2,
+            ..Default::default()
+        };
+        key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut r = FlowRecord {
+            key,
+            ..Default::default()
+        };
+        r.fwd.packets = 3;
+        r.fwd.octets = octets;
+        r
+    }
+
+    /// (template id, octetDeltaCount's length and value) of each record in `stream`.
+    fn octet_fields(stream: &[u8]) -> Vec<(u16, usize, u64)> {
+        let mut session = Session::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let (msg, len) = Message::parse(&stream[at..], at as u64).unwrap();
+            session
+                .decode(&msg, |e| {
+                    if let Event::Record(r) = e {
+                        let f = r.fields.iter().find(|f| f.pen == 0 && f.id == 1).unwrap();
+                        let v = f.bytes.iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+                        out.push((r.template_id, f.bytes.len(), v));
+                    }
+                })
+                .unwrap();
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn counters_are_reduced_only_when_every_one_fits() {
+        let mut enc = Encoder::new(TemplateSpec::qof_default(), 1, 65_535, false);
+        let mut stream = Vec::new();
+        for octets in [
+            1000,
+            1 << 33,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            7,
+        ] {
+            enc.encode_flow(&udp(octets), 0, &mut stream).unwrap();
+        }
+        enc.flush(0, &mut stream).unwrap();
+        let got = octet_fields(&stream);
+        let lens: Vec<_> = got.iter().map(|&(_, l, v)| (l, v)).collect();
+        assert_eq!(
+            lens,
+            [
+                (4, 1000),
+                (8, 1 << 33),
+                (4, u64::from(u32::MAX)),
+                (8, u64::from(u32::MAX) + 1),
+                (4, 7)
+            ]
+        );
+        // Two templates, each announced once and reused.
+        assert_eq!(got[0].0, got[2].0);
+        assert_eq!(got[1].0, got[3].0);
+        assert_ne!(got[0].0, got[1].0);
+    }
 }

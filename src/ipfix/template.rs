@@ -30,7 +30,7 @@ impl Field {
     pub fn value(&self, rec: &FlowRecord) -> Value<'static> {
         let dir: &DirStats = if self.reverse { &rec.rev } else { &rec.fwd };
         match self.ie.value {
-            Some(get) => get(rec, dir),
+            Some(get) => get.value(rec, dir),
             None => Value::Unsigned(0),
         }
     }
@@ -40,8 +40,6 @@ impl Field {
 #[derive(Clone, Debug)]
 pub struct TemplateSpec {
     fields: Vec<Field>,
-    /// The counter fields (candidates for reduced-size encoding).
-    counters: Vec<Field>,
     biflow: bool,
     features: Features,
     has_v4: bool,
@@ -126,7 +124,6 @@ impl TemplateSpec {
             .iter()
             .fold(Features::NONE, |acc, f| acc.with(f.ie.enables));
         Ok(TemplateSpec {
-            counters: fields.iter().filter(|f| f.ie.counter).copied().collect(),
             biflow: fields.iter().any(|f| f.reverse),
             has_v4: fields.iter().any(|f| f.ie.applies == Applies::Ipv4),
             fields,
@@ -167,7 +164,9 @@ impl TemplateSpec {
     }
 
     /// The dimensions of `rec` (an exported record: see `for_each_export`).
-    pub fn dims(&self, rec: &FlowRecord, force_biflow: bool, allow_reduced: bool) -> Dims {
+    /// Which elements `rec` carries. Never [`Dims::REDUCED`]: the encoder tries that itself
+    /// (encoding is the test of whether every counter fits).
+    pub fn dims(&self, rec: &FlowRecord, force_biflow: bool) -> Dims {
         let mut d = 0;
         if self.biflow && (force_biflow || rec.has_reverse()) {
             d |= Dims::BIFLOW;
@@ -185,18 +184,7 @@ impl TemplateSpec {
         if !rec.key.is_ipv4() || !self.has_v4 {
             d |= Dims::IPV6;
         }
-        let mut dims = Dims(d);
-        if allow_reduced {
-            let fits = self
-                .counters
-                .iter()
-                .filter(|f| !f.reverse || dims.has(Dims::BIFLOW))
-                .all(|f| matches!(f.value(rec), Value::Unsigned(v) if v <= u64::from(u32::MAX)));
-            if fits {
-                dims.0 |= Dims::REDUCED;
-            }
-        }
-        dims
+        Dims(d)
     }
 
     /// The fields a record of dimensions `dims` carries, in configured order.
@@ -296,27 +284,19 @@ mod tests {
         let spec = TemplateSpec::qof_default();
         assert!(spec.biflow());
         assert!(spec.features().ipv4() && spec.features().ipv6());
-        let d = spec.dims(&rec(proto::TCP, false, true), false, true);
-        assert_eq!(d, Dims(Dims::BIFLOW | Dims::TCP | Dims::REDUCED));
+        let d = spec.dims(&rec(proto::TCP, false, true), false);
+        assert_eq!(d, Dims(Dims::BIFLOW | Dims::TCP));
         let n = names(&spec, d);
         assert!(n.contains(&"reverseOctetDeltaCount".to_string()));
         assert!(n.contains(&"sourceIPv4Address".to_string()));
         assert!(!n.contains(&"sourceIPv6Address".to_string()));
         // One-way flow: no reverse elements unless force-biflow.
-        let d = spec.dims(&rec(proto::UDP, true, false), false, false);
+        let d = spec.dims(&rec(proto::UDP, true, false), false);
         assert_eq!(d, Dims(Dims::IPV6));
         assert!(!names(&spec, d).iter().any(|n| n.starts_with("reverse")));
         assert!(spec
-            .dims(&rec(proto::UDP, true, false), true, false)
+            .dims(&rec(proto::UDP, true, false), true)
             .has(Dims::BIFLOW));
-    }
-
-    #[test]
-    fn large_counters_disable_reduced_size() {
-        let spec = TemplateSpec::qof_default();
-        let mut r = rec(proto::UDP, false, false);
-        r.fwd.octets = 1 << 33;
-        assert!(!spec.dims(&r, false, true).has(Dims::REDUCED));
     }
 
     #[test]
@@ -328,7 +308,7 @@ mod tests {
         ])
         .unwrap();
         let r = rec(proto::UDP, false, false);
-        let d = spec.dims(&r, false, false);
+        let d = spec.dims(&r, false);
         assert!(d.has(Dims::IPV6));
         let f = spec.fields_for(d).next().unwrap();
         assert_eq!(
