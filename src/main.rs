@@ -267,21 +267,24 @@ fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
     }
 }
 
-/// Per-flow state in memory: what is in use now, and the bytes held (pools keep their
-/// high-water size).
+/// Per-flow state in memory: what is in use now (and the most ever at once), and the bytes
+/// held (pools keep their high-water size).
 fn memory_line(meter: &Meter) -> String {
     let m = meter.memory();
     let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
     format!(
-        "memory: {} flows in {:.1} MiB; {} TCP states in {:.1} MiB; {} loss blocks in {:.1} MiB; \
-         {} transport counters in {:.1} MiB",
+        "memory: {} flows (peak {}) in {:.1} MiB; {} TCP states (peak {}) in {:.1} MiB; \
+         {} loss blocks in {:.1} MiB; {} transport counters (peak {}) in {:.1} MiB",
         m.flows,
+        m.peak_flows,
         mib(m.flow_bytes),
         m.tcp_states,
+        m.peak_tcp_states,
         mib(m.tcp_state_bytes),
         m.loss_blocks,
         mib(m.loss_bytes),
         m.transport,
+        m.peak_transport,
         mib(m.transport_bytes),
     )
 }

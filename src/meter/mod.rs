@@ -84,6 +84,10 @@ pub struct MeterStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryUse {
     pub flows: usize,
+    /// The most flows, TCP states and transport counters ever in memory at once.
+    pub peak_flows: usize,
+    pub peak_tcp_states: usize,
+    pub peak_transport: usize,
     /// Flow table, its index and the per-flow side arrays (MAC addresses, state indexes).
     pub flow_bytes: usize,
     pub tcp_states: usize,
@@ -98,6 +102,12 @@ pub struct MemoryUse {
 
 /// Transport payload counters of a flow that has no TCP state (TCP flows keep theirs in it).
 type Transport = [Payload; 2];
+
+impl pool::Recycle for Transport {
+    fn free_link(&mut self) -> &mut u32 {
+        &mut self[0].packets
+    }
+}
 
 /// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
 /// finished flows with [`Meter::poll_record`], and call [`Meter::flush`] at the end of input.
@@ -115,6 +125,10 @@ pub struct Meter {
     /// whole record each (hundreds of bytes) where a slot is four. Logically they come
     /// before every record in `out`.
     pending: VecDeque<(Slot, u8)>,
+    /// The flows the end of input ended, newest first (taken from the back), still in the
+    /// table: they come after every record in `out`. Four bytes a flow, where `pending` would
+    /// take eight.
+    flushing: Vec<Slot>,
     next_flow_id: u64,
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
@@ -136,6 +150,7 @@ impl Meter {
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
             pending: VecDeque::new(),
+            flushing: Vec::new(),
             next_flow_id: 1,
             clock_ms: 0,
             macs: Vec::new(),
@@ -171,6 +186,9 @@ impl Meter {
         let (tcp_state_bytes, loss_bytes) = self.tcp.as_ref().map_or((0, 0), TcpTable::bytes);
         MemoryUse {
             flows: self.table.len(),
+            peak_flows: self.stats.peak_flows as usize,
+            peak_tcp_states: self.tcp.as_ref().map_or(0, TcpTable::peak),
+            peak_transport: self.transport.peak(),
             flow_bytes: self.table.bytes()
                 + self.macs.capacity() * std::mem::size_of::<[[u8; 6]; 2]>()
                 + self.ext.capacity() * std::mem::size_of::<u32>(),
@@ -186,18 +204,26 @@ impl Meter {
     /// The next finished flow, oldest first. Drain after every call that feeds the meter:
     /// records are then made one at a time, and memory holds no backlog of them.
     pub fn poll_record(&mut self) -> Option<FlowRecord> {
-        match self.pending.pop_front() {
-            Some((slot, reason)) => Some(self.close_record(slot, reason)),
-            None => self.out.pop_front(),
+        if let Some((slot, reason)) = self.pending.pop_front() {
+            return Some(self.close_record(slot, reason));
         }
+        if let Some(rec) = self.out.pop_front() {
+            return Some(rec);
+        }
+        let slot = self.flushing.pop()?;
+        Some(self.close_record(slot, end_reason::FORCED))
     }
 
-    /// Turn every pending flow into a record now, ahead of those already in `out`: before a
-    /// packet could join one of them, or the table needs their room.
+    /// Turn every pending flow into a record now, ahead of those already in `out` (and flushed
+    /// ones after them): before a packet could join one of them, or the table needs their room.
     fn settle(&mut self) {
         while let Some((slot, reason)) = self.pending.pop_back() {
             let rec = self.close_record(slot, reason);
             self.out.push_front(rec);
+        }
+        while let Some(slot) = self.flushing.pop() {
+            let rec = self.close_record(slot, end_reason::FORCED);
+            self.out.push_back(rec);
         }
     }
 
@@ -222,12 +248,18 @@ impl Meter {
     pub fn flush(&mut self) {
         self.settle();
         let mut slots = self.table.slots();
-        slots.sort_by_key(|&s| {
+        // Newest first, to be taken from the back (flow ids are unique: no ties).
+        slots.sort_unstable_by_key(|&s| {
             let f = self.table.flow(s);
-            (f.start_ms(), f.flow_id)
+            std::cmp::Reverse((f.start_ms(), f.flow_id))
         });
-        for slot in slots {
-            self.end_later(slot, end_reason::FORCED);
+        if self.out.is_empty() {
+            self.flushing = slots;
+        } else {
+            // The caller has not drained `out`: keep the order by queueing the records.
+            while let Some(slot) = slots.pop() {
+                self.close(slot, end_reason::FORCED);
+            }
         }
         self.frags.clear();
         self.stats.flush_events += 1;

@@ -2,7 +2,9 @@
 //!
 //! Growing never copies (a `Vec` doubling would briefly hold the old and the new copy, a peak
 //! of twice the state in memory) and never moves an entry; freed entries are reused, so the
-//! steady state allocates nothing.
+//! steady state allocates nothing. The free list runs through the free entries themselves
+//! (see [`Recycle`]): at the end of input, when every entry is freed at once, a separate list
+//! would be the largest it ever gets.
 
 const CHUNK: usize = 1024;
 
@@ -12,7 +14,14 @@ pub(crate) const NONE: u32 = u32::MAX;
 pub(crate) struct Pool<T> {
     chunks: Vec<Box<[T]>>,
     len: u32,
-    free: Vec<u32>,
+    /// The most recently freed entry ([`NONE`] if none): reused first, being warm in cache.
+    free_head: u32,
+    free_count: u32,
+}
+
+/// An entry that lends the pool a word while it is free, to link the free list.
+pub(crate) trait Recycle {
+    fn free_link(&mut self) -> &mut u32;
 }
 
 impl<T> Default for Pool<T> {
@@ -20,16 +29,22 @@ impl<T> Default for Pool<T> {
         Pool {
             chunks: Vec::new(),
             len: 0,
-            free: Vec::new(),
+            free_head: NONE,
+            free_count: 0,
         }
     }
 }
 
-impl<T: Copy + Default> Pool<T> {
+impl<T: Copy + Default + Recycle> Pool<T> {
     /// Store `v`; returns its index.
     pub fn alloc(&mut self, v: T) -> u32 {
-        if let Some(i) = self.free.pop() {
-            *self.get_mut(i) = v;
+        if self.free_head != NONE {
+            let i = self.free_head;
+            let e = self.get_mut(i);
+            let next = *e.free_link();
+            *e = v;
+            self.free_head = next;
+            self.free_count -= 1;
             return i;
         }
         let i = self.len as usize;
@@ -55,17 +70,64 @@ impl<T: Copy + Default> Pool<T> {
 
     /// Return entry `i` for reuse.
     pub fn release(&mut self, i: u32) {
-        self.free.push(i);
+        let head = self.free_head;
+        *self.get_mut(i).free_link() = head;
+        self.free_head = i;
+        self.free_count += 1;
+    }
+
+    /// The most entries ever in use at once (freed entries are reused before new ones).
+    pub fn peak(&self) -> usize {
+        self.len as usize
     }
 
     /// Entries in use.
     pub fn in_use(&self) -> usize {
-        self.len as usize - self.free.len()
+        (self.len - self.free_count) as usize
     }
 
-    /// Bytes held: every chunk ever allocated (a pool never shrinks) and the free list.
+    /// Bytes held: every chunk ever allocated (a pool never shrinks).
     pub fn bytes(&self) -> usize {
         self.chunks.len() * CHUNK * std::mem::size_of::<T>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq)]
+    struct E(u32, u64);
+
+    impl Recycle for E {
+        fn free_link(&mut self) -> &mut u32 {
+            &mut self.0
+        }
+    }
+
+    #[test]
+    fn freed_entries_are_reused_last_in_first_out_and_counted() {
+        let mut p = Pool::<E>::default();
+        let ids: Vec<u32> = (0..3000u64).map(|i| p.alloc(E(7, i))).collect();
+        assert_eq!(ids, (0..3000).collect::<Vec<u32>>());
+        assert_eq!((p.in_use(), p.peak()), (3000, 3000));
+        for i in [5, 2999, 1024, 0] {
+            p.release(i);
+        }
+        assert_eq!(p.in_use(), 2996);
+        // Reused most recent first; the link word is overwritten by the new value.
+        assert_eq!(p.alloc(E(1, 1)), 0);
+        assert_eq!(p.alloc(E(2, 2)), 1024);
+        assert_eq!(p.alloc(E(3, 3)), 2999);
+        assert_eq!(p.alloc(E(4, 4)), 5);
+        assert_eq!(p.alloc(E(5, 5)), 3000, "free list used up: a new entry");
+        assert_eq!(p.get(1024), Some(&E(2, 2)));
+        assert_eq!(
+            p.get(6),
+            Some(&E(7, 6)),
+            "untouched entries keep their values"
+        );
+        assert_eq!((p.in_use(), p.peak()), (3001, 3001));
+        assert_eq!(p.bytes(), 3 * CHUNK * std::mem::size_of::<E>());
     }
 }

@@ -126,8 +126,11 @@ impl std::ops::IndexMut<usize> for Slab {
 
 pub(crate) struct FlowTable {
     flows: Slab,
-    /// Free slots of `flows`, reused last-in first-out (warm in cache).
-    free: Vec<Slot>,
+    /// The most recently freed slot of `flows` ([`NIL`] if none), reused first (warm in
+    /// cache). A free slot is off the wheel (`wheel_prev` is [`NIL`]) and its `wheel_next`
+    /// links the next free slot: no separate list, which at the end of input, with every
+    /// flow freed at once, would be the largest it ever gets.
+    free_head: Slot,
     index: HashTable<Slot>,
     hasher: RandomState,
     live: usize,
@@ -147,7 +150,7 @@ impl FlowTable {
                 chunks: Vec::new(),
                 len: 0,
             },
-            free: Vec::new(),
+            free_head: NIL,
             index: HashTable::new(),
             hasher: RandomState::default(),
             live: 0,
@@ -199,12 +202,13 @@ impl FlowTable {
     pub fn insert(&mut self, flow: Flow) -> Slot {
         let hash = self.hash(&flow.key);
         let end_ms = flow.end_ms();
-        let slot = match self.free.pop() {
-            Some(s) => {
+        let slot = match self.free_head {
+            NIL => self.flows.push(flow),
+            s => {
+                self.free_head = self.flows[s as usize].wheel_next;
                 self.flows[s as usize] = flow;
                 s
             }
-            None => self.flows.push(flow),
         };
         let (flows, index, hasher) = (&self.flows, &mut self.index, &self.hasher);
         index.insert_unique(hash, slot, |&s| key_hash(hasher, &flows[s as usize].key));
@@ -222,7 +226,9 @@ impl FlowTable {
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
-        self.free.push(slot);
+        // (`unlink` has set `wheel_prev` to NIL: the mark of a free slot.)
+        self.flows[slot as usize].wheel_next = self.free_head;
+        self.free_head = slot;
         self.live -= 1;
         flow
     }
@@ -337,21 +343,19 @@ impl FlowTable {
 
     /// Every live flow's slot (end of input).
     pub fn slots(&self) -> Vec<Slot> {
-        let mut is_free = vec![false; self.flows.len()];
-        for &s in &self.free {
-            is_free[s as usize] = true;
-        }
-        (0..self.flows.len() as Slot)
-            .filter(|&s| !is_free[s as usize])
-            .collect()
+        // A live flow is always on the wheel; a free slot never is.
+        let mut live = Vec::with_capacity(self.live);
+        live.extend(
+            (0..self.flows.len() as Slot).filter(|&s| self.flows[s as usize].wheel_prev != NIL),
+        );
+        live
     }
 
     /// Bytes held: flow chunks, the hash index (about a slot and a control byte per entry
-    /// it can hold), the free list and the wheel.
+    /// it can hold) and the wheel.
     pub fn bytes(&self) -> usize {
         self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
             + self.index.capacity() * (std::mem::size_of::<Slot>() + 1)
-            + self.free.capacity() * std::mem::size_of::<Slot>()
             + self.wheel.capacity() * std::mem::size_of::<Slot>()
     }
 

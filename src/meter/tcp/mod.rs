@@ -217,6 +217,12 @@ pub(crate) struct TcpState {
     rtt: RttState,
 }
 
+impl super::pool::Recycle for TcpState {
+    fn free_link(&mut self) -> &mut u32 {
+        &mut self.dir[0].rwin_n
+    }
+}
+
 /// One direction's TCP measurements, as exported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpDirStats {
@@ -315,6 +321,11 @@ impl TcpTable {
         }
         self.states.release(i);
         Some(out)
+    }
+
+    /// The most TCP states ever in use at once.
+    pub fn peak(&self) -> usize {
+        self.states.peak()
     }
 
     /// TCP states in use and loss blocks in use (for tests and memory accounting).
