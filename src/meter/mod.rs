@@ -203,6 +203,7 @@ impl Meter {
 
     /// The next finished flow, oldest first. Drain after every call that feeds the meter:
     /// records are then made one at a time, and memory holds no backlog of them.
+    #[inline]
     pub fn poll_record(&mut self) -> Option<FlowRecord> {
         if let Some((slot, reason)) = self.pending.pop_front() {
             return Some(self.close_record(slot, reason));
@@ -216,7 +217,15 @@ impl Meter {
 
     /// Turn every pending flow into a record now, ahead of those already in `out` (and flushed
     /// ones after them): before a packet could join one of them, or the table needs their room.
+    #[inline]
     fn settle(&mut self) {
+        if !self.pending.is_empty() || !self.flushing.is_empty() {
+            self.settle_all();
+        }
+    }
+
+    #[inline(never)]
+    fn settle_all(&mut self) {
         while let Some((slot, reason)) = self.pending.pop_back() {
             let rec = self.close_record(slot, reason);
             self.out.push_front(rec);

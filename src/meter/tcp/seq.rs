@@ -426,7 +426,9 @@ impl SeqDir {
         self.loss_indication(pool, &mut out, now_us, window_us);
     }
 
-    /// Count a loss event for a retransmission or jump: one per RTT-sized window.
+    /// Count a loss event for a retransmission or jump: one per RTT-sized window. (Inlined
+    /// test, out-of-line work: most segments are neither.)
+    #[inline(always)]
     fn loss_indication(
         &mut self,
         pool: &mut LossPool,
@@ -435,12 +437,16 @@ impl SeqDir {
         window_us: u32,
     ) {
         if out.retransmitted || out.jumped {
-            let i = self.ensure_block(pool);
-            let (b, _) = pool.parts(i);
-            if b.loss_events == 0 || now_us.wrapping_sub(b.last_event_us) > window_us {
-                b.loss_events = b.loss_events.saturating_add(1);
-                b.last_event_us = now_us;
-            }
+            self.loss_event(pool, now_us, window_us);
+        }
+    }
+
+    #[inline(never)]
+    fn loss_event(&mut self, pool: &mut LossPool, now_us: u32, window_us: u32) {
+        let b = self.anomalies(pool);
+        if b.loss_events == 0 || now_us.wrapping_sub(b.last_event_us) > window_us {
+            b.loss_events = b.loss_events.saturating_add(1);
+            b.last_event_us = now_us;
         }
     }
 
