@@ -621,8 +621,9 @@ fn nothing_is_tracked_when_nothing_is_asked() {
 fn tcp_state_fits_its_memory_budget() {
     // Issue 3 allows 400 bytes per active TCP biflow in all: the flow (104), its share of the
     // hash index (under 9 at the table's load), the 4-byte index beside it, and this. Loss
-    // counters live in a pool, taken only by directions that see a jump or a retransmission,
-    // and gap stacks in another, taken only on a jump.
+    // and ACK-anomaly counters live in a pool, taken only by directions that see a jump, a
+    // retransmission, a duplicate or selective ACK or a zero window, and gap stacks in
+    // another, taken only on a jump.
     let size = std::mem::size_of::<super::TcpState>();
     println!(
         "TcpState: {size} bytes (direction {}, sequence {}, RTT {}); loss block {}",
