@@ -5,7 +5,7 @@
 mod table;
 mod value;
 
-pub use table::TABLE;
+pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
 use crate::meter::{DirStats, FlowRecord};
@@ -146,6 +146,8 @@ pub enum Getter {
     /// An unsigned integer, as most elements are: returned in a register, so the encoder
     /// stores it without building and matching a [`Value`].
     Unsigned(UnsignedGetter),
+    /// A per-direction unsigned value, one of [`DirVal`].
+    Dir(DirVal),
     Other(fn(&FlowRecord, &DirStats) -> Value<'static>),
 }
 
@@ -153,10 +155,11 @@ pub enum Getter {
 pub type UnsignedGetter = fn(&FlowRecord, &DirStats) -> u64;
 
 impl Getter {
-    #[inline]
+    #[inline(always)]
     pub fn value(&self, rec: &FlowRecord, dir: &DirStats) -> Value<'static> {
         match self {
             Getter::Unsigned(f) => Value::Unsigned(f(rec, dir)),
+            Getter::Dir(v) => Value::Unsigned(v.of(dir)),
             Getter::Other(f) => f(rec, dir),
         }
     }
@@ -261,6 +264,56 @@ pub fn write_name(ie: &InfoElement, reverse: bool, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn direction_values_read_together_match_each_read_alone() {
+        use crate::meter::DirStats;
+        // Every field a different value, so a value read from the wrong place shows.
+        let mut d = DirStats {
+            packets: 1,
+            octets: 2,
+            transport_packets: 3,
+            transport_octets: 4,
+            min_ttl: 5,
+            max_ttl: 6,
+            initial_tcp_flags: 0x41,
+            union_tcp_flags: 0x52,
+            ..DirStats::default()
+        };
+        let t = &mut d.tcp;
+        t.seq.isn = 7;
+        t.seq.octets = 8;
+        t.seq.retransmits = 9;
+        t.seq.jumps = 10;
+        t.seq.max_jump = 11;
+        t.seq.lost = 12;
+        t.seq.loss_events = 13;
+        t.observed_mss = 14;
+        t.declared_mss = 15;
+        t.characteristics = 16;
+        t.rwin_min = 17;
+        t.rwin_mean = 18;
+        t.rwin_max = 19;
+        t.stalls = 20;
+        t.dup_acks = 21;
+        t.sel_acks = 22;
+        t.ts_hz = 23;
+        t.iat_min_us = 24_000;
+        t.iat_max_us = 25_000;
+        let all = dir_values(&d);
+        assert_eq!(DirVal::ALL.len(), DIR_VALS);
+        for (i, v) in DirVal::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+            assert_eq!(all[i], v.of(&d), "{v:?}");
+        }
+        let mut seen: Vec<u64> = all.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), DIR_VALS, "{all:?}");
+        assert_eq!(DirVal::TcpControlBits.of(&d), 0x53);
+        assert_eq!(DirVal::TcpRetransmitCount.of(&d), 9);
+        assert_eq!(DirVal::MaxTcpIOTMilliseconds.of(&d), 25);
+    }
+
     use super::*;
 
     #[test]

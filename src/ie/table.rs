@@ -53,6 +53,13 @@ impl InfoElement {
             ..self
         }
     }
+    /// A per-direction unsigned value (see [`DirVal`]).
+    const fn dir(self, v: DirVal) -> Self {
+        InfoElement {
+            value: Some(Getter::Dir(v)),
+            ..self
+        }
+    }
     /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
     const fn uint(self, f: fn(&FlowRecord, &DirStats) -> u64) -> Self {
         InfoElement {
@@ -80,6 +87,78 @@ fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
     }
 }
 
+/// Defines [`DirVal`] and its readers from one list, so the value of each per-direction element
+/// is written once.
+macro_rules! dir_values {
+    ($($name:ident: |$d:ident| $e:expr,)*) => {
+        /// A per-direction unsigned element value. The encoder reads all of a record's at once,
+        /// in straight-line code ([`dir_values`]), and then takes each field's with a load
+        /// instead of a call; everything else reads one ([`DirVal::of`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DirVal {
+            $($name,)*
+        }
+
+        /// How many [`DirVal`]s there are.
+        pub const DIR_VALS: usize = DirVal::ALL.len();
+
+        /// Every [`DirVal`] of `d`, indexed by `DirVal as usize`.
+        #[inline]
+        pub fn dir_values(d: &DirStats) -> [u64; DIR_VALS] {
+            [$({
+                let $d = d;
+                $e
+            },)*]
+        }
+
+        impl DirVal {
+            /// Every value, in index order.
+            pub const ALL: &[DirVal] = &[$(DirVal::$name,)*];
+
+            /// This value of `d`.
+            pub fn of(self, d: &DirStats) -> u64 {
+                match self {
+                    $(DirVal::$name => {
+                        let $d = d;
+                        $e
+                    })*
+                }
+            }
+        }
+    };
+}
+
+dir_values! {
+    OctetDeltaCount: |d| d.octets,
+    PacketDeltaCount: |d| d.packets,
+    TcpControlBits: |d| (d.initial_tcp_flags | d.union_tcp_flags).into(),
+    MinimumTTL: |d| d.min_ttl.into(),
+    MaximumTTL: |d| d.max_ttl.into(),
+    TcpSequenceNumber: |d| d.tcp.seq.isn.into(),
+    TransportOctetDeltaCount: |d| d.transport_octets,
+    TransportPacketDeltaCount: |d| d.transport_packets,
+    InitialTCPFlags: |d| d.initial_tcp_flags.into(),
+    UnionTCPFlags: |d| d.union_tcp_flags.into(),
+    TcpSequenceCount: |d| d.tcp.seq.octets,
+    TcpRetransmitCount: |d| d.tcp.seq.retransmits,
+    MaxTcpSequenceJump: |d| d.tcp.seq.max_jump.into(),
+    DeclaredTcpMss: |d| d.tcp.declared_mss.into(),
+    ObservedTcpMss: |d| d.tcp.observed_mss.into(),
+    TcpSequenceLossCount: |d| d.tcp.seq.lost,
+    TcpSequenceJumpCount: |d| d.tcp.seq.jumps,
+    TcpLossEventCount: |d| d.tcp.seq.loss_events,
+    QofTcpCharacteristics: |d| d.tcp.characteristics.into(),
+    TcpDupAckCount: |d| d.tcp.dup_acks,
+    TcpSelAckCount: |d| d.tcp.sel_acks,
+    MinTcpRwin: |d| d.tcp.rwin_min.into(),
+    MeanTcpRwin: |d| d.tcp.rwin_mean.into(),
+    MaxTcpRwin: |d| d.tcp.rwin_max.into(),
+    TcpReceiverStallCount: |d| d.tcp.stalls.into(),
+    TcpTimestampFrequency: |d| d.tcp.ts_hz.into(),
+    MinTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_min_us),
+    MaxTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_max_us),
+}
+
 use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT, TcpRtt as ATR, TcpTs as ATS};
 
 /// Chirp needs inter-segment times and the timestamp clock.
@@ -97,18 +176,18 @@ pub static TABLE: &[InfoElement] = &[
     iana("octetDeltaCount", 1, Unsigned64, 8)
         .rev()
         .ctr()
-        .uint(|_, d| d.octets),
+        .dir(DirVal::OctetDeltaCount),
     iana("packetDeltaCount", 2, Unsigned64, 8)
         .rev()
         .ctr()
-        .uint(|_, d| d.packets),
+        .dir(DirVal::PacketDeltaCount),
     iana("deltaFlowCount", 3, Unsigned64, 8),
     iana("protocolIdentifier", 4, Unsigned8, 1).uint(|r, _| r.key.proto.into()),
     iana("ipClassOfService", 5, Unsigned8, 1).rev(),
     iana("tcpControlBits", 6, Unsigned16, 1)
         .rev()
         .on(AT)
-        .uint(|_, d| (d.initial_tcp_flags | d.union_tcp_flags).into()),
+        .dir(DirVal::TcpControlBits),
     iana("sourceTransportPort", 7, Unsigned16, 2).uint(|r, _| r.key.src_port.into()),
     iana("sourceIPv4Address", 8, Ipv4Address, 4)
         .on(A4)
@@ -166,10 +245,10 @@ pub static TABLE: &[InfoElement] = &[
     iana("samplerRandomInterval", 50, Unsigned32, 4),
     iana("minimumTTL", 52, Unsigned8, 1)
         .rev()
-        .uint(|_, d| d.min_ttl.into()),
+        .dir(DirVal::MinimumTTL),
     iana("maximumTTL", 53, Unsigned8, 1)
         .rev()
-        .uint(|_, d| d.max_ttl.into()),
+        .dir(DirVal::MaximumTTL),
     iana("fragmentIdentification", 54, Unsigned32, 4),
     iana("postIpClassOfService", 55, Unsigned8, 1),
     iana("sourceMacAddress", 56, MacAddress, 6)
@@ -270,7 +349,7 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.isn.into()),
+        .dir(DirVal::TcpSequenceNumber),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
     iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
@@ -497,21 +576,21 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .ctr()
         .en(F::TRANSPORT)
-        .uint(|_, d| d.transport_octets),
+        .dir(DirVal::TransportOctetDeltaCount),
     iana("transportPacketDeltaCount", 402, Unsigned64, 8)
         .rev()
         .ctr()
         .en(F::TRANSPORT)
-        .uint(|_, d| d.transport_packets),
+        .dir(DirVal::TransportPacketDeltaCount),
     // --- CERT (YAF) ---
     ie("initialTCPFlags", pen::CERT, 14, Unsigned8, 1)
         .rev()
         .on(AT)
-        .uint(|_, d| d.initial_tcp_flags.into()),
+        .dir(DirVal::InitialTCPFlags),
     ie("unionTCPFlags", pen::CERT, 15, Unsigned8, 1)
         .rev()
         .on(AT)
-        .uint(|_, d| d.union_tcp_flags.into()),
+        .dir(DirVal::UnionTCPFlags),
     ie("reverseFlowDeltaMilliseconds", pen::CERT, 21, Signed32, 4)
         .get(|r, _| V::Signed(r.reverse_delta_millis().into())),
     ie("expiredFragmentCount", pen::CERT, 100, Unsigned32, 4).on(AS),
@@ -526,18 +605,18 @@ pub static TABLE: &[InfoElement] = &[
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.octets),
+        .dir(DirVal::TcpSequenceCount),
     ie("tcpRetransmitCount", pen::QOF, 1025, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.retransmits),
+        .dir(DirVal::TcpRetransmitCount),
     ie("maxTcpSequenceJump", pen::QOF, 1026, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.max_jump.into()),
+        .dir(DirVal::MaxTcpSequenceJump),
     ie("minTcpRttMilliseconds", pen::QOF, 1029, Unsigned32, 2)
         .on(ATR)
         .en(F::RTT.with(F::TCPOPT))
@@ -550,67 +629,67 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(AT)
         .en(F::TCPOPT)
-        .uint(|_, d| d.tcp.declared_mss.into()),
+        .dir(DirVal::DeclaredTcpMss),
     ie("observedTcpMss", pen::QOF, 1034, Unsigned16, 2)
         .rev()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.observed_mss.into()),
+        .dir(DirVal::ObservedTcpMss),
     ie("tcpSequenceLossCount", pen::QOF, 1035, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.lost),
+        .dir(DirVal::TcpSequenceLossCount),
     ie("tcpSequenceJumpCount", pen::QOF, 1036, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ)
-        .uint(|_, d| d.tcp.seq.jumps),
+        .dir(DirVal::TcpSequenceJumpCount),
     ie("tcpLossEventCount", pen::QOF, 1038, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::SEQ.with(F::RTT).with(F::TCPOPT))
-        .uint(|_, d| d.tcp.seq.loss_events),
+        .dir(DirVal::TcpLossEventCount),
     ie("qofTcpCharacteristics", pen::QOF, 1039, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::TCPOPT)
-        .uint(|_, d| d.tcp.characteristics.into()),
+        .dir(DirVal::QofTcpCharacteristics),
     ie("tcpDupAckCount", pen::QOF, 1040, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::ACK.with(F::RWIN))
-        .uint(|_, d| d.tcp.dup_acks),
+        .dir(DirVal::TcpDupAckCount),
     ie("tcpSelAckCount", pen::QOF, 1041, Unsigned64, 8)
         .rev()
         .ctr()
         .on(AT)
         .en(F::ACK.with(F::TCPOPT))
-        .uint(|_, d| d.tcp.sel_acks),
+        .dir(DirVal::TcpSelAckCount),
     ie("minTcpRwin", pen::QOF, 1042, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .uint(|_, d| d.tcp.rwin_min.into()),
+        .dir(DirVal::MinTcpRwin),
     ie("meanTcpRwin", pen::QOF, 1043, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .uint(|_, d| d.tcp.rwin_mean.into()),
+        .dir(DirVal::MeanTcpRwin),
     ie("maxTcpRwin", pen::QOF, 1044, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .uint(|_, d| d.tcp.rwin_max.into()),
+        .dir(DirVal::MaxTcpRwin),
     ie("tcpReceiverStallCount", pen::QOF, 1045, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::RWIN.with(F::TCPOPT))
-        .uint(|_, d| d.tcp.stalls.into()),
+        .dir(DirVal::TcpReceiverStallCount),
     ie("tcpRttSampleCount", pen::QOF, 1046, Unsigned32, 4)
         .on(ATR)
         .en(F::RTT.with(F::TCPOPT))
@@ -619,7 +698,7 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(ATS)
         .en(F::SEQ.with(F::TS).with(F::TCPOPT))
-        .uint(|_, d| d.tcp.ts_hz.into()),
+        .dir(DirVal::TcpTimestampFrequency),
     ie("minTcpChirpMilliseconds", pen::QOF, 1048, Signed16, 2)
         .rev()
         .on(ATS)
@@ -634,12 +713,12 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .on(AT)
         .en(F::SEQ.with(F::IAT))
-        .uint(|_, d| rtt_ms(d.tcp.iat_min_us)),
+        .dir(DirVal::MinTcpIOTMilliseconds),
     ie("maxTcpIOTMilliseconds", pen::QOF, 1051, Unsigned32, 4)
         .rev()
         .on(AT)
         .en(F::SEQ.with(F::IAT))
-        .uint(|_, d| rtt_ms(d.tcp.iat_max_us)),
+        .dir(DirVal::MaxTcpIOTMilliseconds),
     ie("meanTcpChirpMilliseconds", pen::QOF, 1052, Signed16, 2)
         .rev()
         .on(ATS)

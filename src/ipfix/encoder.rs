@@ -51,10 +51,16 @@ struct FieldOp {
     len: u16,
 }
 
-/// How a field is written: an unsigned value at 1, 2, 4 or 8 octets by a store chosen when the
-/// template is compiled (most fields), anything else through [`Value::encode`].
+/// How a field is written, chosen when the template is compiled: a per-direction value (most
+/// fields) taken from the record's [`ie::dir_values`] by index, or another unsigned value from
+/// its getter, at 1, 2, 4 or 8 octets by a plain store; anything else through
+/// [`Value::encode`].
 #[derive(Clone, Copy)]
 enum Put {
+    D8(usize),
+    D16(usize),
+    D32(usize),
+    D64(usize),
     U8(ie::UnsignedGetter),
     U16(ie::UnsignedGetter),
     U32(ie::UnsignedGetter),
@@ -63,8 +69,12 @@ enum Put {
 }
 
 impl Put {
-    fn new(get: ie::Getter, ty: IeType, len: u16) -> Put {
+    fn new(get: ie::Getter, ty: IeType, len: u16, reverse: bool) -> Put {
         match (get, len) {
+            (ie::Getter::Dir(v), 1) => Put::D8(dir_index(v, reverse)),
+            (ie::Getter::Dir(v), 2) => Put::D16(dir_index(v, reverse)),
+            (ie::Getter::Dir(v), 4) => Put::D32(dir_index(v, reverse)),
+            (ie::Getter::Dir(v), 8) => Put::D64(dir_index(v, reverse)),
             (ie::Getter::Unsigned(g), 1) => Put::U8(g),
             (ie::Getter::Unsigned(g), 2) => Put::U16(g),
             (ie::Getter::Unsigned(g), 4) => Put::U32(g),
@@ -74,19 +84,32 @@ impl Put {
     }
 }
 
+/// A record's per-direction values, forward then reverse.
+type DirValues = [[u64; ie::DIR_VALS]; 2];
+
+/// Where value `v` of the forward or reverse direction is in a flattened [`DirValues`].
+fn dir_index(v: ie::DirVal, reverse: bool) -> usize {
+    usize::from(reverse) * ie::DIR_VALS + v as usize
+}
+
 impl FieldOp {
     /// Write the field's value for `rec` into `out` (exactly its length). A value that does
     /// not fit is written as zeros so the record stays aligned; false if it was a counter
     /// (the template logic rules the rest out).
     #[inline(always)]
-    fn put(&self, rec: &FlowRecord, out: &mut [u8]) -> bool {
-        let dir = if self.reverse { &rec.rev } else { &rec.fwd };
+    fn put(&self, rec: &FlowRecord, vals: &[u64], out: &mut [u8]) -> bool {
+        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
+        let dir = || if self.reverse { &rec.rev } else { &rec.fwd };
         let fits = match self.put {
-            Put::U8(get) => ie::put_unsigned::<1>(get(rec, dir), out),
-            Put::U16(get) => ie::put_unsigned::<2>(get(rec, dir), out),
-            Put::U32(get) => ie::put_unsigned::<4>(get(rec, dir), out),
-            Put::U64(get) => ie::put_unsigned::<8>(get(rec, dir), out),
-            Put::Value(get, ty) => get.value(rec, dir).encode(ty, out.len(), out),
+            Put::D8(i) => ie::put_unsigned::<1>(v(i), out),
+            Put::D16(i) => ie::put_unsigned::<2>(v(i), out),
+            Put::D32(i) => ie::put_unsigned::<4>(v(i), out),
+            Put::D64(i) => ie::put_unsigned::<8>(v(i), out),
+            Put::U8(get) => ie::put_unsigned::<1>(get(rec, dir()), out),
+            Put::U16(get) => ie::put_unsigned::<2>(get(rec, dir()), out),
+            Put::U32(get) => ie::put_unsigned::<4>(get(rec, dir()), out),
+            Put::U64(get) => ie::put_unsigned::<8>(get(rec, dir()), out),
+            Put::Value(get, ty) => get.value(rec, dir()).encode(ty, out.len(), out),
         };
         if fits {
             return true;
@@ -301,11 +324,13 @@ impl Encoder {
         let t = self.compiled[idx].get_or_insert_with(|| compile(&self.spec, dims));
         record.clear();
         record.resize(t.record_len, 0);
+        let vals: DirValues = [ie::dir_values(&rec.fwd), ie::dir_values(&rec.rev)];
+        let vals = vals.as_flattened();
         let mut rest = &mut record[..];
         let mut fits = true;
         for op in &t.fields {
             let (out, tail) = rest.split_at_mut(usize::from(op.len));
-            fits &= op.put(rec, out);
+            fits &= op.put(rec, vals, out);
             rest = tail;
         }
         fits
@@ -456,7 +481,7 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
     let ops = fields
         .iter()
         .map(|(f, len)| FieldOp {
-            put: Put::new(f.ie.value.unwrap_or(zero), f.ie.ty, *len),
+            put: Put::new(f.ie.value.unwrap_or(zero), f.ie.ty, *len, f.reverse),
             reverse: f.reverse,
             counter: f.ie.counter,
             len: *len,
