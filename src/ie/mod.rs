@@ -299,7 +299,15 @@ mod tests {
         t.ts_hz = 23;
         t.iat_min_us = 24_000;
         t.iat_max_us = 25_000;
-        let all = dir_values(&d);
+        let mut all = [0; DIR_VALS];
+        dir_values(&d, true, &mut all);
+        let mut basic = [0; DIR_VALS];
+        dir_values(&d, false, &mut basic);
+        for v in DirVal::ALL {
+            let want = if v.is_tcp() { 0 } else { v.of(&d) };
+            assert_eq!(basic[*v as usize], want, "{v:?} without TCP");
+        }
+        assert!(DirVal::TcpSequenceCount.is_tcp() && !DirVal::PacketDeltaCount.is_tcp());
         assert_eq!(DirVal::ALL.len(), DIR_VALS);
         for (i, v) in DirVal::ALL.iter().enumerate() {
             assert_eq!(*v as usize, i);

@@ -87,40 +87,60 @@ fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
     }
 }
 
-/// Defines [`DirVal`] and its readers from one list, so the value of each per-direction element
-/// is written once.
+/// Defines [`DirVal`] and its readers from one list (of values every flow has, then of TCP
+/// measurements), so the value of each per-direction element is written once.
 macro_rules! dir_values {
-    ($($name:ident: |$d:ident| $e:expr,)*) => {
+    (
+        basic { $($bname:ident: |$bd:ident| $be:expr,)* }
+        tcp { $($tname:ident: |$td:ident| $te:expr,)* }
+    ) => {
         /// A per-direction unsigned element value. The encoder reads all of a record's at once,
         /// in straight-line code ([`dir_values`]), and then takes each field's with a load
         /// instead of a call; everything else reads one ([`DirVal::of`]).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum DirVal {
-            $($name,)*
+            $($bname,)*
+            $($tname,)*
         }
 
         /// How many [`DirVal`]s there are.
         pub const DIR_VALS: usize = DirVal::ALL.len();
 
-        /// Every [`DirVal`] of `d`, indexed by `DirVal as usize`.
+        /// Every [`DirVal`] of `d` into `all`, indexed by `DirVal as usize`; the TCP
+        /// measurements only when `tcp` (left as they were otherwise).
         #[inline]
-        pub fn dir_values(d: &DirStats) -> [u64; DIR_VALS] {
-            [$({
-                let $d = d;
-                $e
-            },)*]
+        pub fn dir_values(d: &DirStats, tcp: bool, all: &mut [u64; DIR_VALS]) {
+            $(all[DirVal::$bname as usize] = {
+                let $bd = d;
+                $be
+            };)*
+            if tcp {
+                $(all[DirVal::$tname as usize] = {
+                    let $td = d;
+                    $te
+                };)*
+            }
         }
 
         impl DirVal {
             /// Every value, in index order.
-            pub const ALL: &[DirVal] = &[$(DirVal::$name,)*];
+            pub const ALL: &[DirVal] = &[$(DirVal::$bname,)* $(DirVal::$tname,)*];
+
+            /// A TCP measurement (zero in a record that has none).
+            pub fn is_tcp(self) -> bool {
+                matches!(self, $(DirVal::$tname)|*)
+            }
 
             /// This value of `d`.
             pub fn of(self, d: &DirStats) -> u64 {
                 match self {
-                    $(DirVal::$name => {
-                        let $d = d;
-                        $e
+                    $(DirVal::$bname => {
+                        let $bd = d;
+                        $be
+                    })*
+                    $(DirVal::$tname => {
+                        let $td = d;
+                        $te
                     })*
                 }
             }
@@ -129,34 +149,38 @@ macro_rules! dir_values {
 }
 
 dir_values! {
-    OctetDeltaCount: |d| d.octets,
-    PacketDeltaCount: |d| d.packets,
-    TcpControlBits: |d| (d.initial_tcp_flags | d.union_tcp_flags).into(),
-    MinimumTTL: |d| d.min_ttl.into(),
-    MaximumTTL: |d| d.max_ttl.into(),
-    TcpSequenceNumber: |d| d.tcp.seq.isn.into(),
-    TransportOctetDeltaCount: |d| d.transport_octets,
-    TransportPacketDeltaCount: |d| d.transport_packets,
-    InitialTCPFlags: |d| d.initial_tcp_flags.into(),
-    UnionTCPFlags: |d| d.union_tcp_flags.into(),
-    TcpSequenceCount: |d| d.tcp.seq.octets,
-    TcpRetransmitCount: |d| d.tcp.seq.retransmits,
-    MaxTcpSequenceJump: |d| d.tcp.seq.max_jump.into(),
-    DeclaredTcpMss: |d| d.tcp.declared_mss.into(),
-    ObservedTcpMss: |d| d.tcp.observed_mss.into(),
-    TcpSequenceLossCount: |d| d.tcp.seq.lost,
-    TcpSequenceJumpCount: |d| d.tcp.seq.jumps,
-    TcpLossEventCount: |d| d.tcp.seq.loss_events,
-    QofTcpCharacteristics: |d| d.tcp.characteristics.into(),
-    TcpDupAckCount: |d| d.tcp.dup_acks,
-    TcpSelAckCount: |d| d.tcp.sel_acks,
-    MinTcpRwin: |d| d.tcp.rwin_min.into(),
-    MeanTcpRwin: |d| d.tcp.rwin_mean.into(),
-    MaxTcpRwin: |d| d.tcp.rwin_max.into(),
-    TcpReceiverStallCount: |d| d.tcp.stalls.into(),
-    TcpTimestampFrequency: |d| d.tcp.ts_hz.into(),
-    MinTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_min_us),
-    MaxTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_max_us),
+    basic {
+        OctetDeltaCount: |d| d.octets,
+        PacketDeltaCount: |d| d.packets,
+        TcpControlBits: |d| (d.initial_tcp_flags | d.union_tcp_flags).into(),
+        MinimumTTL: |d| d.min_ttl.into(),
+        MaximumTTL: |d| d.max_ttl.into(),
+        TransportOctetDeltaCount: |d| d.transport_octets,
+        TransportPacketDeltaCount: |d| d.transport_packets,
+        InitialTCPFlags: |d| d.initial_tcp_flags.into(),
+        UnionTCPFlags: |d| d.union_tcp_flags.into(),
+    }
+    tcp {
+        TcpSequenceNumber: |d| d.tcp.seq.isn.into(),
+        TcpSequenceCount: |d| d.tcp.seq.octets,
+        TcpRetransmitCount: |d| d.tcp.seq.retransmits,
+        MaxTcpSequenceJump: |d| d.tcp.seq.max_jump.into(),
+        DeclaredTcpMss: |d| d.tcp.declared_mss.into(),
+        ObservedTcpMss: |d| d.tcp.observed_mss.into(),
+        TcpSequenceLossCount: |d| d.tcp.seq.lost,
+        TcpSequenceJumpCount: |d| d.tcp.seq.jumps,
+        TcpLossEventCount: |d| d.tcp.seq.loss_events,
+        QofTcpCharacteristics: |d| d.tcp.characteristics.into(),
+        TcpDupAckCount: |d| d.tcp.dup_acks,
+        TcpSelAckCount: |d| d.tcp.sel_acks,
+        MinTcpRwin: |d| d.tcp.rwin_min.into(),
+        MeanTcpRwin: |d| d.tcp.rwin_mean.into(),
+        MaxTcpRwin: |d| d.tcp.rwin_max.into(),
+        TcpReceiverStallCount: |d| d.tcp.stalls.into(),
+        TcpTimestampFrequency: |d| d.tcp.ts_hz.into(),
+        MinTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_min_us),
+        MaxTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_max_us),
+    }
 }
 
 use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT, TcpRtt as ATR, TcpTs as ATS};

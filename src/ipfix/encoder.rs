@@ -32,35 +32,45 @@ impl<W: io::Write> MessageSink for W {
     }
 }
 
-/// A template ready for encoding: its fields with their lengths.
+/// A template ready for encoding. Its fields are grouped by how they are written, each with its
+/// offset in the record, so that most are written by a tight loop per store width with no
+/// dispatch per field (the order of writing does not matter: every field has its own bytes).
 struct Compiled {
     id: u16,
-    fields: Vec<FieldOp>,
+    /// Per-direction values (see [`ie::DirVal`]) stored in 1, 2, 4 and 8 octets.
+    dir: [Vec<DirOp>; 4],
+    /// Some of `dir` are TCP measurements (else the record's are not read).
+    dir_tcp: bool,
+    /// Every other field.
+    other: Vec<FieldOp>,
     record_len: usize,
     /// The template set announcing it, ready to copy into a message.
     set: Vec<u8>,
 }
 
-/// One field of a compiled template: how to write it, its direction and on-wire length, read
-/// straight from the record without a trip through the element table.
+/// A per-direction value: where it goes and where it comes from.
+struct DirOp {
+    off: usize,
+    /// Index into the record's flattened [`DirValues`].
+    idx: usize,
+    /// A counter (its length depends on [`Dims::REDUCED`]).
+    counter: bool,
+}
+
+/// One other field: its getter, direction, offset and on-wire length, read straight from the
+/// record without a trip through the element table.
 struct FieldOp {
     put: Put,
     reverse: bool,
-    /// A counter (its length depends on [`Dims::REDUCED`]).
     counter: bool,
+    off: usize,
     len: u16,
 }
 
-/// How a field is written, chosen when the template is compiled: a per-direction value (most
-/// fields) taken from the record's [`ie::dir_values`] by index, or another unsigned value from
-/// its getter, at 1, 2, 4 or 8 octets by a plain store; anything else through
-/// [`Value::encode`].
+/// How another field is written: an unsigned value from its getter at 1, 2, 4 or 8 octets by
+/// a plain store, anything else through [`Value::encode`].
 #[derive(Clone, Copy)]
 enum Put {
-    D8(usize),
-    D16(usize),
-    D32(usize),
-    D64(usize),
     U8(ie::UnsignedGetter),
     U16(ie::UnsignedGetter),
     U32(ie::UnsignedGetter),
@@ -69,12 +79,8 @@ enum Put {
 }
 
 impl Put {
-    fn new(get: ie::Getter, ty: IeType, len: u16, reverse: bool) -> Put {
+    fn new(get: ie::Getter, ty: IeType, len: u16) -> Put {
         match (get, len) {
-            (ie::Getter::Dir(v), 1) => Put::D8(dir_index(v, reverse)),
-            (ie::Getter::Dir(v), 2) => Put::D16(dir_index(v, reverse)),
-            (ie::Getter::Dir(v), 4) => Put::D32(dir_index(v, reverse)),
-            (ie::Getter::Dir(v), 8) => Put::D64(dir_index(v, reverse)),
             (ie::Getter::Unsigned(g), 1) => Put::U8(g),
             (ie::Getter::Unsigned(g), 2) => Put::U16(g),
             (ie::Getter::Unsigned(g), 4) => Put::U32(g),
@@ -92,24 +98,37 @@ fn dir_index(v: ie::DirVal, reverse: bool) -> usize {
     usize::from(reverse) * ie::DIR_VALS + v as usize
 }
 
+/// Write each of `ops` into `record` as `N` octets. A value that does not fit is written as
+/// zeros so the record stays aligned; false if it was a counter.
+#[inline(always)]
+fn put_dir<const N: usize>(ops: &[DirOp], vals: &[u64], record: &mut [u8]) -> bool {
+    let mut fits = true;
+    for op in ops {
+        let v = vals.get(op.idx).copied().unwrap_or(0);
+        let Some(out) = record.get_mut(op.off..op.off + N) else {
+            continue; // (offsets come from the template's own lengths)
+        };
+        if !ie::put_unsigned::<N>(v, out) {
+            out.fill(0);
+            fits &= !op.counter;
+        }
+    }
+    fits
+}
+
 impl FieldOp {
     /// Write the field's value for `rec` into `out` (exactly its length). A value that does
     /// not fit is written as zeros so the record stays aligned; false if it was a counter
     /// (the template logic rules the rest out).
     #[inline(always)]
-    fn put(&self, rec: &FlowRecord, vals: &[u64], out: &mut [u8]) -> bool {
-        let v = |i: usize| vals.get(i).copied().unwrap_or(0);
-        let dir = || if self.reverse { &rec.rev } else { &rec.fwd };
+    fn put(&self, rec: &FlowRecord, out: &mut [u8]) -> bool {
+        let dir = if self.reverse { &rec.rev } else { &rec.fwd };
         let fits = match self.put {
-            Put::D8(i) => ie::put_unsigned::<1>(v(i), out),
-            Put::D16(i) => ie::put_unsigned::<2>(v(i), out),
-            Put::D32(i) => ie::put_unsigned::<4>(v(i), out),
-            Put::D64(i) => ie::put_unsigned::<8>(v(i), out),
-            Put::U8(get) => ie::put_unsigned::<1>(get(rec, dir()), out),
-            Put::U16(get) => ie::put_unsigned::<2>(get(rec, dir()), out),
-            Put::U32(get) => ie::put_unsigned::<4>(get(rec, dir()), out),
-            Put::U64(get) => ie::put_unsigned::<8>(get(rec, dir()), out),
-            Put::Value(get, ty) => get.value(rec, dir()).encode(ty, out.len(), out),
+            Put::U8(get) => ie::put_unsigned::<1>(get(rec, dir), out),
+            Put::U16(get) => ie::put_unsigned::<2>(get(rec, dir), out),
+            Put::U32(get) => ie::put_unsigned::<4>(get(rec, dir), out),
+            Put::U64(get) => ie::put_unsigned::<8>(get(rec, dir), out),
+            Put::Value(get, ty) => get.value(rec, dir).encode(ty, out.len(), out),
         };
         if fits {
             return true;
@@ -185,6 +204,8 @@ pub struct Encoder {
     stats_len: usize,
     /// One data record, encoded before its template is chosen for good.
     record: Vec<u8>,
+    /// The record's per-direction values (see [`ie::DirVal`]).
+    dir_values: DirValues,
 }
 
 const STATS_SENT: u128 = 1 << Dims::COUNT;
@@ -211,6 +232,7 @@ impl Encoder {
             stats_set,
             stats_len,
             record: Vec::new(),
+            dir_values: [[0; ie::DIR_VALS]; 2],
         }
     }
 
@@ -324,14 +346,20 @@ impl Encoder {
         let t = self.compiled[idx].get_or_insert_with(|| compile(&self.spec, dims));
         record.clear();
         record.resize(t.record_len, 0);
-        let vals: DirValues = [ie::dir_values(&rec.fwd), ie::dir_values(&rec.rev)];
-        let vals = vals.as_flattened();
-        let mut rest = &mut record[..];
-        let mut fits = true;
-        for op in &t.fields {
-            let (out, tail) = rest.split_at_mut(usize::from(op.len));
-            fits &= op.put(rec, vals, out);
-            rest = tail;
+        // (Filled in place: values a template does not read may be left from another record.)
+        let [fwd, rev] = &mut self.dir_values;
+        ie::dir_values(&rec.fwd, t.dir_tcp, fwd);
+        ie::dir_values(&rec.rev, t.dir_tcp, rev);
+        let vals = self.dir_values.as_flattened();
+        let [d1, d2, d4, d8] = &t.dir;
+        let mut fits = put_dir::<1>(d1, vals, record);
+        fits &= put_dir::<2>(d2, vals, record);
+        fits &= put_dir::<4>(d4, vals, record);
+        fits &= put_dir::<8>(d8, vals, record);
+        for op in &t.other {
+            if let Some(out) = record.get_mut(op.off..op.off + usize::from(op.len)) {
+                fits &= op.put(rec, out);
+            }
         }
         fits
     }
@@ -478,15 +506,38 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
     let record_len = fields.iter().map(|(_, l)| usize::from(*l)).sum();
     // Elements without a getter are refused when the template is built; zero regardless.
     let zero = ie::Getter::Unsigned(|_, _| 0);
-    let ops = fields
-        .iter()
-        .map(|(f, len)| FieldOp {
-            put: Put::new(f.ie.value.unwrap_or(zero), f.ie.ty, *len, f.reverse),
-            reverse: f.reverse,
-            counter: f.ie.counter,
-            len: *len,
-        })
-        .collect();
+    let mut dir: [Vec<DirOp>; 4] = Default::default();
+    let mut dir_tcp = false;
+    let mut other = Vec::new();
+    let mut off = 0;
+    for (f, len) in &fields {
+        let get = f.ie.value.unwrap_or(zero);
+        let width = match len {
+            1 => Some(0),
+            2 => Some(1),
+            4 => Some(2),
+            8 => Some(3),
+            _ => None,
+        };
+        match (get, width) {
+            (ie::Getter::Dir(v), Some(w)) => {
+                dir_tcp |= v.is_tcp();
+                dir[w].push(DirOp {
+                    off,
+                    idx: dir_index(v, f.reverse),
+                    counter: f.ie.counter,
+                });
+            }
+            _ => other.push(FieldOp {
+                put: Put::new(get, f.ie.ty, *len),
+                reverse: f.reverse,
+                counter: f.ie.counter,
+                off,
+                len: *len,
+            }),
+        }
+        off += usize::from(*len);
+    }
     let id = dims.template_id();
     let mut set = Vec::new();
     set.extend_from_slice(&TEMPLATE_SET.to_be_bytes());
@@ -500,7 +551,9 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
     set[2..4].copy_from_slice(&n.to_be_bytes());
     Compiled {
         id,
-        fields: ops,
+        dir,
+        dir_tcp,
+        other,
         record_len,
         set,
     }
