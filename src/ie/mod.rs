@@ -264,9 +264,10 @@ pub fn write_name(ie: &InfoElement, reverse: bool, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn direction_values_read_together_match_each_read_alone() {
-        use crate::meter::DirStats;
         // Every field a different value, so a value read from the wrong place shows.
         let mut d = DirStats {
             packets: 1,
@@ -321,8 +322,6 @@ mod tests {
         assert_eq!(DirVal::TcpRetransmitCount.of(&d), 9);
         assert_eq!(DirVal::MaxTcpIOTMilliseconds.of(&d), 25);
     }
-
-    use super::*;
 
     #[test]
     fn names_and_ids_round_trip_for_every_element() {

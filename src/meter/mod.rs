@@ -262,14 +262,9 @@ impl Meter {
             let f = self.table.flow(s);
             std::cmp::Reverse((f.start_ms(), f.flow_id))
         });
-        if self.out.is_empty() {
-            self.flushing = slots;
-        } else {
-            // The caller has not drained `out`: keep the order by queueing the records.
-            while let Some(slot) = slots.pop() {
-                self.close(slot, end_reason::FORCED);
-            }
-        }
+        // (Records still in `out`, if the caller has not drained it, come first: see
+        // `poll_record`.)
+        self.flushing = slots;
         self.frags.clear();
         self.stats.flush_events += 1;
     }

@@ -392,8 +392,7 @@ impl SeqDir {
         }
         if retransmitted > 0 {
             out.retransmitted = true;
-            let i = self.ensure_block(pool);
-            let (b, _) = pool.parts(i);
+            let b = self.anomalies(pool);
             b.retransmits = b.retransmits.saturating_add(1);
         }
         if fin && out.advanced {
@@ -533,7 +532,7 @@ impl SeqDir {
             octets: self.nsn().saturating_sub(self.start()),
             ..Default::default()
         };
-        if let Some(b) = pool.block(self.loss) {
+        if let Some(b) = self.block(pool) {
             c.retransmits = b.retransmits.into();
             c.jumps = b.jumps.into();
             c.max_jump = b.max_jump;
