@@ -560,7 +560,9 @@ impl DirState {
             return None;
         }
         let ticks = u64::from(self.ts_span);
-        u32::try_from((ticks * 1_000_000 + u64::from(us) / 2) / u64::from(us)).ok()
+        u32::try_from((ticks * 1_000_000 + u64::from(us) / 2) / u64::from(us))
+            .ok()
+            .filter(|&hz| hz != 0)
     }
 
     fn add_chirp(&mut self, chirp_us: i32) {

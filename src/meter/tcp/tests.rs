@@ -690,3 +690,23 @@ fn unseen_tail_is_revealed_by_the_ack_and_the_fin() {
     assert_eq!(s.lost, 501);
     assert_eq!(r.rev.tcp.seq.lost, 0, "the server's FIN was seen");
 }
+
+#[test]
+fn a_clock_slower_than_half_a_hertz_is_unknown_and_never_divides_by_zero() {
+    // One tick in three seconds rounds to a rate of 0 Hz. The chirp of the next newer TSval
+    // divides by the rate: it panicked before the rate was treated as unknown.
+    let mut c = Conv::new(all_on());
+    let b = CISN + 1;
+    c.at(0, c2s(ACK, b, SISN, 100).ts(1, 0));
+    c.at(3_000_000, c2s(ACK, b + 100, SISN, 100).ts(2, 0));
+    c.at(3_010_000, c2s(ACK, b + 200, SISN, 100).ts(3, 0));
+    let r = c.finish();
+    // Two ticks in 3.01 s: 1 Hz by the end. At the third packet the rate (0) was unknown.
+    assert_eq!(r.fwd.tcp.ts_hz, 1);
+    assert_eq!(
+        (r.fwd.tcp.chirp_min_ms, r.fwd.tcp.chirp_max_ms),
+        (0, 0),
+        "no chirp without a known rate"
+    );
+    assert_eq!(r.fwd.tcp.seq.octets, 300, "the packets are still metered");
+}
