@@ -7,6 +7,7 @@ use crate::meter::{EchoRule, FlowRecord, Meter, MeterConfig, TcpConfig};
 use crate::time::Timestamp;
 
 use super::flag::{ACK, FIN, RST, SYN};
+use super::seq::seq_before;
 
 const PSH: u8 = 0x08;
 const C: [u8; 4] = [10, 0, 0, 1];
@@ -709,4 +710,145 @@ fn a_clock_slower_than_half_a_hertz_is_unknown_and_never_divides_by_zero() {
         "no chirp without a known rate"
     );
     assert_eq!(r.fwd.tcp.seq.octets, 300, "the packets are still metered");
+}
+
+/// Hostile TCP conversations through every measurement at once: sequence and ACK numbers that
+/// wander, jump and wrap, random flags, options with any value (window scale up to 255, MSS 0,
+/// TSval 0 and near the wrap, SACK edges anywhere), packet times that stall, race ahead or
+/// step backwards, short timeouts and shallow gap stacks. In a debug build (`cargo test`) an
+/// arithmetic overflow panics too. Nothing may panic, and every packet and octet handed in
+/// comes out in exactly one record.
+#[test]
+fn hostile_conversations_never_panic_and_lose_nothing() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let near = |base: u32, r: u64| -> u32 {
+        match r % 8 {
+            0 => r as u32 >> 3,                                  // anywhere
+            1 => base.wrapping_sub((r >> 8) as u32 % 70_000),    // behind
+            2 => base.wrapping_add((r >> 8) as u32 % 3_000_000), // far ahead
+            _ => base.wrapping_add((r >> 8) as u32 % 3_000),     // close ahead
+        }
+    };
+    for round in 0..60u64 {
+        let r0 = next();
+        let mut tcp = all_on();
+        if round % 3 == 1 {
+            // Some measurements alone, in other combinations.
+            tcp.rtt = r0 & 1 == 1;
+            tcp.seq = tcp.rtt || r0 & 2 == 2;
+            tcp.ack = r0 & 4 == 4;
+            tcp.rwin = r0 & 8 == 8;
+            tcp.ts = r0 & 16 == 16;
+            tcp.iat = r0 & 32 == 32;
+            tcp.options = r0 & 64 == 64;
+        }
+        tcp.gap_depth = 1 + (r0 >> 8) as u8 % 8;
+        tcp.echo_rule = if r0 >> 16 & 1 == 1 {
+            EchoRule::Latest
+        } else {
+            EchoRule::NotLarger
+        };
+        let mut m = Meter::new(MeterConfig {
+            idle_timeout_ms: 1 + (r0 >> 20) % 60_000,
+            active_timeout_ms: 1 + (r0 >> 36) % 600_000,
+            tcp,
+            track_transport: true,
+            ..MeterConfig::default()
+        });
+        let (mut seqs, mut tsvals) = ([next() as u32, next() as u32], [0u32; 2]);
+        let mut t = 5_000_000_000u64;
+        let (mut packets, mut octets, mut payload) = (0u64, 0u64, 0u64);
+        let mut recs = Vec::new();
+        for _ in 0..4_000 {
+            let r = next();
+            let d = (r & 1) as usize;
+            t = match r >> 1 & 63 {
+                0 => t.saturating_sub(r >> 20 & 0xffff_ffff),
+                1 => t + (r >> 20) % 4_000_000_000,
+                2 => t,
+                _ => t + (r >> 20) % 40_000,
+            };
+            let len = match r >> 7 & 3 {
+                0 => 0,
+                _ => (r >> 9) as u32 % 1_500,
+            };
+            let seq = near(seqs[d], next());
+            if !seq_before(seq.wrapping_add(len), seqs[d]) {
+                seqs[d] = seq.wrapping_add(len);
+            }
+            let ack = near(seqs[1 - d], next());
+            let flags = match r >> 20 & 7 {
+                0 => (r >> 24) as u8,
+                1 => SYN | (r >> 24) as u8 & ACK,
+                2 => FIN | ACK,
+                _ => ACK | (r >> 24) as u8 & PSH,
+            };
+            let o = next();
+            let mut options = TcpOptions::default();
+            if o & 3 == 0 {
+                options.mss = Some((o >> 2) as u16);
+                options.window_scale = Some((o >> 18) as u8);
+                options.sack_permitted = o >> 26 & 1 == 1;
+            }
+            if o >> 27 & 3 != 0 {
+                tsvals[d] = match o >> 29 & 7 {
+                    0 => 0,
+                    1 => u32::MAX - (o >> 32) as u32 % 3,
+                    2 => (o >> 32) as u32,
+                    3 => tsvals[d].wrapping_sub((o >> 32) as u32 % 100),
+                    _ => tsvals[d].wrapping_add((o >> 32) as u32 % 100),
+                };
+                let ecr = if o >> 40 & 1 == 1 { 0 } else { tsvals[1 - d] };
+                options.timestamp = Some((tsvals[d], ecr));
+            }
+            if o >> 41 & 3 == 0 {
+                options.sack_right_edge = Some(near(ack, o >> 43));
+            }
+            options.malformed = o >> 63 == 1;
+            let seg = Seg {
+                c2s: d == 0,
+                flags,
+                seq,
+                ack,
+                len,
+                window: (o >> 44) as u16,
+                options,
+                ecn: (o >> 60) as u8 & 3,
+            };
+            m.handle_packet(Timestamp::from_micros(t), &seg.packet());
+            packets += 1;
+            octets += u64::from(40 + len);
+            payload += u64::from(len);
+            while let Some(rec) = m.poll_record() {
+                recs.push(rec);
+            }
+        }
+        m.flush();
+        while let Some(rec) = m.poll_record() {
+            recs.push(rec);
+        }
+        let sum = |f: &dyn Fn(&FlowRecord) -> u64| recs.iter().map(f).sum::<u64>();
+        assert_eq!(
+            sum(&|r| r.fwd.packets + r.rev.packets),
+            packets,
+            "round {round}"
+        );
+        assert_eq!(
+            sum(&|r| r.fwd.octets + r.rev.octets),
+            octets,
+            "round {round}"
+        );
+        assert_eq!(
+            sum(&|r| r.fwd.transport_octets + r.rev.transport_octets),
+            payload,
+            "round {round}"
+        );
+        assert!(recs.iter().all(|r| r.fwd.packets > 0), "round {round}");
+    }
 }
