@@ -933,3 +933,92 @@ fn pcap_oversized_record_is_damage_not_an_allocation() {
     assert!(matches!(e.kind, CaptureErrorKind::Malformed(_)), "{e}");
     assert_eq!(e.offset, at);
 }
+
+/// Every corpus frame, damaged three ways (one to four bytes of its first 96 overwritten at
+/// random, and sometimes cut short), through the whole pipeline: decode, every TCP
+/// measurement, JSON, and the default template's IPFIX. qof must not panic, must exit 0 and
+/// must account for every frame (metered or ignored).
+#[test]
+fn damaged_frames_through_the_whole_pipeline_never_panic() {
+    let mut rng = Rng(0x0bad_f00d_dead_beef);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tcp_all = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-all.yaml");
+    let mut checked = 0;
+    for path in corpus_files() {
+        let (frames, _) = read_file(&path);
+        let Some(linktype) = frames.first().map(|f| f.linktype) else {
+            continue;
+        };
+        // A classic nanosecond pcap of the damaged copies (frames of the file's first link type).
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&[0; 8]); // time zone, accuracy
+        out.extend_from_slice(&0x0004_0000u32.to_le_bytes()); // snaplen
+        out.extend_from_slice(&linktype.to_le_bytes());
+        let mut n = 0u64;
+        for f in frames.iter().filter(|f| f.linktype == linktype) {
+            for _ in 0..3 {
+                let mut data = f.data.clone();
+                for _ in 0..=rng.below(4) {
+                    let at = rng.below(data.len().min(96));
+                    if let Some(b) = data.get_mut(at) {
+                        *b = rng.below(256) as u8;
+                    }
+                }
+                if rng.below(4) == 0 {
+                    data.truncate(rng.below(data.len() + 1));
+                }
+                let secs = (f.ts_ns / 1_000_000_000) as u32;
+                let nanos = (f.ts_ns % 1_000_000_000) as u32;
+                for v in [
+                    secs,
+                    nanos,
+                    data.len() as u32,
+                    f.orig_len.max(data.len() as u32),
+                ] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.extend_from_slice(&data);
+                n += 1;
+            }
+        }
+        let damaged = dir.path().join("damaged.pcap");
+        std::fs::write(&damaged, &out).expect("write damaged capture");
+        let runs: [&[&str]; 2] = [
+            &[
+                "--yaml",
+                tcp_all.to_str().expect("utf-8"),
+                "--format",
+                "json",
+            ],
+            &[],
+        ];
+        for extra in runs {
+            let records = dir.path().join("records");
+            let out = Command::new(env!("CARGO_BIN_EXE_qof"))
+                .arg("--in")
+                .arg(&damaged)
+                .arg("--out")
+                .arg(&records)
+                .args(extra)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run qof");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !stderr.contains("panicked"),
+                "{} {extra:?}: {stderr}",
+                path.display()
+            );
+            assert!(
+                stderr.contains(&format!("qof: {n} packets read")),
+                "{} {extra:?}: every frame read: {stderr}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} captures checked");
+}
