@@ -4,10 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use qof::capture::{self, PacketSource};
 use qof::config::{Args, YamlConfig};
-use qof::decode::{self, DecodeConfig, IgnoreCounts, Packet};
+use qof::decode::{self, DecodeConfig, IgnoreCounts};
 use qof::filter::Filter;
 use qof::ipfix::TemplateSpec;
-use qof::meter::{Meter, MeterConfig, ProcessStats, TcpConfig};
+use qof::meter::{Lookahead, Meter, MeterConfig, ProcessStats, TcpConfig};
 use qof::time::Timestamp;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -135,9 +135,10 @@ fn run(args: &Args) -> Result<Outcome> {
     let init_millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let mut meter = Meter::new(meter_cfg);
+    // Packets are decoded in place into the meter's look-ahead queue, which loads each one's
+    // flow state a few packets ahead (records come out after the following packets).
+    let mut meter = Lookahead::new(Meter::new(meter_cfg));
     let mut n = Counters::default();
-    let mut pkt = Packet::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
@@ -171,8 +172,8 @@ fn run(args: &Args) -> Result<Outcome> {
                 continue;
             }
         }
-        match decode::decode(frame.linktype, frame.data, &decode_cfg, &mut pkt) {
-            Ok(()) => meter.handle_packet(frame.ts, &pkt),
+        match decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet()) {
+            Ok(()) => meter.push(frame.ts),
             Err(why) => n.ignored.add(why),
         }
         while let Some(rec) = meter.poll_record() {
@@ -186,7 +187,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 break;
             }
             if status.swap(false, Ordering::Relaxed) {
-                log_status(&meter, &n, sink.as_ref());
+                log_status(meter.meter(), &n, sink.as_ref());
             }
             sink.tick(last_ts)?;
             if let Some(every) = stats_every {
@@ -194,7 +195,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
                     sink.write_stats(&process_stats(
-                        &meter,
+                        meter.meter(),
                         &n,
                         source.as_ref(),
                         args,
@@ -212,10 +213,10 @@ fn run(args: &Args) -> Result<Outcome> {
         tracing::warn!("signal received: stopping input and exporting every flow in memory");
     }
     if status.swap(false, Ordering::Relaxed) {
-        log_status(&meter, &n, sink.as_ref());
+        log_status(meter.meter(), &n, sink.as_ref());
     }
 
-    tracing::debug!("{}", memory_line(&meter));
+    tracing::debug!("{}", memory_line(meter.meter()));
     meter.flush();
     while let Some(rec) = meter.poll_record() {
         sink.write_flow(&rec)?;
@@ -223,7 +224,7 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     if stats_every.is_some() {
         sink.write_stats(&process_stats(
-            &meter,
+            meter.meter(),
             &n,
             source.as_ref(),
             args,
@@ -234,7 +235,7 @@ fn run(args: &Args) -> Result<Outcome> {
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
     let finished = sink.finish();
     let lost = sink.lost();
-    summary(&meter, &n, started, lost);
+    summary(meter.meter(), &n, started, lost);
     finished.context("closing the output")?;
     if lost.is_some_and(|l| l > 0) && matches!(outcome, Outcome::Clean) {
         outcome = Outcome::Undelivered;

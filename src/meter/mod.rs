@@ -4,13 +4,17 @@
 
 mod flow;
 mod frag;
+mod index;
+mod lookahead;
 mod pool;
+mod prefetch;
 mod record;
 mod table;
 mod tcp;
 #[cfg(test)]
 mod tests;
 
+pub use lookahead::Lookahead;
 pub use record::{end_reason, DirStats, FlowRecord};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 
@@ -111,6 +115,8 @@ impl pool::Recycle for Transport {
 
 /// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
 /// finished flows with [`Meter::poll_record`], and call [`Meter::flush`] at the end of input.
+/// For a stream of packets, [`Lookahead`] wraps it to load each flow's state into cache a few
+/// packets before the packet is metered.
 ///
 /// Time is packet time only. It should not go backwards; when it does (merged captures), the
 /// packet is still counted and the table's clock simply does not move back.
@@ -238,12 +244,18 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
+        self.meter(ts, pkt, None);
+    }
+
+    /// Meter a packet; `look` is its key's hash and the slot its look-ahead found, if any.
+    #[inline]
+    fn meter(&mut self, ts: Timestamp, pkt: &Packet, look: Option<(u64, Slot)>) {
         self.stats.packets += 1;
         self.settle();
         self.advance(ts);
         match pkt.frag {
             Some(frag) => self.handle_fragment(ts, pkt, frag),
-            None => self.account(ts, pkt, None),
+            None => self.account(ts, pkt, None, look),
         }
     }
 
@@ -292,10 +304,17 @@ impl Meter {
 
     /// Meter a packet (a fragment arrives here with its datagram's key, ports included);
     /// `held` adds fragments that arrived before their datagram's first fragment.
-    fn account(&mut self, ts: Timestamp, pkt: &Packet, held: Option<Held>) {
+    fn account(
+        &mut self,
+        ts: Timestamp,
+        pkt: &Packet,
+        held: Option<Held>,
+        look: Option<(u64, Slot)>,
+    ) {
         let now_ms = ts.millis();
+        let (hash, candidate) = look.unwrap_or_else(|| (self.table.hash(&pkt.key), table::NIL));
         let (ext, tcp, transport) = (&self.ext, &self.tcp, &self.transport);
-        let mut found = self.table.lookup_hinted(&pkt.key, |slot| {
+        let mut found = self.table.lookup(hash, candidate, &pkt.key, |slot| {
             // Start loading the flow's TCP state or transport counters (read-only looks).
             match ext.get(slot as usize) {
                 Some(&x) if x != pool::NONE => match tcp {
@@ -466,14 +485,14 @@ impl Meter {
             d.key = Some(pkt.key);
             let held = std::mem::take(&mut d.held);
             let held = (held.packets > 0).then_some(held);
-            self.account(ts, pkt, held);
+            self.account(ts, pkt, held, None);
         } else if let Some(key) = d.key {
             let p = Packet {
                 key,
                 tcp: None,
                 ..*pkt
             };
-            self.account(ts, &p, None);
+            self.account(ts, &p, None, None);
         } else {
             let h = &mut d.held;
             h.min_ttl = if h.packets == 0 {

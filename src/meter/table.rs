@@ -2,7 +2,8 @@
 //!
 //! * One lookup per packet: the index hashes a direction-independent form of the key, so a
 //!   packet finds its flow whether it travels forward or in reverse.
-//! * The index stores only slot numbers (4 bytes per bucket); keys live once, in the slab.
+//! * The index stores a 32-bit tag of the hash and the slot number (8 bytes per entry; see
+//!   [`super::index`]); keys live once, in the slab.
 //! * Idle expiry uses a wheel of one-second slots, each an intrusive doubly-linked list through
 //!   the flows themselves. A flow is put on the wheel once, at creation, for `end + idle`; when
 //!   its slot comes round the wheel checks the flow's real last-seen time and moves it on if it
@@ -12,9 +13,9 @@
 //! * The hash seed is random per table: flow keys are attacker-controlled.
 
 use super::flow::Flow;
+use super::index::Index;
 use crate::key::FlowKey;
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 
 /// Direction of a packet relative to its flow.
@@ -107,6 +108,10 @@ impl Slab {
     fn len(&self) -> usize {
         self.len
     }
+
+    fn get(&self, i: usize) -> Option<&Flow> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
 }
 
 impl std::ops::Index<usize> for Slab {
@@ -131,7 +136,7 @@ pub(crate) struct FlowTable {
     /// links the next free slot: no separate list, which at the end of input, with every
     /// flow freed at once, would be the largest it ever gets.
     free_head: Slot,
-    index: HashTable<Slot>,
+    index: Index,
     hasher: RandomState,
     live: usize,
     /// Head of each wheel slot's list.
@@ -151,7 +156,7 @@ impl FlowTable {
                 len: 0,
             },
             free_head: NIL,
-            index: HashTable::new(),
+            index: Index::new(),
             hasher: RandomState::default(),
             live: 0,
             wheel: vec![NIL; slots],
@@ -172,20 +177,69 @@ impl FlowTable {
         &mut self.flows[slot as usize]
     }
 
-    fn hash(&self, key: &FlowKey) -> u64 {
+    /// The index hash of `key` (both directions alike).
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
         key_hash(&self.hasher, key)
     }
 
-    /// The flow this key belongs to, and the packet's side of it. `hint` is called with each
-    /// candidate slot the index names, before its key is compared: the caller can start
-    /// loading the slot's other state then, so that its cache miss overlaps the flow's
-    /// instead of following it.
+    /// First step of a lookup some packets ahead: ask for the index line `hash` starts at.
     #[inline]
-    pub fn lookup_hinted(&self, key: &FlowKey, hint: impl Fn(Slot)) -> Option<(Slot, Side)> {
-        let hash = self.hash(key);
+    pub fn prefetch_index(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Second step: read the index (its line asked for a packet before) and ask for the lines
+    /// of the first flow filed under the hash's tag (another key shares a tag one time in
+    /// four billion), calling `hint` with its slot. Keys are not compared: nothing waits on
+    /// the flow. Returns the slot, or [`NIL`].
+    #[inline]
+    pub fn prefetch_flows(&self, hash: u64, mut hint: impl FnMut(Slot)) -> Slot {
+        let flows = &self.flows;
+        let found = self.index.find(hash, |s| {
+            if let Some(f) = flows.get(s as usize) {
+                // Fields spread over the flow's 104 bytes, so every line it spans is asked
+                // for (the compiler may order fields as it likes).
+                super::prefetch::line(&f.key);
+                super::prefetch::line(&f.fwd);
+                super::prefetch::line(&f.rev);
+                super::prefetch::line(&f.wheel_next);
+            }
+            hint(s);
+            true
+        });
+        found.unwrap_or(NIL)
+    }
+
+    /// The flow this key (whose [`FlowTable::hash`] is `hash`) belongs to, and the packet's
+    /// side of it. `candidate` is the slot a look-ahead found ([`NIL`] if none): a live flow
+    /// there with this key is the one (keys are unique), and the index is not read again.
+    /// Otherwise `hint` is called with each slot the index names, before its key is compared:
+    /// the caller can start loading the slot's other state then, so that its cache miss
+    /// overlaps the flow's instead of following it.
+    #[inline]
+    pub fn lookup(
+        &self,
+        hash: u64,
+        candidate: Slot,
+        key: &FlowKey,
+        hint: impl Fn(Slot),
+    ) -> Option<(Slot, Side)> {
         let rev = key.reversed();
         let flows = &self.flows;
-        let slot = *self.index.find(hash, |&s| {
+        // A free slot is off the wheel; a live flow is always on it, and in the index.
+        if let Some(f) = flows
+            .get(candidate as usize)
+            .filter(|f| f.wheel_prev != NIL)
+        {
+            if f.key == *key {
+                return Some((candidate, Side::Forward));
+            }
+            if f.key == rev {
+                return Some((candidate, Side::Reverse));
+            }
+        }
+        let slot = self.index.find(hash, |s| {
             hint(s);
             let k = &flows[s as usize].key;
             *k == *key || *k == rev
@@ -210,8 +264,7 @@ impl FlowTable {
                 s
             }
         };
-        let (flows, index, hasher) = (&self.flows, &mut self.index, &self.hasher);
-        index.insert_unique(hash, slot, |&s| key_hash(hasher, &flows[s as usize].key));
+        self.index.insert(hash, slot);
         self.live += 1;
         let due = self.deadline_sec(end_ms).max(self.wheel_sec);
         self.link(slot, due);
@@ -223,9 +276,7 @@ impl FlowTable {
         self.unlink(slot);
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
-            entry.remove();
-        }
+        self.index.remove(hash, slot);
         // (`unlink` has set `wheel_prev` to NIL: the mark of a free slot.)
         self.flows[slot as usize].wheel_next = self.free_head;
         self.free_head = slot;
@@ -351,17 +402,16 @@ impl FlowTable {
         live
     }
 
-    /// Bytes held: flow chunks, the hash index (about a slot and a control byte per entry
-    /// it can hold) and the wheel.
+    /// Bytes held: flow chunks, the hash index (8 bytes per entry it can hold) and the wheel.
     pub fn bytes(&self) -> usize {
         self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
-            + self.index.capacity() * (std::mem::size_of::<Slot>() + 1)
+            + self.index.capacity() * Index::ENTRY_BYTES
             + self.wheel.capacity() * std::mem::size_of::<Slot>()
     }
 
     /// Resident bytes per slot, for the memory budget tests.
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Flow>() + std::mem::size_of::<Slot>()
+        std::mem::size_of::<Flow>() + Index::ENTRY_BYTES
     }
 }

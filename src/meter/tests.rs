@@ -385,78 +385,97 @@ fn many_flows_all_come_out_exactly_once() {
     assert!(h.m.stats().peak_flows <= 5_000);
 }
 
-/// Random packet sequences over a small key space, with random TCP flags, time steps (some
-/// backwards, some huge), tiny tables and short timeouts: every packet and octet handed in
-/// comes out in exactly one record, and no record is empty.
-#[test]
-fn random_sequences_conserve_packets_and_octets() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
+/// A random test round: a meter configuration (tiny tables, short timeouts) and packets over
+/// a small key space, with random TCP flags, time steps (some backwards, some huge) and
+/// fragments, as (ms, packet).
+fn random_round(next: &mut impl FnMut() -> u64, round: u32) -> (MeterConfig, Vec<(u64, Packet)>) {
+    let cfg = MeterConfig {
+        idle_timeout_ms: 1 + next() % 5_000,
+        active_timeout_ms: 1 + next() % 20_000,
+        max_flows: (next() % 20) as usize,
+        max_frags: (next() % 4) as usize,
+        silk_compatible: round % 2 == 0,
+        track_transport: true,
+        ..Default::default()
+    };
+    let mut t = 0u64;
+    let mut packets = Vec::new();
+    for _ in 0..3_000 {
+        let r = next();
+        t = match r % 100 {
+            0 => t.saturating_sub(r % 3_000),
+            1 => t + 100_000,
+            _ => t + r % 700,
+        };
+        let p = [proto::TCP, proto::UDP, proto::ICMP][(r >> 8) as usize % 3];
+        let mut k = v4(
+            [10, 0, 0, (r >> 12) as u8 % 4],
+            1000 + (r >> 16) as u16 % 3,
+            B,
+            80,
+            p,
+        );
+        if r >> 20 & 1 == 1 {
+            k = k.reversed();
+        }
+        let len = (r >> 24) as u32 % 1400;
+        let mut pkt = if p == proto::TCP {
+            let mut pkt = tcp(k, (r >> 32) as u8, len);
+            if let Some(t) = pkt.tcp.as_mut() {
+                // Sequence and ACK numbers from a small space: retransmissions, gaps, jumps.
+                (t.seq, t.ack) = ((r >> 49) as u32 % 20_000, (next() % 20_000) as u32);
+            }
+            pkt
+        } else {
+            udp(k, len)
+        };
+        if r >> 40 & 7 == 0 {
+            // A fragment: sometimes first, sometimes not, random ids.
+            let id = (r >> 44) as u32 % 3;
+            let first = r >> 47 & 1 == 1;
+            let ports = if first {
+                k
+            } else {
+                FlowKey {
+                    src_port: 0,
+                    dst_port: 0,
+                    ..k
+                }
+            };
+            pkt = frag(
+                ports,
+                id,
+                if first { 0 } else { 1480 },
+                r >> 48 & 1 == 1,
+                len,
+            );
+            pkt.payload_len = 0;
+        }
+        packets.push((t, pkt));
+    }
+    (cfg, packets)
+}
+
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
-    };
+    }
+}
+
+/// Random packet sequences (see [`random_round`]): every packet and octet handed in comes out
+/// in exactly one record, and no record is empty.
+#[test]
+fn random_sequences_conserve_packets_and_octets() {
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for round in 0..40 {
-        let cfg = MeterConfig {
-            idle_timeout_ms: 1 + next() % 5_000,
-            active_timeout_ms: 1 + next() % 20_000,
-            max_flows: (next() % 20) as usize,
-            max_frags: (next() % 4) as usize,
-            silk_compatible: round % 2 == 0,
-            track_transport: true,
-            ..Default::default()
-        };
+        let (cfg, packets) = random_round(&mut next, round);
         let mut h = Harness::new(cfg);
         let (mut pkts, mut octets, mut payload) = (0u64, 0u64, 0u64);
-        let mut t = 0u64;
         let mut recs = Vec::new();
-        for _ in 0..3_000 {
-            let r = next();
-            t = match r % 100 {
-                0 => t.saturating_sub(r % 3_000),
-                1 => t + 100_000,
-                _ => t + r % 700,
-            };
-            let p = [proto::TCP, proto::UDP, proto::ICMP][(r >> 8) as usize % 3];
-            let mut k = v4(
-                [10, 0, 0, (r >> 12) as u8 % 4],
-                1000 + (r >> 16) as u16 % 3,
-                B,
-                80,
-                p,
-            );
-            if r >> 20 & 1 == 1 {
-                k = k.reversed();
-            }
-            let len = (r >> 24) as u32 % 1400;
-            let mut pkt = if p == proto::TCP {
-                tcp(k, (r >> 32) as u8, len)
-            } else {
-                udp(k, len)
-            };
-            if r >> 40 & 7 == 0 {
-                // A fragment: sometimes first, sometimes not, random ids.
-                let id = (r >> 44) as u32 % 3;
-                let first = r >> 47 & 1 == 1;
-                let ports = if first {
-                    k
-                } else {
-                    FlowKey {
-                        src_port: 0,
-                        dst_port: 0,
-                        ..k
-                    }
-                };
-                pkt = frag(
-                    ports,
-                    id,
-                    if first { 0 } else { 1480 },
-                    r >> 48 & 1 == 1,
-                    len,
-                );
-                pkt.payload_len = 0;
-            }
+        for (t, pkt) in packets {
             h.at(t, pkt);
             pkts += 1;
             octets += u64::from(pkt.ip_len);
@@ -486,6 +505,42 @@ fn random_sequences_conserve_packets_and_octets() {
             "round {round}: end before start"
         );
         assert_eq!(h.m.active_flows(), 0);
+    }
+}
+
+/// Packets through a [`Lookahead`] (which loads each flow's state a few packets ahead) give
+/// the same records in the same order as packets metered at once, with every TCP measurement
+/// on and with none.
+#[test]
+fn queued_packets_give_the_records_of_packets_metered_at_once() {
+    let mut next = xorshift(0x1f12_3bb5_1597_2468);
+    for round in 0..40 {
+        let (mut cfg, packets) = random_round(&mut next, round);
+        if round % 2 == 1 {
+            cfg.tcp = TcpConfig::from_features(crate::ie::Features(u16::MAX));
+        }
+        let (mut now, mut queued) = (Meter::new(cfg), Lookahead::new(Meter::new(cfg)));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (i, (t, pkt)) in packets.iter().enumerate() {
+            let ts = Timestamp::from_millis(1_000_000 + t);
+            now.handle_packet(ts, pkt);
+            *queued.next_packet() = *pkt;
+            queued.push(ts);
+            if i % 1_000 == 999 {
+                // A timeout tick in the middle meters what is queued first.
+                now.handle_timeout(ts);
+                queued.handle_timeout(ts);
+            }
+            a.extend(std::iter::from_fn(|| now.poll_record()));
+            b.extend(std::iter::from_fn(|| queued.poll_record()));
+        }
+        now.flush();
+        queued.flush();
+        a.extend(std::iter::from_fn(|| now.poll_record()));
+        b.extend(std::iter::from_fn(|| queued.poll_record()));
+        assert!(a.len() > 100, "round {round}: {} records", a.len());
+        assert_eq!(a, b, "round {round}");
+        assert_eq!(now.stats(), queued.meter().stats(), "round {round}");
     }
 }
 

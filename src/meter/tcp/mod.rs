@@ -302,6 +302,21 @@ impl TcpTable {
         }
     }
 
+    /// Ask for state `i`'s cache lines (the same fields as [`TcpTable::warm`] reads).
+    #[inline]
+    pub fn prefetch(&self, i: u32) {
+        if let Some(st) = self.states.get(i) {
+            use crate::meter::prefetch::line;
+            for d in &st.dir {
+                line(&d.seq);
+                line(&d.highest_ack);
+                line(&d.chirp_sum_ms);
+            }
+            line(&st.rtt);
+            line(&st.rtt.samples);
+        }
+    }
+
     /// Account a TCP packet of the flow whose state is `i`.
     pub fn packet(&mut self, i: u32, p: &TcpPacket) {
         if i != NONE {

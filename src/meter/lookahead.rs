@@ -1,0 +1,151 @@
+//! A [`Meter`] fed a stream of packets a few at a time, so that each packet's flow state is
+//! already in cache when the packet is metered.
+//!
+//! A flow's state is a chain of loads, each needing the one before: the index line, then the
+//! flow and its state index, then its TCP state. With a table larger than the cache each is a
+//! miss, and metering one packet at a time waits for them one after another. Here each packet
+//! spends [`DEPTH`] packets in a queue; on each arrival, the newest packet takes the first
+//! step (its index line is asked for), the one before it the second (the index is read, the
+//! flow and its state index asked for), and the one before that the third (its TCP state
+//! asked for). The steps only ask the CPU to prefetch lines: the metering is unchanged, and
+//! the records are the same, in the same order, as from [`Meter::handle_packet`].
+
+use super::table::{Slot, NIL};
+use super::{prefetch, FlowRecord, Meter};
+use crate::decode::Packet;
+use crate::time::Timestamp;
+
+/// Packets held before the oldest is metered: one per step.
+const DEPTH: usize = 3;
+/// Ring entries: the queued packets and the one being decoded.
+const RING: usize = DEPTH + 1;
+
+/// A queued packet and what its look-ahead has found so far.
+#[derive(Clone, Copy, Default)]
+struct Queued {
+    ts: Timestamp,
+    pkt: Packet,
+    /// The index hash of its key (not used for fragments).
+    hash: u64,
+    /// The slot the index named for it ([`NIL`] if none yet, or none).
+    candidate: Slot,
+}
+
+/// See the [module documentation](self). The caller decodes each packet in place into
+/// [`Lookahead::next_packet`] and queues it with [`Lookahead::push`]; records come out of
+/// [`Lookahead::poll_record`] as from the meter, a few packets later. [`Lookahead::flush`]
+/// meters what is queued, then ends every flow.
+pub struct Lookahead {
+    meter: Meter,
+    ring: [Queued; RING],
+    /// The oldest queued packet's entry.
+    head: usize,
+    len: usize,
+}
+
+impl Lookahead {
+    pub fn new(meter: Meter) -> Self {
+        Lookahead {
+            meter,
+            ring: [Queued::default(); RING],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// The meter, for its statistics and memory use (queued packets are not counted yet).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// Where to decode the next packet (the ring entry after the newest).
+    #[inline]
+    pub fn next_packet(&mut self) -> &mut Packet {
+        &mut self.ring[(self.head + self.len) % RING].pkt
+    }
+
+    /// Queue the packet decoded into [`Lookahead::next_packet`], captured at `ts`; meter the
+    /// oldest when the queue is full.
+    #[inline]
+    pub fn push(&mut self, ts: Timestamp) {
+        let m = &self.meter;
+        let at = |nth: usize| (self.head + nth) % RING;
+        let (newest, before, third) = (
+            at(self.len),
+            at(self.len + RING - 1),
+            at(self.len + RING - 2),
+        );
+        // Step 1, the new packet: hash its key and ask for its index line.
+        let q = &mut self.ring[newest];
+        q.ts = ts;
+        q.candidate = NIL;
+        if q.pkt.frag.is_none() {
+            q.hash = m.table.hash(&q.pkt.key);
+            m.table.prefetch_index(q.hash);
+        }
+        // Step 2, the packet before it: read its index entry; ask for the flow and the flow's
+        // state index.
+        if self.len >= 1 {
+            let q = &mut self.ring[before];
+            if q.pkt.frag.is_none() {
+                q.candidate = m.table.prefetch_flows(q.hash, |s| {
+                    if let Some(x) = m.ext.get(s as usize) {
+                        prefetch::line(x);
+                    }
+                });
+            }
+        }
+        // Step 3, the one before that: ask for its TCP state or transport counters.
+        if self.len >= 2 {
+            let q = &self.ring[third];
+            if let Some(&x) = m.ext.get(q.candidate as usize) {
+                match &m.tcp {
+                    Some(tcp) if q.pkt.tcp.is_some() => tcp.prefetch(x),
+                    _ => {
+                        if let Some(t) = m.transport.get(x) {
+                            prefetch::line(t);
+                        }
+                    }
+                }
+            }
+        }
+        self.len += 1;
+        if self.len > DEPTH {
+            self.meter_oldest();
+        }
+    }
+
+    fn meter_oldest(&mut self) {
+        let q = &self.ring[self.head];
+        self.head = (self.head + 1) % RING;
+        self.len -= 1;
+        let look = q.pkt.frag.is_none().then_some((q.hash, q.candidate));
+        self.meter.meter(q.ts, &q.pkt, look);
+    }
+
+    /// Meter every queued packet now.
+    pub fn drain(&mut self) {
+        while self.len > 0 {
+            self.meter_oldest();
+        }
+    }
+
+    /// See [`Meter::poll_record`].
+    #[inline]
+    pub fn poll_record(&mut self) -> Option<FlowRecord> {
+        self.meter.poll_record()
+    }
+
+    /// End of input: meter what is queued, then end every flow (see [`Meter::flush`]).
+    pub fn flush(&mut self) {
+        self.drain();
+        self.meter.flush();
+    }
+
+    /// Packet time has reached `now` without a packet: meter what is queued, then expire
+    /// flows (see [`Meter::handle_timeout`]).
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.drain();
+        self.meter.handle_timeout(now);
+    }
+}
