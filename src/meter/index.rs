@@ -1,32 +1,39 @@
 //! The flow table's index: from a flow key's hash to its slab slot.
 //!
-//! Open addressing with linear probing over 8-byte entries, each the hash's high 32 bits (a
-//! tag, so that other keys are passed over without reading their flows) and the slot. A
+//! Open addressing with linear probing over 4-byte entries: a 27-bit slot and 5 bits of the
+//! hash (a tag, so that nearly every other key is passed over without reading its flow). A
 //! lookup reads one cache line nearly always, and which line follows from the hash alone: the
-//! meter can ask for it a few packets before the lookup (see [`super::Meter::queue_packet`]).
-//! The home position is the tag's top bits, so growing needs no key hashed again. Removal
-//! shifts the entries after it back (no tombstones), so lookups never slow down with churn.
+//! meter can ask for it a few packets before the lookup ([`super::Lookahead`]). Removal shifts
+//! the entries after it back (no tombstones, so lookups never slow down with churn); where an
+//! entry may move depends on its home, found by hashing its flow's key again (`rehash`), as
+//! growing does.
 
 use super::prefetch;
 use super::table::Slot;
 
-/// An unused entry (its slot would be `u32::MAX`, which no flow has).
-const EMPTY: u64 = u64::MAX;
+const SLOT_BITS: u32 = 27;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// Slots an index can hold: `SLOT_MASK` itself is never one, so no entry is [`EMPTY`].
+pub(crate) const MAX_SLOTS: usize = SLOT_MASK as usize;
+/// An unused entry.
+const EMPTY: u32 = u32::MAX;
 /// The index grows before more than this share of its entries are used (linear probing's
 /// probe lengths climb steeply beyond).
 const MAX_LOAD: (usize, usize) = (3, 4);
 const MIN_ENTRIES: usize = 64;
 
 pub(crate) struct Index {
-    entries: Vec<u64>,
+    entries: Vec<u32>,
     /// log2 of `entries.len()` (0 while empty).
     bits: u32,
     len: usize,
 }
 
+/// The tag: bits 27..32 of the hash, in the entry's top bits. The home position takes the
+/// hash's top bits (fewer than 33 of them), so the two are independent.
 #[inline]
 fn tag(hash: u64) -> u32 {
-    (hash >> 32) as u32
+    hash as u32 & !SLOT_MASK
 }
 
 impl Index {
@@ -39,9 +46,10 @@ impl Index {
     }
 
     #[inline]
-    fn home(&self, tag: u32) -> usize {
-        // `bits` is at least 6 once there are entries; with none, every lookup ends at once.
-        (u64::from(tag) << 32 >> (64 - self.bits.max(1))) as usize
+    fn home(&self, hash: u64) -> usize {
+        // With no entries `bits` is 0: the shift by 63 gives 0 or 1, and every use checks
+        // the bounds or the emptiness first.
+        (hash >> (64 - self.bits.max(1))) as usize
     }
 
     #[inline]
@@ -52,7 +60,7 @@ impl Index {
     /// Ask for the cache line a lookup of `hash` starts with.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(e) = self.entries.get(self.home(tag(hash))) {
+        if let Some(e) = self.entries.get(self.home(hash)) {
             prefetch::line(e);
         }
     }
@@ -65,56 +73,57 @@ impl Index {
         }
         let t = tag(hash);
         let mask = self.mask();
-        let mut i = self.home(t);
+        let mut i = self.home(hash);
         loop {
             let e = self.entries[i];
             if e == EMPTY {
                 return None;
             }
-            if (e >> 32) as u32 == t && eq(e as Slot) {
-                return Some(e as Slot);
+            if e & !SLOT_MASK == t && eq(e & SLOT_MASK) {
+                return Some(e & SLOT_MASK);
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// Add `slot` under `hash` (the caller knows its key is not in the index).
-    pub fn insert(&mut self, hash: u64, slot: Slot) {
+    /// Add `slot` (below [`MAX_SLOTS`]) under `hash`; the caller knows its key is not in the
+    /// index. `rehash` gives the hash of any slot already in it.
+    pub fn insert(&mut self, hash: u64, slot: Slot, rehash: impl Fn(Slot) -> u64) {
         if (self.len + 1) * MAX_LOAD.1 > self.entries.len() * MAX_LOAD.0 {
-            self.grow();
+            self.grow(&rehash);
         }
-        self.place(u64::from(tag(hash)) << 32 | u64::from(slot));
+        self.place(hash, tag(hash) | (slot & SLOT_MASK));
         self.len += 1;
     }
 
-    fn place(&mut self, entry: u64) {
+    fn place(&mut self, hash: u64, entry: u32) {
         let mask = self.mask();
-        let mut i = self.home((entry >> 32) as u32);
+        let mut i = self.home(hash);
         while self.entries[i] != EMPTY {
             i = (i + 1) & mask;
         }
         self.entries[i] = entry;
     }
 
-    fn grow(&mut self) {
+    fn grow(&mut self, rehash: &impl Fn(Slot) -> u64) {
         let n = (self.entries.len() * 2).max(MIN_ENTRIES);
         let old = std::mem::replace(&mut self.entries, vec![EMPTY; n]);
         self.bits = n.trailing_zeros();
         for e in old.into_iter().filter(|&e| e != EMPTY) {
-            self.place(e);
+            self.place(rehash(e & SLOT_MASK), e);
         }
     }
 
     /// Remove `slot`, filed under `hash`. Entries after it in the same run move back into the
-    /// hole when their home position allows, so that every entry stays reachable from its home
-    /// without crossing an empty entry.
-    pub fn remove(&mut self, hash: u64, slot: Slot) {
-        let target = u64::from(tag(hash)) << 32 | u64::from(slot);
+    /// hole when their home allows, so that every entry stays reachable from its home without
+    /// crossing an empty entry. `rehash` gives the hash of any other slot in the index.
+    pub fn remove(&mut self, hash: u64, slot: Slot, rehash: impl Fn(Slot) -> u64) {
         if self.entries.is_empty() {
             return;
         }
+        let target = tag(hash) | (slot & SLOT_MASK);
         let mask = self.mask();
-        let mut hole = self.home(tag(hash));
+        let mut hole = self.home(hash);
         loop {
             match self.entries[hole] {
                 EMPTY => return,
@@ -130,7 +139,7 @@ impl Index {
                 break;
             }
             // `e` may fill the hole unless its home lies cyclically in (hole, j].
-            let home = self.home((e >> 32) as u32);
+            let home = self.home(rehash(e & SLOT_MASK));
             if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
                 self.entries[hole] = e;
                 hole = j;
@@ -145,19 +154,20 @@ impl Index {
         self.entries.len()
     }
 
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<u64>();
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<u32>();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A deterministic stand-in for the key hash. One key in 64 shares a single tag (so a
-    /// single home, and a long run), and homes collide often in a small index anyway.
+    /// A deterministic stand-in for the key hash of a slot's flow. One key in 64 shares a single
+    /// hash top and tag (so a single home, and a long run); homes collide often in a small
+    /// index anyway.
     fn h(k: u32) -> u64 {
         let x = u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         if k % 64 == 0 {
-            0x1234_5678 << 32 | (x & 0xffff_ffff)
+            0x1234_5678 << 32 | (x & 0x07ff_ffff)
         } else {
             x
         }
@@ -166,29 +176,27 @@ mod tests {
     #[test]
     fn agrees_with_a_map_through_inserts_and_removals() {
         let mut ix = Index::new();
-        let mut model = std::collections::HashMap::new();
+        // Key k is stored at slot k: `h` is then also the rehash of a slot.
+        let mut model = std::collections::HashSet::new();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for step in 0..200_000u32 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let k = (seed % 5_000) as u32;
-            match model.get(&k) {
-                Some(&slot) if seed >> 40 & 1 == 1 => {
-                    ix.remove(h(k), slot);
+            if model.contains(&k) {
+                if seed >> 40 & 1 == 1 {
+                    ix.remove(h(k), k, h);
                     model.remove(&k);
                 }
-                Some(_) => {}
-                None => {
-                    ix.insert(h(k), step);
-                    model.insert(k, step);
-                }
+            } else {
+                ix.insert(h(k), k, h);
+                model.insert(k);
             }
             if step % 997 == 0 {
                 for k in 0..5_000u32 {
-                    let want = model.get(&k).copied();
-                    let got = ix.find(h(k), |s| Some(&s) == model.get(&k));
-                    assert_eq!(got, want, "key {k} at step {step}");
+                    let want = model.contains(&k).then_some(k);
+                    assert_eq!(ix.find(h(k), |s| s == k), want, "key {k} at step {step}");
                 }
                 assert_eq!(ix.len, model.len());
             }
@@ -200,7 +208,7 @@ mod tests {
     fn empty_index_finds_nothing_and_removes_nothing() {
         let mut ix = Index::new();
         assert_eq!(ix.find(h(1), |_| true), None);
-        ix.remove(h(1), 1);
+        ix.remove(h(1), 1, h);
         ix.prefetch(h(1));
         assert_eq!(ix.capacity(), 0);
     }

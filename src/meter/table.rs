@@ -2,7 +2,7 @@
 //!
 //! * One lookup per packet: the index hashes a direction-independent form of the key, so a
 //!   packet finds its flow whether it travels forward or in reverse.
-//! * The index stores a 32-bit tag of the hash and the slot number (8 bytes per entry; see
+//! * The index stores the slot number and a few bits of the hash (4 bytes per entry; see
 //!   [`super::index`]); keys live once, in the slab.
 //! * Idle expiry uses a wheel of one-second slots, each an intrusive doubly-linked list through
 //!   the flows themselves. A flow is put on the wheel once, at creation, for `end + idle`; when
@@ -32,8 +32,8 @@ pub(crate) type Slot = u32;
 pub(crate) const NIL: u32 = u32::MAX;
 /// A list head's `wheel_prev` is `HEAD + wheel slot`; slab slots stay below `HEAD`.
 const HEAD: u32 = u32::MAX - (1 << 16);
-/// Slots a table can hand out.
-pub(crate) const MAX_SLOTS: usize = HEAD as usize;
+/// Slots a table can hand out (the index's limit, below [`HEAD`]).
+pub(crate) const MAX_SLOTS: usize = super::index::MAX_SLOTS;
 
 /// The wheel has at most this many one-second slots; a deadline further out wraps round and
 /// is simply checked again one turn later.
@@ -190,9 +190,9 @@ impl FlowTable {
     }
 
     /// Second step: read the index (its line asked for a packet before) and ask for the lines
-    /// of the first flow filed under the hash's tag (another key shares a tag one time in
-    /// four billion), calling `hint` with its slot. Keys are not compared: nothing waits on
-    /// the flow. Returns the slot, or [`NIL`].
+    /// of the first flow filed under the hash's tag (nearly always the key's own: another
+    /// entry shares the tag one time in 32), calling `hint` with its slot. Keys are not
+    /// compared: nothing waits on the flow. Returns the slot, or [`NIL`].
     #[inline]
     pub fn prefetch_flows(&self, hash: u64, mut hint: impl FnMut(Slot)) -> Slot {
         let flows = &self.flows;
@@ -264,7 +264,9 @@ impl FlowTable {
                 s
             }
         };
-        self.index.insert(hash, slot);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index
+            .insert(hash, slot, |s| key_hash(hasher, &flows[s as usize].key));
         self.live += 1;
         let due = self.deadline_sec(end_ms).max(self.wheel_sec);
         self.link(slot, due);
@@ -276,7 +278,9 @@ impl FlowTable {
         self.unlink(slot);
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
-        self.index.remove(hash, slot);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index
+            .remove(hash, slot, |s| key_hash(hasher, &flows[s as usize].key));
         // (`unlink` has set `wheel_prev` to NIL: the mark of a free slot.)
         self.flows[slot as usize].wheel_next = self.free_head;
         self.free_head = slot;
