@@ -236,20 +236,25 @@ impl YamlConfig {
         };
         let idle = secs_to_ms("idle-timeout", self.idle_timeout, d.idle_timeout_ms)?;
         let active = secs_to_ms("active-timeout", self.active_timeout, d.active_timeout_ms)?;
-        let count = |key: &str, v: Option<u64>, default: usize| -> Result<usize> {
+        let count = |key: &str, v: Option<u64>, default: usize, max: usize| -> Result<usize> {
             match v {
                 None => Ok(default),
                 Some(n) => usize::try_from(n)
                     .ok()
-                    .filter(|&n| n <= 1 << 32)
-                    .ok_or_else(|| anyhow!("{key}: {n} is too large")),
+                    .filter(|&n| n <= max)
+                    .ok_or_else(|| anyhow!("{key}: {n} is too large (at most {max})")),
             }
         };
         Ok(MeterConfig {
             idle_timeout_ms: idle,
             active_timeout_ms: active,
-            max_flows: count("max-flows", self.max_flows, d.max_flows)?,
-            max_frags: count("max-frags", self.max_frags, d.max_frags)?,
+            max_flows: count(
+                "max-flows",
+                self.max_flows,
+                d.max_flows,
+                crate::meter::MAX_FLOWS,
+            )?,
+            max_frags: count("max-frags", self.max_frags, d.max_frags, 1 << 32)?,
             silk_compatible: self.silk_compatible.is_some_and(|f| f.0),
             tcp: TcpConfig {
                 gap_depth: match self.gap_stack_depth {
@@ -448,6 +453,15 @@ mod tests {
         assert!(e.contains("true, false, 1 or 0"), "{e}");
         let e = YamlConfig::parse("- a\n- b\n").unwrap_err().to_string();
         assert!(!e.is_empty());
+        // More flows than the flow index can hold.
+        let e = YamlConfig::parse("max-flows: 200000000\n")
+            .unwrap()
+            .meter()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "max-flows: 200000000 is too large (at most 134217727)");
+        let c = YamlConfig::parse("max-flows: 134217727\n").unwrap();
+        assert_eq!(c.meter().unwrap().max_flows, crate::meter::MAX_FLOWS);
     }
 
     #[test]

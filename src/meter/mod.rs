@@ -27,6 +27,10 @@ use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
 use tcp::{Payload, TcpPacket, TcpTable};
 
+/// The most flows a meter holds in memory at once (its index's limit): the largest
+/// `max_flows`, and what 0 ("no limit") means.
+pub const MAX_FLOWS: usize = table::MAX_SLOTS;
+
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterConfig {
@@ -36,7 +40,7 @@ pub struct MeterConfig {
     /// keeping its flowId.
     pub active_timeout_ms: u64,
     /// At most this many flows in memory; the least recently seen is evicted (reason 5).
-    /// 0 = no limit.
+    /// 0 = no limit but [`MAX_FLOWS`].
     pub max_flows: usize,
     /// At most this many datagrams awaiting their first fragment. 0 = no limit.
     pub max_frags: usize,
