@@ -146,6 +146,12 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut outcome = Outcome::Clean;
 
     loop {
+        if !source.frame_ready() {
+            // The next read may wait (a pipe gone quiet): the packets the look-ahead holds are
+            // metered first, and their records exported, as if each had been metered at once.
+            meter.drain();
+            export_ready(&mut meter, sink.as_mut(), &mut n)?;
+        }
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -176,10 +182,7 @@ fn run(args: &Args) -> Result<Outcome> {
             Ok(()) => meter.push(frame.ts),
             Err(why) => n.ignored.add(why),
         }
-        while let Some(rec) = meter.poll_record() {
-            sink.write_flow(&rec)?;
-            n.records += 1;
-        }
+        export_ready(&mut meter, sink.as_mut(), &mut n)?;
         // Housekeeping every 4096 frames, and at once on a signal: signals, file rotation,
         // statistics, progress.
         if n.frames & 0xfff == 0 || stop.load(Ordering::Relaxed) || status.load(Ordering::Relaxed) {
@@ -187,6 +190,9 @@ fn run(args: &Args) -> Result<Outcome> {
                 break;
             }
             if status.swap(false, Ordering::Relaxed) {
+                // (The packets the look-ahead holds are metered first: the counts then agree.)
+                meter.drain();
+                export_ready(&mut meter, sink.as_mut(), &mut n)?;
                 log_status(meter.meter(), &n, sink.as_ref());
             }
             sink.tick(last_ts)?;
@@ -194,6 +200,8 @@ fn run(args: &Args) -> Result<Outcome> {
                 let now = last_ts.millis();
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
+                    meter.drain();
+                    export_ready(&mut meter, sink.as_mut(), &mut n)?;
                     sink.write_stats(&process_stats(
                         meter.meter(),
                         &n,
@@ -212,16 +220,15 @@ fn run(args: &Args) -> Result<Outcome> {
     if stop.load(Ordering::Relaxed) {
         tracing::warn!("signal received: stopping input and exporting every flow in memory");
     }
+    meter.drain();
+    export_ready(&mut meter, sink.as_mut(), &mut n)?;
     if status.swap(false, Ordering::Relaxed) {
         log_status(meter.meter(), &n, sink.as_ref());
     }
 
     tracing::debug!("{}", memory_line(meter.meter()));
     meter.flush();
-    while let Some(rec) = meter.poll_record() {
-        sink.write_flow(&rec)?;
-        n.records += 1;
-    }
+    export_ready(&mut meter, sink.as_mut(), &mut n)?;
     if stats_every.is_some() {
         sink.write_stats(&process_stats(
             meter.meter(),
@@ -244,6 +251,19 @@ fn run(args: &Args) -> Result<Outcome> {
 }
 
 /// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
+/// Hand every record the meter has ready to the sink.
+fn export_ready(
+    meter: &mut Lookahead,
+    sink: &mut dyn qof::export::RecordSink,
+    n: &mut Counters,
+) -> Result<()> {
+    while let Some(rec) = meter.poll_record() {
+        sink.write_flow(&rec)?;
+        n.records += 1;
+    }
+    Ok(())
+}
+
 fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
     let m = meter.stats();
     // Logged as a warning so that the default log level shows what the operator asked for.

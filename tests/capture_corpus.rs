@@ -1022,3 +1022,55 @@ fn damaged_frames_through_the_whole_pipeline_never_panic() {
     }
     assert!(checked > 10, "only {checked} captures checked");
 }
+
+/// `frame_ready` promises that the next frame needs no more input: over every corpus capture,
+/// read through a small buffer, no frame promised so waits for a read, and the promise is
+/// given for most frames (it is what lets the meter's look-ahead hold packets back).
+#[test]
+fn frame_ready_means_the_next_frame_needs_no_read() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    /// Counts the reads made of it.
+    struct Counted(std::io::Cursor<Vec<u8>>, Arc<AtomicUsize>);
+    impl std::io::Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.read(buf)
+        }
+    }
+    let (mut promised, mut frames) = (0u64, 0u64);
+    for path in corpus_files() {
+        let bytes = std::fs::read(&path).expect("read corpus file");
+        let reads = Arc::new(AtomicUsize::new(0));
+        let Ok(mut src) = capture::from_reader_with_buffer(
+            Counted(std::io::Cursor::new(bytes), Arc::clone(&reads)),
+            16 * 1024,
+        ) else {
+            continue;
+        };
+        loop {
+            let ready = src.frame_ready();
+            let before = reads.load(Ordering::Relaxed);
+            match src.next_frame() {
+                Ok(Some(_)) => {
+                    frames += 1;
+                    if ready {
+                        promised += 1;
+                        assert_eq!(
+                            reads.load(Ordering::Relaxed),
+                            before,
+                            "{}: frame {frames} promised ready needed a read",
+                            path.display()
+                        );
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    eprintln!("{promised} of {frames} frames promised ready");
+    assert!(
+        promised * 10 > frames * 9,
+        "only {promised} of {frames} frames were promised ready"
+    );
+}

@@ -90,6 +90,14 @@ pub trait PacketSource {
     fn len_hint(&self) -> Option<u64> {
         None
     }
+
+    /// True when the next frame is already read in whole, so that
+    /// [`next_frame`](PacketSource::next_frame) returns it without waiting for input. A caller
+    /// that holds packets back (the meter's look-ahead) meters them before a call that may
+    /// wait: a pipe that goes quiet must not hold back the records of the packets before.
+    fn frame_ready(&self) -> bool {
+        false
+    }
 }
 
 /// Largest captured length accepted in a record; larger is taken as damage, not data.

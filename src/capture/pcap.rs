@@ -160,6 +160,21 @@ impl PacketSource for PcapReader {
         }))
     }
 
+    #[inline]
+    fn frame_ready(&self) -> bool {
+        let b = self.buf.available();
+        let Some(h) = b.first_chunk::<16>() else {
+            return false;
+        };
+        let e = self.endian;
+        // (Before format 2.3 the two lengths may be swapped: the larger is then the caplen.)
+        let caplen = match e.u32(word(h, 8)) {
+            c if self.maybe_swapped_lengths => c.max(e.u32(word(h, 12))),
+            c => c,
+        };
+        b.len() >= self.record_header_len + caplen as usize
+    }
+
     fn position(&self) -> u64 {
         self.buf.position()
     }

@@ -388,6 +388,31 @@ impl PacketSource for PcapngReader {
         }
     }
 
+    /// The blocks ahead are read in whole up to and including a packet block (other blocks
+    /// come before it, such as interface descriptions, are read through).
+    fn frame_ready(&self) -> bool {
+        let mut b = self.buf.available();
+        let mut e = self.section.endian;
+        while let Some(head) = b.first_chunk::<12>() {
+            let type_bytes = word(head, 0);
+            if u32::from_le_bytes(type_bytes) == SHB_TYPE {
+                e = match u32::from_le_bytes(word(head, 8)) {
+                    BYTE_ORDER_MAGIC => Endian::Little,
+                    _ => Endian::Big,
+                };
+            }
+            let total = e.u32(word(head, 4)) as usize;
+            if total < 12 || b.len() < total {
+                return false;
+            }
+            if matches!(e.u32(type_bytes), EPB_TYPE | PB_TYPE | SPB_TYPE) {
+                return true;
+            }
+            b = &b[total..];
+        }
+        false
+    }
+
     fn position(&self) -> u64 {
         self.buf.position()
     }

@@ -36,7 +36,9 @@ struct Queued {
 /// See the [module documentation](self). The caller decodes each packet in place into
 /// [`Lookahead::next_packet`] and queues it with [`Lookahead::push`]; records come out of
 /// [`Lookahead::poll_record`] as from the meter, a few packets later. [`Lookahead::flush`]
-/// meters what is queued, then ends every flow.
+/// meters what is queued, then ends every flow. A caller whose next packet may be long in
+/// coming (a quiet pipe) calls [`Lookahead::drain`] before waiting for it, so that the
+/// packets held back, and the flows they end, are not held with it.
 pub struct Lookahead {
     meter: Meter,
     ring: [Queued; RING],
