@@ -124,7 +124,7 @@ impl Lookahead {
         self.head = (self.head + 1) % RING;
         self.len -= 1;
         let look = q.pkt.frag.is_none().then_some((q.hash, q.candidate));
-        self.meter.meter(q.ts, &q.pkt, look);
+        self.meter.meter_packet(q.ts, &q.pkt, look);
     }
 
     /// Meter every queued packet now.

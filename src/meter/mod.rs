@@ -248,12 +248,12 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
-        self.meter(ts, pkt, None);
+        self.meter_packet(ts, pkt, None);
     }
 
     /// Meter a packet; `look` is its key's hash and the slot its look-ahead found, if any.
     #[inline]
-    fn meter(&mut self, ts: Timestamp, pkt: &Packet, look: Option<(u64, Slot)>) {
+    fn meter_packet(&mut self, ts: Timestamp, pkt: &Packet, look: Option<(u64, Slot)>) {
         self.stats.packets += 1;
         self.settle();
         self.advance(ts);
