@@ -149,8 +149,7 @@ fn run(args: &Args) -> Result<Outcome> {
         if !source.frame_ready() {
             // The next read may wait (a pipe gone quiet): the packets the look-ahead holds are
             // metered first, and their records exported, as if each had been metered at once.
-            meter.drain();
-            export_ready(&mut meter, sink.as_mut(), &mut n)?;
+            meter_held(&mut meter, sink.as_mut(), &mut n)?;
         }
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
@@ -191,8 +190,7 @@ fn run(args: &Args) -> Result<Outcome> {
             }
             if status.swap(false, Ordering::Relaxed) {
                 // (The packets the look-ahead holds are metered first: the counts then agree.)
-                meter.drain();
-                export_ready(&mut meter, sink.as_mut(), &mut n)?;
+                meter_held(&mut meter, sink.as_mut(), &mut n)?;
                 log_status(meter.meter(), &n, sink.as_ref());
             }
             sink.tick(last_ts)?;
@@ -200,8 +198,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 let now = last_ts.millis();
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
-                    meter.drain();
-                    export_ready(&mut meter, sink.as_mut(), &mut n)?;
+                    meter_held(&mut meter, sink.as_mut(), &mut n)?;
                     sink.write_stats(&process_stats(
                         meter.meter(),
                         &n,
@@ -220,8 +217,7 @@ fn run(args: &Args) -> Result<Outcome> {
     if stop.load(Ordering::Relaxed) {
         tracing::warn!("signal received: stopping input and exporting every flow in memory");
     }
-    meter.drain();
-    export_ready(&mut meter, sink.as_mut(), &mut n)?;
+    meter_held(&mut meter, sink.as_mut(), &mut n)?;
     if status.swap(false, Ordering::Relaxed) {
         log_status(meter.meter(), &n, sink.as_ref());
     }
@@ -250,7 +246,6 @@ fn run(args: &Args) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
 /// Hand every record the meter has ready to the sink.
 fn export_ready(
     meter: &mut Lookahead,
@@ -264,6 +259,17 @@ fn export_ready(
     Ok(())
 }
 
+/// Meter the packets the look-ahead holds back, and export the records they complete.
+fn meter_held(
+    meter: &mut Lookahead,
+    sink: &mut dyn qof::export::RecordSink,
+    n: &mut Counters,
+) -> Result<()> {
+    meter.drain();
+    export_ready(meter, sink, n)
+}
+
+/// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
 fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
     let m = meter.stats();
     // Logged as a warning so that the default log level shows what the operator asked for.

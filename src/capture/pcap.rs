@@ -108,6 +108,19 @@ impl PcapReader {
             maybe_swapped_lengths: minor < 3,
         })
     }
+
+    /// A record header's captured and wire lengths.
+    #[inline]
+    fn lengths(&self, h: &[u8; 16]) -> (u32, u32) {
+        let (caplen, orig_len) = (self.endian.u32(word(h, 8)), self.endian.u32(word(h, 12)));
+        if self.maybe_swapped_lengths && caplen > orig_len {
+            // Before format 2.3 the two lengths were written the other way round; a captured
+            // length above the wire length can only mean that (libpcap and wiretap agree).
+            (orig_len, caplen)
+        } else {
+            (caplen, orig_len)
+        }
+    }
 }
 
 impl PacketSource for PcapReader {
@@ -128,13 +141,7 @@ impl PacketSource for PcapReader {
         let e = self.endian;
         let secs = u64::from(e.u32(word(&h, 0)));
         let frac = u64::from(e.u32(word(&h, 4)));
-        let mut caplen = e.u32(word(&h, 8));
-        let mut orig_len = e.u32(word(&h, 12));
-        if self.maybe_swapped_lengths && caplen > orig_len {
-            // Before format 2.3 the two lengths were written the other way round; a captured
-            // length above the wire length can only mean that (libpcap and wiretap agree).
-            std::mem::swap(&mut caplen, &mut orig_len);
-        }
+        let (caplen, orig_len) = self.lengths(&h);
         if caplen > MAX_CAPLEN {
             return Err(CaptureError::new(
                 at,
@@ -166,13 +173,7 @@ impl PacketSource for PcapReader {
         let Some(h) = b.first_chunk::<16>() else {
             return false;
         };
-        let e = self.endian;
-        // (Before format 2.3 the two lengths may be swapped: the larger is then the caplen.)
-        let caplen = match e.u32(word(h, 8)) {
-            c if self.maybe_swapped_lengths => c.max(e.u32(word(h, 12))),
-            c => c,
-        };
-        b.len() >= self.record_header_len + caplen as usize
+        b.len() >= self.record_header_len + self.lengths(h).0 as usize
     }
 
     fn position(&self) -> u64 {

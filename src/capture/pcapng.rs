@@ -106,6 +106,15 @@ struct Section {
     last_ts: Timestamp,
 }
 
+/// The byte order a section header's magic (its third word) gives, or `None` for a bad one.
+fn section_endian(head: &[u8; 12]) -> Option<Endian> {
+    match u32::from_le_bytes(word(head, 8)) {
+        BYTE_ORDER_MAGIC => Some(Endian::Little),
+        x if x.swap_bytes() == BYTE_ORDER_MAGIC => Some(Endian::Big),
+        _ => None,
+    }
+}
+
 fn malformed(at: u64, why: &'static str) -> CaptureError {
     CaptureError::new(at, CaptureErrorKind::Malformed(why))
 }
@@ -156,11 +165,8 @@ impl PcapngReader {
         let type_bytes = word(&head, 0);
         if u32::from_le_bytes(type_bytes) == SHB_TYPE {
             // A new section: its byte-order magic decides how to read everything, lengths included.
-            self.section.endian = match u32::from_le_bytes(word(&head, 8)) {
-                BYTE_ORDER_MAGIC => Endian::Little,
-                x if x.swap_bytes() == BYTE_ORDER_MAGIC => Endian::Big,
-                _ => return Err(malformed(at, "section header with a bad byte-order magic")),
-            };
+            self.section.endian = section_endian(&head)
+                .ok_or_else(|| malformed(at, "section header with a bad byte-order magic"))?;
         }
         let e = self.section.endian;
         let block_type = e.u32(type_bytes);
@@ -396,10 +402,11 @@ impl PacketSource for PcapngReader {
         while let Some(head) = b.first_chunk::<12>() {
             let type_bytes = word(head, 0);
             if u32::from_le_bytes(type_bytes) == SHB_TYPE {
-                e = match u32::from_le_bytes(word(head, 8)) {
-                    BYTE_ORDER_MAGIC => Endian::Little,
-                    _ => Endian::Big,
-                };
+                match section_endian(head) {
+                    Some(x) => e = x,
+                    // `next_frame` fails on it at once, without waiting.
+                    None => return true,
+                }
             }
             let total = e.u32(word(head, 4)) as usize;
             if total < 12 || b.len() < total {

@@ -102,16 +102,7 @@ impl Lookahead {
         // Step 3, the packet 2 * STEP before: ask for its TCP state or transport counters.
         if self.len >= 2 * STEP {
             let q = &self.ring[third];
-            if let Some(&x) = m.ext.get(q.candidate as usize) {
-                match &m.tcp {
-                    Some(tcp) if q.pkt.tcp.is_some() => tcp.prefetch(x),
-                    _ => {
-                        if let Some(t) = m.transport.get(x) {
-                            prefetch::line(t);
-                        }
-                    }
-                }
-            }
+            m.prefetch_state(q.candidate, q.pkt.tcp.is_some());
         }
         self.len += 1;
         if self.len > DEPTH {

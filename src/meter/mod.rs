@@ -306,6 +306,23 @@ impl Meter {
         }
     }
 
+    /// Ask for the cache lines of the TCP state (for a TCP packet) or the transport counters
+    /// of the flow in `slot`, if it has them.
+    #[inline]
+    fn prefetch_state(&self, slot: Slot, tcp_packet: bool) {
+        let Some(&x) = self.ext.get(slot as usize) else {
+            return;
+        };
+        match &self.tcp {
+            Some(tcp) if tcp_packet => tcp.prefetch(x),
+            _ => {
+                if let Some(t) = self.transport.get(x) {
+                    prefetch::line(t);
+                }
+            }
+        }
+    }
+
     /// Meter a packet (a fragment arrives here with its datagram's key, ports included);
     /// `held` adds fragments that arrived before their datagram's first fragment.
     fn account(
@@ -317,18 +334,8 @@ impl Meter {
     ) {
         let now_ms = ts.millis();
         let (hash, candidate) = look.unwrap_or_else(|| (self.table.hash(&pkt.key), table::NIL));
-        let (ext, tcp, transport) = (&self.ext, &self.tcp, &self.transport);
         let mut found = self.table.lookup(hash, candidate, &pkt.key, |slot| {
-            // Start loading the flow's TCP state or transport counters (read-only looks).
-            match ext.get(slot as usize) {
-                Some(&x) if x != pool::NONE => match tcp {
-                    Some(tcp) if pkt.tcp.is_some() => tcp.warm(x),
-                    _ => {
-                        std::hint::black_box(transport.get(x).map(|t| t[0].packets));
-                    }
-                },
-                _ => {}
-            }
+            self.prefetch_state(slot, pkt.tcp.is_some());
         });
         if let Some((slot, _)) = found {
             if self.pending.iter().any(|&(s, _)| s == slot) {

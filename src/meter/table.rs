@@ -18,6 +18,17 @@ use crate::key::FlowKey;
 use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
+/// The index hash of each slot's flow, for the index to place its entries again.
+fn slot_hash<'a>(flows: &'a Slab, hasher: &'a RandomState) -> impl Fn(Slot) -> u64 + 'a {
+    move |s| key_hash(hasher, &flows[s as usize].key)
+}
+
+/// A slot holds a live flow: live flows are always on the wheel, free slots never are
+/// (`unlink` sets `wheel_prev` to [`NIL`]).
+fn is_live(f: &Flow) -> bool {
+    f.wheel_prev != NIL
+}
+
 /// Direction of a packet relative to its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -227,11 +238,8 @@ impl FlowTable {
     ) -> Option<(Slot, Side)> {
         let rev = key.reversed();
         let flows = &self.flows;
-        // A free slot is off the wheel; a live flow is always on it, and in the index.
-        if let Some(f) = flows
-            .get(candidate as usize)
-            .filter(|f| f.wheel_prev != NIL)
-        {
+        // A live flow is always in the index.
+        if let Some(f) = flows.get(candidate as usize).filter(|f| is_live(f)) {
             if f.key == *key {
                 return Some((candidate, Side::Forward));
             }
@@ -264,9 +272,8 @@ impl FlowTable {
                 s
             }
         };
-        let (flows, hasher) = (&self.flows, &self.hasher);
         self.index
-            .insert(hash, slot, |s| key_hash(hasher, &flows[s as usize].key));
+            .insert(hash, slot, slot_hash(&self.flows, &self.hasher));
         self.live += 1;
         let due = self.deadline_sec(end_ms).max(self.wheel_sec);
         self.link(slot, due);
@@ -278,10 +285,9 @@ impl FlowTable {
         self.unlink(slot);
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
-        let (flows, hasher) = (&self.flows, &self.hasher);
         self.index
-            .remove(hash, slot, |s| key_hash(hasher, &flows[s as usize].key));
-        // (`unlink` has set `wheel_prev` to NIL: the mark of a free slot.)
+            .remove(hash, slot, slot_hash(&self.flows, &self.hasher));
+        // (`unlink` has set `wheel_prev` to NIL: the slot is no longer `is_live`.)
         self.flows[slot as usize].wheel_next = self.free_head;
         self.free_head = slot;
         self.live -= 1;
@@ -398,15 +404,12 @@ impl FlowTable {
 
     /// Every live flow's slot (end of input).
     pub fn slots(&self) -> Vec<Slot> {
-        // A live flow is always on the wheel; a free slot never is.
         let mut live = Vec::with_capacity(self.live);
-        live.extend(
-            (0..self.flows.len() as Slot).filter(|&s| self.flows[s as usize].wheel_prev != NIL),
-        );
+        live.extend((0..self.flows.len() as Slot).filter(|&s| is_live(&self.flows[s as usize])));
         live
     }
 
-    /// Bytes held: flow chunks, the hash index (8 bytes per entry it can hold) and the wheel.
+    /// Bytes held: flow chunks, the hash index (4 bytes per entry it can hold) and the wheel.
     pub fn bytes(&self) -> usize {
         self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
             + self.index.capacity() * Index::ENTRY_BYTES

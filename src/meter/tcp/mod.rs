@@ -102,7 +102,7 @@ pub mod characteristic {
 const NO_WS: u8 = 0xff;
 
 /// Per-direction state other than sequence tracking: 96 bytes. In declaration order
-/// (`repr(C)`), so that [`TcpTable::warm`] knows which fields reach into which cache line, and
+/// (`repr(C)`), so that [`TcpTable::prefetch`] knows which fields reach into which cache line, and
 /// laid out without padding. Counters of rare events (duplicate and selective ACKs, receiver
 /// stalls) live in the direction's loss block, taken only when one happens.
 #[derive(Clone, Copy, Debug)]
@@ -287,26 +287,15 @@ impl TcpTable {
         self.states.alloc(TcpState::default())
     }
 
-    /// Start loading state `i` (both directions: the packet's is not known yet), so that its
-    /// cache misses overlap the flow's own instead of following it.
-    #[inline]
-    pub fn warm(&self, i: u32) {
-        if let Some(st) = self.states.get(i) {
-            // Fields at most 64 bytes apart from the first byte to the last, so every cache
-            // line of the state is asked for (offsets 0, 56 and 92 of each 96-byte direction;
-            // 0 and 52 of the RTT state).
-            let [a, b] = &st.dir;
-            std::hint::black_box((a.seq.nsn_word(), a.highest_ack, a.chirp_sum_ms));
-            std::hint::black_box((b.seq.nsn_word(), b.highest_ack, b.chirp_sum_ms));
-            std::hint::black_box(st.rtt.first_and_last_words());
-        }
-    }
-
-    /// Ask for state `i`'s cache lines (the same fields as [`TcpTable::warm`] reads).
+    /// Ask for every cache line of state `i` (both directions: the packet's is not known
+    /// yet), without waiting for them.
     #[inline]
     pub fn prefetch(&self, i: u32) {
         if let Some(st) = self.states.get(i) {
             use crate::meter::prefetch::line;
+            // Fields at most 64 bytes apart from the first byte to the last, so every line is
+            // asked for (offsets 0, 56 and 92 of each 96-byte direction; 0 and 52 of the RTT
+            // state).
             for d in &st.dir {
                 line(&d.seq);
                 line(&d.highest_ack);

@@ -39,7 +39,7 @@ const HALF: u8 = 1;
 const ACK_ARMED: u8 = 16;
 const ECHO_ARMED: u8 = 64;
 
-/// RTT state of one biflow (`repr(C)`, for [`super::TcpTable::warm`]). Index 0 is the forward
+/// RTT state of one biflow (`repr(C)`, for [`super::TcpTable::prefetch`]). Index 0 is the forward
 /// direction, 1 the reverse; `half[d]` is the time from a packet going in direction `d` to the
 /// answer coming back.
 #[derive(Clone, Copy, Debug, Default)]
@@ -159,11 +159,5 @@ impl RttState {
     /// distinct times only).
     pub fn window_us(&self) -> u32 {
         self.smoothed_us
-    }
-
-    /// Its first and last words (for warming the cache lines).
-    #[inline]
-    pub fn first_and_last_words(&self) -> (u32, u32) {
-        (self.ack_wait[0].target, self.samples)
     }
 }

@@ -224,12 +224,6 @@ const START_HI: u8 = 8;
 const SEQ_BITS: u8 = STARTED | SYN | FIN | START_HI;
 
 impl SeqDir {
-    /// The next expected number, raw (for warming the cache line).
-    #[inline]
-    pub fn nsn_word(&self) -> u32 {
-        self.nsn[0]
-    }
-
     #[inline]
     fn nsn(&self) -> u64 {
         u64::from(self.nsn[1]) << 32 | u64::from(self.nsn[0])

@@ -637,11 +637,11 @@ fn tcp_state_fits_its_memory_budget() {
     assert!(104 + 9 + 4 + size <= 400, "TcpState grew to {size} bytes");
 }
 
-/// `TcpTable::warm` reads a few fields to have every cache line of a state loaded: no
+/// `TcpTable::prefetch` asks for a few fields to have every cache line of a state loaded: no
 /// 64-byte stretch of the state may lie between two of them (or before the first, or after
 /// the last).
 #[test]
-fn warming_reaches_every_cache_line_of_the_state() {
+fn prefetching_reaches_every_cache_line_of_the_state() {
     use std::mem::{offset_of, size_of};
     let dir = size_of::<super::DirState>();
     let rtt = offset_of!(super::TcpState, rtt);
