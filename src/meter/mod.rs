@@ -13,6 +13,7 @@ mod table;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod transport;
 
 pub use lookahead::Lookahead;
 pub use record::{end_reason, DirStats, FlowRecord};
@@ -22,10 +23,10 @@ use crate::decode::{FragInfo, Packet};
 use crate::time::Timestamp;
 use flow::{Dir, Flow, NO_REVERSE};
 use frag::{FragKey, FragTable, Held};
-use pool::Pool;
 use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
-use tcp::{Payload, TcpPacket, TcpTable};
+use tcp::{TcpPacket, TcpTable};
+use transport::TransportTable;
 
 /// The most flows a meter holds in memory at once (its index's limit): the largest
 /// `max_flows`, and what 0 ("no limit") means.
@@ -108,15 +109,6 @@ pub struct MemoryUse {
     pub transport_bytes: usize,
 }
 
-/// Transport payload counters of a flow that has no TCP state (TCP flows keep theirs in it).
-type Transport = [Payload; 2];
-
-impl pool::Recycle for Transport {
-    fn free_link(&mut self) -> &mut u32 {
-        &mut self[0].packets
-    }
-}
-
 /// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
 /// finished flows with [`Meter::poll_record`], and call [`Meter::flush`] at the end of input.
 /// For a stream of packets, [`Lookahead`] wraps it to load each flow's state into cache a few
@@ -143,10 +135,10 @@ pub struct Meter {
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
     /// By slot, when transport counters or TCP measurements are on: the index of the flow's
-    /// TCP state (TCP flows, when TCP is measured) or of its transport counters (others), or
-    /// [`pool::NONE`]. Four bytes per flow, so the array stays in cache.
+    /// TCP state (TCP flows, when TCP is measured) or its transport counters (others: see
+    /// [`TransportTable`]), or [`pool::NONE`]. Four bytes per flow, so the array stays in cache.
     ext: Vec<u32>,
-    transport: Pool<Transport>,
+    transport: TransportTable,
     tcp: Option<TcpTable>,
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
@@ -165,7 +157,7 @@ impl Meter {
             clock_ms: 0,
             macs: Vec::new(),
             ext: Vec::new(),
-            transport: Pool::default(),
+            transport: TransportTable::default(),
             tcp: cfg.tcp.any().then(|| TcpTable::new(cfg.tcp)),
             stats: MeterStats::default(),
             scratch: Vec::new(),
@@ -350,38 +342,36 @@ impl Meter {
             None => (self.new_flow(ts, pkt, None), Side::Forward),
         };
         let reverse = side == Side::Reverse;
+        let i = slot as usize;
+        // (The packet's key has its flow's protocol: the flow was found by it.)
+        let tcp_flow = pkt.key.proto == crate::key::proto::TCP;
+        if self.cfg.track_transport && !(tcp_flow && self.tcp.is_some()) {
+            // Before the flow counts the packet: implicit counters that stop fitting are
+            // filled from the flow's counts without it.
+            let f = self.table.flow(slot);
+            let dirs = [&f.fwd, &f.rev];
+            self.transport
+                .packet(&mut self.ext[i], dirs, pkt, reverse, held.is_some());
+        }
         let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
         if let Some(h) = held {
             let f = self.table.flow_mut(slot);
             let d = if reverse { &mut f.rev } else { &mut f.fwd };
             add_held(d, &h);
         }
-        let i = slot as usize;
-        match (&mut self.tcp, &pkt.tcp) {
-            (Some(tcp), Some(info))
-                if self.table.flow(slot).key.proto == crate::key::proto::TCP =>
-            {
-                let start_us = self.table.flow(slot).start_ms() * 1000;
-                let now_us = ts.micros().saturating_sub(start_us);
-                tcp.packet(
-                    self.ext[i],
-                    &TcpPacket {
-                        tcp: info,
-                        payload_len: pkt.payload_len,
-                        ecn: pkt.ecn,
-                        dir: usize::from(reverse),
-                        now_us: u32::try_from(now_us).unwrap_or(u32::MAX),
-                    },
-                );
-            }
-            _ if self.cfg.track_transport && self.ext[i] != pool::NONE => {
-                let is_tcp_state =
-                    self.tcp.is_some() && self.table.flow(slot).key.proto == crate::key::proto::TCP;
-                if !is_tcp_state {
-                    self.transport.get_mut(self.ext[i])[usize::from(reverse)].add(pkt.payload_len);
-                }
-            }
-            _ => {}
+        if let (Some(tcp), Some(info), true) = (&mut self.tcp, &pkt.tcp, tcp_flow) {
+            let start_us = self.table.flow(slot).start_ms() * 1000;
+            let now_us = ts.micros().saturating_sub(start_us);
+            tcp.packet(
+                self.ext[i],
+                &TcpPacket {
+                    tcp: info,
+                    payload_len: pkt.payload_len,
+                    ecn: pkt.ecn,
+                    dir: usize::from(reverse),
+                    now_us: u32::try_from(now_us).unwrap_or(u32::MAX),
+                },
+            );
         }
         if ended {
             // Nothing follows in this call, and the next one settles it first: the record can
@@ -479,7 +469,7 @@ impl Meter {
             grow_to(&mut self.ext, i, pool::NONE);
             self.ext[i] = match &mut self.tcp {
                 Some(tcp) if pkt.key.proto == crate::key::proto::TCP => tcp.attach(),
-                _ if self.cfg.track_transport => self.transport.alloc(Transport::default()),
+                _ if self.cfg.track_transport => self.transport.start(pkt),
                 _ => pool::NONE,
             };
         }
@@ -558,12 +548,7 @@ impl Meter {
                     rec.rtt = rtt;
                     payload
                 }),
-                _ if x != pool::NONE => {
-                    let p = *self.transport.get_mut(x);
-                    self.transport.release(x);
-                    Some(p)
-                }
-                _ => None,
+                _ => self.transport.finish(x, [&f.fwd, &f.rev]),
             };
             if let (true, Some([fwd, rev])) = (self.cfg.track_transport, payload) {
                 rec.fwd.transport_packets = fwd.packets.into();

@@ -198,10 +198,18 @@ pub(crate) struct Payload {
 }
 
 impl Payload {
+    pub fn new(packets: u32, octets: u64) -> Self {
+        Payload {
+            packets,
+            octets: [octets as u32, (octets >> 32) as u32],
+        }
+    }
+
     pub fn add(&mut self, len: u32) {
-        self.packets = self.packets.saturating_add(u32::from(len > 0));
-        let o = self.octets() + u64::from(len);
-        self.octets = [o as u32, (o >> 32) as u32];
+        *self = Payload::new(
+            self.packets.saturating_add(u32::from(len > 0)),
+            self.octets() + u64::from(len),
+        );
     }
 
     pub fn octets(&self) -> u64 {
