@@ -104,7 +104,7 @@ pub struct MemoryUse {
     /// Directions with a loss block (taken on a direction's first anomaly).
     pub loss_blocks: usize,
     pub loss_bytes: usize,
-    /// Flows with transport counters of their own (see [`TransportTable`]: most need none).
+    /// Flows with transport counters of their own (most need none: see `meter::transport`).
     pub transport: usize,
     pub transport_bytes: usize,
 }
