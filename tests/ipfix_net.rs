@@ -852,6 +852,37 @@ fn collector_never_listening_counts_everything_lost() {
     assert_eq!(lost_in_summary(&stderr), want, "{stderr}");
 }
 
+/// Over UDP, a collector that is not there answers every datagram with port unreachable. The
+/// kernel reports it on the next send, which it refuses: that datagram and the one before are
+/// lost, and after the last datagram the socket is asked once more. Every record is counted as
+/// lost (none as sent), and the exit status is 1.
+#[test]
+fn udp_collector_not_listening_counts_everything_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = two_halves(1000);
+    let capture = [one, two].concat();
+    let want = reference_json(&capture, tmp.path()).len() as u64;
+    let path = tmp.path().join("c.pcap");
+    std::fs::write(&path, &capture).unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(qof().arg("--in").arg(&path).args([
+        "--ipfix",
+        "udp",
+        "--out",
+        "127.0.0.1",
+        "--ipfix-port",
+        &port_arg(port),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert_eq!(lost_in_summary(&stderr), want, "{stderr}");
+}
+
 /// A collector that listens but never accepts, its backlog full: connection attempts time out
 /// (bounded), records are counted as lost, exit status 1.
 #[test]

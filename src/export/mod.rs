@@ -13,6 +13,33 @@ pub use netflow_udp::{resolve_collector, NetflowUdpSink};
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::Timestamp;
 use std::io;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+/// How long the end of a UDP export waits for a late ICMP error about its last datagram.
+const LAST_ERROR_WAIT: Duration = Duration::from_millis(50);
+
+/// Whether the collector refused the last datagram sent on the connected socket `sock`.
+///
+/// A collector that is not listening answers a datagram with ICMP port unreachable, which the
+/// kernel reports on the socket's next send or receive as "connection refused" (and that send
+/// is refused in its place). After the last datagram there is no next send, so the socket is
+/// asked: its pending error, or a receive that waits a moment for an error to arrive (a remote
+/// collector's ICMP takes a round trip).
+pub(crate) fn last_datagram_refused(sock: &UdpSocket) -> Option<io::Error> {
+    match sock.take_error() {
+        Ok(Some(e)) => Some(e),
+        Ok(None) => {
+            let _ = sock.set_read_timeout(Some(LAST_ERROR_WAIT));
+            let mut buf = [0u8; 64];
+            match sock.recv(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Some(e),
+                _ => None,
+            }
+        }
+        Err(e) => Some(e),
+    }
+}
 
 /// A destination for flow records. Records arrive in the order the meter closed the flows.
 pub trait RecordSink {

@@ -15,10 +15,6 @@ use crate::netflow::{Counters, DatagramSink, Encoder, Settings, Version};
 use crate::time::Timestamp;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
-
-/// How long `finish` waits for a late ICMP error about the last datagram.
-const LAST_ERROR_WAIT: Duration = Duration::from_millis(50);
 
 pub struct NetflowUdpSink {
     enc: Encoder,
@@ -115,20 +111,7 @@ impl Link {
         if self.sent_datagrams == 0 {
             return;
         }
-        let refused = match self.sock.take_error() {
-            Ok(Some(e)) => Some(e),
-            Ok(None) => {
-                // A remote collector's ICMP error takes a round trip to arrive.
-                let _ = self.sock.set_read_timeout(Some(LAST_ERROR_WAIT));
-                let mut buf = [0u8; 64];
-                match self.sock.recv(&mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Some(e),
-                    _ => None,
-                }
-            }
-            Err(e) => Some(e),
-        };
-        if let Some(e) = refused {
+        if let Some(e) = super::last_datagram_refused(&self.sock) {
             self.lose(0, true, e);
         }
     }
@@ -241,6 +224,7 @@ impl NetflowUdpSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn collectors_are_addresses_or_names() {

@@ -56,6 +56,12 @@ impl Counters {
         }
     }
 
+    /// `n` records counted as sent turned out lost (their datagram was refused).
+    fn blame(&self, n: u32) {
+        self.sent.fetch_sub(u64::from(n), Ordering::Relaxed);
+        Self::add(&self.lost, u64::from(n));
+    }
+
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -373,6 +379,8 @@ enum Link {
         t: Box<dyn Transport>,
         /// The last send failed (logged once per run of failures).
         failing: bool,
+        /// Flow records of the last datagram sent without error, until a refusal blames it.
+        unconfirmed: u32,
     },
     Stream(Box<Stream>),
 }
@@ -423,7 +431,11 @@ impl Exporter {
         peer: String,
         counters: Arc<Counters>,
     ) -> Self {
-        let link = Link::Datagram { t, failing: false };
+        let link = Link::Datagram {
+            t,
+            failing: false,
+            unconfirmed: 0,
+        };
         Self::new(cfg, spec, MAX_UDP_MESSAGE, link, peer, counters)
     }
 
@@ -570,15 +582,24 @@ impl Exporter {
     fn submit(&mut self, msg: Vec<u8>, records: u32) {
         let flows = records.saturating_sub(options_records(&msg, self.enc.stats_record_len()));
         match &mut self.link {
-            Link::Datagram { t, failing } => match t.send(&msg) {
+            Link::Datagram {
+                t,
+                failing,
+                unconfirmed,
+            } => match t.send(&msg) {
                 Ok(()) => {
                     Counters::add(&self.counters.sent, u64::from(flows));
+                    *unconfirmed = flows;
                     if *failing {
                         tracing::info!("{}: sending again", self.peer);
                         *failing = false;
                     }
                 }
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        // The collector's port-unreachable answered the datagram before.
+                        self.counters.blame(std::mem::take(unconfirmed));
+                    }
                     Counters::add(&self.counters.lost, u64::from(flows));
                     if !*failing {
                         tracing::warn!(
@@ -602,8 +623,22 @@ impl Exporter {
     /// `drain_timeout` to take the queue, count what is left as lost, close.
     fn finish(mut self) {
         self.flush_partial();
-        let Link::Stream(st) = &mut self.link else {
-            return;
+        let st = match &mut self.link {
+            Link::Stream(st) => st,
+            Link::Datagram { t, unconfirmed, .. } => {
+                if let Some(e) = t.last_refused() {
+                    let n = std::mem::take(unconfirmed);
+                    self.counters.blame(n);
+                    if n > 0 {
+                        tracing::warn!(
+                            "{}: the collector refused the last datagram ({e}); its {n} \
+                             records are lost and counted",
+                            self.peer
+                        );
+                    }
+                }
+                return;
+            }
         };
         let deadline = Instant::now() + self.drain_timeout;
         let stall = |now: Instant| WRITE_STALL.min(deadline.saturating_duration_since(now));
@@ -685,6 +720,10 @@ mod tests {
     struct Fake {
         sent: Arc<Mutex<Vec<Vec<u8>>>>,
         fail: Arc<Mutex<bool>>,
+        /// The next send is refused as a UDP socket refuses it after a port-unreachable.
+        refuse_next: Arc<Mutex<bool>>,
+        /// The port-unreachable of the last datagram arrives after it.
+        refuse_last: Arc<Mutex<bool>>,
     }
 
     impl Transport for Fake {
@@ -692,11 +731,18 @@ mod tests {
             if *self.fail.lock().unwrap() {
                 return Err(io::Error::other("down"));
             }
+            if std::mem::take(&mut *self.refuse_next.lock().unwrap()) {
+                return Err(io::ErrorKind::ConnectionRefused.into());
+            }
             self.sent.lock().unwrap().push(msg.to_vec());
             Ok(())
         }
         fn set_write_timeout(&mut self, _: Duration) -> io::Result<()> {
             Ok(())
+        }
+        fn last_refused(&mut self) -> Option<io::Error> {
+            let refused = *self.refuse_last.lock().unwrap();
+            refused.then(|| io::ErrorKind::ConnectionRefused.into())
         }
     }
 
@@ -868,5 +914,66 @@ mod tests {
         let t = counters.totals();
         assert_eq!(t.sent, got);
         assert_eq!(t.sent + t.lost, 200);
+    }
+
+    /// A refused send over UDP is the kernel passing on the collector's port-unreachable for
+    /// the datagram sent before: both are lost. After the last datagram the transport is
+    /// asked whether it was refused. Every record is counted once, as sent or lost.
+    #[test]
+    fn a_refusal_loses_the_datagram_before_and_the_last_one_is_asked_about() {
+        let udp = Fake::default();
+        let counters = Arc::new(Counters::default());
+        let mut ex = Exporter::datagram(
+            &cfg(1),
+            TemplateSpec::qof_default(),
+            Box::new(udp.clone()),
+            "test".into(),
+            counters.clone(),
+        );
+        let mut n = 0;
+        let mut add = |ex: &mut Exporter| {
+            ex.encode(|enc, t, out| enc.encode_flow(&record(n), t, out));
+            n += 1;
+        };
+        while udp.sent.lock().unwrap().len() < 2 {
+            add(&mut ex);
+        }
+        *udp.refuse_next.lock().unwrap() = true;
+        while *udp.refuse_next.lock().unwrap() {
+            add(&mut ex);
+        }
+        for _ in 0..100 {
+            add(&mut ex);
+        }
+        *udp.refuse_last.lock().unwrap() = true;
+        ex.finish();
+        let sent = udp.sent.lock().unwrap().clone();
+        // Records in the first k datagrams (the decoder's warning of the sequence gap the
+        // refused datagram left is expected here).
+        let upto = |k: usize| {
+            use crate::ipfix::decode::{Event, Message, Session};
+            let mut s = Session::new();
+            let mut records = 0u64;
+            for m in &sent[..k] {
+                let (msg, _) = Message::parse(m, 0).unwrap();
+                s.decode(&msg, |e| {
+                    records += u64::from(matches!(e, Event::Record(_)))
+                })
+                .unwrap();
+            }
+            records
+        };
+        let last = sent.len();
+        assert!(last >= 4, "{last} datagrams");
+        let second = upto(2) - upto(1);
+        let final_one = upto(last) - upto(last - 1);
+        assert!(second > 0 && final_one > 0);
+        let t = counters.totals();
+        assert_eq!(t.sent, upto(last) - second - final_one);
+        assert_eq!(t.sent + t.lost, u64::from(n));
+        assert!(
+            t.lost > second + final_one,
+            "the refused datagram's own records too"
+        );
     }
 }

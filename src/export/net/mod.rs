@@ -134,6 +134,12 @@ pub trait Transport: Send {
 
     /// End the session cleanly (TLS close_notify); errors do not matter any more.
     fn close(&mut self) {}
+
+    /// After the last message of a datagram transport: the error, if the collector refused
+    /// it (see [`super::last_datagram_refused`]). Streams report failures on `send`.
+    fn last_refused(&mut self) -> Option<io::Error> {
+        None
+    }
 }
 
 /// Why a connection attempt failed.

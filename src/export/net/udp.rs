@@ -11,7 +11,8 @@ pub struct UdpTransport {
 
 impl UdpTransport {
     /// A socket connected to the first of the collector's addresses. Connected, so that the
-    /// kernel reports an ICMP "port unreachable" as an error on a later send, which is counted.
+    /// kernel reports an ICMP "port unreachable" as an error on a later send: that datagram
+    /// and the one before it are counted as lost.
     pub fn open(addrs: &[SocketAddr]) -> io::Result<Self> {
         let addr = *addrs
             .first()
@@ -38,6 +39,10 @@ impl Transport for UdpTransport {
             )));
         }
         Ok(())
+    }
+
+    fn last_refused(&mut self) -> Option<io::Error> {
+        crate::export::last_datagram_refused(&self.sock)
     }
 
     fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
