@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use qof::capture::{self, PacketSource};
+use qof::capture::{self, Next, PacketSource};
 use qof::config::{Args, YamlConfig};
 use qof::decode::{self, DecodeConfig, IgnoreCounts};
 use qof::filter::Filter;
@@ -125,7 +125,9 @@ fn run(args: &Args) -> Result<Outcome> {
     // Inputs, outputs and the collector's socket are open: root is no longer needed.
     match &args.become_user {
         Some(user) => privilege::drop_to(user, args.become_group.as_deref())?,
-        None if args.ipfix.is_some() && nix::unistd::Uid::effective().is_root() => {
+        None if (args.ipfix.is_some() || input.starts_with("int:"))
+            && nix::unistd::Uid::effective().is_root() =>
+        {
             tracing::warn!("running as root without --become-user: privileges are not dropped");
         }
         None => {}
@@ -151,9 +153,21 @@ fn run(args: &Args) -> Result<Outcome> {
             // metered first, and their records exported, as if each had been metered at once.
             meter_held(&mut meter, sink.as_mut(), &mut n)?;
         }
-        let frame = match source.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
+        let frame = match source.next_event() {
+            Ok(Next::Frame(f)) => f,
+            Ok(Next::Quiet(now)) => {
+                // A live interface gone quiet: its clock still runs, and flows idle past
+                // their timeout end without waiting for the next frame.
+                last_ts = last_ts.max(now);
+                meter.handle_timeout(last_ts);
+                export_ready(&mut meter, sink.as_mut(), &mut n)?;
+                sink.tick(last_ts)?;
+                if status.swap(false, Ordering::Relaxed) {
+                    log_status(meter.meter(), &n, sink.as_ref());
+                }
+                continue;
+            }
+            Ok(Next::End) => break,
             // Standard input cut short by a signal: a stop, not damage.
             Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(e) => {
@@ -238,7 +252,7 @@ fn run(args: &Args) -> Result<Outcome> {
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
     let finished = sink.finish();
     let lost = sink.lost();
-    summary(meter.meter(), &n, started, lost);
+    summary(meter.meter(), &n, started, lost, source.dropped());
     finished.context("closing the output")?;
     if lost.is_some_and(|l| l > 0) && matches!(outcome, Outcome::Clean) {
         outcome = Outcome::Undelivered;
@@ -346,7 +360,7 @@ fn process_stats(
 }
 
 /// One line on standard error at the end of every run.
-fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>) {
+fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>, dropped: u64) {
     let m = meter.stats();
     let secs = started.elapsed().as_secs_f64();
     let mut ignored = String::new();
@@ -378,12 +392,18 @@ fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>) {
     } else {
         String::new()
     };
+    // Frames a live source lost before qof read them (its kernel buffer was full).
+    let dropped = if dropped > 0 {
+        format!(", {dropped} dropped by the kernel")
+    } else {
+        String::new()
+    };
     let lost = match lost {
         Some(l) => format!(", {l} records lost to the network"),
         None => String::new(),
     };
     eprintln!(
-        "qof: {} packets read, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total(),

@@ -237,17 +237,32 @@ fn open_errors_name_the_file_and_refuse_live_sources() {
         e.to_string(),
         "cannot open /nonexistent/dir/foo.pcap: No such file or directory (os error 2)"
     );
-    for live in ["int:eth0", "pcapint:eth0", "dag:/dev/dag0"] {
-        let e = capture::open(live).err().expect("live capture is refused");
+    for live in ["pcapint:eth0", "dag:/dev/dag0"] {
+        let e = capture::open(live)
+            .err()
+            .expect("other live sources are refused");
         assert!(
             matches!(e.kind, CaptureErrorKind::Unsupported(_)),
             "{live}: {e}"
         );
         assert!(
-            e.to_string().contains("live capture is not supported"),
+            e.to_string()
+                .contains("the only live source is int:INTERFACE"),
             "{e}"
         );
         assert!(!e.to_string().contains('\n'));
+    }
+    #[cfg(target_os = "linux")]
+    for (spec, name) in [
+        ("int:nosuch0", "nosuch0"),
+        ("int:../x", "../x"),
+        ("int:", ""),
+    ] {
+        let e = capture::open(spec).err().expect("no such interface");
+        assert_eq!(
+            e.to_string(),
+            format!("cannot open int:{name}: no such network interface")
+        );
     }
     let e = capture::open("/tmp").err().expect("a directory is refused");
     assert_eq!(e.to_string(), "cannot open /tmp: is a directory");

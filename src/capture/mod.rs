@@ -12,6 +12,8 @@
 //! [`MAX_CAPLEN`]).
 
 mod input;
+#[cfg(target_os = "linux")]
+pub mod live;
 mod pcap;
 mod pcapng;
 mod stdin;
@@ -68,11 +70,30 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
-/// Something that yields frames: a capture file, standard input, later a live interface.
+/// What a source has next (see [`PacketSource::next_event`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// No frame came for a moment on a live interface; the clock reads this. Time goes on
+    /// without packets: flows idle past their timeout can end.
+    Quiet(Timestamp),
+    End,
+}
+
+/// Something that yields frames: a capture file, standard input, a live interface.
 pub trait PacketSource {
     /// The next frame, `Ok(None)` at the end of input, or an error that ends the input
     /// (frames already returned stay valid results).
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+
+    /// As [`next_frame`](PacketSource::next_frame), except that a live source that has had
+    /// nothing for a moment says so, with the time, instead of waiting on.
+    fn next_event(&mut self) -> Result<Next<'_>, CaptureError> {
+        Ok(match self.next_frame()? {
+            Some(f) => Next::Frame(f),
+            None => Next::End,
+        })
+    }
 
     /// Bytes consumed so far from the underlying file, for progress display (compressed bytes
     /// for gzip input).
@@ -109,10 +130,15 @@ pub const DEFAULT_BUFFER: usize = 2 * 1024 * 1024;
 
 /// Opens a capture named as on the command line.
 ///
-/// `spec` is a path, `-` for standard input, or either with the libtrace-style `pcapfile:` prefix.
-/// Other `scheme:` prefixes (`int:`, `pcapint:`, `dag:` ...) name live sources, which are not
-/// supported yet; a path that merely contains ':' is opened when it exists.
+/// `spec` is a path, `-` for standard input, or either with the libtrace-style `pcapfile:` prefix,
+/// or (on Linux) `int:INTERFACE` for live capture ([`live`]). Other `scheme:` prefixes
+/// (`pcapint:`, `dag:` ...) name live sources this build cannot read; a path that merely
+/// contains ':' is opened when it exists.
 pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
+    #[cfg(target_os = "linux")]
+    if spec.starts_with("int:") {
+        return open_stoppable(spec, std::sync::Arc::default());
+    }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path == "-" {
         return from_reader_named(
@@ -126,8 +152,8 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
         return Err(CaptureError::new(
             0,
             CaptureErrorKind::Unsupported(format!(
-                "cannot read {spec}: live capture is not supported yet \
-                 (give a pcap or pcapng file, or - for standard input)"
+                "cannot read {spec}: the only live source is int:INTERFACE (Linux) \
+                 (else give a pcap or pcapng file, or - for standard input)"
             )),
         ));
     }
@@ -148,12 +174,16 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     from_reader_named(Box::new(file), DEFAULT_BUFFER, len_hint, path)
 }
 
-/// As [`open`], except that standard input ends (as if the writer had closed it) once `stop`
-/// is set, within a fraction of a second, even while the writer holds the pipe open.
+/// As [`open`], except that standard input and live capture end (as if the writer had closed
+/// the pipe) once `stop` is set, within a fraction of a second, even while nothing comes.
 pub fn open_stoppable(
     spec: &str,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
+    #[cfg(target_os = "linux")]
+    if let Some(name) = spec.strip_prefix("int:") {
+        return Ok(Box::new(live::LiveSource::open(name, stop)?));
+    }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path != "-" {
         return open(spec);
@@ -341,11 +371,6 @@ impl fmt::Display for CaptureError {
     }
 }
 
-impl std::error::Error for CaptureError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            CaptureErrorKind::Io(e) | CaptureErrorKind::Open(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source`: the message already says what the underlying error said (a chain printed
+/// whole, as `qof` prints errors, would say it twice).
+impl std::error::Error for CaptureError {}

@@ -1,0 +1,233 @@
+//! Live capture (`--in int:INTERFACE`, Linux): datagrams sent over the loopback interface
+//! while qof captures on it come out as one flow, each packet counted once, timed by the
+//! kernel's clock. Without the privilege to capture, qof says so in one line.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use common::*;
+use std::net::UdpSocket;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Whether process `pid` has a packet socket bound to interface `ifindex` (its sockets'
+/// inodes, from /proc/PID/fd, found in /proc/net/packet with that interface).
+fn capturing(pid: u32, ifindex: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/packet").unwrap();
+    table.lines().skip(1).any(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.get(4) == Some(&ifindex.to_string().as_str())
+            && cols.get(8).is_some_and(|i| inodes.iter().any(|n| n == i))
+    })
+}
+
+/// Wait until `child` captures on the loopback interface.
+fn wait_capturing(child: &std::process::Child) {
+    let ifindex: u32 = std::fs::read_to_string("/sys/class/net/lo/ifindex")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let t0 = Instant::now();
+    while !capturing(child.id(), ifindex) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "qof never bound");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether this process may open a packet socket (root, or CAP_NET_RAW; a container can
+/// withhold it even from root).
+fn can_capture() -> bool {
+    socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None).is_ok()
+}
+
+/// One test on the loopback interface at a time: the flood of one would be the other's drops.
+static LOOPBACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn loopback_datagrams_are_one_flow_counted_once() {
+    if !can_capture() {
+        // Without root the one thing to check is the refusal.
+        let out = run(qof().args(["--in", "int:lo", "--format", "json", "--out", "/dev/null"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "qof: cannot open int:lo: cannot open a packet socket: Operation not permitted \
+             (os error 1) (live capture needs root or CAP_NET_RAW)"
+        );
+        return;
+    }
+    let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("live.json");
+    let mut child = qof()
+        .args(["--in", "int:lo", "--format", "json", "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Capturing once its socket is bound to the interface.
+    wait_capturing(&child);
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    for i in 0..50u8 {
+        sender
+            .send_to(&[i; 100], receiver.local_addr().unwrap())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ended = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+
+    let sport = sender.local_addr().unwrap().port();
+    let dport = receiver.local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let flows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| {
+            r["sourceTransportPort"] == sport && r["destinationTransportPort"] == dport
+        })
+        .collect();
+    assert_eq!(flows.len(), 1, "{text}");
+    let f = &flows[0];
+    assert_eq!(f["protocolIdentifier"], 17);
+    assert_eq!(f["packetDeltaCount"], 50, "each packet once: {f}");
+    assert_eq!(f["octetDeltaCount"], 50 * 128);
+    // Timed by the clock: within the sending, to the millisecond.
+    let ms = |key: &str| {
+        let s = f[key].as_str().unwrap();
+        let secs = std::process::Command::new("date")
+            .args(["-u", "-d", s, "+%s%3N"])
+            .output()
+            .unwrap();
+        String::from_utf8(secs.stdout)
+            .unwrap()
+            .trim()
+            .parse::<u128>()
+            .unwrap()
+    };
+    assert!(
+        ms("flowStartMilliseconds") >= started.as_millis() - 1,
+        "{f}"
+    );
+    assert!(ms("flowEndMilliseconds") <= ended.as_millis() + 1, "{f}");
+}
+
+/// Frames the kernel could not queue for qof (qof stopped while a flood passes) are counted
+/// in the summary line, not lost silently.
+#[test]
+fn kernel_drops_are_counted_in_the_summary() {
+    if !can_capture() {
+        return; // (the refusal without privilege is checked above)
+    }
+    let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = qof()
+        .args(["--in", "int:lo", "--out", "/dev/null"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_capturing(&child);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    use nix::sys::signal::{kill, Signal};
+    kill(pid, Signal::SIGSTOP).unwrap();
+    // Far more than its socket buffer holds (64 MiB at most, over 1 KiB of kernel memory per
+    // frame).
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.connect(receiver.local_addr().unwrap()).unwrap();
+    for _ in 0..300_000 {
+        let _ = sender.send(&[0; 16]);
+    }
+    kill(pid, Signal::SIGCONT).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("qof: ") && l.contains("packets read"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let dropped: u64 = line
+        .split(" dropped by the kernel")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count: {line}"));
+    assert!(dropped > 0, "{line}");
+}
+
+/// On a quiet interface time still passes: a flow idle past its timeout ends (reason 1, idle)
+/// while qof waits, without a later frame to advance packet time.
+#[test]
+fn flows_on_a_quiet_interface_expire_by_the_clock() {
+    if !can_capture() {
+        return; // (the refusal without privilege is checked above)
+    }
+    let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("q.yaml");
+    std::fs::write(&yaml, "idle-timeout: 1\n").unwrap();
+    let out = tmp.path().join("live.json");
+    let mut child = qof()
+        .args(["--in", "int:lo", "--format", "json", "--yaml"])
+        .arg(&yaml)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_capturing(&child);
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        sender
+            .send_to(&[1; 20], receiver.local_addr().unwrap())
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let sport = sender.local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let flow: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|r: &serde_json::Value| r["sourceTransportPort"] == sport)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(flow["packetDeltaCount"], 3, "{flow}");
+    assert_eq!(
+        flow["flowEndReason"], 1,
+        "ended idle, not at the signal: {flow}"
+    );
+}
