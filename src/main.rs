@@ -198,8 +198,11 @@ fn run(args: &Args) -> Result<Outcome> {
         export_ready(&mut meter, sink.as_mut(), &mut n)?;
         // Housekeeping every 4096 frames, and at once on a signal: signals, file rotation,
         // statistics, progress.
-        if n.frames & 0xfff == 0 || stop.load(Ordering::Relaxed) || status.load(Ordering::Relaxed) {
-            if stop.load(Ordering::Relaxed) {
+        // (A live source ends the input itself after a stop, once it has given the frames
+        // captured before it.)
+        let stopping = stop.load(Ordering::Relaxed) && !source.ends_after_stop();
+        if n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
+            if stopping {
                 break;
             }
             if status.swap(false, Ordering::Relaxed) {

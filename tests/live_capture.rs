@@ -152,13 +152,12 @@ fn kernel_drops_are_counted_in_the_summary() {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     use nix::sys::signal::{kill, Signal};
     kill(pid, Signal::SIGSTOP).unwrap();
-    // Far more than its socket buffer holds (64 MiB at most, over 1 KiB of kernel memory per
-    // frame).
+    // Far more than its 64 MiB ring holds.
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.connect(receiver.local_addr().unwrap()).unwrap();
-    for _ in 0..300_000 {
-        let _ = sender.send(&[0; 16]);
+    for _ in 0..200_000 {
+        let _ = sender.send(&[0; 1400]);
     }
     kill(pid, Signal::SIGCONT).unwrap();
     std::thread::sleep(Duration::from_millis(500));

@@ -1,43 +1,33 @@
 //! Live capture from a Linux network interface (`--in int:eth0`, libtrace's name for it): an
-//! `AF_PACKET` socket bound to the interface, in promiscuous mode, one `recvmsg` per frame.
+//! `AF_PACKET` socket bound to the interface, in promiscuous mode, reading frames in place from
+//! a `TPACKET_V3` receive ring ([`super::ring`]): no system call or copy per frame.
 //!
-//! * Frames are cut at [`SNAPLEN`] octets (headers are what a flow meter reads); the frame's
-//!   wire length comes from `MSG_TRUNC`.
-//! * Time is the kernel's receive timestamp (`SO_TIMESTAMPNS`), so packet time stays the
-//!   clock the meter runs on.
-//! * On the loopback interface every packet passes twice (sent, then received): the sent copy
-//!   is skipped, as libpcap does.
+//! * Frames keep their wire length; time is the kernel's receive timestamp (nanoseconds), so
+//!   packet time stays the clock the meter runs on.
+//! * On the loopback interface every packet passes twice (sent, then received): the kernel is
+//!   asked not to queue the sent copy, and a sent copy that comes all the same is skipped.
 //! * Ethernet and loopback interfaces give Ethernet frames; other kinds (tun, PPP) give the
 //!   network-layer packet alone (the socket's "cooked" mode), read as raw IP.
 //! * The kernel's drop count (`PACKET_STATISTICS`) is the source's [`PacketSource::dropped`].
-//! * A read waits at most [`WAKE`], then looks at the stop flag, so a quiet interface does
-//!   not keep qof from acting on SIGINT or SIGTERM.
+//! * A wait for frames lasts at most [`WAKE_MS`]; then the source says the interface is quiet
+//!   ([`Next::Quiet`]) and looks at the stop flag, so a silent interface neither stops the
+//!   clock nor keeps qof from acting on SIGINT or SIGTERM.
 //!
-//! `unsafe` is confined to the three socket calls nix does not wrap: `bind` to a link-layer
-//! address, the promiscuous-mode membership and the statistics read.
+//! `unsafe` here is confined to the socket calls nix does not wrap: `bind` to a link-layer
+//! address, and setting and reading `SOL_PACKET` options.
 
+use super::ring::{Ring, RingFrame, RETIRE_MS};
 use super::{linktype, CaptureError, CaptureErrorKind, Frame, Next, PacketSource};
 use crate::time::Timestamp;
-use nix::errno::Errno;
-use nix::sys::socket::{
-    self, recvmsg, sockopt, AddressFamily, ControlMessageOwned, LinkAddr, MsgFlags, SockFlag,
-    SockProtocol, SockType,
-};
-use nix::sys::time::TimeVal;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 use std::cell::Cell;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Octets kept of each frame: every header a flow meter decodes, tunnels included.
-pub const SNAPLEN: usize = 2048;
-
-/// Longest a read waits before looking at the stop flag again.
-const WAKE: TimeVal = TimeVal::new(0, 100_000);
-
-/// Socket receive buffer asked for: bursts at line rate wait here while a record is written.
-const RCVBUF: usize = 64 << 20;
+/// Longest a wait for frames lasts before the interface counts as quiet.
+const WAKE_MS: u16 = 100;
 
 /// `ARPHRD_` interface types that carry Ethernet frames.
 const ARPHRD_ETHER: u32 = 1;
@@ -45,17 +35,14 @@ const ARPHRD_LOOPBACK: u32 = 772;
 
 pub struct LiveSource {
     fd: OwnedFd,
+    ring: Ring,
     name: String,
     linktype: u32,
     /// Loopback: skip the sent copy of each packet.
     skip_outgoing: bool,
-    buf: Vec<u8>,
-    cmsg: Vec<u8>,
-    /// The frame last read: captured length, wire length, time.
-    caplen: usize,
-    orig_len: u32,
-    ts: Timestamp,
     stop: Arc<AtomicBool>,
+    /// Once stopped: until when frames already captured are still read.
+    stopping: Option<std::time::Instant>,
     /// Kernel drops read so far (the kernel resets its count on each read).
     dropped: Cell<u64>,
 }
@@ -104,76 +91,34 @@ impl LiveSource {
         } else {
             (SockType::Datagram, linktype::RAW)
         };
+        // No protocol yet: the socket takes nothing until `bind` names the interface, with
+        // the ring and options already in place, so no frame goes anywhere else meanwhile.
         let fd = socket::socket(
             AddressFamily::Packet,
             kind,
             SockFlag::SOCK_CLOEXEC,
-            SockProtocol::EthAll,
+            None::<SockProtocol>,
         )
         .map_err(|e| open_error(name, "cannot open a packet socket", e))?;
-        bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;
+        if hw == ARPHRD_LOOPBACK {
+            // The loopback's sent copy of each packet is not even queued (Linux 4.20 and
+            // later; older kernels queue it, and it is skipped when read).
+            let _ = set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
+        }
+        let ring = Ring::new(&fd).map_err(|e| open_error(name, "cannot map a receive ring", e))?;
         promiscuous(&fd, ifindex)
             .map_err(|e| open_error(name, "cannot set promiscuous mode", e))?;
-        socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
-            .map_err(|e| open_error(name, "cannot ask for timestamps", e))?;
-        socket::setsockopt(&fd, sockopt::ReceiveTimeout, &WAKE)
-            .map_err(|e| open_error(name, "cannot set a read timeout", e))?;
-        // Beyond the system's limit only with CAP_NET_ADMIN; the default buffer does otherwise.
-        if socket::setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
-            let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
-        }
+        bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;
         Ok(LiveSource {
             fd,
+            ring,
             name: name.to_string(),
             linktype,
             skip_outgoing: hw == ARPHRD_LOOPBACK,
-            buf: vec![0; SNAPLEN],
-            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
-            caplen: 0,
-            orig_len: 0,
-            ts: Timestamp::ZERO,
             stop,
+            stopping: None,
             dropped: Cell::new(0),
         })
-    }
-
-    /// Read one frame into `buf`: `Some(true)`, or `Some(false)` for a frame to skip, or
-    /// `None` when none came within [`WAKE`].
-    fn read_one(&mut self) -> io::Result<Option<bool>> {
-        let mut iov = [IoSliceMut::new(&mut self.buf)];
-        let msg = match recvmsg::<LinkAddr>(
-            self.fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut self.cmsg),
-            MsgFlags::MSG_TRUNC,
-        ) {
-            Ok(m) => m,
-            Err(Errno::EAGAIN) => return Ok(None),
-            Err(Errno::EINTR) => return Ok(Some(false)),
-            Err(e) => return Err(e.into()),
-        };
-        if self.skip_outgoing
-            && msg
-                .address
-                .is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING)
-        {
-            return Ok(Some(false));
-        }
-        let mut ts = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                if let ControlMessageOwned::ScmTimestampns(t) = c {
-                    let ns = u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-                        + u64::try_from(t.tv_nsec()).unwrap_or(0);
-                    ts = Some(Timestamp::from_nanos(ns));
-                }
-            }
-        }
-        let wire = msg.bytes;
-        self.ts = ts.unwrap_or_else(now);
-        self.orig_len = u32::try_from(wire).unwrap_or(u32::MAX);
-        self.caplen = wire.min(SNAPLEN);
-        Ok(Some(true))
     }
 }
 
@@ -186,39 +131,55 @@ fn now() -> Timestamp {
 
 /// What one wait on the socket gave.
 enum Got {
-    Frame,
+    Frame(RingFrame),
     Quiet,
     Stopped,
 }
 
 impl LiveSource {
-    /// Wait for a frame (skipping the loopback's sent copies), at most [`WAKE`].
+    /// Wait for a frame (skipping the loopback's sent copies), at most [`WAKE_MS`].
     fn wait(&mut self) -> Result<Got, CaptureError> {
-        if self.stop.load(Ordering::Relaxed) {
-            return Ok(Got::Stopped);
-        }
+        let mut waited = false;
         loop {
-            match self.read_one() {
-                Ok(Some(true)) => return Ok(Got::Frame),
-                Ok(Some(false)) => continue,
-                Ok(None) => return Ok(Got::Quiet),
-                Err(e) => {
-                    return Err(CaptureError {
+            if self.stop.load(Ordering::Relaxed) && self.stopping.is_none() {
+                // Frames already captured are still read: those in a block the kernel has
+                // not handed over yet come within its retire time.
+                self.stopping = Some(
+                    std::time::Instant::now()
+                        + std::time::Duration::from_millis(2 * u64::from(RETIRE_MS)),
+                );
+            }
+            // Stopping ends at its deadline, even on an interface that never falls silent.
+            if self
+                .stopping
+                .is_some_and(|until| std::time::Instant::now() >= until)
+            {
+                return Ok(Got::Stopped);
+            }
+            match self.ring.next() {
+                Some(f) if self.skip_outgoing && f.pkttype == libc::PACKET_OUTGOING => continue,
+                Some(f) => return Ok(Got::Frame(f)),
+                None => {
+                    if self.stopping.is_none() && waited {
+                        return Ok(Got::Quiet);
+                    }
+                    waited = true;
+                    Ring::fd_wait(&self.fd, WAKE_MS).map_err(|e| CaptureError {
                         offset: 0,
                         kind: CaptureErrorKind::Io(e),
                         file: Some(format!("int:{}", self.name)),
-                    })
+                    })?;
                 }
             }
         }
     }
 
-    fn frame(&self) -> Frame<'_> {
+    fn frame(&self, f: RingFrame) -> Frame<'_> {
         Frame {
-            ts: self.ts,
+            ts: Timestamp::from_nanos(u64::from(f.sec) * 1_000_000_000 + u64::from(f.nsec)),
             linktype: self.linktype,
-            orig_len: self.orig_len,
-            data: &self.buf[..self.caplen],
+            orig_len: f.wire_len,
+            data: self.ring.bytes(&f),
         }
     }
 }
@@ -227,7 +188,7 @@ impl PacketSource for LiveSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         loop {
             match self.wait()? {
-                Got::Frame => return Ok(Some(self.frame())),
+                Got::Frame(f) => return Ok(Some(self.frame(f))),
                 Got::Quiet => continue,
                 Got::Stopped => return Ok(None),
             }
@@ -236,16 +197,26 @@ impl PacketSource for LiveSource {
 
     fn next_event(&mut self) -> Result<Next<'_>, CaptureError> {
         Ok(match self.wait()? {
-            Got::Frame => Next::Frame(self.frame()),
-            Got::Quiet => Next::Quiet(now()),
+            Got::Frame(f) => Next::Frame(self.frame(f)),
+            // A frame may wait in a block not yet full for up to the retire time: the
+            // clock is set back by twice that, so no frame still on its way is older.
+            Got::Quiet => Next::Quiet(Timestamp::from_nanos(
+                now()
+                    .nanos()
+                    .saturating_sub(2 * u64::from(RETIRE_MS) * 1_000_000),
+            )),
             Got::Stopped => Next::End,
         })
     }
 
-    /// Always: a read waits at most [`WAKE`], and then says the interface is quiet, which
+    /// Always: a read waits at most [`WAKE_MS`], and then says the interface is quiet, which
     /// meters what the caller holds. So the meter's look-ahead works on live input too, and
     /// holds records back by at most that long.
     fn frame_ready(&self) -> bool {
+        true
+    }
+
+    fn ends_after_stop(&self) -> bool {
         true
     }
 
@@ -292,15 +263,24 @@ fn promiscuous(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    // SAFETY: `mreq` is a fully initialised packet_mreq that outlives the call, and the length
-    // passed is its size; `fd` is an open packet socket.
+    set_packet_option(fd, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+}
+
+/// Set the `SOL_PACKET` option `opt` to `value` (a plain C struct or integer).
+pub(super) fn set_packet_option<T: Copy>(
+    fd: &OwnedFd,
+    opt: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised `T` for the whole call, the length passed is its
+    // size, and the kernel only reads it; `fd` is an open packet socket.
     let r = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_PACKET,
-            libc::PACKET_ADD_MEMBERSHIP,
-            (&mreq as *const libc::packet_mreq).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            opt,
+            (value as *const T).cast::<libc::c_void>(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if r == 0 {

@@ -16,6 +16,8 @@ mod input;
 pub mod live;
 mod pcap;
 mod pcapng;
+#[cfg(target_os = "linux")]
+mod ring;
 mod stdin;
 
 use crate::time::Timestamp;
@@ -99,6 +101,13 @@ pub trait PacketSource {
     /// for gzip input).
     fn position(&self) -> u64 {
         0
+    }
+
+    /// True for a source that, once the stop flag it was given is set, still gives the frames
+    /// it had captured and then ends the input itself (live capture): the caller reads on
+    /// until the end rather than stopping at once.
+    fn ends_after_stop(&self) -> bool {
+        false
     }
 
     /// Frames the source itself knows it lost (e.g. kernel drops on a live interface).
