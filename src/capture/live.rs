@@ -34,8 +34,9 @@ const ARPHRD_ETHER: u32 = 1;
 const ARPHRD_LOOPBACK: u32 = 772;
 
 pub struct LiveSource {
-    fd: OwnedFd,
+    /// (Before `fd`: fields drop in order, so the ring is unmapped before the socket closes.)
     ring: Ring,
+    fd: OwnedFd,
     name: String,
     linktype: u32,
     /// Loopback: skip the sent copy of each packet.
@@ -110,8 +111,8 @@ impl LiveSource {
             .map_err(|e| open_error(name, "cannot set promiscuous mode", e))?;
         bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;
         Ok(LiveSource {
-            fd,
             ring,
+            fd,
             name: name.to_string(),
             linktype,
             skip_outgoing: hw == ARPHRD_LOOPBACK,
