@@ -34,7 +34,12 @@ fn capturing(pid: u32, ifindex: u32) -> bool {
 
 /// Wait until `child` captures on the loopback interface.
 fn wait_capturing(child: &std::process::Child) {
-    let ifindex: u32 = std::fs::read_to_string("/sys/class/net/lo/ifindex")
+    wait_capturing_on(child, "lo");
+}
+
+/// Wait until `child` captures on interface `iface`.
+fn wait_capturing_on(child: &std::process::Child, iface: &str) {
+    let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
         .unwrap()
         .trim()
         .parse()
@@ -229,4 +234,98 @@ fn flows_on_a_quiet_interface_expire_by_the_clock() {
         flow["flowEndReason"], 1,
         "ended idle, not at the signal: {flow}"
     );
+}
+
+/// A veth pair made for a test, removed when dropped.
+struct Veth(String);
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let st = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// The interface going down ends the capture with one line naming the cause, every flow read
+/// before it is exported, and the exit status is 1 (before, a socket in error made qof spin).
+#[test]
+fn an_interface_going_down_ends_the_capture_with_one_line() {
+    if !can_capture() {
+        return; // (the refusal without privilege is checked above)
+    }
+    let (a, b) = (
+        format!("qofa{}", std::process::id() % 100_000),
+        format!("qofb{}", std::process::id() % 100_000),
+    );
+    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    let _cleanup = Veth(a.clone());
+    ip(&["link", "set", &a, "up"]);
+    ip(&["link", "set", &b, "up"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("live.json");
+    let mut child = qof()
+        .args(["--in", &format!("int:{a}"), "--format", "json", "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_capturing_on(&child, &a);
+    // Five UDP datagrams 10.0.0.1:8080 -> 10.0.0.2:53, sent as Ethernet frames into the peer.
+    let send = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('{b}', 0))\n\
+         f = bytes.fromhex('ffffffffffff020000000001' '0800' \
+         '4500001c00004000401100000a0000010a000002' '1f900035000800000000')\n\
+         for i in range(5): s.send(f)\n"
+    );
+    let st = std::process::Command::new("python3")
+        .args(["-c", &send])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(500));
+    ip(&["link", "set", &a, "down"]);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("qof did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("capture stopped"))
+        .collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "qof: int:{a}: capture stopped: Network is down (os error 100)"
+        )],
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let flow: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|r: &serde_json::Value| r["sourceTransportPort"] == 8080)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(flow["packetDeltaCount"], 5, "{flow}");
+    assert_eq!(flow["destinationIPv4Address"], "10.0.0.2");
 }

@@ -37,7 +37,6 @@ pub struct LiveSource {
     /// (Before `fd`: fields drop in order, so the ring is unmapped before the socket closes.)
     ring: Ring,
     fd: OwnedFd,
-    name: String,
     linktype: u32,
     /// Loopback: skip the sent copy of each packet.
     skip_outgoing: bool,
@@ -113,7 +112,6 @@ impl LiveSource {
         Ok(LiveSource {
             ring,
             fd,
-            name: name.to_string(),
             linktype,
             skip_outgoing: hw == ARPHRD_LOOPBACK,
             stop,
@@ -165,11 +163,8 @@ impl LiveSource {
                         return Ok(Got::Quiet);
                     }
                     waited = true;
-                    Ring::fd_wait(&self.fd, WAKE_MS).map_err(|e| CaptureError {
-                        offset: 0,
-                        kind: CaptureErrorKind::Io(e),
-                        file: Some(format!("int:{}", self.name)),
-                    })?;
+                    Ring::fd_wait(&self.fd, WAKE_MS)
+                        .map_err(|e| CaptureError::new(0, CaptureErrorKind::Live(e)))?;
                 }
             }
         }

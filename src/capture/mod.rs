@@ -350,6 +350,8 @@ pub enum CaptureErrorKind {
     Empty,
     /// Input this build cannot read (live capture, an unknown format version), explained.
     Unsupported(String),
+    /// A live capture that cannot go on (the interface went down or away).
+    Live(std::io::Error),
 }
 
 impl fmt::Display for CaptureError {
@@ -376,6 +378,7 @@ impl fmt::Display for CaptureError {
             CaptureErrorKind::Empty => f.write_str("empty input, not a pcap or pcapng capture"),
             CaptureErrorKind::Open(e) => write!(f, "cannot open: {e}"),
             CaptureErrorKind::Unsupported(why) => f.write_str(why),
+            CaptureErrorKind::Live(e) => write!(f, "capture stopped: {e}"),
         }
     }
 }

@@ -182,16 +182,27 @@ impl Ring {
         self.block = (self.block + 1) % BLOCKS;
     }
 
-    /// The socket is readable when the block after the held one is ready: wait on it only
-    /// once nothing is left to read.
-    pub fn fd_wait(fd: &OwnedFd, timeout_ms: u16) -> io::Result<bool> {
+    /// Wait until the kernel hands over a block, at most `timeout_ms` (wait only once nothing
+    /// is left to read). An error when the socket reports one: the interface went down or
+    /// away (polling it would otherwise return at once, again and again).
+    pub fn fd_wait(fd: &OwnedFd, timeout_ms: u16) -> io::Result<()> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(timeout_ms)) {
-            Ok(n) => Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => Ok(false),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
+        let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+        if fds[0].revents().is_some_and(|r| r.intersects(bad)) {
+            let code = nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::SocketError)
+                .unwrap_or(0);
+            return Err(match code {
+                0 => io::Error::other("the socket reports an error"),
+                c => io::Error::from_raw_os_error(c),
+            });
+        }
+        Ok(())
     }
 }
 
