@@ -97,6 +97,26 @@ fn two_halves(n: u32) -> (Vec<u8>, Vec<u8>) {
     (one, two)
 }
 
+/// Both halves of [`two_halves`]`(n)` in one capture file in `dir`, and the JSON lines qof
+/// makes of it.
+fn whole_capture(dir: &Path, n: u32) -> (PathBuf, Vec<String>) {
+    let (one, two) = two_halves(n);
+    let capture = [one, two].concat();
+    let want = reference_json(&capture, dir);
+    let path = dir.join("c.pcap");
+    std::fs::write(&path, &capture).unwrap();
+    (path, want)
+}
+
+/// A UDP port on 127.0.0.1 that nothing listens on (bound, then let go).
+fn unused_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `qof --format json` of a capture given as bytes: the lines every collector must end up with.
 fn reference_json(capture: &[u8], tmp: &Path) -> Vec<String> {
     let path = tmp.join("reference.pcap");
@@ -810,12 +830,8 @@ fn sigusr1_logs_table_and_export_statistics() {
 #[test]
 fn collector_never_listening_counts_everything_lost() {
     let tmp = tempfile::tempdir().unwrap();
-    let n = 3000;
-    let (one, two) = two_halves(n / 2);
-    let capture = [one, two].concat();
-    let want = reference_json(&capture, tmp.path()).len() as u64;
-    let path = tmp.path().join("c.pcap");
-    std::fs::write(&path, &capture).unwrap();
+    let (path, want) = whole_capture(tmp.path(), 1500);
+    let want = want.len() as u64;
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -859,16 +875,9 @@ fn collector_never_listening_counts_everything_lost() {
 #[test]
 fn udp_collector_not_listening_counts_everything_lost() {
     let tmp = tempfile::tempdir().unwrap();
-    let (one, two) = two_halves(1000);
-    let capture = [one, two].concat();
-    let want = reference_json(&capture, tmp.path()).len() as u64;
-    let path = tmp.path().join("c.pcap");
-    std::fs::write(&path, &capture).unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (path, want) = whole_capture(tmp.path(), 1000);
+    let want = want.len() as u64;
+    let port = unused_udp_port();
     let out = run(qof().arg("--in").arg(&path).args([
         "--ipfix",
         "udp",
@@ -1044,12 +1053,7 @@ fn tshark_decodes_udp_export_cleanly() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let n = 300;
-    let (one, two) = two_halves(n);
-    let capture = [one, two].concat();
-    let want = reference_json(&capture, tmp.path());
-    let path = tmp.path().join("in.pcap");
-    std::fs::write(&path, &capture).unwrap();
+    let (path, want) = whole_capture(tmp.path(), 300);
     let udp = UdpCollector::start();
     let out = run(qof().arg("--in").arg(&path).args([
         "--ipfix",
@@ -1114,11 +1118,7 @@ fn nfcapd_collects_udp_export() {
     let tmp = tempfile::tempdir().unwrap();
     let cap = shared_sample();
     let want = flow_tuples_from_json(&json_of(&cap));
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_udp_port();
     let dir = tmp.path().join("nf");
     std::fs::create_dir(&dir).unwrap();
     let mut nfcapd = Command::new("nfcapd")

@@ -32,11 +32,6 @@ fn capturing(pid: u32, ifindex: u32) -> bool {
     })
 }
 
-/// Wait until `child` captures on the loopback interface.
-fn wait_capturing(child: &std::process::Child) {
-    wait_capturing_on(child, "lo");
-}
-
 /// Wait until `child` captures on interface `iface`.
 fn wait_capturing_on(child: &std::process::Child, iface: &str) {
     let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
@@ -55,6 +50,46 @@ fn wait_capturing_on(child: &std::process::Child, iface: &str) {
 /// withhold it even from root).
 fn can_capture() -> bool {
     socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None).is_ok()
+}
+
+/// qof capturing on `iface` (`--in int:IFACE` and `args`), once its socket is bound there.
+fn capture_on(iface: &str, args: &[&str]) -> std::process::Child {
+    let child = qof()
+        .args(["--in", &format!("int:{iface}")])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_capturing_on(&child, iface);
+    child
+}
+
+/// What an ended qof wrote on standard error.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+/// SIGTERM to qof; its exit status and standard error once it has ended.
+fn terminate(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    (status, stderr_of(&mut child))
+}
+
+/// The JSON records of an output file, and its text (for messages).
+fn records(path: &std::path::Path) -> (Vec<serde_json::Value>, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let recs = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (recs, text)
 }
 
 /// One test on the loopback interface at a time: the flood of one would be the other's drops.
@@ -77,14 +112,7 @@ fn loopback_datagrams_are_one_flow_counted_once() {
     let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("live.json");
-    let mut child = qof()
-        .args(["--in", "int:lo", "--format", "json", "--out"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Capturing once its socket is bound to the interface.
-    wait_capturing(&child);
+    let child = capture_on("lo", &["--format", "json", "--out", out.to_str().unwrap()]);
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
@@ -95,28 +123,18 @@ fn loopback_datagrams_are_one_flow_counted_once() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let ended = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = terminate(child);
     assert!(status.success(), "{stderr}");
 
     let sport = sender.local_addr().unwrap().port();
     let dport = receiver.local_addr().unwrap().port();
-    let text = std::fs::read_to_string(&out).unwrap();
-    let flows: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|r: &serde_json::Value| {
-            r["sourceTransportPort"] == sport && r["destinationTransportPort"] == dport
-        })
+    let (recs, text) = records(&out);
+    let flows: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["sourceTransportPort"] == sport && r["destinationTransportPort"] == dport)
         .collect();
     assert_eq!(flows.len(), 1, "{text}");
-    let f = &flows[0];
+    let f = flows[0];
     assert_eq!(f["protocolIdentifier"], 17);
     assert_eq!(f["packetDeltaCount"], 50, "each packet once: {f}");
     assert_eq!(f["octetDeltaCount"], 50 * 128);
@@ -148,12 +166,7 @@ fn kernel_drops_are_counted_in_the_summary() {
         return; // (the refusal without privilege is checked above)
     }
     let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut child = qof()
-        .args(["--in", "int:lo", "--out", "/dev/null"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_capturing(&child);
+    let child = capture_on("lo", &["--out", "/dev/null"]);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     use nix::sys::signal::{kill, Signal};
     kill(pid, Signal::SIGSTOP).unwrap();
@@ -166,10 +179,7 @@ fn kernel_drops_are_counted_in_the_summary() {
     }
     kill(pid, Signal::SIGCONT).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    kill(pid, Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = terminate(child);
     assert!(status.success(), "{stderr}");
     let line = stderr
         .lines()
@@ -196,15 +206,17 @@ fn flows_on_a_quiet_interface_expire_by_the_clock() {
     let yaml = tmp.path().join("q.yaml");
     std::fs::write(&yaml, "idle-timeout: 1\n").unwrap();
     let out = tmp.path().join("live.json");
-    let mut child = qof()
-        .args(["--in", "int:lo", "--format", "json", "--yaml"])
-        .arg(&yaml)
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_capturing(&child);
+    let child = capture_on(
+        "lo",
+        &[
+            "--format",
+            "json",
+            "--yaml",
+            yaml.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..3 {
@@ -213,21 +225,13 @@ fn flows_on_a_quiet_interface_expire_by_the_clock() {
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = terminate(child);
     assert!(status.success(), "{stderr}");
     let sport = sender.local_addr().unwrap().port();
-    let text = std::fs::read_to_string(&out).unwrap();
-    let flow: serde_json::Value = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .find(|r: &serde_json::Value| r["sourceTransportPort"] == sport)
+    let (recs, text) = records(&out);
+    let flow = recs
+        .iter()
+        .find(|r| r["sourceTransportPort"] == sport)
         .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(flow["packetDeltaCount"], 3, "{flow}");
     assert_eq!(
@@ -272,13 +276,7 @@ fn an_interface_going_down_ends_the_capture_with_one_line() {
     ip(&["link", "set", &b, "up"]);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("live.json");
-    let mut child = qof()
-        .args(["--in", &format!("int:{a}"), "--format", "json", "--out"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_capturing_on(&child, &a);
+    let mut child = capture_on(&a, &["--format", "json", "--out", out.to_str().unwrap()]);
     // Five UDP datagrams 10.0.0.1:8080 -> 10.0.0.2:53, sent as Ethernet frames into the peer.
     let send = format!(
         "import socket\n\
@@ -306,8 +304,7 @@ fn an_interface_going_down_ends_the_capture_with_one_line() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(status.code(), Some(1), "{stderr}");
     let errors: Vec<&str> = stderr
         .lines()
@@ -320,11 +317,10 @@ fn an_interface_going_down_ends_the_capture_with_one_line() {
         )],
         "{stderr}"
     );
-    let text = std::fs::read_to_string(&out).unwrap();
-    let flow: serde_json::Value = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .find(|r: &serde_json::Value| r["sourceTransportPort"] == 8080)
+    let (recs, text) = records(&out);
+    let flow = recs
+        .iter()
+        .find(|r| r["sourceTransportPort"] == 8080)
         .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(flow["packetDeltaCount"], 5, "{flow}");
     assert_eq!(flow["destinationIPv4Address"], "10.0.0.2");

@@ -887,19 +887,25 @@ mod tests {
         assert_eq!((t.sent, t.lost, t.queued), (0, 1000, 0));
     }
 
-    /// Over UDP every message is a datagram within the size limit; refused datagrams count
-    /// their records as lost.
-    #[test]
-    fn datagrams_fit_and_refusals_are_counted() {
+    /// An exporter over a fake datagram transport, with its counters.
+    fn datagram_exporter() -> (Fake, Arc<Counters>, Exporter) {
         let udp = Fake::default();
         let counters = Arc::new(Counters::default());
-        let mut ex = Exporter::datagram(
+        let ex = Exporter::datagram(
             &cfg(1),
             TemplateSpec::qof_default(),
             Box::new(udp.clone()),
             "test".into(),
             counters.clone(),
         );
+        (udp, counters, ex)
+    }
+
+    /// Over UDP every message is a datagram within the size limit; refused datagrams count
+    /// their records as lost.
+    #[test]
+    fn datagrams_fit_and_refusals_are_counted() {
+        let (udp, counters, mut ex) = datagram_exporter();
         for i in 0..100 {
             ex.encode(|enc, t, out| enc.encode_flow(&record(i), t, out));
         }
@@ -921,15 +927,7 @@ mod tests {
     /// asked whether it was refused. Every record is counted once, as sent or lost.
     #[test]
     fn a_refusal_loses_the_datagram_before_and_the_last_one_is_asked_about() {
-        let udp = Fake::default();
-        let counters = Arc::new(Counters::default());
-        let mut ex = Exporter::datagram(
-            &cfg(1),
-            TemplateSpec::qof_default(),
-            Box::new(udp.clone()),
-            "test".into(),
-            counters.clone(),
-        );
+        let (udp, counters, mut ex) = datagram_exporter();
         let mut n = 0;
         let mut add = |ex: &mut Exporter| {
             ex.encode(|enc, t, out| enc.encode_flow(&record(n), t, out));
