@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use qof::capture::{self, Next, PacketSource};
+use qof::capture::{self, PacketSource};
 use qof::config::{Args, YamlConfig};
 use qof::decode::{self, DecodeConfig, IgnoreCounts};
 use qof::filter::Filter;
@@ -121,6 +121,7 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
     let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
+    let live = source.is_live();
     let mut sink = sinks::open(args, &spec, yaml.force_biflow())?;
     // Inputs, outputs and the collector's socket are open: root is no longer needed.
     match &args.become_user {
@@ -148,60 +149,59 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut outcome = Outcome::Clean;
 
     loop {
+        let mut quiet = false;
         if !source.frame_ready() {
             // The next read may wait (a pipe gone quiet): the packets the look-ahead holds are
             // metered first, and their records exported, as if each had been metered at once.
             meter_held(&mut meter, sink.as_mut(), &mut n)?;
-        }
-        let frame = match source.next_event() {
-            Ok(Next::Frame(f)) => f,
-            Ok(Next::Quiet(now)) => {
+            if let Some(now) = source.wait_quiet() {
                 // A live interface gone quiet: its clock still runs, and flows idle past
-                // their timeout end without waiting for the next frame.
+                // their timeout end without waiting for the next frame. (Housekeeping below,
+                // as after a frame.)
                 last_ts = last_ts.max(now);
                 meter.handle_timeout(last_ts);
-                export_ready(&mut meter, sink.as_mut(), &mut n)?;
-                sink.tick(last_ts)?;
-                if status.swap(false, Ordering::Relaxed) {
-                    log_status(meter.meter(), &n, sink.as_ref());
-                }
-                continue;
-            }
-            Ok(Next::End) => break,
-            // Standard input cut short by a signal: a stop, not damage.
-            Err(_) if stop.load(Ordering::Relaxed) => break,
-            Err(e) => {
-                // One line on standard error; the log gets it too when it goes elsewhere.
-                eprintln!("qof: {input}: {e}");
-                if args.log != "stderr" {
-                    tracing::error!("{input}: {e}; exported the flows read before it");
-                }
-                outcome = Outcome::InputError;
-                break;
-            }
-        };
-        n.frames += 1;
-        if n.frames == 1 {
-            sink.first_packet(frame.ts)?;
-        }
-        last_ts = last_ts.max(frame.ts);
-        if let Some(f) = filter.as_mut() {
-            if !f.matches(frame.linktype, frame.orig_len, frame.data) {
-                n.filtered += 1;
-                continue;
+                quiet = true;
             }
         }
-        match decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet()) {
-            Ok(()) => meter.push(frame.ts),
-            Err(why) => n.ignored.add(why),
+        if !quiet {
+            let frame = match source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                // Standard input cut short by a signal: a stop, not damage.
+                Err(_) if stop.load(Ordering::Relaxed) => break,
+                Err(e) => {
+                    // One line on standard error; the log gets it too when it goes elsewhere.
+                    eprintln!("qof: {input}: {e}");
+                    if args.log != "stderr" {
+                        tracing::error!("{input}: {e}; exported the flows read before it");
+                    }
+                    outcome = Outcome::InputError;
+                    break;
+                }
+            };
+            n.frames += 1;
+            if n.frames == 1 {
+                sink.first_packet(frame.ts)?;
+            }
+            last_ts = last_ts.max(frame.ts);
+            if let Some(f) = filter.as_mut() {
+                if !f.matches(frame.linktype, frame.orig_len, frame.data) {
+                    n.filtered += 1;
+                    continue;
+                }
+            }
+            match decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet()) {
+                Ok(()) => meter.push(frame.ts),
+                Err(why) => n.ignored.add(why),
+            }
         }
         export_ready(&mut meter, sink.as_mut(), &mut n)?;
-        // Housekeeping every 4096 frames, and at once on a signal: signals, file rotation,
-        // statistics, progress.
+        // Housekeeping every 4096 frames, at once on a signal, and whenever a live interface
+        // is quiet: signals, file rotation, statistics, progress.
         // (A live source ends the input itself after a stop, once it has given the frames
         // captured before it.)
-        let stopping = stop.load(Ordering::Relaxed) && !source.ends_after_stop();
-        if n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
+        let stopping = stop.load(Ordering::Relaxed) && !live;
+        if quiet || n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
             if stopping {
                 break;
             }

@@ -9,15 +9,15 @@
 //! * Ethernet and loopback interfaces give Ethernet frames; other kinds (tun, PPP) give the
 //!   network-layer packet alone (the socket's "cooked" mode), read as raw IP.
 //! * The kernel's drop count (`PACKET_STATISTICS`) is the source's [`PacketSource::dropped`].
-//! * A wait for frames lasts at most [`WAKE_MS`]; then the source says the interface is quiet
-//!   ([`Next::Quiet`]) and looks at the stop flag, so a silent interface neither stops the
-//!   clock nor keeps qof from acting on SIGINT or SIGTERM.
+//! * A wait for frames lasts at most [`WAKE_MS`]; then the source can say the interface is
+//!   quiet ([`PacketSource::wait_quiet`]), and it looks at the stop flag, so a silent
+//!   interface neither stops the clock nor keeps qof from acting on SIGINT or SIGTERM.
 //!
 //! `unsafe` here is confined to the socket calls nix does not wrap: `bind` to a link-layer
 //! address, and setting and reading `SOL_PACKET` options.
 
 use super::ring::{Ring, RingFrame, RETIRE_MS};
-use super::{linktype, CaptureError, CaptureErrorKind, Frame, Next, PacketSource};
+use super::{linktype, CaptureError, CaptureErrorKind, Frame, PacketSource};
 use crate::time::Timestamp;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 use std::cell::Cell;
@@ -43,6 +43,8 @@ pub struct LiveSource {
     stop: Arc<AtomicBool>,
     /// Once stopped: until when frames already captured are still read.
     stopping: Option<std::time::Instant>,
+    /// An error of the socket that `wait_quiet` found, for `next_frame` to report.
+    failed: Option<io::Error>,
     /// Kernel drops read so far (the kernel resets its count on each read).
     dropped: Cell<u64>,
 }
@@ -116,6 +118,7 @@ impl LiveSource {
             skip_outgoing: hw == ARPHRD_LOOPBACK,
             stop,
             stopping: None,
+            failed: None,
             dropped: Cell::new(0),
         })
     }
@@ -138,6 +141,9 @@ enum Got {
 impl LiveSource {
     /// Wait for a frame (skipping the loopback's sent copies), at most [`WAKE_MS`].
     fn wait(&mut self) -> Result<Got, CaptureError> {
+        if let Some(e) = self.failed.take() {
+            return Err(CaptureError::new(0, CaptureErrorKind::Live(e)));
+        }
         let mut waited = false;
         loop {
             if self.stop.load(Ordering::Relaxed) && self.stopping.is_none() {
@@ -191,28 +197,34 @@ impl PacketSource for LiveSource {
         }
     }
 
-    fn next_event(&mut self) -> Result<Next<'_>, CaptureError> {
-        Ok(match self.wait()? {
-            Got::Frame(f) => Next::Frame(self.frame(f)),
-            // A frame may wait in a block not yet full for up to the retire time: the
-            // clock is set back by twice that, so no frame still on its way is older.
-            Got::Quiet => Next::Quiet(Timestamp::from_nanos(
-                now()
-                    .nanos()
-                    .saturating_sub(2 * u64::from(RETIRE_MS) * 1_000_000),
-            )),
-            Got::Stopped => Next::End,
-        })
-    }
-
-    /// Always: a read waits at most [`WAKE_MS`], and then says the interface is quiet, which
-    /// meters what the caller holds. So the meter's look-ahead works on live input too, and
-    /// holds records back by at most that long.
     fn frame_ready(&self) -> bool {
-        true
+        self.ring.ready()
     }
 
-    fn ends_after_stop(&self) -> bool {
+    /// Waits at most [`WAKE_MS`]. An error of the socket is left for `next_frame` to report.
+    fn wait_quiet(&mut self) -> Option<Timestamp> {
+        if self.stop.load(Ordering::Relaxed) || self.ring.ready() {
+            return None;
+        }
+        self.ring.release_spent();
+        if let Err(e) = Ring::fd_wait(&self.fd, WAKE_MS) {
+            // (Reading the socket's error clears it: kept for `next_frame` to report.)
+            self.failed = Some(e);
+            return None;
+        }
+        if self.ring.ready() {
+            return None;
+        }
+        // A frame may wait in a block not yet full for up to the retire time: the clock is
+        // set back by twice that, so no frame still on its way is older.
+        Some(Timestamp::from_nanos(
+            now()
+                .nanos()
+                .saturating_sub(2 * u64::from(RETIRE_MS) * 1_000_000),
+        ))
+    }
+
+    fn is_live(&self) -> bool {
         true
     }
 

@@ -72,29 +72,19 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
-/// What a source has next (see [`PacketSource::next_event`]).
-#[derive(Clone, Copy, Debug)]
-pub enum Next<'a> {
-    Frame(Frame<'a>),
-    /// No frame came for a moment on a live interface; the clock reads this. Time goes on
-    /// without packets: flows idle past their timeout can end.
-    Quiet(Timestamp),
-    End,
-}
-
 /// Something that yields frames: a capture file, standard input, a live interface.
 pub trait PacketSource {
     /// The next frame, `Ok(None)` at the end of input, or an error that ends the input
     /// (frames already returned stay valid results).
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
 
-    /// As [`next_frame`](PacketSource::next_frame), except that a live source that has had
-    /// nothing for a moment says so, with the time, instead of waiting on.
-    fn next_event(&mut self) -> Result<Next<'_>, CaptureError> {
-        Ok(match self.next_frame()? {
-            Some(f) => Next::Frame(f),
-            None => Next::End,
-        })
+    /// When [`frame_ready`](PacketSource::frame_ready) said no: wait a moment for a frame.
+    /// A live source that got none says so with the time, so that the caller can move its
+    /// clock on (flows idle past their timeout end without a later frame). `None` when a
+    /// frame may have come, or at once from a source that has no clock of its own (files,
+    /// standard input).
+    fn wait_quiet(&mut self) -> Option<Timestamp> {
+        None
     }
 
     /// Bytes consumed so far from the underlying file, for progress display (compressed bytes
@@ -103,10 +93,10 @@ pub trait PacketSource {
         0
     }
 
-    /// True for a source that, once the stop flag it was given is set, still gives the frames
-    /// it had captured and then ends the input itself (live capture): the caller reads on
-    /// until the end rather than stopping at once.
-    fn ends_after_stop(&self) -> bool {
+    /// True for a live interface: once the stop flag it was given is set, it still gives the
+    /// frames it had captured and then ends the input itself, so the caller reads on until
+    /// the end rather than stopping at once.
+    fn is_live(&self) -> bool {
         false
     }
 

@@ -135,13 +135,32 @@ impl Ring {
         &b[start..(start + f.caplen).min(b.len())]
     }
 
+    /// Whether [`Ring::next`] has a frame (or at least a block handed over) without waiting.
+    pub fn ready(&self) -> bool {
+        if self.held && self.left > 0 {
+            return true;
+        }
+        let block = if self.held {
+            (self.block + 1) % BLOCKS
+        } else {
+            self.block
+        };
+        self.status(block).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    /// Hand back the held block once every frame of it has been read. (The kernel counts
+    /// the socket readable while a block it handed over is held: hand it back before waiting.)
+    pub fn release_spent(&mut self) {
+        if self.held && self.left == 0 {
+            self.release();
+        }
+    }
+
     /// The next frame, if one is ready now; `None` when the kernel has handed over nothing
     /// more yet (wait on the socket, then ask again).
     pub fn next(&mut self) -> Option<RingFrame> {
         loop {
-            if self.held && self.left == 0 {
-                self.release();
-            }
+            self.release_spent();
             if !self.held {
                 if self.status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                     return None;

@@ -277,6 +277,9 @@ impl Meter {
         self.stats.flush_events += 1;
     }
 
+    // (Inlined: called for every packet; a second caller, the idle tick of live capture,
+    // made the compiler call it out of line, about 17 instructions per packet more.)
+    #[inline(always)]
     fn advance(&mut self, ts: Timestamp) {
         let now_ms = ts.millis();
         if now_ms <= self.clock_ms {
