@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const CORPUS: &str = "/work/shared/corpus/public";
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corpus");
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct OwnedFrame {

@@ -1,4 +1,4 @@
-//! Correctness against an oracle we did not write: for every capture of the shared corpus,
+//! Correctness against an oracle we did not write: for every capture of the corpus (tests/data/corpus),
 //! qof's JSON records are scored with `flowdiff.py` against tshark's own per-packet decode.
 //! The share of packets lying in directional 5-tuples whose packets and octets match exactly
 //! must be 100 %, except for the files listed in `EXPECTED_BELOW_100`, each with its reason;
@@ -42,7 +42,7 @@ fn flows_match_tshark_on_every_corpus_file() {
     if !have_tool("tshark") {
         return;
     }
-    let flowdiff = shared().join("tools/flowdiff.py");
+    let flowdiff = tools_dir().join("flowdiff.py");
     let tmp = tempfile::tempdir().unwrap();
     let (mut ok_total, mut all_total) = (0u64, 0u64);
     let mut failures = Vec::new();

@@ -18,7 +18,7 @@ fn ipfix_files_read_back_identically_and_cleanly() {
 fn tcp_template_files_read_back_identically_and_cleanly() {
     let yaml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-all.yaml");
     let mut files = corpus_files();
-    let lab = shared().join("lab/out/captures");
+    let lab = lab_captures_dir();
     for e in std::fs::read_dir(&lab).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "pcap") {

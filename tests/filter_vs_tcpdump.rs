@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CORPUS: &str = "/work/shared/corpus/public";
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corpus");
 
 /// Expressions checked on every file: protocols, hosts and nets, ports and ranges, header
 /// bytes and flags, length arithmetic (every ALU operator), encapsulations, link-layer

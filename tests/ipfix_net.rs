@@ -594,7 +594,7 @@ fn ipv6_collectors_receive_everything() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let cap = shared_sample();
+    let cap = sample_capture();
     let want = json_of(&cap);
     let port = listener.local_addr().unwrap().port();
     let reader = std::thread::spawn(move || {
@@ -916,7 +916,7 @@ fn collector_never_accepting_counts_everything_lost() {
         }
     }
     let started = Instant::now();
-    let out = run(qof().arg("--in").arg(shared_sample()).args([
+    let out = run(qof().arg("--in").arg(sample_capture()).args([
         "--ipfix",
         "tcp",
         "--out",
@@ -934,7 +934,7 @@ fn collector_never_accepting_counts_everything_lost() {
     drop(fillers);
 }
 
-fn shared_sample() -> PathBuf {
+fn sample_capture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mixed.pcap")
 }
 
@@ -947,7 +947,7 @@ fn sctp_is_used_or_refused_in_one_line() {
         Some(socket2::Protocol::from(132)),
     )
     .is_ok();
-    let out = run(qof().arg("--in").arg(shared_sample()).args([
+    let out = run(qof().arg("--in").arg(sample_capture()).args([
         "--ipfix",
         "sctp",
         "--out",
@@ -1116,7 +1116,7 @@ fn nfcapd_collects_udp_export() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let cap = shared_sample();
+    let cap = sample_capture();
     let want = flow_tuples_from_json(&json_of(&cap));
     let port = unused_udp_port();
     let dir = tmp.path().join("nf");
@@ -1451,7 +1451,7 @@ fn tls_export_needs_certificates_that_check_out() {
     }
     let pki = Pki::make();
     let tmp = tempfile::tempdir().unwrap();
-    let cap = shared_sample();
+    let cap = sample_capture();
     let want = json_of(&cap);
 
     let c = pki.collector();
@@ -1532,7 +1532,7 @@ fn become_user_drops_privileges() {
     if !root {
         let out = run(qof()
             .arg("--in")
-            .arg(shared_sample())
+            .arg(sample_capture())
             .args(["--become-user", "nobody"]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1));
@@ -1577,7 +1577,7 @@ fn become_user_drops_privileges() {
             .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_qof"))
             .arg("--in")
-            .arg(shared_sample())
+            .arg(sample_capture())
             .args(["--become-user", "nobody"]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !stderr.contains("Permission denied") {

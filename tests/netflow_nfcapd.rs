@@ -44,7 +44,7 @@ fn captures() -> Vec<PathBuf> {
         let p = corpus
             .iter()
             .find(|p| common::name(p) == *name)
-            .unwrap_or_else(|| panic!("{name} is not in the shared corpus"));
+            .unwrap_or_else(|| panic!("{name} is not in the corpus (tests/data/corpus)"));
         v.push(p.clone());
     }
     v

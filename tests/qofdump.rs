@@ -720,7 +720,7 @@ fn softflowd_ipfix_export_matches_ipfixdump() {
         return;
     }
     // The same corpus location as the capture tests.
-    let corpus = Path::new("/work/shared/corpus/public");
+    let corpus = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corpus"));
     let dir = tempfile::tempdir().unwrap();
     let mut total = 0;
     // softflowd sends IANA elements only, IPv4 and IPv6, with reduced-size counters.

@@ -1,6 +1,6 @@
-//! TCP measurements against ground truth: the lab captures in `../shared/lab/out/captures`,
+//! TCP measurements against ground truth: the lab captures in `tests/data/lab/out/captures`,
 //! each with a `*.truth.json` sidecar written from the link emulator, the hosts' kernels and
-//! the applications (see `../shared/lab/README.md`).
+//! the applications (see `tests/data/lab/README.md`).
 //!
 //! Checked for every connection of every capture, at every observation point:
 //! - minTcpRttMilliseconds within max(1 ms, 3 %) of the configured path RTT (the `rtt-*`
@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{name, qof, run, shared};
+use common::{lab_captures_dir, name, qof, run};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -25,6 +25,8 @@ const TEMPLATE: &[&str] = &[
     "flowEndMilliseconds",
     "sourceIPv4Address",
     "destinationIPv4Address",
+    "sourceIPv6Address",
+    "destinationIPv6Address",
     "sourceTransportPort",
     "destinationTransportPort",
     "protocolIdentifier",
@@ -52,7 +54,7 @@ const WINDOW_SCALE: u64 = 0x40;
 const TIMESTAMP: u64 = 0x10;
 
 fn captures() -> Vec<PathBuf> {
-    let dir = shared().join("lab/out/captures");
+    let dir = lab_captures_dir();
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the lab captures {} are missing: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -97,6 +99,15 @@ type Endpoint = (String, u64);
 
 fn endpoint(v: &Value) -> Endpoint {
     (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
+}
+
+/// A record's `source` or `destination` address, IPv4 or IPv6 (a record has one of them).
+fn address(r: &Value, which: &str) -> String {
+    r.get(format!("{which}IPv4Address"))
+        .or_else(|| r.get(format!("{which}IPv6Address")))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("a record without a {which} address: {r}"))
+        .to_string()
 }
 
 /// Tally of one kind of check.
@@ -198,16 +209,10 @@ fn tcp_measurements_match_the_lab_truth() {
             if u(r, "protocolIdentifier") != 6 {
                 continue;
             }
-            let a = (
-                r["sourceIPv4Address"].as_str().unwrap().to_string(),
-                u(r, "sourceTransportPort"),
-            );
-            let b = (
-                r["destinationIPv4Address"].as_str().unwrap().to_string(),
-                u(r, "destinationTransportPort"),
-            );
-            // The lab's client is 10.77.0.1.
-            if a.0 == "10.77.0.1" {
+            let a = (address(r, "source"), u(r, "sourceTransportPort"));
+            let b = (address(r, "destination"), u(r, "destinationTransportPort"));
+            // The lab's client is 10.77.0.1 (fd77::1 in the IPv6 runs).
+            if a.0 == "10.77.0.1" || a.0 == "fd77::1" {
                 by_conn.entry((a, b)).or_default().push((r, false));
             } else {
                 by_conn.entry((b, a)).or_default().push((r, true));

@@ -1,5 +1,5 @@
 //! TCP retransmissions and RTT on real traces, against tcptrace (the Debian package): for every
-//! TCP connection of the shared corpus, qof's per-direction tcpRetransmitCount and its
+//! TCP connection of the corpus (tests/data/corpus), qof's per-direction tcpRetransmitCount and its
 //! minTcpRttMilliseconds are scored against tcptrace's "rexmt data pkts" and "RTT min" (`-l -r`).
 //! Both must agree on at least 95 % of the connections, and every disagreement must be one of
 //! the explained cases listed below (`RETX_EXPECTED`, `RTT_EXPECTED`, `ONE_SIDED`). Run with

@@ -4,13 +4,29 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The shared corpus, tools and lab beside the repository (`../shared`).
-pub fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+/// The captures the tests read, carried in the repository (`tests/data/README.md` names each
+/// one's origin and licence).
+pub fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// Real captures from other projects' test suites (`tests/data/CORPUS.tsv`).
+pub fn corpus_dir() -> PathBuf {
+    data().join("corpus")
+}
+
+/// The truth lab's captures, each with its `*.truth.json` sidecar (`tests/data/lab/README.md`).
+pub fn lab_captures_dir() -> PathBuf {
+    data().join("lab/out/captures")
+}
+
+/// Test helper scripts (flowdiff.py).
+pub fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools")
 }
 
 pub fn corpus_files() -> Vec<PathBuf> {
-    let dir = shared().join("corpus/public");
+    let dir = corpus_dir();
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the shared corpus {} is missing: {e}", dir.display()))
         .map(|e| e.unwrap().path())
