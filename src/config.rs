@@ -70,6 +70,13 @@ pub struct Args {
     #[arg(long, value_name = "CONFIG_FILE")]
     pub yaml: Option<PathBuf>,
 
+    /// Enable a flow plugin (per-flow extension fields, as ipfixprobe's): `NAME` or
+    /// `NAME;OPTION[=VALUE];...`, e.g. `pstats;includezeroes;skipdup`. Repeatable; the YAML
+    /// `plugins:` list takes the same. Naming a plugin's element in the template enables it
+    /// too. `--plugin help` lists the plugins and their options.
+    #[arg(long = "plugin", value_name = "SPEC")]
+    pub plugins: Vec<String>,
+
     /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time).
     #[arg(long, value_name = "BPF_FILTER")]
     pub filter: Option<String>,
@@ -165,6 +172,8 @@ pub struct Args {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct YamlConfig {
     pub template: Option<Vec<String>>,
+    /// Flow plugins, as `--plugin` takes them.
+    pub plugins: Option<Vec<String>>,
     pub idle_timeout: Option<u64>,
     pub active_timeout: Option<u64>,
     pub max_flows: Option<u64>,

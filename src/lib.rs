@@ -28,4 +28,5 @@ pub mod ipfix;
 pub mod key;
 pub mod meter;
 pub mod netflow;
+pub mod plugins;
 pub mod time;

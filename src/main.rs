@@ -81,10 +81,15 @@ fn run(args: &Args) -> Result<Outcome> {
     if args.netflow.is_some() && yaml.template.is_some() {
         bail!("--netflow records have fixed fields: remove `template:` from the YAML file");
     }
+    let named_plugins = plugin_specs(args, &yaml)?;
+    if args.netflow.is_some() && !named_plugins.is_empty() {
+        bail!("--netflow records have fixed fields: plugins' elements need IPFIX or JSON output");
+    }
     let spec = match &yaml.template {
         Some(names) => TemplateSpec::from_names(names).context("template")?,
         None => TemplateSpec::qof_default(),
     };
+    let (spec, plugins, needs) = qof::plugins::build(&named_plugins, &spec)?;
     let features = spec.features();
     let yaml_meter = yaml.meter()?;
     let meter_cfg = MeterConfig {
@@ -98,10 +103,13 @@ fn run(args: &Args) -> Result<Outcome> {
         ..yaml_meter
     };
     let decode_cfg = DecodeConfig {
-        ipv4: features.ipv4() || !features.ipv6(),
+        // IPv4 flows are always metered: a template whose only addresses are IPv6 ones
+        // carries them as IPv4-mapped IPv6 addresses (QoF's manual promises it).
+        ipv4: true,
         ipv6: features.ipv6(),
         gre_decap: yaml.gre_decap(),
-        tcp_options: features.tcp_options(),
+        tcp_options: features.tcp_options() || needs.tcp_options,
+        headers: needs.headers,
     };
 
     let input = args.input.as_deref().unwrap_or("-");
@@ -140,7 +148,7 @@ fn run(args: &Args) -> Result<Outcome> {
         .map_or(0, |d| d.as_millis() as u64);
     // Packets are decoded in place into the meter's look-ahead queue, which loads each one's
     // flow state a few packets ahead (records come out after the following packets).
-    let mut meter = Lookahead::new(Meter::new(meter_cfg));
+    let mut meter = Lookahead::new(Meter::with_plugins(meter_cfg, plugins));
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -191,7 +199,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 }
             }
             match decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet()) {
-                Ok(()) => meter.push(frame.ts),
+                Ok(()) => meter.push(frame.ts, frame.data),
                 Err(why) => n.ignored.add(why),
             }
         }
@@ -261,6 +269,19 @@ fn run(args: &Args) -> Result<Outcome> {
         outcome = Outcome::Undelivered;
     }
     Ok(outcome)
+}
+
+/// The plugins `--plugin` and the YAML `plugins:` list name, parsed.
+fn plugin_specs(args: &Args, yaml: &YamlConfig) -> Result<Vec<qof::plugins::PluginSpec>> {
+    let yaml_list = yaml.plugins.iter().flatten();
+    args.plugins
+        .iter()
+        .map(|s| (s, "--plugin"))
+        .chain(yaml_list.map(|s| (s, "plugins")))
+        .map(|(s, whence)| {
+            qof::plugins::PluginSpec::parse(s).map_err(|e| anyhow::anyhow!("{whence} {s}: {e}"))
+        })
+        .collect()
 }
 
 /// Hand every record the meter has ready to the sink.

@@ -248,7 +248,7 @@ fn rotation_by_packet_time_names_and_publishes_every_file() {
     };
     let mut sink = IpfixFileSink::new(TemplateSpec::qof_default(), 0, false, out).unwrap();
     let t0 = Timestamp::from_secs(1_383_827_696);
-    let mut r = records()[0];
+    let mut r = records()[0].clone();
     for minute in 0..3u64 {
         let now = Timestamp::from_secs(t0.secs() + minute * 61);
         sink.tick(now).unwrap();

@@ -200,9 +200,14 @@ fn record_json(line: &mut String, r: &Record<'_>) {
         if i > 0 {
             line.push(',');
         }
-        names::write_key(line, f.pen, f.id);
-        line.push(':');
-        names::write_value(line, f.pen, f.id, f.bytes);
+        match names::list_of(f.pen, f.id, f.bytes) {
+            Some(list) => names::write_list(line, &list),
+            None => {
+                names::write_key(line, f.pen, f.id);
+                line.push(':');
+                names::write_value(line, f.pen, f.id, f.bytes);
+            }
+        }
     }
     line.push('}');
 }
@@ -210,7 +215,23 @@ fn record_json(line: &mut String, r: &Record<'_>) {
 /// Element names and values, through the shared IE table and printer so a line here is the line
 /// `qof --format json` writes for the same record.
 mod names {
-    use qof::ie::{self, IeType, Value};
+    use qof::ie::{self, BasicList, IeType, Value};
+
+    /// A basicList field whose items have a fixed length, decoded.
+    pub fn list_of(pen: u32, id: u16, bytes: &[u8]) -> Option<BasicList<'_>> {
+        if (pen, id) != (ie::pen::IANA, ie::BASIC_LIST_ID) {
+            return None;
+        }
+        ie::parse_basic_list(bytes).filter(|l| l.item_len != 0 && l.item_len != 0xffff)
+    }
+
+    /// A list as qof prints it: `"innerName":[item,...]` (items of an unknown element as hex).
+    pub fn write_list(line: &mut String, l: &BasicList<'_>) {
+        write_key(line, l.pen, l.id);
+        line.push(':');
+        let ty = ie::by_id(l.pen, l.id).map_or(IeType::OctetArray, |(e, _)| e.ty);
+        ie::write_json_value(&Value::List(ty, l.item_len, l.items), line);
+    }
 
     /// The element's name (`reverseX` for RFC 5103 reverse elements), or "PEN/ID" if unknown.
     pub fn write_key(line: &mut String, pen: u32, id: u16) {

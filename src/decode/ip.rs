@@ -6,6 +6,7 @@
 //! of what follows the link header, as tshark does, and an IPv6 jumbogram takes the jumbo
 //! payload length (RFC 2675).
 
+use super::link::Network;
 use super::transport;
 use super::wire::{array, u16_at, u32_at, u8_at};
 use super::{DecodeConfig, FragInfo, Ignore, Packet};
@@ -19,13 +20,16 @@ const JUMBO_OPTION: u8 = 0xc2;
 /// bounds the walk; this bound only caps the work on absurd (jumbo) chains.
 const MAX_EXT_HEADERS: usize = 512;
 
+/// The IPv4 packet at `at` in `frame`, then its transport header. `Some` is the inner packet
+/// of a GRE tunnel (see [`transport::decode`]).
 pub(super) fn ipv4(
-    b: &[u8],
+    frame: &[u8],
+    at: usize,
     cfg: &DecodeConfig,
     out: &mut Packet,
-    depth: u8,
-) -> Result<(), Ignore> {
+) -> Result<Option<Network>, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedIp;
+    let b = frame.get(at..).unwrap_or(&[]);
     let vihl = u8_at(b, 0, SHORT)?;
     if vihl >> 4 != 4 {
         return Err(Ignore::MalformedIp);
@@ -48,10 +52,15 @@ pub(super) fn ipv4(
     out.key.set_ipv4(array(b, 12, SHORT)?, array(b, 16, SHORT)?);
     out.key.proto = u8_at(b, 9, SHORT)?;
     out.ttl = u8_at(b, 8, SHORT)?;
-    out.ecn = u8_at(b, 1, SHORT)? & 3;
+    out.tos = u8_at(b, 1, SHORT)?;
+    out.ecn = out.tos & 3;
     out.ip_len = ip_len as u32;
     out.ip_header_len = ihl as u32;
     let frag = u16_at(b, 6, SHORT)?;
+    out.ip_flags = (frag >> 13) as u8 & 3;
+    if cfg.headers && ihl > 20 {
+        out.ip_options = ipv4_options(&b[20..ihl]);
+    }
     let (more, offset) = (frag & 0x2000 != 0, u32::from(frag & 0x1fff) * 8);
     if more || offset != 0 {
         out.frag = Some(FragInfo {
@@ -60,21 +69,53 @@ pub(super) fn ipv4(
             more,
         });
         if offset != 0 {
-            return Ok(()); // only the first fragment carries the transport header
+            return Ok(None); // only the first fragment carries the transport header
         }
     }
     // Ethernet padding lies beyond the total length: leave it out.
-    let l4 = &b[ihl..ip_len.min(b.len())];
-    transport::decode(out.key.proto, l4, (ip_len - ihl) as u32, cfg, out, depth)
+    let end = at + ip_len.min(b.len());
+    transport::decode(
+        out.key.proto,
+        frame,
+        at + ihl,
+        end,
+        (ip_len - ihl) as u32,
+        cfg,
+        out,
+    )
 }
 
+/// The IPv4 options present in an options area: bit *n* for option number *n* (the low five
+/// bits of the option type; the copied and class bits are left out). The `headers` plugin
+/// maps these to the ipv4Options element.
+fn ipv4_options(mut o: &[u8]) -> u32 {
+    let mut bits = 0u32;
+    while let Some(&ty) = o.first() {
+        bits |= 1 << (ty & 0x1f);
+        match ty {
+            0 => break,
+            1 => o = &o[1..],
+            _ => {
+                let len = usize::from(o.get(1).copied().unwrap_or(0));
+                if len < 2 || len > o.len() {
+                    break;
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    bits
+}
+
+/// The IPv6 packet at `at` in `frame`, its extension headers, then its transport header.
 pub(super) fn ipv6(
-    b: &[u8],
+    frame: &[u8],
+    at: usize,
     cfg: &DecodeConfig,
     out: &mut Packet,
-    depth: u8,
-) -> Result<(), Ignore> {
+) -> Result<Option<Network>, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedIp;
+    let b = frame.get(at..).unwrap_or(&[]);
     let v = u8_at(b, 0, SHORT)?;
     if v >> 4 != 6 {
         return Err(Ignore::MalformedIp);
@@ -86,7 +127,8 @@ pub(super) fn ipv6(
         return Err(Ignore::FilteredFamily);
     }
     out.key.set_ipv6(array(b, 8, SHORT)?, array(b, 24, SHORT)?);
-    out.ecn = ((u16_at(b, 0, SHORT)? >> 4) & 3) as u8;
+    out.tos = (u16_at(b, 0, SHORT)? >> 4) as u8;
+    out.ecn = out.tos & 3;
     out.ttl = u8_at(b, 7, SHORT)?;
     let mut ip_len = usize::from(u16_at(b, 4, SHORT)?) + 40;
     let mut next = u8_at(b, 6, SHORT)?;
@@ -100,6 +142,7 @@ pub(super) fn ipv6(
                     break;
                 };
                 let len = (usize::from(len) + 1) * 8;
+                out.ip_options |= extension_bit(next);
                 if next == V6_HOP_BY_HOP && ip_len == 40 {
                     if let Some(jumbo) = jumbo_length(b.get(off + 2..off + len).unwrap_or(&[])) {
                         ip_len = jumbo as usize + 40;
@@ -120,6 +163,11 @@ pub(super) fn ipv6(
                 off += 8;
                 let offset = u32::from(fo & 0xfff8);
                 let more = fo & 1 == 1;
+                out.ip_options |= if offset == 0 {
+                    super::ip6_ext::FIRST_FRAGMENT
+                } else {
+                    super::ip6_ext::LATER_FRAGMENT
+                };
                 // An atomic fragment (offset 0, no more) is a whole datagram (RFC 6946).
                 if more || offset != 0 {
                     out.frag = Some(FragInfo { id, offset, more });
@@ -128,7 +176,7 @@ pub(super) fn ipv6(
                     out.key.proto = next;
                     out.ip_len = ip_len as u32;
                     out.ip_header_len = off as u32;
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             _ => break,
@@ -138,10 +186,21 @@ pub(super) fn ipv6(
     out.ip_len = ip_len as u32;
     out.ip_header_len = off.min(ip_len) as u32;
     if off > ip_len.min(b.len()) || is_extension(next) {
-        return Ok(()); // header chain cut short (or too long): no transport header
+        return Ok(None); // header chain cut short (or too long): no transport header
     }
-    let l4 = &b[off..ip_len.min(b.len())];
-    transport::decode(next, l4, (ip_len - off) as u32, cfg, out, depth)
+    let end = at + ip_len.min(b.len());
+    transport::decode(next, frame, at + off, end, (ip_len - off) as u32, cfg, out)
+}
+
+/// The bit of [`super::ip6_ext`] for a hop-by-hop, routing or destination options header.
+fn extension_bit(nh: u8) -> u32 {
+    use super::ip6_ext as x;
+    match nh {
+        V6_DEST_OPTS => x::DEST_OPTS,
+        V6_HOP_BY_HOP => x::HOP_BY_HOP,
+        V6_ROUTING => x::ROUTING,
+        _ => 0,
+    }
 }
 
 fn is_extension(nh: u8) -> bool {

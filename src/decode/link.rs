@@ -125,11 +125,18 @@ fn ethertype(
 ) -> Result<Network, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedL2;
     for _ in 0..MAX_SHIMS {
+        out.l2.ethertype = etype;
         match etype {
             ETH_IPV4 => return Ok(Network::V4(off)),
             ETH_IPV6 => return Ok(Network::V6(off)),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
-                out.key.vlan = u16_at(f, off, SHORT)? & 0x0fff;
+                let tci = u16_at(f, off, SHORT)?;
+                out.key.vlan = tci & 0x0fff;
+                // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).
+                if let Some(t) = out.l2.vlan_tci.get_mut(usize::from(out.l2.vlan_tags)) {
+                    *t = tci;
+                }
+                out.l2.vlan_tags = out.l2.vlan_tags.saturating_add(1);
                 etype = u16_at(f, off + 2, SHORT)?;
                 off += 4;
             }
@@ -160,10 +167,14 @@ fn ethertype(
     Err(Ignore::NotIp)
 }
 
-/// Skip an MPLS label stack to its bottom; the payload's version nibble decides.
-fn mpls(f: &[u8], mut off: usize, _out: &mut Packet) -> Result<Network, Ignore> {
-    for _ in 0..MAX_MPLS_LABELS {
+/// Skip an MPLS label stack to its bottom; the payload's version nibble decides. The top
+/// label stack entry is kept.
+fn mpls(f: &[u8], mut off: usize, out: &mut Packet) -> Result<Network, Ignore> {
+    for i in 0..MAX_MPLS_LABELS {
         let entry = u32_at(f, off, Ignore::TruncatedL2)?;
+        if i == 0 {
+            out.l2.mpls_top = entry;
+        }
         off += 4;
         if entry & 0x100 != 0 {
             return by_version(f, off).map_err(|e| {

@@ -22,6 +22,8 @@ pub struct DecodeConfig {
     pub gre_decap: bool,
     /// Parse TCP options (MSS, window scale, SACK, timestamps).
     pub tcp_options: bool,
+    /// Walk IPv4 options into [`Packet::ip_options`] (a plugin asked for header details).
+    pub headers: bool,
 }
 
 impl Default for DecodeConfig {
@@ -31,6 +33,7 @@ impl Default for DecodeConfig {
             ipv6: true,
             gre_decap: false,
             tcp_options: false,
+            headers: false,
         }
     }
 }
@@ -56,6 +59,9 @@ pub struct TcpOptions {
     pub sack_right_edge: Option<u32>,
     /// (TSval, TSecr).
     pub timestamp: Option<(u32, u32)>,
+    /// Every option kind present, as the tcpOptions element (IANA 209) lays them out: kind 0
+    /// is the most significant bit; kinds above 63 are not shown.
+    pub kinds: u64,
     /// An option had an impossible length; parsing stopped there. The packet is still metered.
     pub malformed: bool,
 }
@@ -71,6 +77,31 @@ pub struct FragInfo {
     pub more: bool,
 }
 
+/// Link-layer facts of a frame, for the plugins that export them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct L2Info {
+    /// The EtherType (or PPP/SLL protocol mapped to one) that announced the network layer,
+    /// after any VLAN tags; 0 for link types without one.
+    pub ethertype: u16,
+    /// The first two VLAN tags' Tag Control Information (priority, DEI, VID), outer first.
+    pub vlan_tci: [u16; 2],
+    /// How many VLAN tags the frame carried.
+    pub vlan_tags: u8,
+    /// The top MPLS label stack entry (label, traffic class, bottom-of-stack, TTL), 0 if none.
+    pub mpls_top: u32,
+}
+
+/// Bits of [`Packet::ip_options`] for IPv6 extension headers.
+pub mod ip6_ext {
+    pub const DEST_OPTS: u32 = 1 << 0;
+    pub const HOP_BY_HOP: u32 = 1 << 1;
+    pub const ROUTING: u32 = 1 << 2;
+    /// A fragment header of a first fragment (offset 0).
+    pub const FIRST_FRAGMENT: u32 = 1 << 3;
+    /// A fragment header of a later fragment.
+    pub const LATER_FRAGMENT: u32 = 1 << 4;
+}
+
 /// The decoded summary of one packet. `Copy`, fixed size, no borrowed data.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Packet {
@@ -82,6 +113,9 @@ pub struct Packet {
     pub ip_len: u32,
     /// Octets of transport payload (after the TCP/UDP/ICMP header), 0 when not known.
     pub payload_len: u32,
+    /// Where that payload starts in the frame (0 when no transport header was decoded). The
+    /// frame may end before it: a snaplen cuts payloads.
+    pub payload_off: u32,
     /// Octets of IP header in `ip_len`: IPv4 IHL × 4; IPv6 40 plus the extension headers
     /// walked (up to and including a fragment header). A fragment's share of its datagram is
     /// `ip_len - ip_header_len`.
@@ -89,6 +123,14 @@ pub struct Packet {
     pub ttl: u8,
     /// The two ECN bits of the IP header.
     pub ecn: u8,
+    /// The IPv4 type-of-service or IPv6 traffic-class octet (DSCP and ECN).
+    pub tos: u8,
+    /// IPv4 flags: 0x2 don't fragment, 0x1 more fragments (0 for IPv6).
+    pub ip_flags: u8,
+    /// IPv4: options present, bit *n* for option number *n* (with [`DecodeConfig::headers`]).
+    /// IPv6: the extension headers walked ([`ip6_ext`]).
+    pub ip_options: u32,
+    pub l2: L2Info,
     /// Set for IP fragments (IPv4 MF or offset != 0; IPv6 fragment header present).
     pub frag: Option<FragInfo>,
     /// True when the transport header was decoded and the ports in `key` are real.
@@ -171,9 +213,14 @@ impl IgnoreCounts {
     }
 }
 
+/// GRE inside GRE inside ... stops here.
+const MAX_GRE_DEPTH: u8 = 2;
+
 /// Decode one frame of link type `linktype` into `out`.
 ///
-/// `out` is overwritten entirely; callers reuse one `Packet` across frames.
+/// `out` is overwritten entirely; callers reuse one `Packet` across frames. Layers are
+/// decoded in a loop, not by recursion: an IP packet inside GRE (with `gre_decap`) is decoded
+/// in place of the outer one, which it replaces except for the link layer.
 pub fn decode(
     linktype: u32,
     data: &[u8],
@@ -181,10 +228,30 @@ pub fn decode(
     out: &mut Packet,
 ) -> Result<(), Ignore> {
     *out = Packet::default();
-    match link::decode(linktype, data, out)? {
-        link::Network::V4(off) => ip::ipv4(data.get(off..).unwrap_or(&[]), cfg, out, 0),
-        link::Network::V6(off) => ip::ipv6(data.get(off..).unwrap_or(&[]), cfg, out, 0),
+    let mut net = link::decode(linktype, data, out)?;
+    for _ in 0..=MAX_GRE_DEPTH {
+        let inner = match net {
+            link::Network::V4(off) => ip::ipv4(data, off, cfg, out)?,
+            link::Network::V6(off) => ip::ipv6(data, off, cfg, out)?,
+        };
+        match inner {
+            None => return Ok(()),
+            Some(n) => {
+                *out = Packet {
+                    src_mac: out.src_mac,
+                    dst_mac: out.dst_mac,
+                    l2: out.l2,
+                    key: crate::key::FlowKey {
+                        vlan: out.key.vlan,
+                        ..Default::default()
+                    },
+                    ..Packet::default()
+                };
+                net = n;
+            }
+        }
     }
+    Err(Ignore::BadGre)
 }
 
 #[cfg(test)]

@@ -103,6 +103,11 @@ fn agrees_with_etherparse_on_built_frames() {
                 assert_eq!(tcp.options.mss, Some(1460));
                 assert_eq!(tcp.options.window_scale, Some(7));
                 assert_eq!(ours.payload_len as usize, t.payload().len());
+                assert_eq!(ours.payload_off as usize, offset_in(&f, t.payload()));
+                // MSS (2), window scale (3) and the end-of-list padding (0), as the
+                // tcpOptions bitmap lays them out.
+                assert_eq!(tcp.options.kinds, 1 << 63 | 1 << 61 | 1 << 60);
+                assert_eq!(ours.l2.ethertype, 0x0800);
             }
             TransportSlice::Udp(u) => {
                 assert_eq!(
@@ -110,6 +115,11 @@ fn agrees_with_etherparse_on_built_frames() {
                     (u.source_port(), u.destination_port())
                 );
                 assert_eq!(ours.payload_len as usize, u.payload().len());
+                assert_eq!(ours.payload_off as usize, offset_in(&f, u.payload()));
+                assert_eq!(ours.l2.vlan_tags, 1);
+                assert_eq!(ours.l2.vlan_tci[0] & 0x0fff, ours.key.vlan);
+                assert_eq!(ours.l2.ethertype, 0x86dd);
+                assert_eq!(ours.tos, 0);
             }
             TransportSlice::Icmpv4(i) => {
                 assert_eq!(
@@ -121,6 +131,81 @@ fn agrees_with_etherparse_on_built_frames() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// Where `part`, a slice of `frame`, starts in it.
+fn offset_in(frame: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - frame.as_ptr() as usize
+}
+
+/// An IP packet inside GRE is decoded in the outer one's place, its payload offset counted
+/// from the start of the whole frame; the outer link layer's facts stay.
+#[test]
+fn gre_inner_packet_replaces_the_outer_one_with_frame_offsets() {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9)
+        .udp(1000, 53)
+        .write(&mut inner, &[0xab; 12])
+        .unwrap();
+    let mut gre = vec![0, 0, 0x08, 0x00];
+    gre.extend_from_slice(&inner);
+    let outer = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .single_vlan(0x42.try_into().unwrap())
+        .ip(etherparse::IpHeaders::Ipv4(
+            etherparse::Ipv4Header::new(
+                gre.len() as u16,
+                64,
+                etherparse::IpNumber(47),
+                [192, 0, 2, 1],
+                [192, 0, 2, 2],
+            )
+            .unwrap(),
+            Default::default(),
+        ));
+    let mut f = Vec::new();
+    outer.write(&mut f, etherparse::IpNumber(47), &gre).unwrap();
+    let cfg = DecodeConfig {
+        gre_decap: true,
+        ..cfg()
+    };
+    let mut p = Packet::default();
+    decode(lt::ETHERNET, &f, &cfg, &mut p).unwrap();
+    assert_eq!(p.key.src_addr().to_string(), "10.0.0.1");
+    assert_eq!((p.key.dst_port, p.key.vlan, p.ttl), (53, 0x42, 9));
+    assert_eq!(p.payload_len, 12);
+    assert_eq!(&f[p.payload_off as usize..], &[0xab; 12]);
+    assert_eq!((p.l2.vlan_tags, p.src_mac, p.dst_mac), (1, [1; 6], [2; 6]));
+}
+
+/// IPv4 options, IPv6 extension headers and the flags octet are read into the summary.
+#[test]
+fn header_facts_ipv4_options_ipv6_extensions_flags_tos() {
+    // IPv4 with DF, ToS 0xb8 (EF, not ECT), and options NOP, RR (7), EOOL.
+    let mut ip = vec![
+        0x48, 0xb8, 0, 40, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip.extend_from_slice(&[1, 7, 7, 4, 0, 0, 0, 0, 0, 0, 0, 0]);
+    ip.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let cfg = DecodeConfig {
+        headers: true,
+        ..cfg()
+    };
+    let mut p = Packet::default();
+    decode(lt::RAW, &ip, &cfg, &mut p).unwrap();
+    assert_eq!((p.tos, p.ecn, p.ip_flags), (0xb8, 0, 0x2));
+    assert_eq!(p.ip_options, 1 << 1 | 1 << 7 | 1 << 0);
+    assert_eq!(p.payload_off, 40);
+    // IPv6: hop-by-hop, then destination options, then UDP; traffic class 0x2e.
+    let mut v6 = vec![0x62, 0xe0, 0, 0, 0, 24, 0, 64];
+    v6.extend_from_slice(&[0x20; 16]);
+    v6.extend_from_slice(&[0xfe; 16]);
+    v6.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+    v6.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+    v6.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    decode(lt::RAW, &v6, &cfg, &mut p).unwrap();
+    assert_eq!((p.tos, p.ecn, p.ip_flags), (0x2e, 2, 0));
+    assert_eq!(p.ip_options, ip6_ext::HOP_BY_HOP | ip6_ext::DEST_OPTS);
+    assert_eq!((p.key.proto, p.payload_off), (17, 64));
 }
 
 #[test]

@@ -4,37 +4,48 @@
 //! the first four octets were captured (tshark attributes such packets the same way), without
 //! them otherwise. Only an IP header can make a packet unusable.
 
+use super::link::Network;
 use super::wire::{u16_at, u32_at, u8_at};
-use super::{ip, DecodeConfig, Ignore, Packet, TcpInfo, TcpOptions};
+use super::{DecodeConfig, Ignore, Packet, TcpInfo, TcpOptions};
 use crate::key::proto;
 
-/// GRE inside GRE inside ... stops here.
-const MAX_GRE_DEPTH: u8 = 2;
-
+/// Decode the transport header that starts at `l4_at` in `frame` (whose IP packet ends at
+/// `l4_end`, Ethernet padding excluded). `Some` is a GRE packet's inner IP packet, for the
+/// caller to decode in the outer one's place.
 pub(super) fn decode(
     p: u8,
-    l4: &[u8],
+    frame: &[u8],
+    l4_at: usize,
+    l4_end: usize,
     ip_payload: u32,
     cfg: &DecodeConfig,
     out: &mut Packet,
-    depth: u8,
-) -> Result<(), Ignore> {
-    match p {
-        proto::TCP if ports(l4, out) => out.tcp = tcp(l4, cfg, out, ip_payload),
-        proto::UDP if ports(l4, out) => out.payload_len = ip_payload.saturating_sub(8),
-        proto::SCTP if ports(l4, out) => out.payload_len = ip_payload.saturating_sub(12),
-        proto::ICMP | proto::ICMPV6 => {
-            if let Ok(tc) = u16_at(l4, 0, Ignore::TruncatedL4) {
+) -> Result<Option<Network>, Ignore> {
+    let l4 = frame.get(l4_at..l4_end).unwrap_or(&[]);
+    let header = match p {
+        proto::TCP if ports(l4, out) => {
+            out.tcp = tcp(l4, cfg, out, ip_payload);
+            out.tcp.map(|_| ip_payload - out.payload_len)
+        }
+        proto::UDP if ports(l4, out) => Some(8),
+        proto::SCTP if ports(l4, out) => Some(12),
+        proto::ICMP | proto::ICMPV6 => match u16_at(l4, 0, Ignore::TruncatedL4) {
+            Ok(tc) => {
                 out.key.src_port = 0;
                 out.key.dst_port = tc;
                 out.has_l4 = true;
-                out.payload_len = ip_payload.saturating_sub(8);
+                Some(8)
             }
-        }
-        proto::GRE if cfg.gre_decap => return gre(l4, cfg, out, depth),
-        _ => {}
+            Err(_) => None,
+        },
+        proto::GRE if cfg.gre_decap => return gre(l4, l4_at).map(Some),
+        _ => None,
+    };
+    if let Some(h) = header {
+        out.payload_len = ip_payload.saturating_sub(h);
+        out.payload_off = (l4_at as u32).saturating_add(h);
     }
-    Ok(())
+    Ok(None)
 }
 
 fn ports(l4: &[u8], out: &mut Packet) -> bool {
@@ -58,6 +69,7 @@ fn tcp(h: &[u8], cfg: &DecodeConfig, out: &mut Packet, ip_payload: u32) -> Optio
     if doff < 20 || h.len() < doff {
         return None;
     }
+    // (The caller sets the payload's length and offset from the header length.)
     out.payload_len = ip_payload.saturating_sub(doff as u32);
     let mut info = TcpInfo {
         seq: u32_at(h, 4, S).ok()?,
@@ -83,15 +95,27 @@ fn tcp_options(o: &[u8]) -> TcpOptions {
             u32::from_be_bytes([v0, v1, v2, v3]),
             u32::from_be_bytes([e0, e1, e2, e3]),
         ));
+        t.kinds = option_bit(1) | option_bit(8);
         return t;
     }
     walk_tcp_options(o)
+}
+
+/// The tcpOptions (IANA 209) bit of option `kind`: kind 0 is the most significant bit, as
+/// RFC 5102 lays the bitmap out; kinds above 63 have no bit.
+fn option_bit(kind: u8) -> u64 {
+    if kind < 64 {
+        1 << (63 - kind)
+    } else {
+        0
+    }
 }
 
 /// Every option in turn (the general case of [`tcp_options`]).
 fn walk_tcp_options(mut o: &[u8]) -> TcpOptions {
     let mut t = TcpOptions::default();
     while let Some(&kind) = o.first() {
+        t.kinds |= option_bit(kind);
         match kind {
             0 => break,
             1 => {
@@ -131,12 +155,10 @@ fn walk_tcp_options(mut o: &[u8]) -> TcpOptions {
     t
 }
 
-/// GRE version 0 (RFC 2784/2890): decode the IP packet inside in place of the outer one.
-fn gre(g: &[u8], cfg: &DecodeConfig, out: &mut Packet, depth: u8) -> Result<(), Ignore> {
+/// GRE version 0 (RFC 2784/2890): where the IP packet inside starts (the GRE header is at
+/// `at` in the frame).
+fn gre(g: &[u8], at: usize) -> Result<Network, Ignore> {
     const BAD: Ignore = Ignore::BadGre;
-    if depth >= MAX_GRE_DEPTH {
-        return Err(BAD);
-    }
     let flags = u16_at(g, 0, BAD)?;
     if flags & 0x7 != 0 {
         return Err(BAD); // version must be 0
@@ -169,19 +191,12 @@ fn gre(g: &[u8], cfg: &DecodeConfig, out: &mut Packet, depth: u8) -> Result<(), 
             }
         }
     }
-    let inner = g.get(off..).ok_or(BAD)?;
-    // The inner packet replaces the outer one's key and lengths; the MACs stay the outer frame's.
-    let vlan = out.key.vlan;
-    let (src_mac, dst_mac) = (out.src_mac, out.dst_mac);
-    *out = Packet {
-        src_mac,
-        dst_mac,
-        ..Packet::default()
-    };
-    out.key.vlan = vlan;
+    if off > g.len() {
+        return Err(BAD);
+    }
     match ptype {
-        0x0800 => ip::ipv4(inner, cfg, out, depth + 1),
-        0x86dd => ip::ipv6(inner, cfg, out, depth + 1),
+        0x0800 => Ok(Network::V4(at + off)),
+        0x86dd => Ok(Network::V6(at + off)),
         _ => Err(BAD),
     }
 }

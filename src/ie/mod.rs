@@ -8,7 +8,7 @@ mod value;
 pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
-use crate::meter::{DirStats, FlowRecord};
+use crate::meter::{DirStats, ExtKey, ExtValue, FlowRecord};
 
 /// Private Enterprise Numbers used by qof's elements.
 pub mod pen {
@@ -19,6 +19,125 @@ pub mod pen {
     pub const CERT: u32 = 6871;
     /// trammell.ch (QoF) elements.
     pub const QOF: u32 = 35566;
+    /// CESNET elements (ipfixprobe's plugins).
+    pub const CESNET: u32 = 8057;
+    /// Flowmon (Progress) elements (ipfixprobe's HTTP and TLS plugins).
+    pub const FLOWMON: u32 = 39499;
+}
+
+/// The flow plugins (per-flow extensions, as ipfixprobe's process plugins) whose elements the
+/// table holds. A plugin's number is its bit in a record's `Extensions::present`: it decides
+/// which of the plugin's elements a record's template carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    Pstats = 0,
+    Phists = 1,
+    Bstats = 2,
+    Basicplus = 3,
+    Nettisa = 4,
+    Ssadetector = 5,
+    Idpcontent = 6,
+    Flowhash = 7,
+    Icmp = 8,
+    Vlan = 9,
+    Mpls = 10,
+    /// The IANA header fields of ipt-netflow (ipClassOfService, tcpOptions, ...).
+    Headers = 11,
+    Dns = 12,
+    Passivedns = 13,
+    Http = 14,
+    Rtsp = 15,
+    Tls = 16,
+    Quic = 17,
+    Ntp = 18,
+    Sip = 19,
+    Smtp = 20,
+    Ssdp = 21,
+    Dnssd = 22,
+    Netbios = 23,
+    Mqtt = 24,
+    Ovpn = 25,
+    Wg = 26,
+}
+
+impl PluginKind {
+    pub const ALL: [PluginKind; 27] = [
+        PluginKind::Pstats,
+        PluginKind::Phists,
+        PluginKind::Bstats,
+        PluginKind::Basicplus,
+        PluginKind::Nettisa,
+        PluginKind::Ssadetector,
+        PluginKind::Idpcontent,
+        PluginKind::Flowhash,
+        PluginKind::Icmp,
+        PluginKind::Vlan,
+        PluginKind::Mpls,
+        PluginKind::Headers,
+        PluginKind::Dns,
+        PluginKind::Passivedns,
+        PluginKind::Http,
+        PluginKind::Rtsp,
+        PluginKind::Tls,
+        PluginKind::Quic,
+        PluginKind::Ntp,
+        PluginKind::Sip,
+        PluginKind::Smtp,
+        PluginKind::Ssdp,
+        PluginKind::Dnssd,
+        PluginKind::Netbios,
+        PluginKind::Mqtt,
+        PluginKind::Ovpn,
+        PluginKind::Wg,
+    ];
+
+    /// The name `--plugin` takes (ipfixprobe's, lower case).
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::Pstats => "pstats",
+            PluginKind::Phists => "phists",
+            PluginKind::Bstats => "bstats",
+            PluginKind::Basicplus => "basicplus",
+            PluginKind::Nettisa => "nettisa",
+            PluginKind::Ssadetector => "ssadetector",
+            PluginKind::Idpcontent => "idpcontent",
+            PluginKind::Flowhash => "flowhash",
+            PluginKind::Icmp => "icmp",
+            PluginKind::Vlan => "vlan",
+            PluginKind::Mpls => "mpls",
+            PluginKind::Headers => "headers",
+            PluginKind::Dns => "dns",
+            PluginKind::Passivedns => "passivedns",
+            PluginKind::Http => "http",
+            PluginKind::Rtsp => "rtsp",
+            PluginKind::Tls => "tls",
+            PluginKind::Quic => "quic",
+            PluginKind::Ntp => "ntp",
+            PluginKind::Sip => "sip",
+            PluginKind::Smtp => "smtp",
+            PluginKind::Ssdp => "ssdp",
+            PluginKind::Dnssd => "dnssd",
+            PluginKind::Netbios => "netbios",
+            PluginKind::Mqtt => "mqtt",
+            PluginKind::Ovpn => "ovpn",
+            PluginKind::Wg => "wg",
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    pub fn by_name(name: &str) -> Option<PluginKind> {
+        PluginKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The plugin's elements, in table order.
+    pub fn elements(self) -> impl Iterator<Item = &'static InfoElement> {
+        TABLE.iter().filter(move |ie| ie.plugin() == Some(self))
+    }
 }
 
 /// RFC 5103: an enterprise element's reverse has this bit set in its id, same PEN.
@@ -130,6 +249,8 @@ pub enum Applies {
     Ipv6,
     /// Process statistics (options records), never flow records.
     Stats,
+    /// Records of flows the plugin had something for: a plugin's elements.
+    Plugin(PluginKind),
 }
 
 /// Which direction of a biflow a value is read from.
@@ -149,20 +270,48 @@ pub enum Getter {
     /// A per-direction unsigned value, one of [`DirVal`].
     Dir(DirVal),
     Other(fn(&FlowRecord, &DirStats) -> Value<'static>),
+    /// Written by a plugin: read from the record's extensions by the element's wire id.
+    Ext,
 }
 
 /// Reads an unsigned element's value.
 pub type UnsignedGetter = fn(&FlowRecord, &DirStats) -> u64;
 
 impl Getter {
+    /// The value for a core element (plugin elements are read by [`ext_value`]).
     #[inline(always)]
     pub fn value(&self, rec: &FlowRecord, dir: &DirStats) -> Value<'static> {
         match self {
             Getter::Unsigned(f) => Value::Unsigned(f(rec, dir)),
             Getter::Dir(v) => Value::Unsigned(v.of(dir)),
             Getter::Other(f) => f(rec, dir),
+            Getter::Ext => Value::Unsigned(0),
         }
     }
+}
+
+/// The value a plugin wrote for element `ie` (its `reverse` form) in `rec`, or `None` when it
+/// wrote none (the element is then exported as zero, or empty if it has variable length).
+/// A list element's value is its encoded items ([`Value::List`]).
+pub fn ext_value<'r>(
+    ie: &'static InfoElement,
+    reverse: bool,
+    rec: &'r FlowRecord,
+) -> Option<Value<'r>> {
+    let (pen, id) = ie.wire_id(reverse);
+    let v = rec.ext.as_ref()?.get(ExtKey { pen, id })?;
+    Some(match v {
+        ExtValue::Unsigned(x) => Value::Unsigned(x),
+        ExtValue::Signed(x) => Value::Signed(x),
+        ExtValue::Float(x) => Value::Float(x),
+        ExtValue::Bytes(b) if ie.ty == IeType::String => {
+            Value::Str(std::str::from_utf8(b).unwrap_or(""))
+        }
+        ExtValue::Bytes(b) => Value::Bytes(b),
+        ExtValue::List {
+            item_len, items, ..
+        } => Value::List(ie.ty, item_len, items),
+    })
 }
 
 /// One Information Element.
@@ -182,9 +331,32 @@ pub struct InfoElement {
     pub enables: Features,
     /// How qof measures it; `None` for elements it can name and decode but does not measure.
     pub value: Option<Getter>,
+    /// Exported as an RFC 6313 basicList of this element (the template names basicList,
+    /// 291; the list's header names this element, and JSON prints an array under its name).
+    pub list: bool,
 }
 
 impl InfoElement {
+    /// The plugin that measures this element, if a plugin does.
+    pub fn plugin(&self) -> Option<PluginKind> {
+        match self.applies {
+            Applies::Plugin(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The element's key in a record's extensions (its forward or reverse wire id).
+    pub fn ext_key(&self, reverse: bool) -> ExtKey {
+        let (pen, id) = self.wire_id(reverse);
+        ExtKey { pen, id }
+    }
+
+    /// Variable length on the wire (RFC 7011 §7): strings, octet arrays of no fixed length,
+    /// and lists.
+    pub fn variable(&self) -> bool {
+        self.list || self.len == 0
+    }
+
     /// The reverse element's (pen, id) per RFC 5103.
     pub fn reverse_id(&self) -> (u32, u16) {
         if self.pen == pen::IANA {
@@ -246,6 +418,43 @@ pub fn by_id(pen_no: u32, id: u16) -> Option<(&'static InfoElement, bool)> {
             .map(|ie| (ie, true));
     }
     None
+}
+
+/// The IANA basicList element (RFC 6313), whose header names the element it carries.
+pub const BASIC_LIST_ID: u16 = 291;
+
+/// A decoded basicList field: the element its items are, and the items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BasicList<'a> {
+    pub semantic: u8,
+    pub pen: u32,
+    pub id: u16,
+    /// Octets per item (RFC 6313 allows a variable length, 0xFFFF: such lists are not split
+    /// into items here).
+    pub item_len: u16,
+    pub items: &'a [u8],
+}
+
+/// Read a basicList field's content (RFC 6313 §4.5.1: semantic, field id with the enterprise
+/// bit, element length, enterprise number if the bit is set, then the items). `None` if it is
+/// too short for its header.
+pub fn parse_basic_list(b: &[u8]) -> Option<BasicList<'_>> {
+    let semantic = *b.first()?;
+    let raw_id = u16::from_be_bytes([*b.get(1)?, *b.get(2)?]);
+    let item_len = u16::from_be_bytes([*b.get(3)?, *b.get(4)?]);
+    let (pen_no, items) = if raw_id & 0x8000 != 0 {
+        let p = b.get(5..9)?;
+        (u32::from_be_bytes([p[0], p[1], p[2], p[3]]), b.get(9..)?)
+    } else {
+        (pen::IANA, b.get(5..)?)
+    };
+    Some(BasicList {
+        semantic,
+        pen: pen_no,
+        id: raw_id & 0x7fff,
+        item_len,
+        items,
+    })
 }
 
 /// Write an element's name (with the `reverse` prefix when asked) into `out`.

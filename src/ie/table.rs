@@ -2,7 +2,7 @@
 //! `qof.iespec`/`yafcore.c` (lengths as QoF encodes them), YAF's CERT elements.
 
 use super::Value as V;
-use super::{pen, Applies, Features as F, Getter, IeType, IeType::*, InfoElement};
+use super::{pen, Applies, Features as F, Getter, IeType, IeType::*, InfoElement, PluginKind};
 use crate::meter::{DirStats, FlowRecord};
 use crate::time::Timestamp;
 
@@ -18,11 +18,17 @@ const fn ie(name: &'static str, pen: u32, id: u16, ty: IeType, len: u16) -> Info
         applies: Applies::All,
         enables: F::NONE,
         value: None,
+        list: false,
     }
 }
 
 const fn iana(name: &'static str, id: u16, ty: IeType, len: u16) -> InfoElement {
     ie(name, pen::IANA, id, ty, len)
+}
+
+/// A CESNET element (ipfixprobe's plugins), named as CESNET's collector registry names it.
+const fn cesnet(name: &'static str, id: u16, ty: IeType, len: u16) -> InfoElement {
+    ie(name, pen::CESNET, id, ty, len)
 }
 
 impl InfoElement {
@@ -58,6 +64,21 @@ impl InfoElement {
         InfoElement {
             value: Some(Getter::Dir(v)),
             ..self
+        }
+    }
+    /// Measured by plugin `k` (its value is read from the record's extensions).
+    const fn by(self, k: PluginKind) -> Self {
+        InfoElement {
+            applies: Applies::Plugin(k),
+            value: Some(Getter::Ext),
+            ..self
+        }
+    }
+    /// Exported as a basicList of this element, by plugin `k`.
+    const fn list_by(self, k: PluginKind) -> Self {
+        InfoElement {
+            list: true,
+            ..self.by(k)
         }
     }
     /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
@@ -748,4 +769,11 @@ pub static TABLE: &[InfoElement] = &[
         .on(ATS)
         .en(CHIRP)
         .get(|_, d| V::Signed(d.tcp.chirp_mean_ms.into())),
+    // --- CESNET (PEN 8057): ipfixprobe's plugins. List elements travel as basicLists. ---
+    // pstats. packetLength is signed16 in CESNET's registry, but lengths are never negative
+    // and reach 65,535: qof declares (and ipfixprobe sends) unsigned16.
+    cesnet("packetLength", 1013, Unsigned16, 2).list_by(PluginKind::Pstats),
+    cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
+    cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
+    cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
 ];

@@ -19,6 +19,8 @@ pub enum Value<'a> {
     Time(Timestamp),
     Bytes(&'a [u8]),
     Str(&'a str),
+    /// A basicList (RFC 6313) of items of type `IeType`, each `u16` octets, encoded.
+    List(IeType, u16, &'a [u8]),
 }
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -149,6 +151,8 @@ impl<'a> Value<'a> {
             }
             (Value::Bytes(b), _) => copy_exact(b, len, out),
             (Value::Str(s), _) => copy_exact(s.as_bytes(), len, out),
+            // (Lists have variable length: the encoder writes them itself.)
+            (Value::List(..), _) => false,
         }
     }
 }
@@ -226,6 +230,18 @@ pub fn write_json_value(v: &Value, out: &mut String) {
         }
         Value::Str(s) => {
             write_json_str(s, out);
+            Ok(())
+        }
+        Value::List(ty, item_len, items) => {
+            out.push('[');
+            let n = usize::from(item_len).max(1);
+            for (i, item) in items.chunks_exact(n).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(&Value::from_bytes(ty, item), out);
+            }
+            out.push(']');
             Ok(())
         }
     };

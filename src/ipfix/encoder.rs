@@ -9,6 +9,7 @@
 use super::template::{Dims, Field, TemplateSpec};
 use crate::ie::{self, IeType, InfoElement, Value};
 use crate::meter::{FlowRecord, ProcessStats};
+use std::collections::HashMap;
 use std::io;
 
 /// Largest message in a file (RFC 5655 allows the full 16-bit length).
@@ -41,12 +42,23 @@ struct Compiled {
     dir: [Vec<DirOp>; 4],
     /// Some of `dir` are TCP measurements (else the record's are not read).
     dir_tcp: bool,
-    /// Every other field.
+    /// Every other core field.
     other: Vec<FieldOp>,
+    /// Octets of the core fields (all of fixed length).
     record_len: usize,
+    /// Plugin fields, after the core ones, in template order: appended to the record one by
+    /// one (they may have variable length).
+    ext: Vec<(Field, u16)>,
     /// The template set announcing it, ready to copy into a message.
     set: Vec<u8>,
+    /// Announced in this stream.
+    sent: bool,
 }
+
+/// The template field id of a basicList (RFC 6313).
+const BASIC_LIST: u16 = 291;
+/// RFC 6313 list semantic "ordered": the items are in the order they were seen.
+const ORDERED: u8 = 0x04;
 
 /// A per-direction value: where it goes and where it comes from.
 struct DirOp {
@@ -190,10 +202,16 @@ pub struct Encoder {
     observation_domain: u32,
     max_message: usize,
     force_biflow: bool,
-    compiled: Vec<Option<Compiled>>,
-    /// Bit per template (dims), plus bit [`Dims::COUNT`] for the statistics template: sent in
-    /// this stream.
-    sent: u128,
+    /// Every template met so far.
+    compiled: Vec<Compiled>,
+    /// Index in `compiled` of each core dimensions' template ([`NOT_YET`] if not met yet).
+    core: [u32; Dims::COUNT],
+    /// Index in `compiled` of each template with plugin elements.
+    with_plugins: HashMap<Dims, u32>,
+    /// The id the next template with plugin elements gets.
+    next_id: u16,
+    /// The statistics template was announced in this stream.
+    stats_sent: bool,
     msg: Vec<u8>,
     /// The data set being filled: (template id, offset of its header in `msg`).
     open_set: Option<(u16, usize)>,
@@ -208,7 +226,10 @@ pub struct Encoder {
     dir_values: DirValues,
 }
 
-const STATS_SENT: u128 = 1 << Dims::COUNT;
+const NOT_YET: u32 = u32::MAX;
+/// Ids of templates with plugin elements: from here (core templates are 0xB000 | dims, the
+/// statistics template 0xD000).
+const FIRST_PLUGIN_TEMPLATE: u16 = 0xC000;
 
 impl Encoder {
     pub fn new(
@@ -223,8 +244,11 @@ impl Encoder {
             observation_domain,
             max_message: max_message.clamp(512, MAX_FILE_MESSAGE),
             force_biflow,
-            compiled: (0..Dims::COUNT).map(|_| None).collect(),
-            sent: 0,
+            compiled: Vec::new(),
+            core: [NOT_YET; Dims::COUNT],
+            with_plugins: HashMap::new(),
+            next_id: FIRST_PLUGIN_TEMPLATE,
+            stats_sent: false,
             msg: Vec::with_capacity(max_message),
             open_set: None,
             sequence: 0,
@@ -258,7 +282,7 @@ impl Encoder {
     /// Start a new stream (new file, new connection): templates are sent again and the
     /// sequence number restarts. Any pending message must be flushed first.
     pub fn forget_templates(&mut self) {
-        self.sent = 0;
+        self.resend_templates();
         self.sequence = 0;
     }
 
@@ -266,7 +290,10 @@ impl Encoder {
     /// [`Encoder::forget_templates`], but in the same stream: the sequence number goes on. For
     /// the periodic template refresh of `--template-refresh` (RFC 7011 §8.4).
     pub fn resend_templates(&mut self) {
-        self.sent = 0;
+        for t in &mut self.compiled {
+            t.sent = false;
+        }
+        self.stats_sent = false;
     }
 
     /// The template set (or options template set) announcing template `id`, if this encoder
@@ -278,7 +305,6 @@ impl Encoder {
         }
         self.compiled
             .iter()
-            .flatten()
             .find(|t| t.id == id)
             .map(|t| t.set.as_slice())
     }
@@ -311,26 +337,16 @@ impl Encoder {
         // all do: the record is encoded that way, and again at full size only if a counter
         // did not fit. The encoding is the test; no separate pass reads the counters.
         let full = self.spec.dims(rec, self.force_biflow);
-        let reduced = Dims(full.0 | Dims::REDUCED);
         let mut record = std::mem::take(&mut self.record);
-        let dims = if self.encode_fields(rec, reduced, &mut record) {
+        let reduced = self.template(full.with(Dims::REDUCED));
+        let t = if self.encode_fields(rec, reduced, &mut record) {
             reduced
         } else {
+            let full = self.template(full);
             self.encode_fields(rec, full, &mut record);
             full
         };
-        let idx = usize::from(dims.0);
-        let Some(id) = self.compiled[idx].as_ref().map(|t| t.id) else {
-            self.record = record;
-            return Ok(());
-        };
-        let template_bit = 1u128 << idx;
-        let result = self.reserve(id, record.len(), template_bit, export_time, out, |enc| {
-            enc.compiled[idx]
-                .as_ref()
-                .map(|t| t.set.clone())
-                .unwrap_or_default()
-        });
+        let result = self.reserve(Some(t), record.len(), export_time, out);
         if result.is_ok() {
             self.msg.extend_from_slice(&record);
             self.records_in_msg += 1;
@@ -339,11 +355,44 @@ impl Encoder {
         result
     }
 
-    /// Encode `rec`'s fields under `dims` into `record` (replacing its contents); false if a
-    /// counter did not fit its length.
-    fn encode_fields(&mut self, rec: &FlowRecord, dims: Dims, record: &mut Vec<u8>) -> bool {
-        let idx = usize::from(dims.0);
-        let t = self.compiled[idx].get_or_insert_with(|| compile(&self.spec, dims));
+    /// The index in `compiled` of the template of `dims`, compiled when first met.
+    fn template(&mut self, dims: Dims) -> usize {
+        let known = if dims.plugins == 0 {
+            self.core[usize::from(dims.bits)]
+        } else {
+            self.with_plugins.get(&dims).copied().unwrap_or(NOT_YET)
+        };
+        if known != NOT_YET {
+            return known as usize;
+        }
+        let id = if dims.plugins == 0 {
+            dims.core_template_id()
+        } else {
+            let id = self.next_id;
+            // 0xC000.. first; past 0xCFFF (4,096 combinations of plugins and dimensions),
+            // on from 0x0100, skipping the core and statistics ids.
+            self.next_id = match id {
+                0xCFFF => 0x0100,
+                0xAFFF => 0xE000,
+                0xFFFF => 0x0100,
+                n => n + 1,
+            };
+            id
+        };
+        let i = self.compiled.len() as u32;
+        self.compiled.push(compile(&self.spec, dims, id));
+        if dims.plugins == 0 {
+            self.core[usize::from(dims.bits)] = i;
+        } else {
+            self.with_plugins.insert(dims, i);
+        }
+        i as usize
+    }
+
+    /// Encode `rec`'s fields under template `t` into `record` (replacing its contents); false
+    /// if a counter did not fit its length.
+    fn encode_fields(&mut self, rec: &FlowRecord, t: usize, record: &mut Vec<u8>) -> bool {
+        let t = &self.compiled[t];
         record.clear();
         record.resize(t.record_len, 0);
         // (Filled in place: values a template does not read may be left from another record.)
@@ -361,6 +410,9 @@ impl Encoder {
                 fits &= op.put(rec, out);
             }
         }
+        for (f, len) in &t.ext {
+            put_ext(f, *len, &f.value(rec), record);
+        }
         fits
     }
 
@@ -372,14 +424,7 @@ impl Encoder {
         out: &mut dyn MessageSink,
     ) -> io::Result<()> {
         let len = self.stats_len;
-        self.reserve(
-            STATS_TEMPLATE_ID,
-            len,
-            STATS_SENT,
-            export_time,
-            out,
-            |enc| enc.stats_set.clone(),
-        )?;
+        self.reserve(None, len, export_time, out)?;
         let values = stats_values(stats);
         let start = self.msg.len();
         self.msg.resize(start + len, 0);
@@ -395,23 +440,21 @@ impl Encoder {
         Ok(())
     }
 
-    /// Make room for one record of template `id`: flush a full message, announce the
-    /// template if this stream has not seen it, open a data set for it.
+    /// Make room for one record of template `t` (an index in `compiled`; `None` for the
+    /// statistics template): flush a full message, announce the template if this stream has
+    /// not seen it, open a data set for it.
     fn reserve(
         &mut self,
-        id: u16,
+        t: Option<usize>,
         record_len: usize,
-        template_bit: u128,
         export_time: u32,
         out: &mut dyn MessageSink,
-        template_set: impl Fn(&Encoder) -> Vec<u8>,
     ) -> io::Result<()> {
-        let needs_template = self.sent & template_bit == 0;
-        let set_len = if needs_template {
-            template_set(self).len()
-        } else {
-            0
+        let (id, needs_template, set_len) = match t.and_then(|t| self.compiled.get(t)) {
+            Some(c) => (c.id, !c.sent, c.set.len()),
+            None => (STATS_TEMPLATE_ID, !self.stats_sent, self.stats_set.len()),
         };
+        let set_len = if needs_template { set_len } else { 0 };
         let same_set = matches!(self.open_set, Some((open, _)) if open == id) && !needs_template;
         let needed = record_len + set_len + if same_set { 0 } else { 4 };
         if self.msg.is_empty() {
@@ -422,9 +465,16 @@ impl Encoder {
         }
         if needs_template {
             self.close_set();
-            let set = template_set(self);
-            self.msg.extend_from_slice(&set);
-            self.sent |= template_bit;
+            match t.and_then(|t| self.compiled.get_mut(t)) {
+                Some(c) => {
+                    self.msg.extend_from_slice(&c.set);
+                    c.sent = true;
+                }
+                None => {
+                    self.msg.extend_from_slice(&self.stats_set);
+                    self.stats_sent = true;
+                }
+            }
         }
         if !matches!(self.open_set, Some((open, _)) if open == id) {
             self.close_set();
@@ -473,16 +523,15 @@ impl Encoder {
     /// Make sure the statistics template is in the stream (a stream that carries nothing else
     /// still starts with a template, so no output file is ever empty).
     pub fn announce(&mut self) {
-        if self.sent & STATS_SENT != 0 {
+        if self.stats_sent {
             return;
         }
         if self.msg.is_empty() {
             self.start_message();
         }
         self.close_set();
-        let set = self.stats_set.clone();
-        self.msg.extend_from_slice(&set);
-        self.sent |= STATS_SENT;
+        self.msg.extend_from_slice(&self.stats_set);
+        self.stats_sent = true;
     }
 }
 
@@ -498,11 +547,77 @@ fn push_field_spec(set: &mut Vec<u8>, ie: &InfoElement, reverse: bool, len: u16)
     }
 }
 
-fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
-    let fields: Vec<(Field, u16)> = spec
+/// Append a plugin field's value to `record`: `len` octets (zeros if it does not fit), or for
+/// a variable-length field its length (RFC 7011 §7) and octets; a list as an RFC 6313
+/// basicList of the field's element.
+fn put_ext(f: &Field, len: u16, v: &Value<'_>, record: &mut Vec<u8>) {
+    if len != VARLEN {
+        let at = record.len();
+        record.resize(at + usize::from(len), 0);
+        if !v.encode(f.ie.ty, usize::from(len), &mut record[at..]) {
+            record[at..].fill(0);
+        }
+        return;
+    }
+    let (pen, id) = f.ie.wire_id(f.reverse);
+    match *v {
+        Value::List(_, item_len, items) => {
+            let head = if pen == 0 { 5 } else { 9 };
+            // (A list longer than a field can be is cut to whole items.)
+            let room = (usize::from(u16::MAX) - head) / usize::from(item_len.max(1));
+            let items = &items[..items.len().min(room * usize::from(item_len.max(1)))];
+            put_varlen_len(head + items.len(), record);
+            record.push(ORDERED);
+            if pen == 0 {
+                record.extend_from_slice(&id.to_be_bytes());
+                record.extend_from_slice(&item_len.to_be_bytes());
+            } else {
+                record.extend_from_slice(&(id | 0x8000).to_be_bytes());
+                record.extend_from_slice(&item_len.to_be_bytes());
+                record.extend_from_slice(&pen.to_be_bytes());
+            }
+            record.extend_from_slice(items);
+        }
+        Value::Str(text) => put_varlen(text.as_bytes(), record),
+        Value::Bytes(b) => put_varlen(b, record),
+        _ => put_varlen(&[], record),
+    }
+}
+
+/// A variable-length field's length: one octet below 255, else 255 and two octets.
+fn put_varlen_len(n: usize, record: &mut Vec<u8>) {
+    if n < 255 {
+        record.push(n as u8);
+    } else {
+        record.push(255);
+        record.extend_from_slice(&(n.min(usize::from(u16::MAX)) as u16).to_be_bytes());
+    }
+}
+
+/// A variable-length field: its length, then its octets (at most 65,535).
+fn put_varlen(b: &[u8], record: &mut Vec<u8>) {
+    let b = &b[..b.len().min(usize::from(u16::MAX))];
+    put_varlen_len(b.len(), record);
+    record.extend_from_slice(b);
+}
+
+/// The template length of a variable-length field.
+const VARLEN: u16 = 0xffff;
+
+fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
+    let all: Vec<(Field, u16)> = spec
         .fields_for(dims)
-        .map(|f| (*f, TemplateSpec::field_len(f, dims)))
+        .map(|f| {
+            let len = if f.ie.variable() {
+                VARLEN
+            } else {
+                TemplateSpec::field_len(f, dims)
+            };
+            (*f, len)
+        })
         .collect();
+    // (Plugin fields follow the core ones: see `TemplateSpec`.)
+    let (fields, ext): (Vec<_>, Vec<_>) = all.iter().partition(|(f, _)| f.ie.plugin().is_none());
     let record_len = fields.iter().map(|(_, l)| usize::from(*l)).sum();
     // Elements without a getter are refused when the template is built; zero regardless.
     let zero = ie::Getter::Unsigned(|_, _| 0);
@@ -538,14 +653,18 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
         }
         off += usize::from(*len);
     }
-    let id = dims.template_id();
     let mut set = Vec::new();
     set.extend_from_slice(&TEMPLATE_SET.to_be_bytes());
     set.extend_from_slice(&[0, 0]);
     set.extend_from_slice(&id.to_be_bytes());
-    set.extend_from_slice(&(fields.len() as u16).to_be_bytes());
-    for (f, len) in &fields {
-        push_field_spec(&mut set, f.ie, f.reverse, *len);
+    set.extend_from_slice(&(all.len() as u16).to_be_bytes());
+    for (f, len) in fields.iter().chain(&ext) {
+        if f.ie.list {
+            set.extend_from_slice(&BASIC_LIST.to_be_bytes());
+            set.extend_from_slice(&VARLEN.to_be_bytes());
+        } else {
+            push_field_spec(&mut set, f.ie, f.reverse, *len);
+        }
     }
     let n = set.len() as u16;
     set[2..4].copy_from_slice(&n.to_be_bytes());
@@ -555,7 +674,9 @@ fn compile(spec: &TemplateSpec, dims: Dims) -> Compiled {
         dir_tcp,
         other,
         record_len,
+        ext,
         set,
+        sent: false,
     }
 }
 

@@ -3,10 +3,11 @@
 //! As in QoF, one configured list yields several templates: a record carries only the
 //! elements that apply to it. The choice is a small set of dimensions per record:
 //! biflow (reverse elements present), TCP (TCP-only elements), IPv6 (which address elements)
-//! and reduced-size counters (RFC 7011 §6.2: 4-octet counters when every value fits).
+//! and reduced-size counters (RFC 7011 §6.2: 4-octet counters when every value fits), and
+//! which plugins had something for the flow (their elements, after the core ones).
 
-use crate::ie::{self, Applies, Direction, Features, InfoElement, Value};
-use crate::meter::{DirStats, FlowRecord};
+use crate::ie::{self, Applies, Direction, Features, InfoElement, PluginKind, Value};
+use crate::meter::{DirStats, ExtKey, FlowRecord};
 use std::fmt;
 
 /// One element of the configured template, forward or reverse.
@@ -26,23 +27,50 @@ impl Field {
     }
 
     /// The field's value for `rec` (elements without a getter are rejected when the
-    /// template is built, so they never reach here).
-    pub fn value(&self, rec: &FlowRecord) -> Value<'static> {
+    /// template is built, so they never reach here). A plugin element the plugin left
+    /// unwritten is zero, or empty if it has variable length.
+    pub fn value<'r>(&self, rec: &'r FlowRecord) -> Value<'r> {
         let dir: &DirStats = if self.reverse { &rec.rev } else { &rec.fwd };
         match self.ie.value {
+            Some(ie::Getter::Ext) => {
+                ie::ext_value(self.ie, self.reverse, rec).unwrap_or_else(|| self.empty())
+            }
             Some(get) => get.value(rec, dir),
             None => Value::Unsigned(0),
         }
+    }
+
+    /// The value of a plugin element nobody wrote.
+    fn empty(&self) -> Value<'static> {
+        use crate::ie::IeType;
+        match self.ie.ty {
+            _ if self.ie.list => Value::List(self.ie.ty, self.ie.len.max(1), &[]),
+            IeType::String => Value::Str(""),
+            IeType::Float32 | IeType::Float64 => Value::Float(0.0),
+            IeType::Signed8 | IeType::Signed16 | IeType::Signed32 | IeType::Signed64 => {
+                Value::Signed(0)
+            }
+            _ if self.ie.len == 0 => Value::Bytes(&[]),
+            _ => Value::Unsigned(0),
+        }
+    }
+
+    /// The field's key in a record's extensions.
+    pub fn ext_key(&self) -> ExtKey {
+        self.ie.ext_key(self.reverse)
     }
 }
 
 /// The configured list of elements (YAML `template:`), validated.
 #[derive(Clone, Debug)]
 pub struct TemplateSpec {
+    /// Core elements first (in the configured order), then plugin elements.
     fields: Vec<Field>,
     biflow: bool,
     features: Features,
     has_v4: bool,
+    /// The plugins whose elements are listed, in the order their elements first appear.
+    plugins: Vec<PluginKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,15 +148,65 @@ impl TemplateSpec {
             }
             fields.push(Field { ie, reverse });
         }
+        Ok(Self::from_fields(fields))
+    }
+
+    fn from_fields(mut fields: Vec<Field>) -> TemplateSpec {
+        // Plugin elements after the core ones, so that every record's fixed-length core part
+        // comes first (the order within each group is kept).
+        fields.sort_by_key(|f| f.ie.plugin().is_some());
         let features = fields
             .iter()
             .fold(Features::NONE, |acc, f| acc.with(f.ie.enables));
-        Ok(TemplateSpec {
+        let mut plugins = Vec::new();
+        for k in fields.iter().filter_map(|f| f.ie.plugin()) {
+            if !plugins.contains(&k) {
+                plugins.push(k);
+            }
+        }
+        TemplateSpec {
             biflow: fields.iter().any(|f| f.reverse),
             has_v4: fields.iter().any(|f| f.ie.applies == Applies::Ipv4),
             fields,
             features,
-        })
+            plugins,
+        }
+    }
+
+    /// This template with every element of `kinds` added (those not listed yet, in table
+    /// order; reverse forms too when the template is a biflow one).
+    pub fn with_plugins(&self, kinds: &[PluginKind]) -> TemplateSpec {
+        let mut fields = self.fields.clone();
+        for &k in kinds {
+            for ie in k.elements() {
+                for reverse in [false, true] {
+                    if reverse && !(ie.reversible && self.biflow) {
+                        continue;
+                    }
+                    if !fields
+                        .iter()
+                        .any(|f| std::ptr::eq(f.ie, ie) && f.reverse == reverse)
+                    {
+                        fields.push(Field { ie, reverse });
+                    }
+                }
+            }
+        }
+        Self::from_fields(fields)
+    }
+
+    /// The plugins whose elements the template lists, in template order.
+    pub fn plugins(&self) -> &[PluginKind] {
+        &self.plugins
+    }
+
+    /// The extension keys of the plugin elements listed.
+    pub fn ext_keys(&self) -> Vec<ExtKey> {
+        self.fields
+            .iter()
+            .filter(|f| f.ie.plugin().is_some())
+            .map(Field::ext_key)
+            .collect()
     }
 
     pub fn qof_default() -> TemplateSpec {
@@ -157,7 +235,7 @@ impl TemplateSpec {
     /// the reverse direction saw packets) its reverse uniflow.
     pub fn export_records(&self, rec: &FlowRecord) -> (FlowRecord, Option<FlowRecord>) {
         if self.biflow {
-            (*rec, None)
+            (rec.clone(), None)
         } else {
             (rec.forward_uniflow(), rec.reverse_uniflow())
         }
@@ -167,6 +245,10 @@ impl TemplateSpec {
     /// Which elements `rec` carries. Never [`Dims::REDUCED`]: the encoder tries that itself
     /// (encoding is the test of whether every counter fits).
     pub fn dims(&self, rec: &FlowRecord, force_biflow: bool) -> Dims {
+        let plugins = match &rec.ext {
+            Some(ext) if !self.plugins.is_empty() => ext.present,
+            _ => 0,
+        };
         let mut d = 0;
         if self.biflow && (force_biflow || rec.has_reverse()) {
             d |= Dims::BIFLOW;
@@ -184,7 +266,7 @@ impl TemplateSpec {
         if !rec.key.is_ipv4() || !self.has_v4 {
             d |= Dims::IPV6;
         }
-        Dims(d)
+        Dims { bits: d, plugins }
     }
 
     /// The fields a record of dimensions `dims` carries, in configured order.
@@ -199,6 +281,7 @@ impl TemplateSpec {
                     Applies::Ipv4 => !dims.has(Dims::IPV6),
                     Applies::Ipv6 => dims.has(Dims::IPV6),
                     Applies::Stats => false,
+                    Applies::Plugin(k) => dims.plugins & (1 << k.number()) != 0,
                 }
         })
     }
@@ -213,11 +296,28 @@ impl TemplateSpec {
     }
 }
 
-/// Which elements a record carries (see the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims(pub u8);
+/// Which elements a record carries (see the module doc): `bits` of the core dimensions below,
+/// and the plugins (bit = plugin number) whose elements it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    pub bits: u8,
+    pub plugins: u64,
+}
 
 impl Dims {
+    /// Core dimensions only.
+    pub const fn core(bits: u8) -> Dims {
+        Dims { bits, plugins: 0 }
+    }
+
+    /// The same with `bit` set.
+    pub fn with(self, bit: u8) -> Dims {
+        Dims {
+            bits: self.bits | bit,
+            ..self
+        }
+    }
+
     pub const BIFLOW: u8 = 1;
     pub const TCP: u8 = 2;
     pub const IPV6: u8 = 4;
@@ -229,12 +329,13 @@ impl Dims {
     pub const COUNT: usize = 64;
 
     pub fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
+        self.bits & bit != 0
     }
 
-    /// The IPFIX template id for these dimensions (QoF used 0xB000 | flags likewise).
-    pub fn template_id(self) -> u16 {
-        0xB000 | u16::from(self.0)
+    /// The IPFIX template id of core dimensions (QoF used 0xB000 | flags likewise); templates
+    /// with plugin elements get theirs as the encoder meets them.
+    pub fn core_template_id(self) -> u16 {
+        0xB000 | u16::from(self.bits)
     }
 }
 
@@ -285,14 +386,14 @@ mod tests {
         assert!(spec.biflow());
         assert!(spec.features().ipv4() && spec.features().ipv6());
         let d = spec.dims(&rec(proto::TCP, false, true), false);
-        assert_eq!(d, Dims(Dims::BIFLOW | Dims::TCP));
+        assert_eq!(d, Dims::core(Dims::BIFLOW | Dims::TCP));
         let n = names(&spec, d);
         assert!(n.contains(&"reverseOctetDeltaCount".to_string()));
         assert!(n.contains(&"sourceIPv4Address".to_string()));
         assert!(!n.contains(&"sourceIPv6Address".to_string()));
         // One-way flow: no reverse elements unless force-biflow.
         let d = spec.dims(&rec(proto::UDP, true, false), false);
-        assert_eq!(d, Dims(Dims::IPV6));
+        assert_eq!(d, Dims::core(Dims::IPV6));
         assert!(!names(&spec, d).iter().any(|n| n.starts_with("reverse")));
         assert!(spec
             .dims(&rec(proto::UDP, true, false), true)

@@ -45,15 +45,26 @@ pub struct Lookahead {
     /// The oldest queued packet's entry.
     head: usize,
     len: usize,
+    /// Octets of payload kept per queued packet: what the meter's plugins read at most (0,
+    /// nothing copied, when none reads payload). The frame a packet was decoded from is gone
+    /// by the time it is metered, so its payload's first octets wait here.
+    cap: usize,
+    /// `cap` octets per ring entry.
+    payload: Vec<u8>,
+    payload_len: [usize; RING],
 }
 
 impl Lookahead {
     pub fn new(meter: Meter) -> Self {
+        let cap = meter.plugins().payload();
         Lookahead {
             meter,
             ring: [Queued::default(); RING],
             head: 0,
             len: 0,
+            cap,
+            payload: vec![0; cap * RING],
+            payload_len: [0; RING],
         }
     }
 
@@ -68,17 +79,20 @@ impl Lookahead {
         &mut self.ring[(self.head + self.len) % RING].pkt
     }
 
-    /// Queue the packet decoded into [`Lookahead::next_packet`], captured at `ts`; meter the
-    /// oldest when the queue is full.
+    /// Queue the packet decoded into [`Lookahead::next_packet`] from `frame`, captured at
+    /// `ts`; meter the oldest when the queue is full.
     #[inline]
-    pub fn push(&mut self, ts: Timestamp) {
-        let m = &self.meter;
+    pub fn push(&mut self, ts: Timestamp, frame: &[u8]) {
         let at = |nth: usize| (self.head + nth) % RING;
         let (newest, before, third) = (
             at(self.len),
             at(self.len + RING - STEP),
             at(self.len + RING - 2 * STEP),
         );
+        if self.cap > 0 {
+            self.keep_payload(newest, frame);
+        }
+        let m = &self.meter;
         // Step 1, the new packet: hash its key and ask for its index line.
         let q = &mut self.ring[newest];
         q.ts = ts;
@@ -110,12 +124,35 @@ impl Lookahead {
         }
     }
 
+    /// Copy the first octets of the payload of the packet in ring entry `i` (decoded from
+    /// `frame`).
+    #[inline(never)]
+    fn keep_payload(&mut self, i: usize, frame: &[u8]) {
+        let p = &self.ring[i].pkt;
+        let start = (p.payload_off as usize).min(frame.len());
+        let n = if p.payload_off == 0 {
+            0
+        } else {
+            (frame.len() - start)
+                .min(p.payload_len as usize)
+                .min(self.cap)
+        };
+        let dst = &mut self.payload[i * self.cap..i * self.cap + n];
+        dst.copy_from_slice(&frame[start..start + n]);
+        self.payload_len[i] = n;
+    }
+
     fn meter_oldest(&mut self) {
-        let q = &self.ring[self.head];
+        let i = self.head;
+        let q = &self.ring[i];
         self.head = (self.head + 1) % RING;
         self.len -= 1;
         let look = q.pkt.frag.is_none().then_some((q.hash, q.candidate));
-        self.meter.meter_packet(q.ts, &q.pkt, look);
+        let payload = match self.cap {
+            0 => &[][..],
+            cap => &self.payload[i * cap..i * cap + self.payload_len[i]],
+        };
+        self.meter.meter_packet(q.ts, &q.pkt, payload, look);
     }
 
     /// Meter every queued packet now.

@@ -2,10 +2,12 @@
 //!
 //! No sockets, files or clocks; no global state. One [`Meter`] per worker.
 
+pub mod ext;
 mod flow;
 mod frag;
 mod index;
 mod lookahead;
+pub mod plugin;
 mod pool;
 mod prefetch;
 mod record;
@@ -15,7 +17,9 @@ mod tcp;
 mod tests;
 mod transport;
 
+pub use ext::{ExtKey, ExtValue, ExtWriter, Extensions};
 pub use lookahead::Lookahead;
+pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 
@@ -140,6 +144,8 @@ pub struct Meter {
     ext: Vec<u32>,
     transport: TransportTable,
     tcp: Option<TcpTable>,
+    /// The enabled flow plugins (usually none).
+    plugins: PluginSet,
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
     scratch: Vec<Slot>,
@@ -147,7 +153,13 @@ pub struct Meter {
 
 impl Meter {
     pub fn new(cfg: MeterConfig) -> Self {
+        Self::with_plugins(cfg, PluginSet::default())
+    }
+
+    /// A meter whose flows the given plugins extend.
+    pub fn with_plugins(cfg: MeterConfig, plugins: PluginSet) -> Self {
         Meter {
+            plugins,
             table: FlowTable::new(cfg.idle_timeout_ms / 1000),
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
@@ -240,18 +252,35 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
-        self.meter_packet(ts, pkt, None);
+        self.meter_packet(ts, pkt, &[], None);
+    }
+
+    /// Account one decoded packet captured at `ts`, with the first octets of its transport
+    /// payload for the plugins that read payload (see [`PluginSet::payload`]).
+    pub fn handle_packet_with_payload(&mut self, ts: Timestamp, pkt: &Packet, payload: &[u8]) {
+        self.meter_packet(ts, pkt, payload, None);
+    }
+
+    /// The enabled plugins.
+    pub fn plugins(&self) -> &PluginSet {
+        &self.plugins
     }
 
     /// Meter a packet; `look` is its key's hash and the slot its look-ahead found, if any.
     #[inline]
-    fn meter_packet(&mut self, ts: Timestamp, pkt: &Packet, look: Option<(u64, Slot)>) {
+    fn meter_packet(
+        &mut self,
+        ts: Timestamp,
+        pkt: &Packet,
+        payload: &[u8],
+        look: Option<(u64, Slot)>,
+    ) {
         self.stats.packets += 1;
         self.settle();
         self.advance(ts);
         match pkt.frag {
-            Some(frag) => self.handle_fragment(ts, pkt, frag),
-            None => self.account(ts, pkt, None, look),
+            Some(frag) => self.handle_fragment(ts, pkt, payload, frag),
+            None => self.account(ts, pkt, payload, None, look),
         }
     }
 
@@ -324,6 +353,7 @@ impl Meter {
         &mut self,
         ts: Timestamp,
         pkt: &Packet,
+        payload: &[u8],
         held: Option<Held>,
         look: Option<(u64, Slot)>,
     ) {
@@ -344,7 +374,12 @@ impl Meter {
             Some((slot, side)) => self.check_timeouts(slot, side, now_ms, pkt),
             None => (self.new_flow(ts, pkt, None), Side::Forward),
         };
-        let reverse = side == Side::Reverse;
+        let mut reverse = side == Side::Reverse;
+        let mut slot = slot;
+        let mut plugin_end = false;
+        if !self.plugins.is_empty() {
+            (slot, reverse, plugin_end) = self.run_plugins(ts, pkt, payload, slot, reverse);
+        }
         let i = slot as usize;
         // (The packet's key has its flow's protocol: the flow was found by it.)
         let tcp_flow = pkt.key.proto == crate::key::proto::TCP;
@@ -376,11 +411,47 @@ impl Meter {
                 },
             );
         }
-        if ended {
+        if ended || plugin_end {
             // Nothing follows in this call, and the next one settles it first: the record can
             // be made when it is polled, straight into the caller's hands.
             self.end_later(slot, end_reason::END_OF_FLOW);
         }
+    }
+
+    /// Show the plugins a packet of the flow in `slot` before the flow counts it: attach them
+    /// to a new flow, or end the flow before the packet if one of them asks (the packet then
+    /// starts a continuation, oriented by it, with the same flowId). Returns the slot and
+    /// direction the packet is counted in, and whether a plugin ends the flow after it.
+    #[inline(never)]
+    fn run_plugins(
+        &mut self,
+        ts: Timestamp,
+        pkt: &Packet,
+        payload: &[u8],
+        slot: Slot,
+        reverse: bool,
+    ) -> (Slot, bool, bool) {
+        let f = self.table.flow(slot);
+        let fresh = f.fwd.packets == 0 && f.rev.packets == 0;
+        let flow_id = f.flow_id;
+        let mut view = PacketView {
+            ts,
+            pkt,
+            reverse,
+            payload,
+        };
+        let mut slot = slot;
+        if fresh {
+            self.plugins.attach(slot, &view);
+        } else if self.plugins.split_before(slot, &view) {
+            self.close(slot, end_reason::END_OF_FLOW);
+            let cont = Flow::new(pkt.key, flow_id, ts, 0);
+            slot = self.new_flow(ts, pkt, Some(cont));
+            view.reverse = false;
+            self.plugins.attach(slot, &view);
+        }
+        let end = self.plugins.packet(slot, &view);
+        (slot, view.reverse, end)
     }
 
     /// Apply the active and idle timeouts and counter limits to an existing flow before a new
@@ -479,7 +550,7 @@ impl Meter {
         slot
     }
 
-    fn handle_fragment(&mut self, ts: Timestamp, pkt: &Packet, frag: FragInfo) {
+    fn handle_fragment(&mut self, ts: Timestamp, pkt: &Packet, payload: &[u8], frag: FragInfo) {
         let now_ms = ts.millis();
         let fk = FragKey::of(&pkt.key, frag.id);
         let share = pkt.ip_len.saturating_sub(pkt.ip_header_len);
@@ -489,14 +560,14 @@ impl Meter {
             d.key = Some(pkt.key);
             let held = std::mem::take(&mut d.held);
             let held = (held.packets > 0).then_some(held);
-            self.account(ts, pkt, held, None);
+            self.account(ts, pkt, payload, held, None);
         } else if let Some(key) = d.key {
             let p = Packet {
                 key,
                 tcp: None,
                 ..*pkt
             };
-            self.account(ts, &p, None, None);
+            self.account(ts, &p, &[], None, None);
         } else {
             let h = &mut d.held;
             h.min_ttl = if h.packets == 0 {
@@ -560,6 +631,9 @@ impl Meter {
                 rec.rev.transport_octets = rev.octets();
             }
         }
+        if !self.plugins.is_empty() {
+            rec.ext = self.plugins.export(slot, &rec);
+        }
         self.stats.records_emitted += 1;
         rec
     }
@@ -601,6 +675,7 @@ fn to_record(f: &Flow, reason: u8) -> FlowRecord {
         src_mac: [0; 6],
         dst_mac: [0; 6],
         rtt: RttStats::default(),
+        ext: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the meter emits: one closed (or timed-out) flow.
 
+use super::ext::Extensions;
 use super::tcp::{RttStats, TcpDirStats};
 use crate::key::FlowKey;
 use crate::time::Timestamp;
@@ -37,7 +38,7 @@ pub struct DirStats {
 
 /// A flow record as the meter hands it to exporters. Both directions (RFC 5103 biflow); an
 /// exporter that writes uniflows splits it with [`FlowRecord::reverse_uniflow`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FlowRecord {
     /// Forward direction = the direction of the flow's first packet.
     pub key: FlowKey,
@@ -57,6 +58,9 @@ pub struct FlowRecord {
     pub dst_mac: [u8; 6],
     /// Round-trip time of the biflow (both uniflow records carry it).
     pub rtt: RttStats,
+    /// What flow plugins measured (`None` when no plugin had anything for the flow): one
+    /// allocation per record, and only then.
+    pub ext: Option<Box<Extensions>>,
 }
 
 impl FlowRecord {
@@ -73,17 +77,19 @@ impl FlowRecord {
         }
     }
 
-    /// The forward direction alone, as a uniflow record.
+    /// The forward direction alone, as a uniflow record. It keeps the plugins' values, which
+    /// describe the whole flow.
     pub fn forward_uniflow(&self) -> FlowRecord {
         FlowRecord {
             rev: DirStats::default(),
             rev_start: None,
-            ..*self
+            ..self.clone()
         }
     }
 
     /// The reverse direction as a uniflow record of its own (key and MACs swapped), or `None`
-    /// when the reverse direction saw no packet.
+    /// when the reverse direction saw no packet. The plugins' values go with the forward
+    /// record only.
     pub fn reverse_uniflow(&self) -> Option<FlowRecord> {
         let rev_start = self.rev_start?;
         if !self.has_reverse() {
@@ -91,13 +97,17 @@ impl FlowRecord {
         }
         Some(FlowRecord {
             key: self.key.reversed(),
+            flow_id: self.flow_id,
             start: rev_start,
+            end: self.end,
             rev_start: None,
+            end_reason: self.end_reason,
             fwd: self.rev,
             rev: DirStats::default(),
             src_mac: self.dst_mac,
             dst_mac: self.src_mac,
-            ..*self
+            rtt: self.rtt,
+            ext: None,
         })
     }
 }

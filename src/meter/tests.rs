@@ -538,7 +538,7 @@ fn queued_packets_give_the_records_of_packets_metered_at_once() {
             let ts = Timestamp::from_millis(1_000_000 + t);
             now.handle_packet(ts, pkt);
             *queued.next_packet() = *pkt;
-            queued.push(ts);
+            queued.push(ts, &[]);
             if i % 1_000 == 999 {
                 // A timeout tick in the middle meters what is queued first.
                 now.handle_timeout(ts);

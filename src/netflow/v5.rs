@@ -313,7 +313,7 @@ mod tests {
         let mut clock = Clock::default();
         clock.advance(r.end);
         let mut enc = V5Encoder::new(&settings());
-        let out = collect(&mut enc, &clock, &[r]);
+        let out = collect(&mut enc, &clock, &[r.clone()]);
         let parsed = NetflowParser::default().parse_bytes(&out[0].0);
         let [NetflowPacket::V5(v5)] = parsed.packets.as_slice() else {
             panic!("{:?}", parsed.packets);

@@ -266,7 +266,7 @@ impl IpfixNetSink {
 
 impl RecordSink for IpfixNetSink {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        self.send(Cmd::Flow(*rec))
+        self.send(Cmd::Flow(rec.clone()))
     }
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {

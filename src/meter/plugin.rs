@@ -1,0 +1,315 @@
+//! The seam flow plugins plug into: per-flow extensions (ipfixprobe's process plugins).
+//!
+//! A plugin sees every packet of each flow it attached to, keeps its own state per flow, and
+//! at the end of the flow writes the elements it measures into the record. It can stop being
+//! called for a flow, drop its state, end the flow after a packet, or end it before a packet
+//! and start a new flow with that packet (ipfixprobe's `FLOW_FLUSH` and
+//! `FLOW_FLUSH_WITH_REINSERT`).
+//!
+//! Costs, by design:
+//! * no plugin enabled: one predictable branch per packet and per record, nothing per flow;
+//! * per enabled plugin: four bytes per flow in memory (the index of its state, by flow
+//!   slot), its state only for flows it attached to, and one call per packet of those flows;
+//! * payload is copied (a bounded prefix, into the look-ahead queue) only when an enabled
+//!   plugin asked for it.
+//!
+//! State lives in a slab per plugin, beside the flow table and indexed by the flow's slot, as
+//! the TCP state does: typed per plugin (no boxing per flow), the type erased once per plugin
+//! by [`Host`]. The meter is the only caller and stays sans-IO: a plugin gets packet time, the
+//! decoded headers and payload bytes, never a clock or a socket.
+
+use super::ext::{ExtKey, ExtWriter, Extensions};
+use super::FlowRecord;
+use crate::decode::Packet;
+use crate::time::Timestamp;
+
+/// One packet as a plugin sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketView<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// The decoded headers.
+    pub pkt: &'a Packet,
+    /// The packet travels in the flow's reverse direction (from the flow's first packet's
+    /// destination).
+    pub reverse: bool,
+    /// The first octets of the transport payload: what was captured of it, at most
+    /// [`PluginSet::payload`] octets; empty when no enabled plugin asked for payload.
+    pub payload: &'a [u8],
+}
+
+/// What a plugin wants done after a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on calling for this flow's packets.
+    Continue,
+    /// Keep the state for the export, but call no more for this flow.
+    Done,
+    /// Free the state: this plugin has nothing for this flow.
+    Drop,
+    /// The flow ends after this packet (flowEndReason 3, end of flow detected): a DNS
+    /// response completes its transaction.
+    EndAfter,
+}
+
+/// A per-flow extension. See the [module documentation](self).
+pub trait FlowPlugin: Send + 'static {
+    /// What the plugin keeps for one flow.
+    type State: Send + 'static;
+
+    /// The plugin's number: its bit in [`Extensions::present`] (which decides the record's
+    /// template). Unique among the enabled plugins.
+    fn number(&self) -> u8;
+
+    /// A flow starts with `p` (it is then passed to [`FlowPlugin::packet`] too). `None`: the
+    /// plugin takes no part in this flow, which costs it nothing more.
+    fn attach(&mut self, p: &PacketView<'_>) -> Option<Self::State>;
+
+    /// One packet of the flow (the first included), before the flow counts it.
+    fn packet(&mut self, state: &mut Self::State, p: &PacketView<'_>) -> Verdict;
+
+    /// Asked of every plugin of the flow before any sees the packet: true when `p` must start
+    /// a new flow, the current one ending before it (flowEndReason 3). The new flow keeps the
+    /// flowId, is oriented by `p` and is attached to afresh. Only plugins whose
+    /// [`FlowPlugin::SPLITS`] is true are asked.
+    fn split_before(&mut self, state: &mut Self::State, p: &PacketView<'_>) -> bool {
+        let _ = (state, p);
+        false
+    }
+
+    /// The plugin may answer true in [`FlowPlugin::split_before`].
+    const SPLITS: bool = false;
+
+    /// The flow has ended (`rec` is its record so far): write the elements into `out`.
+    /// False: the plugin has nothing for this flow, and the record's template leaves its
+    /// elements out.
+    fn export(&mut self, state: Self::State, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool;
+}
+
+/// A plugin with its per-flow state, type-erased: what the meter holds.
+pub trait Hosted: Send {
+    fn number(&self) -> u8;
+    fn splits(&self) -> bool;
+    fn attach(&mut self, slot: u32, p: &PacketView<'_>);
+    fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict;
+    fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool;
+    /// Write the flow's elements and free its state; true when the plugin had something.
+    fn export(&mut self, slot: u32, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool;
+    /// States held now, at most at once, and the bytes the plugin's tables take.
+    fn memory(&self) -> (usize, usize, usize);
+}
+
+/// No state for this slot.
+const NONE: u32 = u32::MAX;
+
+enum Entry<S> {
+    Live {
+        state: S,
+        done: bool,
+    },
+    /// A free entry, linking the next free one ([`NONE`] ends the list).
+    Free(u32),
+}
+
+/// A plugin, the index of each flow's state by slot, and the states.
+pub struct Host<P: FlowPlugin> {
+    plugin: P,
+    index: Vec<u32>,
+    states: Vec<Entry<P::State>>,
+    free: u32,
+    live: usize,
+    peak: usize,
+}
+
+impl<P: FlowPlugin> Host<P> {
+    pub fn new(plugin: P) -> Self {
+        Host {
+            plugin,
+            index: Vec::new(),
+            states: Vec::new(),
+            free: NONE,
+            live: 0,
+            peak: 0,
+        }
+    }
+
+    /// Take the state of `slot` out (its entry becomes free).
+    fn take(&mut self, slot: u32) -> Option<P::State> {
+        let i = std::mem::replace(self.index.get_mut(slot as usize)?, NONE);
+        let e = self.states.get_mut(i as usize)?;
+        match std::mem::replace(e, Entry::Free(self.free)) {
+            Entry::Live { state, .. } => {
+                self.free = i;
+                self.live -= 1;
+                Some(state)
+            }
+            free => {
+                *e = free;
+                None
+            }
+        }
+    }
+}
+
+impl<P: FlowPlugin> Hosted for Host<P> {
+    fn number(&self) -> u8 {
+        self.plugin.number()
+    }
+
+    fn splits(&self) -> bool {
+        P::SPLITS
+    }
+
+    fn attach(&mut self, slot: u32, p: &PacketView<'_>) {
+        // A slot is attached to once per flow; a state left over (its flow ended without an
+        // export, which the meter never does) is dropped here rather than leaked.
+        drop(self.take(slot));
+        let Some(state) = self.plugin.attach(p) else {
+            return;
+        };
+        let entry = Entry::Live { state, done: false };
+        let i = match self.free {
+            NONE => {
+                self.states.push(entry);
+                (self.states.len() - 1) as u32
+            }
+            i => {
+                if let Some(e) = self.states.get_mut(i as usize) {
+                    if let Entry::Free(next) = *e {
+                        self.free = next;
+                    }
+                    *e = entry;
+                }
+                i
+            }
+        };
+        super::grow_to(&mut self.index, slot as usize, NONE);
+        self.index[slot as usize] = i;
+        self.live += 1;
+        self.peak = self.peak.max(self.live);
+    }
+
+    fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict {
+        let i = match self.index.get(slot as usize) {
+            Some(&i) if i != NONE => i as usize,
+            _ => return Verdict::Continue,
+        };
+        let verdict = match self.states.get_mut(i) {
+            Some(Entry::Live { state, done }) if !*done => {
+                let v = self.plugin.packet(state, p);
+                if v == Verdict::Done {
+                    *done = true;
+                }
+                v
+            }
+            _ => return Verdict::Continue,
+        };
+        if verdict == Verdict::Drop {
+            drop(self.take(slot));
+        }
+        verdict
+    }
+
+    fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
+        if !P::SPLITS {
+            return false;
+        }
+        let Some(&i) = self.index.get(slot as usize) else {
+            return false;
+        };
+        match self.states.get_mut(i as usize) {
+            Some(Entry::Live { state, done: false }) => self.plugin.split_before(state, p),
+            _ => false,
+        }
+    }
+
+    fn export(&mut self, slot: u32, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool {
+        match self.take(slot) {
+            Some(state) => self.plugin.export(state, rec, out),
+            None => false,
+        }
+    }
+
+    fn memory(&self) -> (usize, usize, usize) {
+        let bytes = self.index.capacity() * std::mem::size_of::<u32>()
+            + self.states.capacity() * std::mem::size_of::<Entry<P::State>>();
+        (self.live, self.peak, bytes)
+    }
+}
+
+/// The enabled plugins of one meter, in the order their elements appear in templates.
+#[derive(Default)]
+pub struct PluginSet {
+    plugins: Vec<Box<dyn Hosted>>,
+    /// Every element key some template lists, sorted: what plugins' exports keep.
+    wanted: Vec<ExtKey>,
+    /// Octets of payload the plugins read at most (0: none reads payload).
+    payload: usize,
+    /// Some plugin may split flows.
+    splits: bool,
+}
+
+impl PluginSet {
+    /// `plugins` in template order; `wanted`: the element keys the template lists;
+    /// `payload`: the most payload any of them reads.
+    pub fn new(plugins: Vec<Box<dyn Hosted>>, mut wanted: Vec<ExtKey>, payload: usize) -> Self {
+        wanted.sort_unstable();
+        wanted.dedup();
+        PluginSet {
+            splits: plugins.iter().any(|p| p.splits()),
+            plugins,
+            wanted,
+            payload,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// The most payload octets a plugin reads (0: payload is never copied).
+    pub fn payload(&self) -> usize {
+        self.payload
+    }
+
+    pub(super) fn attach(&mut self, slot: u32, p: &PacketView<'_>) {
+        for h in &mut self.plugins {
+            h.attach(slot, p);
+        }
+    }
+
+    /// True when some plugin wants `p` to start a new flow.
+    pub(super) fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
+        self.splits && self.plugins.iter_mut().any(|h| h.split_before(slot, p))
+    }
+
+    /// Every plugin sees `p`; true when one of them ends the flow after it.
+    pub(super) fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
+        let mut end = false;
+        for h in &mut self.plugins {
+            end |= h.packet(slot, p) == Verdict::EndAfter;
+        }
+        end
+    }
+
+    /// The values of every plugin attached to the flow in `slot`, freeing their state.
+    pub(super) fn export(&mut self, slot: u32, rec: &FlowRecord) -> Option<Box<Extensions>> {
+        let mut ext = Extensions::default();
+        for h in &mut self.plugins {
+            let n = h.number();
+            let mut out = ExtWriter::new(&mut ext, &self.wanted);
+            if h.export(slot, rec, &mut out) {
+                ext.present |= 1u64 << (n & 63);
+            }
+        }
+        (!ext.is_empty()).then(|| Box::new(ext))
+    }
+
+    /// Plugin states held now, at their peak, and the bytes of the plugins' tables.
+    pub fn memory(&self) -> (usize, usize, usize) {
+        self.plugins.iter().fold((0, 0, 0), |acc, h| {
+            let (a, b, c) = h.memory();
+            (acc.0 + a, acc.1 + b, acc.2 + c)
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! Flow plugins: per-flow extensions in ipfixprobe's manner, on the meter's plugin seam
+//! ([`crate::meter::plugin`]).
+//!
+//! Each plugin is a module with a [`Spec`]: its name and options (ipfixprobe's spelling,
+//! `--plugin 'pstats;includezeroes;skipdup'`), what it needs from the decoder, and how to
+//! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
+//! naming one of them in a template enables the plugin with default options.
+
+mod options;
+mod pstats;
+
+pub use options::{Options, PluginSpec};
+
+use crate::ie::PluginKind;
+use crate::ipfix::TemplateSpec;
+use crate::meter::{Hosted, PluginSet};
+
+#[cfg(doc)]
+use crate::ie::TABLE;
+use std::fmt;
+
+/// A packet's payload length as ipfixprobe's plugins count it (`payload_len_wire`): after the
+/// TCP or UDP header, or the whole IP payload for other protocols and IP fragments after the
+/// first.
+pub fn wire_payload(pkt: &crate::decode::Packet) -> u32 {
+    use crate::key::proto;
+    match pkt.key.proto {
+        proto::TCP if pkt.tcp.is_some() => pkt.payload_len,
+        proto::UDP if pkt.has_l4 => pkt.payload_len,
+        _ => pkt.ip_len.saturating_sub(pkt.ip_header_len),
+    }
+}
+
+/// What a plugin needs the decoder and the look-ahead queue to provide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Octets of transport payload it reads at most (0: none).
+    pub payload: usize,
+    /// TCP options decoded (kinds, MSS, ...).
+    pub tcp_options: bool,
+    /// Header details (IPv4 options walked).
+    pub headers: bool,
+}
+
+impl Needs {
+    fn join(self, o: Needs) -> Needs {
+        Needs {
+            payload: self.payload.max(o.payload),
+            tcp_options: self.tcp_options || o.tcp_options,
+            headers: self.headers || o.headers,
+        }
+    }
+}
+
+/// An option a plugin takes: its long and short names (ipfixprobe's), whether it takes a
+/// value, and what it does (for `--help` and errors).
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub short: &'static str,
+    pub takes_value: bool,
+    pub help: &'static str,
+}
+
+/// A plugin's entry in the registry.
+pub struct Spec {
+    pub kind: PluginKind,
+    /// One line for `--help`.
+    pub about: &'static str,
+    pub options: &'static [OptionSpec],
+    /// Build the plugin from its options (checked against `options` already).
+    pub build: fn(&Options) -> Result<Built, PluginError>,
+}
+
+/// A plugin ready for a meter, and what it needs.
+pub type Built = (Box<dyn Hosted>, Needs);
+
+/// Every plugin this version has.
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+
+/// The registry entry of a plugin.
+pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
+    REGISTRY.iter().copied().find(|s| s.kind == kind)
+}
+
+/// A bad `--plugin` argument or YAML `plugins:` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError(pub String);
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// The plugins to run: those named (with their options), and those whose elements the
+/// template names (with default options). Returns the template with every enabled plugin's
+/// elements, the plugin set for a meter, and what the decoder must provide.
+pub fn build(
+    named: &[PluginSpec],
+    template: &TemplateSpec,
+) -> Result<(TemplateSpec, PluginSet, Needs), PluginError> {
+    let mut enabled: Vec<PluginSpec> = Vec::new();
+    for p in named {
+        if enabled.iter().any(|e| e.kind == p.kind) {
+            return Err(PluginError(format!(
+                "plugin `{}` is given twice",
+                p.kind.name()
+            )));
+        }
+        enabled.push(p.clone());
+    }
+    for &k in template.plugins() {
+        if !enabled.iter().any(|e| e.kind == k) {
+            enabled.push(PluginSpec::defaults(k));
+        }
+    }
+    let kinds: Vec<PluginKind> = enabled.iter().map(|p| p.kind).collect();
+    let template = template.with_plugins(&kinds);
+    // Plugins in the order of their elements in the template.
+    let mut hosted = Vec::new();
+    let mut needs = Needs::default();
+    for &k in template.plugins() {
+        let Some(p) = enabled.iter().find(|p| p.kind == k) else {
+            continue;
+        };
+        let spec = spec(k).ok_or_else(|| {
+            PluginError(format!(
+                "plugin `{}` is not implemented by this version of qof",
+                k.name()
+            ))
+        })?;
+        let (h, n) = (spec.build)(&p.options)?;
+        hosted.push(h);
+        needs = needs.join(n);
+    }
+    let set = PluginSet::new(hosted, template.ext_keys(), needs.payload);
+    Ok((template, set, needs))
+}
