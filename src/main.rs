@@ -149,6 +149,8 @@ fn run(args: &Args) -> Result<Outcome> {
     // Packets are decoded in place into the meter's look-ahead queue, which loads each one's
     // flow state a few packets ahead (records come out after the following packets).
     let mut meter = Lookahead::new(Meter::with_plugins(meter_cfg, plugins));
+    // Plugins read header facts the meter does not (decoded only for them).
+    let with_details = meter.wants_details();
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -198,7 +200,13 @@ fn run(args: &Args) -> Result<Outcome> {
                     continue;
                 }
             }
-            match decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet()) {
+            let decoded = if with_details {
+                let (pkt, details) = meter.next_packet_with_details();
+                decode::decode_with_details(frame.linktype, frame.data, &decode_cfg, pkt, details)
+            } else {
+                decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet())
+            };
+            match decoded {
                 Ok(()) => meter.push(frame.ts, frame.data),
                 Err(why) => n.ignored.add(why),
             }

@@ -9,7 +9,7 @@
 use super::link::Network;
 use super::transport;
 use super::wire::{array, u16_at, u32_at, u8_at};
-use super::{DecodeConfig, FragInfo, Ignore, Packet};
+use super::{DecodeConfig, DetailSink, FragInfo, Ignore, Packet};
 
 const V6_HOP_BY_HOP: u8 = 0;
 const V6_ROUTING: u8 = 43;
@@ -22,11 +22,13 @@ const MAX_EXT_HEADERS: usize = 512;
 
 /// The IPv4 packet at `at` in `frame`, then its transport header. `Some` is the inner packet
 /// of a GRE tunnel (see [`transport::decode`]).
-pub(super) fn ipv4(
+#[inline(always)]
+pub(super) fn ipv4<D: DetailSink>(
     frame: &[u8],
     at: usize,
     cfg: &DecodeConfig,
     out: &mut Packet,
+    d: &mut D,
 ) -> Result<Option<Network>, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedIp;
     let b = frame.get(at..).unwrap_or(&[]);
@@ -52,14 +54,17 @@ pub(super) fn ipv4(
     out.key.set_ipv4(array(b, 12, SHORT)?, array(b, 16, SHORT)?);
     out.key.proto = u8_at(b, 9, SHORT)?;
     out.ttl = u8_at(b, 8, SHORT)?;
-    out.tos = u8_at(b, 1, SHORT)?;
-    out.ecn = out.tos & 3;
+    let tos = u8_at(b, 1, SHORT)?;
+    out.ecn = tos & 3;
     out.ip_len = ip_len as u32;
     out.ip_header_len = ihl as u32;
     let frag = u16_at(b, 6, SHORT)?;
-    out.ip_flags = (frag >> 13) as u8 & 3;
-    if cfg.headers && ihl > 20 {
-        out.ip_options = ipv4_options(&b[20..ihl]);
+    if let Some(d) = d.get() {
+        d.tos = tos;
+        d.ip_flags = (frag >> 13) as u8 & 3;
+        if cfg.headers && ihl > 20 {
+            d.ip_options = ipv4_options(&b[20..ihl]);
+        }
     }
     let (more, offset) = (frag & 0x2000 != 0, u32::from(frag & 0x1fff) * 8);
     if more || offset != 0 {
@@ -74,15 +79,8 @@ pub(super) fn ipv4(
     }
     // Ethernet padding lies beyond the total length: leave it out.
     let end = at + ip_len.min(b.len());
-    transport::decode(
-        out.key.proto,
-        frame,
-        at + ihl,
-        end,
-        (ip_len - ihl) as u32,
-        cfg,
-        out,
-    )
+    let p = out.key.proto;
+    transport::decode(p, frame, at + ihl, end, (ip_len - ihl) as u32, cfg, out, d)
 }
 
 /// The IPv4 options present in an options area: bit *n* for option number *n* (the low five
@@ -108,11 +106,13 @@ fn ipv4_options(mut o: &[u8]) -> u32 {
 }
 
 /// The IPv6 packet at `at` in `frame`, its extension headers, then its transport header.
-pub(super) fn ipv6(
+#[inline(always)]
+pub(super) fn ipv6<D: DetailSink>(
     frame: &[u8],
     at: usize,
     cfg: &DecodeConfig,
     out: &mut Packet,
+    d: &mut D,
 ) -> Result<Option<Network>, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedIp;
     let b = frame.get(at..).unwrap_or(&[]);
@@ -127,8 +127,11 @@ pub(super) fn ipv6(
         return Err(Ignore::FilteredFamily);
     }
     out.key.set_ipv6(array(b, 8, SHORT)?, array(b, 24, SHORT)?);
-    out.tos = (u16_at(b, 0, SHORT)? >> 4) as u8;
-    out.ecn = out.tos & 3;
+    let tos = (u16_at(b, 0, SHORT)? >> 4) as u8;
+    out.ecn = tos & 3;
+    if let Some(d) = d.get() {
+        d.tos = tos;
+    }
     out.ttl = u8_at(b, 7, SHORT)?;
     let mut ip_len = usize::from(u16_at(b, 4, SHORT)?) + 40;
     let mut next = u8_at(b, 6, SHORT)?;
@@ -142,7 +145,9 @@ pub(super) fn ipv6(
                     break;
                 };
                 let len = (usize::from(len) + 1) * 8;
-                out.ip_options |= extension_bit(next);
+                if let Some(d) = d.get() {
+                    d.ip_options |= extension_bit(next);
+                }
                 if next == V6_HOP_BY_HOP && ip_len == 40 {
                     if let Some(jumbo) = jumbo_length(b.get(off + 2..off + len).unwrap_or(&[])) {
                         ip_len = jumbo as usize + 40;
@@ -163,11 +168,13 @@ pub(super) fn ipv6(
                 off += 8;
                 let offset = u32::from(fo & 0xfff8);
                 let more = fo & 1 == 1;
-                out.ip_options |= if offset == 0 {
-                    super::ip6_ext::FIRST_FRAGMENT
-                } else {
-                    super::ip6_ext::LATER_FRAGMENT
-                };
+                if let Some(d) = d.get() {
+                    d.ip_options |= if offset == 0 {
+                        super::ip6_ext::FIRST_FRAGMENT
+                    } else {
+                        super::ip6_ext::LATER_FRAGMENT
+                    };
+                }
                 // An atomic fragment (offset 0, no more) is a whole datagram (RFC 6946).
                 if more || offset != 0 {
                     out.frag = Some(FragInfo { id, offset, more });
@@ -189,7 +196,16 @@ pub(super) fn ipv6(
         return Ok(None); // header chain cut short (or too long): no transport header
     }
     let end = at + ip_len.min(b.len());
-    transport::decode(next, frame, at + off, end, (ip_len - off) as u32, cfg, out)
+    transport::decode(
+        next,
+        frame,
+        at + off,
+        end,
+        (ip_len - off) as u32,
+        cfg,
+        out,
+        d,
+    )
 }
 
 /// The bit of [`super::ip6_ext`] for a hop-by-hop, routing or destination options header.

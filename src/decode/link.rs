@@ -5,7 +5,7 @@
 //! customer (C-)tag, which names the customer network the flow belongs to.
 
 use super::wire::{array, u16_at, u32_at, u8_at};
-use super::{Ignore, Packet};
+use super::{DetailSink, Ignore, Packet};
 use crate::capture::linktype as lt;
 
 /// Where the IP header starts, and which version the link layer announced.
@@ -34,20 +34,26 @@ const PPP_MPLS_MC: u16 = 0x0283;
 const MAX_SHIMS: usize = 8;
 const MAX_MPLS_LABELS: usize = 16;
 
-pub(super) fn decode(linktype: u32, f: &[u8], out: &mut Packet) -> Result<Network, Ignore> {
+#[inline(always)]
+pub(super) fn decode<D: DetailSink>(
+    linktype: u32,
+    f: &[u8],
+    out: &mut Packet,
+    d: &mut D,
+) -> Result<Network, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedL2;
     match linktype {
         lt::ETHERNET => {
             out.dst_mac = array(f, 0, SHORT)?;
             out.src_mac = array(f, 6, SHORT)?;
-            ethertype(f, u16_at(f, 12, SHORT)?, 14, out)
+            ethertype(f, u16_at(f, 12, SHORT)?, 14, out, d)
         }
         lt::RAW_BSD | lt::RAW_OPENBSD | lt::RAW => by_version(f, 0),
         lt::IPV4 => Ok(Network::V4(0)),
         lt::IPV6 => Ok(Network::V6(0)),
-        lt::LINUX_SLL => ethertype(f, u16_at(f, 14, SHORT)?, 16, out),
+        lt::LINUX_SLL => ethertype(f, u16_at(f, 14, SHORT)?, 16, out, d),
         lt::LINUX_SLL2 if f.len() < 20 => Err(SHORT),
-        lt::LINUX_SLL2 => ethertype(f, u16_at(f, 0, SHORT)?, 20, out),
+        lt::LINUX_SLL2 => ethertype(f, u16_at(f, 0, SHORT)?, 20, out, d),
         lt::NULL => {
             // The address family in the capturing host's byte order: accept either.
             let le = u32::from_le_bytes(array(f, 0, SHORT)?);
@@ -67,17 +73,17 @@ pub(super) fn decode(linktype: u32, f: &[u8], out: &mut Packet) -> Result<Networ
             let first = u8_at(f, 0, SHORT)?;
             if linktype == lt::PPP_HDLC && (first == 0x0f || first == 0x8f) {
                 // Cisco HDLC framing inside DLT_PPP_SERIAL.
-                return ethertype(f, u16_at(f, 2, SHORT)?, 4, out);
+                return ethertype(f, u16_at(f, 2, SHORT)?, 4, out, d);
             }
             let off = if first == 0xff && u8_at(f, 1, SHORT)? == 0x03 {
                 2
             } else {
                 0
             };
-            ppp(f, off, out)
+            ppp(f, off, d)
         }
-        lt::C_HDLC => ethertype(f, u16_at(f, 2, SHORT)?, 4, out),
-        lt::PPP_ETHER => ppp(f, 6, out),
+        lt::C_HDLC => ethertype(f, u16_at(f, 2, SHORT)?, 4, out, d),
+        lt::PPP_ETHER => ppp(f, 6, d),
         _ => Err(Ignore::UnsupportedLinkType),
     }
 }
@@ -101,7 +107,7 @@ fn by_version(f: &[u8], off: usize) -> Result<Network, Ignore> {
 }
 
 /// A PPP protocol field at `off` (1 byte when protocol-field-compressed, else 2).
-fn ppp(f: &[u8], off: usize, out: &mut Packet) -> Result<Network, Ignore> {
+fn ppp<D: DetailSink>(f: &[u8], off: usize, d: &mut D) -> Result<Network, Ignore> {
     let first = u8_at(f, off, Ignore::TruncatedL2)?;
     let (proto, hdr) = if first & 1 == 1 {
         (u16::from(first), 1)
@@ -111,36 +117,41 @@ fn ppp(f: &[u8], off: usize, out: &mut Packet) -> Result<Network, Ignore> {
     match proto {
         PPP_IPV4 => Ok(Network::V4(off + hdr)),
         PPP_IPV6 => Ok(Network::V6(off + hdr)),
-        PPP_MPLS | PPP_MPLS_MC => mpls(f, off + hdr, out),
+        PPP_MPLS | PPP_MPLS_MC => mpls(f, off + hdr, d),
         _ => Err(Ignore::NotIp),
     }
 }
 
 /// Follow shims from an ethertype at `off` until an IP header.
-fn ethertype(
+fn ethertype<D: DetailSink>(
     f: &[u8],
     mut etype: u16,
     mut off: usize,
     out: &mut Packet,
+    d: &mut D,
 ) -> Result<Network, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedL2;
     for _ in 0..MAX_SHIMS {
-        out.l2.ethertype = etype;
+        if let Some(d) = d.get() {
+            d.ethertype = etype;
+        }
         match etype {
             ETH_IPV4 => return Ok(Network::V4(off)),
             ETH_IPV6 => return Ok(Network::V6(off)),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
                 let tci = u16_at(f, off, SHORT)?;
                 out.key.vlan = tci & 0x0fff;
-                // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).
-                if let Some(t) = out.l2.vlan_tci.get_mut(usize::from(out.l2.vlan_tags)) {
-                    *t = tci;
+                if let Some(d) = d.get() {
+                    // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).
+                    if let Some(t) = d.vlan_tci.get_mut(usize::from(d.vlan_tags)) {
+                        *t = tci;
+                    }
+                    d.vlan_tags = d.vlan_tags.saturating_add(1);
                 }
-                out.l2.vlan_tags = out.l2.vlan_tags.saturating_add(1);
                 etype = u16_at(f, off + 2, SHORT)?;
                 off += 4;
             }
-            ETH_MPLS | ETH_MPLS_MC => return mpls(f, off, out),
+            ETH_MPLS | ETH_MPLS_MC => return mpls(f, off, d),
             ETH_ARISTA => {
                 // Sub-type 1 (timestamp), then a version whose low byte gives the timestamp
                 // format: 0x10 = 64-bit (8 octets), 0x20 = 48-bit (6 octets). Other versions
@@ -159,7 +170,7 @@ fn ethertype(
                 if f.len() < off + 6 {
                     return Err(SHORT);
                 }
-                return ppp(f, off + 6, out);
+                return ppp(f, off + 6, d);
             }
             _ => return Err(Ignore::NotIp),
         }
@@ -169,11 +180,11 @@ fn ethertype(
 
 /// Skip an MPLS label stack to its bottom; the payload's version nibble decides. The top
 /// label stack entry is kept.
-fn mpls(f: &[u8], mut off: usize, out: &mut Packet) -> Result<Network, Ignore> {
+fn mpls<D: DetailSink>(f: &[u8], mut off: usize, d: &mut D) -> Result<Network, Ignore> {
     for i in 0..MAX_MPLS_LABELS {
         let entry = u32_at(f, off, Ignore::TruncatedL2)?;
-        if i == 0 {
-            out.l2.mpls_top = entry;
+        if let (0, Some(d)) = (i, d.get()) {
+            d.mpls_top = entry;
         }
         off += 4;
         if entry & 0x100 != 0 {

@@ -22,7 +22,7 @@ pub struct DecodeConfig {
     pub gre_decap: bool,
     /// Parse TCP options (MSS, window scale, SACK, timestamps).
     pub tcp_options: bool,
-    /// Walk IPv4 options into [`Packet::ip_options`] (a plugin asked for header details).
+    /// Walk IPv4 options into [`Details::ip_options`] (a plugin asked for them).
     pub headers: bool,
 }
 
@@ -59,9 +59,6 @@ pub struct TcpOptions {
     pub sack_right_edge: Option<u32>,
     /// (TSval, TSecr).
     pub timestamp: Option<(u32, u32)>,
-    /// Every option kind present, as the tcpOptions element (IANA 209) lays them out: kind 0
-    /// is the most significant bit; kinds above 63 are not shown.
-    pub kinds: u64,
     /// An option had an impossible length; parsing stopped there. The packet is still metered.
     pub malformed: bool,
 }
@@ -77,9 +74,25 @@ pub struct FragInfo {
     pub more: bool,
 }
 
-/// Link-layer facts of a frame, for the plugins that export them.
+/// Header facts that only plugins use, gathered by [`decode_with_details`]: the meter's own
+/// decoding ([`decode`]) neither computes nor stores them, so they cost nothing when no
+/// plugin is enabled (the decoder is compiled twice, with and without them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct L2Info {
+pub struct Details {
+    /// Where the transport payload starts in the frame (0 when no transport header was
+    /// decoded). The frame may end before it: a snaplen cuts payloads.
+    pub payload_off: u32,
+    /// The IPv4 type-of-service or IPv6 traffic-class octet (DSCP and ECN).
+    pub tos: u8,
+    /// IPv4 flags: 0x2 don't fragment, 0x1 more fragments (0 for IPv6).
+    pub ip_flags: u8,
+    /// IPv4: options present, bit *n* for option number *n* (the low five bits of the type;
+    /// with [`DecodeConfig::headers`]). IPv6: the extension headers walked ([`ip6_ext`]).
+    pub ip_options: u32,
+    /// Every TCP option kind present, as the tcpOptions element (IANA 209) lays them out: kind
+    /// 0 is the most significant bit; kinds above 63 are not shown. (With
+    /// [`DecodeConfig::tcp_options`].)
+    pub tcp_option_kinds: u64,
     /// The EtherType (or PPP/SLL protocol mapped to one) that announced the network layer,
     /// after any VLAN tags; 0 for link types without one.
     pub ethertype: u16,
@@ -91,7 +104,30 @@ pub struct L2Info {
     pub mpls_top: u32,
 }
 
-/// Bits of [`Packet::ip_options`] for IPv6 extension headers.
+/// Where the decoder puts [`Details`]: nowhere ([`NoDetails`], the meter's own decoding, in
+/// which every use compiles away) or a [`Details`].
+pub trait DetailSink {
+    fn get(&mut self) -> Option<&mut Details>;
+}
+
+/// Details are not wanted.
+pub struct NoDetails;
+
+impl DetailSink for NoDetails {
+    #[inline(always)]
+    fn get(&mut self) -> Option<&mut Details> {
+        None
+    }
+}
+
+impl DetailSink for Details {
+    #[inline(always)]
+    fn get(&mut self) -> Option<&mut Details> {
+        Some(self)
+    }
+}
+
+/// Bits of [`Details::ip_options`] for IPv6 extension headers.
 pub mod ip6_ext {
     pub const DEST_OPTS: u32 = 1 << 0;
     pub const HOP_BY_HOP: u32 = 1 << 1;
@@ -113,9 +149,6 @@ pub struct Packet {
     pub ip_len: u32,
     /// Octets of transport payload (after the TCP/UDP/ICMP header), 0 when not known.
     pub payload_len: u32,
-    /// Where that payload starts in the frame (0 when no transport header was decoded). The
-    /// frame may end before it: a snaplen cuts payloads.
-    pub payload_off: u32,
     /// Octets of IP header in `ip_len`: IPv4 IHL × 4; IPv6 40 plus the extension headers
     /// walked (up to and including a fragment header). A fragment's share of its datagram is
     /// `ip_len - ip_header_len`.
@@ -123,14 +156,6 @@ pub struct Packet {
     pub ttl: u8,
     /// The two ECN bits of the IP header.
     pub ecn: u8,
-    /// The IPv4 type-of-service or IPv6 traffic-class octet (DSCP and ECN).
-    pub tos: u8,
-    /// IPv4 flags: 0x2 don't fragment, 0x1 more fragments (0 for IPv6).
-    pub ip_flags: u8,
-    /// IPv4: options present, bit *n* for option number *n* (with [`DecodeConfig::headers`]).
-    /// IPv6: the extension headers walked ([`ip6_ext`]).
-    pub ip_options: u32,
-    pub l2: L2Info,
     /// Set for IP fragments (IPv4 MF or offset != 0; IPv6 fragment header present).
     pub frag: Option<FragInfo>,
     /// True when the transport header was decoded and the ports in `key` are real.
@@ -218,21 +243,46 @@ const MAX_GRE_DEPTH: u8 = 2;
 
 /// Decode one frame of link type `linktype` into `out`.
 ///
-/// `out` is overwritten entirely; callers reuse one `Packet` across frames. Layers are
-/// decoded in a loop, not by recursion: an IP packet inside GRE (with `gre_decap`) is decoded
-/// in place of the outer one, which it replaces except for the link layer.
+/// `out` is overwritten entirely; callers reuse one `Packet` across frames.
+#[inline]
 pub fn decode(
     linktype: u32,
     data: &[u8],
     cfg: &DecodeConfig,
     out: &mut Packet,
 ) -> Result<(), Ignore> {
+    decode_into(linktype, data, cfg, out, &mut NoDetails)
+}
+
+/// [`decode`], and the header facts only plugins use into `details` (overwritten entirely).
+pub fn decode_with_details(
+    linktype: u32,
+    data: &[u8],
+    cfg: &DecodeConfig,
+    out: &mut Packet,
+    details: &mut Details,
+) -> Result<(), Ignore> {
+    *details = Details::default();
+    decode_into(linktype, data, cfg, out, details)
+}
+
+/// Layers are decoded in a loop, not by recursion: an IP packet inside GRE (with
+/// `gre_decap`) is decoded in place of the outer one, which it replaces except for the link
+/// layer.
+#[inline(always)]
+fn decode_into<D: DetailSink>(
+    linktype: u32,
+    data: &[u8],
+    cfg: &DecodeConfig,
+    out: &mut Packet,
+    d: &mut D,
+) -> Result<(), Ignore> {
     *out = Packet::default();
-    let mut net = link::decode(linktype, data, out)?;
+    let mut net = link::decode(linktype, data, out, d)?;
     for _ in 0..=MAX_GRE_DEPTH {
         let inner = match net {
-            link::Network::V4(off) => ip::ipv4(data, off, cfg, out)?,
-            link::Network::V6(off) => ip::ipv6(data, off, cfg, out)?,
+            link::Network::V4(off) => ip::ipv4(data, off, cfg, out, d)?,
+            link::Network::V6(off) => ip::ipv6(data, off, cfg, out, d)?,
         };
         match inner {
             None => return Ok(()),
@@ -240,13 +290,22 @@ pub fn decode(
                 *out = Packet {
                     src_mac: out.src_mac,
                     dst_mac: out.dst_mac,
-                    l2: out.l2,
                     key: crate::key::FlowKey {
                         vlan: out.key.vlan,
                         ..Default::default()
                     },
                     ..Packet::default()
                 };
+                if let Some(d) = d.get() {
+                    // The inner packet's network and transport facts replace the outer's.
+                    *d = Details {
+                        ethertype: d.ethertype,
+                        vlan_tci: d.vlan_tci,
+                        vlan_tags: d.vlan_tags,
+                        mpls_top: d.mpls_top,
+                        ..Details::default()
+                    };
+                }
                 net = n;
             }
         }

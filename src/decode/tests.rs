@@ -17,6 +17,20 @@ fn dec(linktype: u32, f: &[u8]) -> Result<Packet, Ignore> {
     decode(linktype, f, &cfg(), &mut p).map(|()| p)
 }
 
+/// [`dec`] with the details, which must not change the packet.
+fn dec_details(linktype: u32, f: &[u8]) -> Result<(Packet, Details), Ignore> {
+    let (mut p, mut d) = (Packet::default(), Details::default());
+    let r = decode_with_details(linktype, f, &cfg(), &mut p, &mut d).map(|()| (p, d));
+    if let (Ok((p, _)), Ok(lean)) = (&r, dec(linktype, f)) {
+        assert_eq!(
+            format!("{p:?}"),
+            format!("{lean:?}"),
+            "details changed the packet"
+        );
+    }
+    r
+}
+
 /// Frames built with etherparse's own builder, of many shapes.
 fn built_frames() -> Vec<Vec<u8>> {
     let mut v = Vec::new();
@@ -55,7 +69,7 @@ fn built_frames() -> Vec<Vec<u8>> {
 #[test]
 fn agrees_with_etherparse_on_built_frames() {
     for f in built_frames() {
-        let ours = dec(lt::ETHERNET, &f).unwrap();
+        let (ours, details) = dec_details(lt::ETHERNET, &f).unwrap();
         let theirs = SlicedPacket::from_ethernet(&f).unwrap();
         match theirs.net.clone().unwrap() {
             NetSlice::Ipv4(ip) => {
@@ -103,11 +117,11 @@ fn agrees_with_etherparse_on_built_frames() {
                 assert_eq!(tcp.options.mss, Some(1460));
                 assert_eq!(tcp.options.window_scale, Some(7));
                 assert_eq!(ours.payload_len as usize, t.payload().len());
-                assert_eq!(ours.payload_off as usize, offset_in(&f, t.payload()));
+                assert_eq!(details.payload_off as usize, offset_in(&f, t.payload()));
                 // MSS (2), window scale (3) and the end-of-list padding (0), as the
                 // tcpOptions bitmap lays them out.
-                assert_eq!(tcp.options.kinds, 1 << 63 | 1 << 61 | 1 << 60);
-                assert_eq!(ours.l2.ethertype, 0x0800);
+                assert_eq!(details.tcp_option_kinds, 1 << 63 | 1 << 61 | 1 << 60);
+                assert_eq!(details.ethertype, 0x0800);
             }
             TransportSlice::Udp(u) => {
                 assert_eq!(
@@ -115,11 +129,11 @@ fn agrees_with_etherparse_on_built_frames() {
                     (u.source_port(), u.destination_port())
                 );
                 assert_eq!(ours.payload_len as usize, u.payload().len());
-                assert_eq!(ours.payload_off as usize, offset_in(&f, u.payload()));
-                assert_eq!(ours.l2.vlan_tags, 1);
-                assert_eq!(ours.l2.vlan_tci[0] & 0x0fff, ours.key.vlan);
-                assert_eq!(ours.l2.ethertype, 0x86dd);
-                assert_eq!(ours.tos, 0);
+                assert_eq!(details.payload_off as usize, offset_in(&f, u.payload()));
+                assert_eq!(details.vlan_tags, 1);
+                assert_eq!(details.vlan_tci[0] & 0x0fff, ours.key.vlan);
+                assert_eq!(details.ethertype, 0x86dd);
+                assert_eq!(details.tos, 0);
             }
             TransportSlice::Icmpv4(i) => {
                 assert_eq!(
@@ -168,13 +182,13 @@ fn gre_inner_packet_replaces_the_outer_one_with_frame_offsets() {
         gre_decap: true,
         ..cfg()
     };
-    let mut p = Packet::default();
-    decode(lt::ETHERNET, &f, &cfg, &mut p).unwrap();
+    let (mut p, mut d) = (Packet::default(), Details::default());
+    decode_with_details(lt::ETHERNET, &f, &cfg, &mut p, &mut d).unwrap();
     assert_eq!(p.key.src_addr().to_string(), "10.0.0.1");
     assert_eq!((p.key.dst_port, p.key.vlan, p.ttl), (53, 0x42, 9));
     assert_eq!(p.payload_len, 12);
-    assert_eq!(&f[p.payload_off as usize..], &[0xab; 12]);
-    assert_eq!((p.l2.vlan_tags, p.src_mac, p.dst_mac), (1, [1; 6], [2; 6]));
+    assert_eq!(&f[d.payload_off as usize..], &[0xab; 12]);
+    assert_eq!((d.vlan_tags, p.src_mac, p.dst_mac), (1, [1; 6], [2; 6]));
 }
 
 /// IPv4 options, IPv6 extension headers and the flags octet are read into the summary.
@@ -190,11 +204,11 @@ fn header_facts_ipv4_options_ipv6_extensions_flags_tos() {
         headers: true,
         ..cfg()
     };
-    let mut p = Packet::default();
-    decode(lt::RAW, &ip, &cfg, &mut p).unwrap();
-    assert_eq!((p.tos, p.ecn, p.ip_flags), (0xb8, 0, 0x2));
-    assert_eq!(p.ip_options, 1 << 1 | 1 << 7 | 1 << 0);
-    assert_eq!(p.payload_off, 40);
+    let (mut p, mut d) = (Packet::default(), Details::default());
+    decode_with_details(lt::RAW, &ip, &cfg, &mut p, &mut d).unwrap();
+    assert_eq!((d.tos, p.ecn, d.ip_flags), (0xb8, 0, 0x2));
+    assert_eq!(d.ip_options, 1 << 1 | 1 << 7 | 1 << 0);
+    assert_eq!(d.payload_off, 40);
     // IPv6: hop-by-hop, then destination options, then UDP; traffic class 0x2e.
     let mut v6 = vec![0x62, 0xe0, 0, 0, 0, 24, 0, 64];
     v6.extend_from_slice(&[0x20; 16]);
@@ -202,20 +216,21 @@ fn header_facts_ipv4_options_ipv6_extensions_flags_tos() {
     v6.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
     v6.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
     v6.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
-    decode(lt::RAW, &v6, &cfg, &mut p).unwrap();
-    assert_eq!((p.tos, p.ecn, p.ip_flags), (0x2e, 2, 0));
-    assert_eq!(p.ip_options, ip6_ext::HOP_BY_HOP | ip6_ext::DEST_OPTS);
-    assert_eq!((p.key.proto, p.payload_off), (17, 64));
+    decode_with_details(lt::RAW, &v6, &cfg, &mut p, &mut d).unwrap();
+    assert_eq!((d.tos, p.ecn, d.ip_flags), (0x2e, 2, 0));
+    assert_eq!(d.ip_options, ip6_ext::HOP_BY_HOP | ip6_ext::DEST_OPTS);
+    assert_eq!((p.key.proto, d.payload_off), (17, 64));
 }
 
 #[test]
 fn every_truncation_is_an_ignore_or_a_partial_decode_never_a_panic() {
     for f in built_frames() {
         for cut in 0..f.len() {
-            let r = dec(lt::ETHERNET, &f[..cut]);
-            if let Ok(p) = r {
+            let r = dec_details(lt::ETHERNET, &f[..cut]);
+            if let Ok((p, d)) = r {
                 // Whatever was decoded comes from bytes that exist.
                 assert!(p.ip_header_len as usize <= cut);
+                assert!(d.payload_off as usize <= f.len());
             }
         }
     }

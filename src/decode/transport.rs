@@ -6,13 +6,15 @@
 
 use super::link::Network;
 use super::wire::{u16_at, u32_at, u8_at};
-use super::{DecodeConfig, Ignore, Packet, TcpInfo, TcpOptions};
+use super::{DecodeConfig, DetailSink, Ignore, Packet, TcpInfo, TcpOptions};
 use crate::key::proto;
 
 /// Decode the transport header that starts at `l4_at` in `frame` (whose IP packet ends at
 /// `l4_end`, Ethernet padding excluded). `Some` is a GRE packet's inner IP packet, for the
 /// caller to decode in the outer one's place.
-pub(super) fn decode(
+#[allow(clippy::too_many_arguments)] // (inlined into one caller per IP version)
+#[inline(always)]
+pub(super) fn decode<D: DetailSink>(
     p: u8,
     frame: &[u8],
     l4_at: usize,
@@ -20,20 +22,28 @@ pub(super) fn decode(
     ip_payload: u32,
     cfg: &DecodeConfig,
     out: &mut Packet,
+    d: &mut D,
 ) -> Result<Option<Network>, Ignore> {
     let l4 = frame.get(l4_at..l4_end).unwrap_or(&[]);
     let header = match p {
         proto::TCP if ports(l4, out) => {
-            out.tcp = tcp(l4, cfg, out, ip_payload);
+            out.tcp = tcp(l4, cfg, out, ip_payload, d);
             out.tcp.map(|_| ip_payload - out.payload_len)
         }
-        proto::UDP if ports(l4, out) => Some(8),
-        proto::SCTP if ports(l4, out) => Some(12),
+        proto::UDP if ports(l4, out) => {
+            out.payload_len = ip_payload.saturating_sub(8);
+            Some(8)
+        }
+        proto::SCTP if ports(l4, out) => {
+            out.payload_len = ip_payload.saturating_sub(12);
+            Some(12)
+        }
         proto::ICMP | proto::ICMPV6 => match u16_at(l4, 0, Ignore::TruncatedL4) {
             Ok(tc) => {
                 out.key.src_port = 0;
                 out.key.dst_port = tc;
                 out.has_l4 = true;
+                out.payload_len = ip_payload.saturating_sub(8);
                 Some(8)
             }
             Err(_) => None,
@@ -41,9 +51,8 @@ pub(super) fn decode(
         proto::GRE if cfg.gre_decap => return gre(l4, l4_at).map(Some),
         _ => None,
     };
-    if let Some(h) = header {
-        out.payload_len = ip_payload.saturating_sub(h);
-        out.payload_off = (l4_at as u32).saturating_add(h);
+    if let (Some(h), Some(d)) = (header, d.get()) {
+        d.payload_off = (l4_at as u32).saturating_add(h);
     }
     Ok(None)
 }
@@ -63,13 +72,18 @@ fn ports(l4: &[u8], out: &mut Packet) -> bool {
     }
 }
 
-fn tcp(h: &[u8], cfg: &DecodeConfig, out: &mut Packet, ip_payload: u32) -> Option<TcpInfo> {
+fn tcp<D: DetailSink>(
+    h: &[u8],
+    cfg: &DecodeConfig,
+    out: &mut Packet,
+    ip_payload: u32,
+    d: &mut D,
+) -> Option<TcpInfo> {
     const S: Ignore = Ignore::TruncatedL4;
     let doff = usize::from(u8_at(h, 12, S).ok()? >> 4) * 4;
     if doff < 20 || h.len() < doff {
         return None;
     }
-    // (The caller sets the payload's length and offset from the header length.)
     out.payload_len = ip_payload.saturating_sub(doff as u32);
     let mut info = TcpInfo {
         seq: u32_at(h, 4, S).ok()?,
@@ -79,7 +93,11 @@ fn tcp(h: &[u8], cfg: &DecodeConfig, out: &mut Packet, ip_payload: u32) -> Optio
         options: TcpOptions::default(),
     };
     if cfg.tcp_options && doff > 20 {
-        info.options = tcp_options(&h[20..doff]);
+        let o = &h[20..doff];
+        info.options = tcp_options(o);
+        if let Some(d) = d.get() {
+            d.tcp_option_kinds = option_kinds(o);
+        }
     }
     Some(info)
 }
@@ -95,27 +113,37 @@ fn tcp_options(o: &[u8]) -> TcpOptions {
             u32::from_be_bytes([v0, v1, v2, v3]),
             u32::from_be_bytes([e0, e1, e2, e3]),
         ));
-        t.kinds = option_bit(1) | option_bit(8);
         return t;
     }
     walk_tcp_options(o)
 }
 
-/// The tcpOptions (IANA 209) bit of option `kind`: kind 0 is the most significant bit, as
-/// RFC 5102 lays the bitmap out; kinds above 63 have no bit.
-fn option_bit(kind: u8) -> u64 {
-    if kind < 64 {
-        1 << (63 - kind)
-    } else {
-        0
+/// The option kinds present, as the tcpOptions element (IANA 209) lays them out: kind 0 is
+/// the most significant bit (RFC 5102); kinds above 63 have no bit. The walk stops where
+/// [`walk_tcp_options`] stops.
+fn option_kinds(mut o: &[u8]) -> u64 {
+    let mut kinds = 0u64;
+    while let Some(&kind) = o.first() {
+        if kind < 64 {
+            kinds |= 1 << (63 - kind);
+        }
+        let len = match kind {
+            0 => break,
+            1 => 1,
+            _ => usize::from(o.get(1).copied().unwrap_or(0)),
+        };
+        if len < 1 || len > o.len() || (kind > 1 && len < 2) {
+            break;
+        }
+        o = &o[len..];
     }
+    kinds
 }
 
 /// Every option in turn (the general case of [`tcp_options`]).
 fn walk_tcp_options(mut o: &[u8]) -> TcpOptions {
     let mut t = TcpOptions::default();
     while let Some(&kind) = o.first() {
-        t.kinds |= option_bit(kind);
         match kind {
             0 => break,
             1 => {

@@ -11,7 +11,7 @@
 
 use super::table::{Slot, NIL};
 use super::{prefetch, FlowRecord, Meter};
-use crate::decode::Packet;
+use crate::decode::{Details, Packet};
 use crate::time::Timestamp;
 
 /// Packets between one step and the next: time for the lines asked for to arrive. (On the
@@ -52,11 +52,18 @@ pub struct Lookahead {
     /// `cap` octets per ring entry.
     payload: Vec<u8>,
     payload_len: [usize; RING],
+    /// The header facts of each queued packet, when the meter has plugins (else empty).
+    details: Vec<Details>,
 }
 
 impl Lookahead {
     pub fn new(meter: Meter) -> Self {
         let cap = meter.plugins().payload();
+        let details = if meter.plugins().is_empty() {
+            Vec::new()
+        } else {
+            vec![Details::default(); RING]
+        };
         Lookahead {
             meter,
             ring: [Queued::default(); RING],
@@ -65,7 +72,26 @@ impl Lookahead {
             cap,
             payload: vec![0; cap * RING],
             payload_len: [0; RING],
+            details,
         }
+    }
+
+    /// True when packets must be decoded with their [`Details`] (the meter has plugins):
+    /// into [`Lookahead::next_packet_with_details`].
+    pub fn wants_details(&self) -> bool {
+        !self.details.is_empty()
+    }
+
+    /// Where to decode the next packet and its details (see [`Lookahead::wants_details`]).
+    #[inline]
+    pub fn next_packet_with_details(&mut self) -> (&mut Packet, &mut Details) {
+        let i = (self.head + self.len) % RING;
+        if self.details.len() < RING {
+            // (No plugin: nobody reads the details. A vector grown for them keeps this
+            // simple; `wants_details` still tells the truth: it is read once, up front.)
+            self.details.resize(RING, Details::default());
+        }
+        (&mut self.ring[i].pkt, &mut self.details[i])
     }
 
     /// The meter, for its statistics and memory use (queued packets are not counted yet).
@@ -129,8 +155,9 @@ impl Lookahead {
     #[inline(never)]
     fn keep_payload(&mut self, i: usize, frame: &[u8]) {
         let p = &self.ring[i].pkt;
-        let start = (p.payload_off as usize).min(frame.len());
-        let n = if p.payload_off == 0 {
+        let off = self.details.get(i).map_or(0, |d| d.payload_off);
+        let start = (off as usize).min(frame.len());
+        let n = if off == 0 {
             0
         } else {
             (frame.len() - start)
@@ -142,17 +169,31 @@ impl Lookahead {
         self.payload_len[i] = n;
     }
 
+    #[inline(always)]
     fn meter_oldest(&mut self) {
         let i = self.head;
         let q = &self.ring[i];
         self.head = (self.head + 1) % RING;
         self.len -= 1;
         let look = q.pkt.frag.is_none().then_some((q.hash, q.candidate));
+        if self.details.is_empty() {
+            self.meter.meter_packet(q.ts, &q.pkt, None, look);
+        } else {
+            self.meter_detailed(i, look);
+        }
+    }
+
+    /// [`Lookahead::meter_oldest`] for a meter with plugins: the packet's details and payload
+    /// go along.
+    #[inline(never)]
+    fn meter_detailed(&mut self, i: usize, look: Option<(u64, Slot)>) {
+        let q = &self.ring[i];
         let payload = match self.cap {
             0 => &[][..],
             cap => &self.payload[i * cap..i * cap + self.payload_len[i]],
         };
-        self.meter.meter_packet(q.ts, &q.pkt, payload, look);
+        let extra = self.details.get(i).map(|d| (d, payload));
+        self.meter.meter_packet(q.ts, &q.pkt, extra, look);
     }
 
     /// Meter every queued packet now.

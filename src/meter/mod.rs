@@ -20,10 +20,10 @@ mod transport;
 pub use ext::{ExtKey, ExtValue, ExtWriter, Extensions};
 pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Verdict};
-pub use record::{end_reason, DirStats, FlowRecord};
+pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 
-use crate::decode::{FragInfo, Packet};
+use crate::decode::{Details, FragInfo, Packet};
 use crate::time::Timestamp;
 use flow::{Dir, Flow, NO_REVERSE};
 use frag::{FragKey, FragTable, Held};
@@ -252,13 +252,20 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
-        self.meter_packet(ts, pkt, &[], None);
+        self.meter_packet(ts, pkt, None, None);
     }
 
-    /// Account one decoded packet captured at `ts`, with the first octets of its transport
-    /// payload for the plugins that read payload (see [`PluginSet::payload`]).
-    pub fn handle_packet_with_payload(&mut self, ts: Timestamp, pkt: &Packet, payload: &[u8]) {
-        self.meter_packet(ts, pkt, payload, None);
+    /// Account one decoded packet captured at `ts`, with the header facts only plugins use
+    /// and the first octets of its transport payload (for the plugins that read payload: see
+    /// [`PluginSet::payload`]).
+    pub fn handle_packet_with_details(
+        &mut self,
+        ts: Timestamp,
+        pkt: &Packet,
+        details: &Details,
+        payload: &[u8],
+    ) {
+        self.meter_packet(ts, pkt, Some((details, payload)), None);
     }
 
     /// The enabled plugins.
@@ -266,21 +273,22 @@ impl Meter {
         &self.plugins
     }
 
-    /// Meter a packet; `look` is its key's hash and the slot its look-ahead found, if any.
+    /// Meter a packet; `extra` is its details and payload prefix for the plugins, `look` its
+    /// key's hash and the slot its look-ahead found, if any.
     #[inline]
     fn meter_packet(
         &mut self,
         ts: Timestamp,
         pkt: &Packet,
-        payload: &[u8],
+        extra: Extra<'_>,
         look: Option<(u64, Slot)>,
     ) {
         self.stats.packets += 1;
         self.settle();
         self.advance(ts);
         match pkt.frag {
-            Some(frag) => self.handle_fragment(ts, pkt, payload, frag),
-            None => self.account(ts, pkt, payload, None, look),
+            Some(frag) => self.handle_fragment(ts, pkt, extra, frag),
+            None => self.account(ts, pkt, extra, None, look),
         }
     }
 
@@ -353,7 +361,7 @@ impl Meter {
         &mut self,
         ts: Timestamp,
         pkt: &Packet,
-        payload: &[u8],
+        extra: Extra<'_>,
         held: Option<Held>,
         look: Option<(u64, Slot)>,
     ) {
@@ -378,7 +386,7 @@ impl Meter {
         let mut slot = slot;
         let mut plugin_end = false;
         if !self.plugins.is_empty() {
-            (slot, reverse, plugin_end) = self.run_plugins(ts, pkt, payload, slot, reverse);
+            (slot, reverse, plugin_end) = self.run_plugins(ts, pkt, extra, slot, reverse);
         }
         let i = slot as usize;
         // (The packet's key has its flow's protocol: the flow was found by it.)
@@ -427,16 +435,29 @@ impl Meter {
         &mut self,
         ts: Timestamp,
         pkt: &Packet,
-        payload: &[u8],
+        extra: Extra<'_>,
         slot: Slot,
         reverse: bool,
     ) -> (Slot, bool, bool) {
         let f = self.table.flow(slot);
         let fresh = f.fwd.packets == 0 && f.rev.packets == 0;
         let flow_id = f.flow_id;
+        const NO_DETAILS: Details = Details {
+            payload_off: 0,
+            tos: 0,
+            ip_flags: 0,
+            ip_options: 0,
+            tcp_option_kinds: 0,
+            ethertype: 0,
+            vlan_tci: [0; 2],
+            vlan_tags: 0,
+            mpls_top: 0,
+        };
+        let (details, payload) = extra.unwrap_or((&NO_DETAILS, &[]));
         let mut view = PacketView {
             ts,
             pkt,
+            details,
             reverse,
             payload,
         };
@@ -550,7 +571,7 @@ impl Meter {
         slot
     }
 
-    fn handle_fragment(&mut self, ts: Timestamp, pkt: &Packet, payload: &[u8], frag: FragInfo) {
+    fn handle_fragment(&mut self, ts: Timestamp, pkt: &Packet, extra: Extra<'_>, frag: FragInfo) {
         let now_ms = ts.millis();
         let fk = FragKey::of(&pkt.key, frag.id);
         let share = pkt.ip_len.saturating_sub(pkt.ip_header_len);
@@ -560,14 +581,16 @@ impl Meter {
             d.key = Some(pkt.key);
             let held = std::mem::take(&mut d.held);
             let held = (held.packets > 0).then_some(held);
-            self.account(ts, pkt, payload, held, None);
+            self.account(ts, pkt, extra, held, None);
         } else if let Some(key) = d.key {
             let p = Packet {
                 key,
                 tcp: None,
                 ..*pkt
             };
-            self.account(ts, &p, &[], None, None);
+            // (A later fragment carries no transport header: its details stay, no payload.)
+            let extra = extra.map(|(d, _)| (d, &[][..]));
+            self.account(ts, &p, extra, None, None);
         } else {
             let h = &mut d.held;
             h.min_ttl = if h.packets == 0 {
@@ -632,12 +655,20 @@ impl Meter {
             }
         }
         if !self.plugins.is_empty() {
-            rec.ext = self.plugins.export(slot, &rec);
+            // (The plugins see a summary, not the record: a record whose address escapes to
+            // a call is built on the stack and copied out, a copy of every record even when
+            // no plugin is enabled.)
+            let summary = FlowSummary::of(&rec);
+            rec.ext = self.plugins.export(slot, &summary);
         }
         self.stats.records_emitted += 1;
         rec
     }
 }
+
+/// What a packet brings for the plugins: its header details and payload prefix (`None` when
+/// the meter has no plugins).
+type Extra<'a> = Option<(&'a Details, &'a [u8])>;
 
 /// Make `v[i]` exist (filled with `fill` if new). A side array grows by a fixed step, like
 /// the flow slab beside it, rather than doubling: a doubled array's unused half would cost up

@@ -19,8 +19,8 @@
 //! decoded headers and payload bytes, never a clock or a socket.
 
 use super::ext::{ExtKey, ExtWriter, Extensions};
-use super::FlowRecord;
-use crate::decode::Packet;
+use super::FlowSummary;
+use crate::decode::{Details, Packet};
 use crate::time::Timestamp;
 
 /// One packet as a plugin sees it.
@@ -30,6 +30,8 @@ pub struct PacketView<'a> {
     pub ts: Timestamp,
     /// The decoded headers.
     pub pkt: &'a Packet,
+    /// Header facts the meter itself does not use (ToS, VLAN tags, TCP option kinds, ...).
+    pub details: &'a Details,
     /// The packet travels in the flow's reverse direction (from the flow's first packet's
     /// destination).
     pub reverse: bool,
@@ -80,10 +82,9 @@ pub trait FlowPlugin: Send + 'static {
     /// The plugin may answer true in [`FlowPlugin::split_before`].
     const SPLITS: bool = false;
 
-    /// The flow has ended (`rec` is its record so far): write the elements into `out`.
-    /// False: the plugin has nothing for this flow, and the record's template leaves its
-    /// elements out.
-    fn export(&mut self, state: Self::State, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool;
+    /// The flow has ended (`flow` sums it up): write the elements into `out`. False: the
+    /// plugin has nothing for this flow, and the record's template leaves its elements out.
+    fn export(&mut self, state: Self::State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
 }
 
 /// A plugin with its per-flow state, type-erased: what the meter holds.
@@ -94,7 +95,7 @@ pub trait Hosted: Send {
     fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict;
     fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool;
     /// Write the flow's elements and free its state; true when the plugin had something.
-    fn export(&mut self, slot: u32, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool;
+    fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
     /// States held now, at most at once, and the bytes the plugin's tables take.
     fn memory(&self) -> (usize, usize, usize);
 }
@@ -223,9 +224,9 @@ impl<P: FlowPlugin> Hosted for Host<P> {
         }
     }
 
-    fn export(&mut self, slot: u32, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool {
+    fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
         match self.take(slot) {
-            Some(state) => self.plugin.export(state, rec, out),
+            Some(state) => self.plugin.export(state, flow, out),
             None => false,
         }
     }
@@ -293,12 +294,12 @@ impl PluginSet {
     }
 
     /// The values of every plugin attached to the flow in `slot`, freeing their state.
-    pub(super) fn export(&mut self, slot: u32, rec: &FlowRecord) -> Option<Box<Extensions>> {
+    pub(super) fn export(&mut self, slot: u32, flow: &FlowSummary) -> Option<Box<Extensions>> {
         let mut ext = Extensions::default();
         for h in &mut self.plugins {
             let n = h.number();
             let mut out = ExtWriter::new(&mut ext, &self.wanted);
-            if h.export(slot, rec, &mut out) {
+            if h.export(slot, flow, &mut out) {
                 ext.present |= 1u64 << (n & 63);
             }
         }

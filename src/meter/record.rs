@@ -63,6 +63,53 @@ pub struct FlowRecord {
     pub ext: Option<Box<Extensions>>,
 }
 
+/// What a plugin sees of a flow when it ends (see `meter::plugin`): the record's key, times
+/// and per-direction counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowSummary {
+    pub key: FlowKey,
+    pub flow_id: u64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub end_reason: u8,
+    /// Forward, then reverse.
+    pub packets: [u64; 2],
+    pub octets: [u64; 2],
+    /// TCP flags of the first packet, and of every later one ORed, per direction.
+    pub initial_tcp_flags: [u8; 2],
+    pub union_tcp_flags: [u8; 2],
+}
+
+impl FlowSummary {
+    #[inline(always)]
+    pub fn of(r: &FlowRecord) -> FlowSummary {
+        FlowSummary {
+            key: r.key,
+            flow_id: r.flow_id,
+            start: r.start,
+            end: r.end,
+            end_reason: r.end_reason,
+            packets: [r.fwd.packets, r.rev.packets],
+            octets: [r.fwd.octets, r.rev.octets],
+            initial_tcp_flags: [r.fwd.initial_tcp_flags, r.rev.initial_tcp_flags],
+            union_tcp_flags: [r.fwd.union_tcp_flags, r.rev.union_tcp_flags],
+        }
+    }
+
+    /// Packets in both directions.
+    pub fn packets(&self) -> u64 {
+        self.packets[0] + self.packets[1]
+    }
+
+    /// Every TCP flag seen in either direction.
+    pub fn tcp_flags(&self) -> u8 {
+        self.initial_tcp_flags[0]
+            | self.initial_tcp_flags[1]
+            | self.union_tcp_flags[0]
+            | self.union_tcp_flags[1]
+    }
+}
+
 impl FlowRecord {
     /// True when packets were seen in the reverse direction.
     pub fn has_reverse(&self) -> bool {

@@ -10,7 +10,7 @@
 
 use super::{wire_payload, Built, Needs, OptionSpec, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
-use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowRecord, Host, PacketView, Verdict};
+use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
 
 pub static SPEC: Spec = Spec {
     kind: PluginKind::Pstats,
@@ -151,13 +151,8 @@ impl FlowPlugin for Pstats {
         Verdict::Continue
     }
 
-    fn export(&mut self, s: State, rec: &FlowRecord, out: &mut ExtWriter<'_>) -> bool {
-        let packets = rec.fwd.packets + rec.rev.packets;
-        let flags = rec.fwd.initial_tcp_flags
-            | rec.fwd.union_tcp_flags
-            | rec.rev.initial_tcp_flags
-            | rec.rev.union_tcp_flags;
-        if packets <= 1 && flags & 0x02 != 0 {
+    fn export(&mut self, s: State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        if flow.packets() <= 1 && flow.tcp_flags() & 0x02 != 0 {
             return false;
         }
         let n = usize::from(s.count);
@@ -208,18 +203,21 @@ mod tests {
             let v = PacketView {
                 ts: Timestamp::from_millis(*ms),
                 pkt,
+                details: &Default::default(),
                 reverse: *reverse,
                 payload: &[],
             };
             let st = s.get_or_insert_with(|| plugin.attach(&v).unwrap());
             plugin.packet(st, &v);
         }
-        let mut rec = FlowRecord::default();
-        rec.fwd.packets = pkts.len() as u64;
+        let flow = FlowSummary {
+            packets: [pkts.len() as u64, 0],
+            ..FlowSummary::default()
+        };
         let mut ext = Extensions::default();
         let keys = [LENGTH, TIME, FLAGS, DIRECTION];
         let mut w = ExtWriter::new(&mut ext, &keys);
-        assert!(plugin.export(s.unwrap(), &rec, &mut w));
+        assert!(plugin.export(s.unwrap(), &flow, &mut w));
         ext
     }
 
