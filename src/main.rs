@@ -98,7 +98,7 @@ fn run(args: &Args) -> Result<Outcome> {
         tcp: TcpConfig {
             gap_depth: yaml_meter.tcp.gap_depth,
             echo_rule: yaml_meter.tcp.echo_rule,
-            ..TcpConfig::from_features(features)
+            ..features.tcp_config()
         },
         ..yaml_meter
     };

@@ -16,7 +16,7 @@
 //! `unsafe` here is confined to the socket calls nix does not wrap: `bind` to a link-layer
 //! address, and setting and reading `SOL_PACKET` options.
 
-use super::ring::{Ring, RingFrame, RETIRE_MS};
+use super::ring::{set_packet_option, Ring, RingFrame, RETIRE_MS};
 use super::{linktype, CaptureError, CaptureErrorKind, Frame, PacketSource};
 use crate::time::Timestamp;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
@@ -272,30 +272,6 @@ fn promiscuous(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
         mr_address: [0; 8],
     };
     set_packet_option(fd, libc::PACKET_ADD_MEMBERSHIP, &mreq)
-}
-
-/// Set the `SOL_PACKET` option `opt` to `value` (a plain C struct or integer).
-pub(super) fn set_packet_option<T: Copy>(
-    fd: &OwnedFd,
-    opt: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: `value` is a live, initialised `T` for the whole call, the length passed is its
-    // size, and the kernel only reads it; `fd` is an open packet socket.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            opt,
-            (value as *const T).cast::<libc::c_void>(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Frames the kernel dropped since the last call (its buffer was full).

@@ -7,7 +7,7 @@
 //! since the kernel writes it concurrently), and viewing a block qof holds as bytes.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -71,7 +71,7 @@ fn read_u16(b: &[u8], at: usize) -> u16 {
 impl Ring {
     /// Switch the packet socket `fd` to `TPACKET_V3` and map its receive ring.
     pub fn new(fd: &OwnedFd) -> io::Result<Ring> {
-        super::live::set_packet_option(
+        set_packet_option(
             fd,
             libc::PACKET_VERSION,
             &(libc::tpacket_versions::TPACKET_V3 as libc::c_int),
@@ -85,7 +85,7 @@ impl Ring {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        super::live::set_packet_option(fd, libc::PACKET_RX_RING, &req)?;
+        set_packet_option(fd, libc::PACKET_RX_RING, &req)?;
         let len = BLOCK_SIZE * BLOCKS;
         // SAFETY: a fresh shared mapping of the socket's ring, of the size the kernel was
         // just told; no existing memory is touched. Released in `Drop`.
@@ -230,5 +230,29 @@ impl Drop for Ring {
         // SAFETY: exactly the mapping made in `new`, unmapped once; no view of it outlives
         // `self`.
         let _ = unsafe { nix::sys::mman::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// Set the `SOL_PACKET` option `opt` to `value` (a plain C struct or integer).
+pub(super) fn set_packet_option<T: Copy>(
+    fd: &OwnedFd,
+    opt: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised `T` for the whole call, the length passed is its
+    // size, and the kernel only reads it; `fd` is an open packet socket.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            opt,
+            (value as *const T).cast::<libc::c_void>(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

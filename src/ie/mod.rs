@@ -8,7 +8,7 @@ mod value;
 pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
-use crate::meter::{DirStats, ExtKey, ExtValue, FlowRecord};
+use crate::meter::{DirStats, ExtKey, ExtValue, FlowRecord, TcpConfig};
 
 /// Private Enterprise Numbers used by qof's elements.
 pub mod pen {
@@ -229,6 +229,22 @@ impl Features {
     /// TCP options must be parsed (MSS, window scale, SACK, timestamps).
     pub fn tcp_options(self) -> bool {
         self.has(Features::TCPOPT)
+    }
+
+    /// The TCP measurements these features switch on. (The mapping lives here, beside the
+    /// features, so that the meter knows nothing of the element table.)
+    pub fn tcp_config(self) -> TcpConfig {
+        let rtt = self.has(Features::RTT);
+        TcpConfig {
+            seq: self.has(Features::SEQ) || rtt,
+            rtt,
+            ack: self.has(Features::ACK),
+            rwin: self.has(Features::RWIN),
+            ts: self.has(Features::TS),
+            iat: self.has(Features::IAT),
+            options: self.has(Features::TCPOPT),
+            ..TcpConfig::default()
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 //! growing does.
 
 use super::prefetch;
-use super::table::Slot;
+
+/// A slot of the flow table's slab: what an index entry names.
+pub(crate) type Slot = u32;
 
 const SLOT_BITS: u32 = 27;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;

@@ -36,8 +36,7 @@ pub(crate) enum Side {
     Reverse,
 }
 
-/// A slot of the slab.
-pub(crate) type Slot = u32;
+pub(crate) use super::index::Slot;
 
 /// No slot: the end of a wheel list.
 pub(crate) const NIL: u32 = u32::MAX;

@@ -530,7 +530,16 @@ fn queued_packets_give_the_records_of_packets_metered_at_once() {
     for round in 0..40 {
         let (mut cfg, packets) = random_round(&mut next, round);
         if round % 2 == 1 {
-            cfg.tcp = TcpConfig::from_features(crate::ie::Features(u16::MAX));
+            cfg.tcp = TcpConfig {
+                seq: true,
+                rtt: true,
+                ack: true,
+                rwin: true,
+                ts: true,
+                iat: true,
+                options: true,
+                ..TcpConfig::default()
+            };
         }
         let (mut now, mut queued) = (Meter::new(cfg), Lookahead::new(Meter::new(cfg)));
         let (mut a, mut b) = (Vec::new(), Vec::new());

@@ -17,7 +17,6 @@ pub use seq::SeqCounters;
 
 use super::pool::{Pool, NONE};
 use crate::decode::TcpInfo;
-use crate::ie::Features;
 use rtt::{RttInput, RttState};
 use seq::{seq_before, LossPool, SeqDir};
 
@@ -69,20 +68,6 @@ impl Default for TcpConfig {
 impl TcpConfig {
     /// What the template's elements switch on. RTT and loss events need sequence tracking
     /// (to know which segments are new).
-    pub fn from_features(f: Features) -> TcpConfig {
-        let rtt = f.has(Features::RTT);
-        TcpConfig {
-            seq: f.has(Features::SEQ) || rtt,
-            rtt,
-            ack: f.has(Features::ACK),
-            rwin: f.has(Features::RWIN),
-            ts: f.has(Features::TS),
-            iat: f.has(Features::IAT),
-            options: f.has(Features::TCPOPT),
-            ..TcpConfig::default()
-        }
-    }
-
     pub fn any(&self) -> bool {
         self.seq || self.rtt || self.ack || self.rwin || self.ts || self.iat || self.options
     }
