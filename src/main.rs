@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.plugins.iter().any(|p| p == "help") {
+        print!("{}", qof::plugins::help());
+        return ExitCode::SUCCESS;
+    }
     match run(&args) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::InputError | Outcome::Undelivered) => ExitCode::from(1),

@@ -25,6 +25,10 @@ struct Args {
     /// Skip options records (exporter statistics and the like).
     #[arg(long)]
     no_options: bool,
+    /// Print the enterprise elements qof knows (CERT, QoF, CESNET, Flowmon) as an XML
+    /// registry, for a collector's element file (`ipfixDump --element-file`), and exit.
+    #[arg(long)]
+    element_xml: bool,
 }
 
 /// A line on standard error. Unlike `eprintln!`, a closed stderr is ignored rather than a panic.
@@ -46,6 +50,16 @@ enum Stop {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.element_xml {
+        return match io::stdout().write_all(qof::ie::registry_xml().as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                report!("qofdump: writing output: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let files = if args.files.is_empty() {
         vec!["-".to_string()]
     } else {

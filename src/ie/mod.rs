@@ -2,9 +2,11 @@
 //! enables, which records carry it and how its value is read from a flow record. Templates,
 //! the IPFIX encoder, the JSON printer, `qofdump` and the documentation all work from it.
 
+mod registry;
 mod table;
 mod value;
 
+pub use registry::{registry_xml, type_name};
 pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 

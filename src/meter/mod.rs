@@ -8,6 +8,8 @@ mod frag;
 mod index;
 mod lookahead;
 pub mod plugin;
+#[cfg(test)]
+mod plugin_tests;
 mod pool;
 mod prefetch;
 mod record;

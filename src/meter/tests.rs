@@ -9,7 +9,7 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
-fn v4(a: [u8; 4], sp: u16, b: [u8; 4], dp: u16, p: u8) -> FlowKey {
+pub(super) fn v4(a: [u8; 4], sp: u16, b: [u8; 4], dp: u16, p: u8) -> FlowKey {
     let mut k = FlowKey {
         src_port: sp,
         dst_port: dp,
@@ -20,8 +20,8 @@ fn v4(a: [u8; 4], sp: u16, b: [u8; 4], dp: u16, p: u8) -> FlowKey {
     k
 }
 
-const A: [u8; 4] = [10, 0, 0, 1];
-const B: [u8; 4] = [10, 0, 0, 2];
+pub(super) const A: [u8; 4] = [10, 0, 0, 1];
+pub(super) const B: [u8; 4] = [10, 0, 0, 2];
 
 fn tcp(key: FlowKey, flags: u8, len: u32) -> Packet {
     Packet {
@@ -39,7 +39,7 @@ fn tcp(key: FlowKey, flags: u8, len: u32) -> Packet {
     }
 }
 
-fn udp(key: FlowKey, len: u32) -> Packet {
+pub(super) fn udp(key: FlowKey, len: u32) -> Packet {
     Packet {
         key,
         ip_len: 28 + len,
@@ -388,7 +388,10 @@ fn many_flows_all_come_out_exactly_once() {
 /// A random test round: a meter configuration (tiny tables, short timeouts) and packets over
 /// a small key space, with random TCP flags, time steps (some backwards, some huge) and
 /// fragments, as (ms, packet).
-fn random_round(next: &mut impl FnMut() -> u64, round: u32) -> (MeterConfig, Vec<(u64, Packet)>) {
+pub(super) fn random_round(
+    next: &mut impl FnMut() -> u64,
+    round: u32,
+) -> (MeterConfig, Vec<(u64, Packet)>) {
     let cfg = MeterConfig {
         idle_timeout_ms: 1 + next() % 5_000,
         active_timeout_ms: 1 + next() % 20_000,
@@ -463,7 +466,7 @@ fn random_round(next: &mut impl FnMut() -> u64, round: u32) -> (MeterConfig, Vec
     (cfg, packets)
 }
 
-fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+pub(super) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -82,6 +82,26 @@ pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
     REGISTRY.iter().copied().find(|s| s.kind == kind)
 }
 
+/// `--plugin help`: every plugin, what it measures, its options and its elements.
+pub fn help() -> String {
+    use std::fmt::Write;
+    let mut out = String::from("Plugins (--plugin NAME[;OPTION[=VALUE]...], repeatable):\n");
+    for s in REGISTRY {
+        let _ = writeln!(out, "\n  {:<12} {}", s.kind.name(), s.about);
+        for o in s.options {
+            let name = if o.takes_value {
+                format!("{}=VALUE", o.name)
+            } else {
+                o.name.to_string()
+            };
+            let _ = writeln!(out, "    {:<22} ({}) {}", name, o.short, o.help);
+        }
+        let names: Vec<&str> = s.kind.elements().map(|ie| ie.name).collect();
+        let _ = writeln!(out, "    elements: {}", names.join(", "));
+    }
+    out
+}
+
 /// A bad `--plugin` argument or YAML `plugins:` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginError(pub String);

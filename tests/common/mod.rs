@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The captures the tests read, carried in the repository (`tests/data/README.md` names each
 /// one's origin and licence).
@@ -76,4 +76,70 @@ pub fn template_yaml(elements: &[&str]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A pcap of raw IPv4/UDP packets (LINKTYPE_RAW) carrying `payloads` from port 40000 to `port`.
+pub fn udp_pcap(payloads: &[Vec<u8>], port: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    // Magic, version 2.4 (two little-endian u16s), zone, accuracy, snap length, LINKTYPE_RAW.
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 101] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, p) in payloads.iter().enumerate() {
+        let total = 28 + p.len();
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            i as u8,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ];
+        ip.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let udp_len = (8 + p.len()) as u16;
+        ip.extend_from_slice(&40_000u16.to_be_bytes());
+        ip.extend_from_slice(&port.to_be_bytes());
+        ip.extend_from_slice(&udp_len.to_be_bytes());
+        ip.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        ip.extend_from_slice(p);
+        for v in [
+            1_700_000_000 + i as u32,
+            0,
+            ip.len() as u32,
+            ip.len() as u32,
+        ] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(&ip);
+    }
+    f
+}
+
+/// `tshark -V` of the datagrams, decoded as NetFlow/IPFIX (the `cflow` dissector).
+pub fn tshark_decode(datagrams: &[Vec<u8>], port: u16, tmp: &Path) -> String {
+    let pcap = tmp.join(format!("netflow-{port}.pcap"));
+    std::fs::write(&pcap, udp_pcap(datagrams, port)).unwrap();
+    let out = run(Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-d", &format!("udp.port=={port},cflow"), "-V"])
+        .stdin(Stdio::null()));
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
