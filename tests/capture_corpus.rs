@@ -951,8 +951,8 @@ fn pcap_oversized_record_is_damage_not_an_allocation() {
 
 /// Every corpus frame, damaged three ways (one to four bytes of its first 96 overwritten at
 /// random, and sometimes cut short), through the whole pipeline: decode, every TCP
-/// measurement, JSON, and the default template's IPFIX. qof must not panic, must exit 0 and
-/// must account for every frame (metered or ignored).
+/// measurement, JSON, the default template's IPFIX, and every plugin (IPFIX and JSON). qof
+/// must not panic, must exit 0 and must account for every frame (metered or ignored).
 #[test]
 fn damaged_frames_through_the_whole_pipeline_never_panic() {
     let mut rng = Rng(0x0bad_f00d_dead_beef);
@@ -1001,7 +1001,17 @@ fn damaged_frames_through_the_whole_pipeline_never_panic() {
         }
         let damaged = dir.path().join("damaged.pcap");
         std::fs::write(&damaged, &out).expect("write damaged capture");
-        let runs: [&[&str]; 2] = [
+        // Every TCP element (JSON), the default template (IPFIX), and every plugin (both).
+        let mut plugins: Vec<&str> = Vec::new();
+        for s in qof::plugins::REGISTRY {
+            plugins.extend(["--plugin", s.kind.name()]);
+        }
+        let json_plugins: Vec<&str> = plugins
+            .iter()
+            .copied()
+            .chain(["--format", "json"])
+            .collect();
+        let runs: [&[&str]; 4] = [
             &[
                 "--yaml",
                 tcp_all.to_str().expect("utf-8"),
@@ -1009,6 +1019,8 @@ fn damaged_frames_through_the_whole_pipeline_never_panic() {
                 "json",
             ],
             &[],
+            &plugins,
+            &json_plugins,
         ];
         for extra in runs {
             let records = dir.path().join("records");
