@@ -13,6 +13,7 @@ mod plugin_tests;
 mod pool;
 mod prefetch;
 mod record;
+mod stream;
 mod table;
 mod tcp;
 #[cfg(test)]
@@ -21,7 +22,7 @@ mod transport;
 
 pub use ext::{ExtKey, ExtValue, ExtWriter, Extensions};
 pub use lookahead::Lookahead;
-pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Verdict};
+pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 
@@ -462,6 +463,7 @@ impl Meter {
             details,
             reverse,
             payload,
+            stream: &[],
         };
         let mut slot = slot;
         if fresh {

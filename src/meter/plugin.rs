@@ -19,6 +19,7 @@
 //! decoded headers and payload bytes, never a clock or a socket.
 
 use super::ext::{ExtKey, ExtWriter, Extensions};
+use super::stream::Streams;
 use super::FlowSummary;
 use crate::decode::{Details, Packet};
 use crate::time::Timestamp;
@@ -38,6 +39,10 @@ pub struct PacketView<'a> {
     /// The first octets of the transport payload: what was captured of it, at most
     /// [`PluginSet::payload`] octets; empty when no enabled plugin asked for payload.
     pub payload: &'a [u8],
+    /// For a TCP packet, when a plugin asked for streams: the first octets of this
+    /// direction's byte stream, in sequence order, this packet's included (see
+    /// `meter::stream`). Empty otherwise.
+    pub stream: &'a [u8],
 }
 
 /// What a plugin wants done after a packet.
@@ -82,6 +87,10 @@ pub trait FlowPlugin: Send + 'static {
     /// The plugin may answer true in [`FlowPlugin::split_before`].
     const SPLITS: bool = false;
 
+    /// The plugin reads [`PacketView::stream`]. A flow's stream buffer is freed as soon as
+    /// none of its plugins that read streams is still being called for it.
+    const READS_STREAM: bool = false;
+
     /// The flow has ended (`flow` sums it up): write the elements into `out`. False: the
     /// plugin has nothing for this flow, and the record's template leaves its elements out.
     fn export(&mut self, state: Self::State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
@@ -94,6 +103,8 @@ pub trait Hosted: Send {
     fn attach(&mut self, slot: u32, p: &PacketView<'_>);
     fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict;
     fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool;
+    /// The plugin still reads the stream of the flow in `slot`.
+    fn wants_stream(&self, slot: u32) -> bool;
     /// Write the flow's elements and free its state; true when the plugin had something.
     fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
     /// States held now, at most at once, and the bytes the plugin's tables take.
@@ -102,6 +113,8 @@ pub trait Hosted: Send {
 
 /// No state for this slot.
 const NONE: u32 = u32::MAX;
+/// The flow in this slot no longer keeps a stream: no plugin reads it any more.
+const CLOSED: u32 = u32::MAX - 1;
 
 enum Entry<S> {
     Live {
@@ -224,6 +237,17 @@ impl<P: FlowPlugin> Hosted for Host<P> {
         }
     }
 
+    fn wants_stream(&self, slot: u32) -> bool {
+        if !P::READS_STREAM {
+            return false;
+        }
+        let i = self.index.get(slot as usize).copied().unwrap_or(NONE);
+        matches!(
+            self.states.get(i as usize),
+            Some(Entry::Live { done: false, .. })
+        )
+    }
+
     fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
         match self.take(slot) {
             Some(state) => self.plugin.export(state, flow, out),
@@ -246,21 +270,45 @@ pub struct PluginSet {
     wanted: Vec<ExtKey>,
     /// Octets of payload the plugins read at most (0: none reads payload).
     payload: usize,
+    /// Octets of each TCP direction's stream the plugins read at most (0: none).
+    stream_cap: usize,
+    /// By flow slot: the index of its streams in `streams`, or [`NONE`].
+    stream_index: Vec<u32>,
+    streams: Vec<Streams>,
+    /// Free entries of `streams`.
+    free_streams: Vec<u32>,
     /// Some plugin may split flows.
     splits: bool,
 }
 
+/// What plugins read of packets: the most payload (octets per packet) and the most of each
+/// TCP direction's stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub payload: usize,
+    pub stream: usize,
+}
+
 impl PluginSet {
-    /// `plugins` in template order; `wanted`: the element keys the template lists;
-    /// `payload`: the most payload any of them reads.
-    pub fn new(plugins: Vec<Box<dyn Hosted>>, mut wanted: Vec<ExtKey>, payload: usize) -> Self {
+    /// `plugins` in template order; `wanted`: the element keys the template lists; `reads`:
+    /// the most payload and stream any of them reads.
+    pub fn new(plugins: Vec<Box<dyn Hosted>>, mut wanted: Vec<ExtKey>, reads: Reads) -> Self {
         wanted.sort_unstable();
         wanted.dedup();
         PluginSet {
             splits: plugins.iter().any(|p| p.splits()),
             plugins,
             wanted,
-            payload,
+            // A stream is built from whole segments: their payload must be kept.
+            payload: if reads.stream > 0 {
+                reads.payload.max(reads.stream.min(usize::from(u16::MAX)))
+            } else {
+                reads.payload
+            },
+            stream_cap: reads.stream,
+            stream_index: Vec::new(),
+            streams: Vec::new(),
+            free_streams: Vec::new(),
         }
     }
 
@@ -284,17 +332,76 @@ impl PluginSet {
         self.splits && self.plugins.iter_mut().any(|h| h.split_before(slot, p))
     }
 
-    /// Every plugin sees `p`; true when one of them ends the flow after it.
+    /// Every plugin sees `p` (with its direction's stream, for TCP when streams are read);
+    /// true when one of them ends the flow after it.
     pub(super) fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
         let mut end = false;
-        for h in &mut self.plugins {
-            end |= h.packet(slot, p) == Verdict::EndAfter;
+        match (self.stream_cap, p.pkt.tcp) {
+            (cap, Some(tcp)) if cap > 0 && self.stream_open(slot) => {
+                let i = self.stream_entry(slot);
+                let syn = tcp.flags & 0x02 != 0;
+                let stream = self.streams[i].push(cap, p.reverse, tcp.seq, syn, p.payload);
+                let view = PacketView { stream, ..*p };
+                for h in &mut self.plugins {
+                    end |= h.packet(slot, &view) == Verdict::EndAfter;
+                }
+                if !self.plugins.iter().any(|h| h.wants_stream(slot)) {
+                    // Nobody reads this flow's stream any more: its buffer goes now, not
+                    // with the flow (thousands of long TCP flows would each hold one).
+                    self.free_stream(slot);
+                    self.stream_index[slot as usize] = CLOSED;
+                }
+            }
+            _ => {
+                for h in &mut self.plugins {
+                    end |= h.packet(slot, p) == Verdict::EndAfter;
+                }
+            }
         }
         end
     }
 
+    /// The flow in `slot` still keeps its stream (or has not started one).
+    fn stream_open(&self, slot: u32) -> bool {
+        self.stream_index.get(slot as usize) != Some(&CLOSED)
+    }
+
+    /// The index in `streams` of the flow in `slot`, taken when first needed.
+    fn stream_entry(&mut self, slot: u32) -> usize {
+        if let Some(&i) = self.stream_index.get(slot as usize).filter(|&&i| i != NONE) {
+            return i as usize;
+        }
+        let i = match self.free_streams.pop() {
+            Some(i) => i,
+            None => {
+                self.streams.push(Streams::default());
+                (self.streams.len() - 1) as u32
+            }
+        };
+        super::grow_to(&mut self.stream_index, slot as usize, NONE);
+        self.stream_index[slot as usize] = i;
+        i as usize
+    }
+
+    /// Free the streams of the flow in `slot`, if it has any.
+    fn free_stream(&mut self, slot: u32) {
+        if let Some(i) = self.stream_index.get_mut(slot as usize) {
+            let i = std::mem::replace(i, NONE);
+            if i == CLOSED {
+                return;
+            }
+            if let Some(s) = self.streams.get_mut(i as usize) {
+                *s = Streams::default();
+                self.free_streams.push(i);
+            }
+        }
+    }
+
     /// The values of every plugin attached to the flow in `slot`, freeing their state.
     pub(super) fn export(&mut self, slot: u32, flow: &FlowSummary) -> Option<Box<Extensions>> {
+        if self.stream_cap > 0 {
+            self.free_stream(slot);
+        }
         let mut ext = Extensions::default();
         for h in &mut self.plugins {
             let n = h.number();
@@ -306,9 +413,18 @@ impl PluginSet {
         (!ext.is_empty()).then(|| Box::new(ext))
     }
 
-    /// Plugin states held now, at their peak, and the bytes of the plugins' tables.
+    /// Octets of stream buffers held now (for tests: freed with their flows).
+    #[cfg(test)]
+    pub(super) fn stream_buffers(&self) -> usize {
+        self.streams.iter().map(Streams::bytes).sum()
+    }
+
+    /// Plugin states held now, at their peak, and the bytes of the plugins' tables and
+    /// streams.
     pub fn memory(&self) -> (usize, usize, usize) {
-        self.plugins.iter().fold((0, 0, 0), |acc, h| {
+        let streams = self.stream_index.capacity() * std::mem::size_of::<u32>()
+            + self.streams.iter().map(Streams::bytes).sum::<usize>();
+        self.plugins.iter().fold((0, 0, streams), |acc, h| {
             let (a, b, c) = h.memory();
             (acc.0 + a, acc.1 + b, acc.2 + c)
         })

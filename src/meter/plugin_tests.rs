@@ -75,7 +75,11 @@ impl FlowPlugin for Script {
 const KEYS: [ExtKey; 3] = [COUNT, FIRST, STOPPED];
 
 fn meter(script: Script) -> Meter {
-    let set = PluginSet::new(vec![Box::new(Host::new(script))], KEYS.to_vec(), 0);
+    let set = PluginSet::new(
+        vec![Box::new(Host::new(script))],
+        KEYS.to_vec(),
+        Reads::default(),
+    );
     Meter::with_plugins(MeterConfig::default(), set)
 }
 
@@ -222,7 +226,11 @@ fn random_verdicts_never_lose_or_double_a_packet() {
             split: (next() % 1500) as u32,
             attach_min: 0,
         };
-        let set = PluginSet::new(vec![Box::new(Host::new(script))], KEYS.to_vec(), 0);
+        let set = PluginSet::new(
+            vec![Box::new(Host::new(script))],
+            KEYS.to_vec(),
+            Reads::default(),
+        );
         let mut m = Meter::with_plugins(cfg, set);
         let recs = feed(&mut m, &packets);
         let expired = m.stats().expired_fragments;
@@ -256,4 +264,111 @@ fn random_verdicts_never_lose_or_double_a_packet() {
             .sum();
         assert_eq!(plain_total + plain.stats().expired_fragments, got + expired);
     }
+}
+
+/// Keeps the longest stream prefix it saw in each direction.
+struct Reader;
+
+impl FlowPlugin for Reader {
+    type State = [Vec<u8>; 2];
+    const READS_STREAM: bool = true;
+
+    fn number(&self) -> u8 {
+        4
+    }
+
+    fn attach(&mut self, _: &PacketView<'_>) -> Option<Self::State> {
+        Some(Default::default())
+    }
+
+    fn packet(&mut self, s: &mut Self::State, p: &PacketView<'_>) -> Verdict {
+        let seen = &mut s[usize::from(p.reverse)];
+        if p.stream.len() > seen.len() {
+            *seen = p.stream.to_vec();
+        }
+        // Done once the forward stream is full: its buffer is freed then.
+        if s[0].len() == 12 {
+            Verdict::Done
+        } else {
+            Verdict::Continue
+        }
+    }
+
+    fn export(&mut self, s: Self::State, _: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        out.bytes(ExtKey { pen: 2, id: 1 }, &s[0]);
+        out.bytes(ExtKey { pen: 2, id: 2 }, &s[1]);
+        true
+    }
+}
+
+/// A plugin that reads streams gets each direction's bytes in sequence order, segments that
+/// came out of order and retransmitted included, cut at the cap; the stream's buffer is freed
+/// with its flow.
+#[test]
+fn streams_reach_plugins_in_sequence_order() {
+    use crate::decode::TcpInfo;
+    let keys = vec![ExtKey { pen: 2, id: 1 }, ExtKey { pen: 2, id: 2 }];
+    let reads = Reads {
+        payload: 0,
+        stream: 12,
+    };
+    let mut m = Meter::with_plugins(
+        MeterConfig::default(),
+        PluginSet::new(vec![Box::new(Host::new(Reader))], keys.clone(), reads),
+    );
+    assert_eq!(
+        m.plugins().payload(),
+        12,
+        "segments' payload is kept for the stream"
+    );
+    let k = v4(A, 40000, B, 443, proto::TCP);
+    let seg = |key: crate::key::FlowKey, seq: u32, flags: u8, data: &'static [u8]| {
+        let p = Packet {
+            key,
+            ip_len: 40 + data.len() as u32,
+            payload_len: data.len() as u32,
+            ip_header_len: 20,
+            has_l4: true,
+            tcp: Some(TcpInfo {
+                seq,
+                flags,
+                ..TcpInfo::default()
+            }),
+            ..Packet::default()
+        };
+        (p, data)
+    };
+    let packets = [
+        seg(k, 100, 0x02, b""),
+        seg(k.reversed(), 500, 0x12, b""),
+        seg(k, 107, 0x18, b"world"),
+        seg(k, 101, 0x18, b"hello "),
+        seg(k, 101, 0x18, b"hello "),
+        seg(k.reversed(), 501, 0x18, b"ok"),
+        seg(k, 112, 0x18, b"!!! and more"),
+    ];
+    let details = crate::decode::Details::default();
+    let mut recs = Vec::new();
+    for (i, (p, data)) in packets.iter().enumerate() {
+        m.handle_packet_with_details(Timestamp::from_millis(1_000 + i as u64), p, &details, data);
+        recs.extend(std::iter::from_fn(|| m.poll_record()));
+        // (The buffer is taken with the first payload, the third packet.)
+        if (2..packets.len() - 1).contains(&i) {
+            assert!(
+                m.plugins().stream_buffers() > 0,
+                "packet {i}: the stream is kept"
+            );
+        }
+    }
+    assert_eq!(
+        m.plugins().stream_buffers(),
+        0,
+        "freed when its reader was done"
+    );
+    m.flush();
+    recs.extend(std::iter::from_fn(|| m.poll_record()));
+    let ext = recs[0].ext.as_ref().unwrap();
+    assert_eq!(ext.get(keys[0]), Some(ExtValue::Bytes(b"hello world!")));
+    assert_eq!(ext.get(keys[1]), Some(ExtValue::Bytes(b"ok")));
+    assert_eq!(m.plugins().stream_buffers(), 0, "freed with the flow");
 }

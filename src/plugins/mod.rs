@@ -36,6 +36,9 @@ pub fn wire_payload(pkt: &crate::decode::Packet) -> u32 {
 pub struct Needs {
     /// Octets of transport payload it reads at most (0: none).
     pub payload: usize,
+    /// Octets of each TCP direction's byte stream, in sequence order, it reads at most (0:
+    /// none): one buffer per flow direction, shared by the plugins (`meter::stream`).
+    pub stream: usize,
     /// TCP options decoded (kinds, MSS, ...).
     pub tcp_options: bool,
     /// Header details (IPv4 options walked).
@@ -46,6 +49,7 @@ impl Needs {
     fn join(self, o: Needs) -> Needs {
         Needs {
             payload: self.payload.max(o.payload),
+            stream: self.stream.max(o.stream),
             tcp_options: self.tcp_options || o.tcp_options,
             headers: self.headers || o.headers,
         }
@@ -155,6 +159,10 @@ pub fn build(
         hosted.push(h);
         needs = needs.join(n);
     }
-    let set = PluginSet::new(hosted, template.ext_keys(), needs.payload);
+    let reads = crate::meter::Reads {
+        payload: needs.payload,
+        stream: needs.stream,
+    };
+    let set = PluginSet::new(hosted, template.ext_keys(), reads);
     Ok((template, set, needs))
 }

@@ -206,6 +206,7 @@ mod tests {
                 details: &Default::default(),
                 reverse: *reverse,
                 payload: &[],
+                stream: &[],
             };
             let st = s.get_or_insert_with(|| plugin.attach(&v).unwrap());
             plugin.packet(st, &v);
