@@ -724,4 +724,80 @@ mod tests {
         ];
         assert!(ok(&tls).is_ok());
     }
+
+    /// The export queue's size in octets (with the old size in messages still read), what a
+    /// full queue does, and pacing: each mistake one line naming the option.
+    #[test]
+    fn export_queue_and_rate_options_are_checked() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["qof", "--ipfix", "udp", "--out", "h"];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v).unwrap()
+        };
+        let bytes = |extra: &[&str]| args(extra).export_queue_bytes(8192).unwrap();
+        assert_eq!(bytes(&[]), 32 << 20);
+        assert_eq!(bytes(&["--export-queue-bytes", "64k"]), 64 << 10);
+        assert_eq!(bytes(&["--export-queue-bytes", "3M"]), 3 << 20);
+        assert_eq!(bytes(&["--export-queue-bytes", "1G"]), 1 << 30);
+        assert_eq!(bytes(&["--export-queue-bytes", "10000"]), 10_000);
+        assert_eq!(bytes(&["--export-queue", "4"]), 4 * 8192);
+        for bad in [
+            "",
+            "M",
+            "8191",
+            "2G",
+            "12X",
+            "5MB",
+            "1.5M",
+            "99999999999999G",
+        ] {
+            let e = check_error(&["--ipfix", "udp", "--out", "h", "--export-queue-bytes", bad]);
+            assert!(
+                e.starts_with(&format!("--export-queue-bytes {bad}:")),
+                "{e}"
+            );
+        }
+        let e = check_error(&[
+            "--ipfix",
+            "tcp",
+            "--out",
+            "h",
+            "--export-queue",
+            "2",
+            "--export-queue-bytes",
+            "1M",
+        ]);
+        assert!(e.contains("choose one"), "{e}");
+        assert!(
+            check_error(&["--ipfix", "tcp", "--out", "h", "--export-rate", "5"])
+                .contains("--export-rate paces UDP export")
+        );
+        assert!(check_error(&["--export-rate", "5"]).contains("need --ipfix or --netflow"));
+        assert!(check_error(&["--export-queue-full", "drop"]).contains("need --ipfix"));
+        let e = check_error(&[
+            "--in",
+            "int:lo",
+            "--ipfix",
+            "tcp",
+            "--out",
+            "h",
+            "--export-queue-full",
+            "wait",
+        ]);
+        assert!(e.contains("a live capture cannot wait"), "{e}");
+        assert!(Args::try_parse_from(["qof", "--export-queue-full", "later"]).is_err());
+        // Files and standard input wait; live capture drops; either may be chosen otherwise.
+        assert_eq!(args(&[]).when_export_full(false), QueueFull::Wait);
+        assert_eq!(args(&[]).when_export_full(true), QueueFull::Drop);
+        let drop = args(&["--export-queue-full", "drop"]);
+        assert_eq!(drop.when_export_full(false), QueueFull::Drop);
+        assert!(drop.check().is_ok());
+        assert_eq!(args(&[]).export_rate(), crate::export::pace::DEFAULT_RATE);
+        assert_eq!(args(&["--export-rate", "0"]).export_rate(), 0);
+        let nf =
+            Args::try_parse_from(["qof", "--netflow", "9", "--out", "h", "--export-rate", "9"])
+                .unwrap();
+        assert!(nf.check().is_ok());
+        assert_eq!(nf.export_rate(), 9);
+    }
 }

@@ -1546,6 +1546,55 @@ fn tls_export_needs_certificates_that_check_out() {
     c.kill();
 }
 
+/// A collector that accepts the TCP connection and never answers the TLS handshake: each
+/// attempt gives up after --export-timeout (not a fixed 5 s) and says "timed out"; the run
+/// ends within a few timeouts, every record counted as lost.
+#[test]
+fn a_tls_handshake_that_never_ends_times_out_on_the_export_timeout() {
+    if !have_tool("openssl") {
+        return;
+    }
+    let pki = Pki::make();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let silent = {
+        let stop = stop.clone();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            // Accepted and held open, never read nor written.
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((s, _)) = listener.accept() {
+                    held.push(s);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            held.len()
+        })
+    };
+    let started = Instant::now();
+    let out = run(pki
+        .qof_args(port, "ca.pem", "client.pem")
+        .args(["--export-timeout", "1"])
+        .arg("--in")
+        .arg(sample_capture()));
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let attempts = silent.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake timed out after 1 s (--export-timeout)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("temporarily unavailable"), "{stderr}");
+    assert_eq!(lost_in_summary(&stderr), 52, "{stderr}");
+    // At start (1 s), then at most 1 s at the end; before, 5 s twice.
+    assert!(took < Duration::from_secs(4), "took {took:?}: {stderr}");
+    assert!(attempts >= 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Privileges
 

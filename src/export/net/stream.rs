@@ -176,3 +176,66 @@ impl Transport for SocketSession {
         reset_on_close(&self.sock);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Instant;
+
+    /// The kernel's count of unacknowledged octets, as the exporter reads it: octets the peer
+    /// has not taken stay counted, and once it reads everything the count falls to 0. A reset
+    /// connection still answers.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_send_queue_counts_what_the_peer_has_not_acknowledged() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut c = SocketConnector::new("127.0.0.1", port, false, Duration::from_secs(5));
+        let mut t = c.connect().unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let chunk = vec![7u8; 1 << 16];
+        // The peer reads nothing: its window closes, ours fills.
+        let mut written = 0u64;
+        let mut refused = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while refused < 2 {
+            let n = t.write(&chunk).unwrap();
+            written += n as u64;
+            if n == 0 {
+                refused += 1;
+                t.wait_writable(Duration::from_millis(50));
+            }
+            assert!(Instant::now() < deadline);
+        }
+        assert_eq!(t.written(), written);
+        let unacked = t.unacked().unwrap();
+        assert!(unacked > 0 && unacked < written, "{unacked} of {written}");
+        // The peer reads it all: everything is acknowledged.
+        let mut got = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        while got < t.written() {
+            got += peer.read(&mut buf).unwrap() as u64;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.unacked() != Some(0) {
+            assert!(Instant::now() < deadline, "{:?}", t.unacked());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Reset by the peer with octets unacknowledged: still counted.
+        let n = t.write(&chunk).unwrap() as u64;
+        assert!(n > 0);
+        socket2::SockRef::from(&peer)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(peer);
+        drop(listener);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.alive() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(t.unacked().is_some());
+    }
+}
