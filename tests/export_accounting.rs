@@ -210,6 +210,7 @@ fn collector(
             Ok((s, _)) => s,
             Err(_) if done.load(Ordering::Relaxed) => return,
             Err(_) => {
+                assert!(Instant::now() < give_up(), "the collector waited in vain");
                 std::thread::sleep(Duration::from_millis(2));
                 continue;
             }
@@ -223,6 +224,13 @@ fn collector(
     (port, thread)
 }
 
+/// A test that has not ended by then is stuck (qof stopped early?): its collector fails it
+/// rather than wait forever.
+fn give_up() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now) + Duration::from_secs(600)
+}
+
 /// Serve one connection; true if the collector died.
 fn serve(
     mut s: TcpStream,
@@ -234,6 +242,7 @@ fn serve(
     let mut buf = vec![0u8; 1 << 16];
     if let Behaviour::NeverReads = behaviour {
         while !done.load(Ordering::Relaxed) {
+            assert!(Instant::now() < give_up(), "qof did not end");
             std::thread::sleep(Duration::from_millis(10));
         }
         // qof has ended (and reset the connection): what the kernel acknowledged is still
@@ -248,6 +257,7 @@ fn serve(
     }
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     loop {
+        assert!(Instant::now() < give_up(), "the collector waited in vain");
         let want = match behaviour {
             Behaviour::Throttled(n) => n.min(buf.len()),
             _ => buf.len(),
@@ -291,6 +301,7 @@ fn die(s: TcpStream, dec: &mut Decoder) {
     let mut last = usize::MAX;
     let mut since = Instant::now();
     loop {
+        assert!(Instant::now() < give_up(), "the window never closed");
         let n = recv(
             s.as_raw_fd(),
             &mut peek,

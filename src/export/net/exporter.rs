@@ -61,8 +61,6 @@ pub(crate) struct Counters {
     pub connections: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
-    /// The main loop dropped a record at the full channel (logged once).
-    warned_overflow: AtomicBool,
 }
 
 impl Counters {
@@ -84,17 +82,6 @@ impl Counters {
 
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The main loop could not hand `n` records over (live input, channel full).
-    pub fn overflowed(&self, n: u64, peer: &str) {
-        Self::add(&self.overflow, n);
-        if !self.warned_overflow.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "{peer}: the exporter fell behind the live capture: records dropped at its \
-                 queue are counted (notSentFlowTotalCount, and the summary at exit)"
-            );
-        }
     }
 
     /// Why the exporter gave up, once it has.
@@ -1556,19 +1543,11 @@ mod tests {
             }
         }
 
-        /// Hand over `n` more flows as the sink does (`Drop`: never waiting).
-        fn feed(&mut self, n: u32, when_full: QueueFull) {
+        /// Hand over `n` more flows as the sink does.
+        fn feed(&mut self, n: u32) {
             let tx = self.tx.as_ref().unwrap();
             for _ in 0..n {
-                let cmd = Cmd::Flow(record(self.fed));
-                match when_full {
-                    QueueFull::Wait => tx.send(cmd).unwrap(),
-                    QueueFull::Drop => {
-                        if tx.try_send(cmd).is_err() {
-                            self.counters.overflowed(1, "test");
-                        }
-                    }
-                }
+                tx.send(Cmd::Flow(record(self.fed))).unwrap();
                 self.fed += 1;
             }
         }
@@ -1615,7 +1594,7 @@ mod tests {
         let net = Net::new(1 << 20);
         net.reads.store(false, Ordering::Relaxed);
         let mut run = Run::start(&cfg(1 << 20, QueueFull::Wait, 5_000), &net, true);
-        run.feed(2_000, QueueFull::Wait);
+        run.feed(2_000);
         run.wait_for("written messages", |r| {
             lock(&r.net.conn(0)).bytes.len() > 40_000
         });
@@ -1629,7 +1608,7 @@ mod tests {
         run.identity_holds_while_running();
         net.reads.store(true, Ordering::Relaxed);
         lock(&net.conn(0)).reset = true;
-        run.feed(500, QueueFull::Wait);
+        run.feed(500);
         run.wait_for("the second connection", |r| r.net.count() == 2);
         run.identity_holds_while_running();
         let (t, got) = run.finish();
@@ -1661,7 +1640,7 @@ mod tests {
             };
             std::thread::spawn(move || {
                 // Blocks once the queue is full, until the exporter gives up.
-                r.feed(50_000, QueueFull::Wait);
+                r.feed(50_000);
                 r.fed
             })
         };
@@ -1695,7 +1674,7 @@ mod tests {
             }
         });
         for _ in 0..40 {
-            run.feed(1_000, QueueFull::Drop);
+            run.feed(1_000);
             std::thread::sleep(Duration::from_millis(5));
             run.identity_holds_while_running();
         }
@@ -1707,7 +1686,7 @@ mod tests {
         run.wait_for("a reading connection", |r| {
             r.net.conns.lock().unwrap().iter().any(|c| lock(c).reads)
         });
-        run.feed(1_000, QueueFull::Drop);
+        run.feed(1_000);
         let (t, got) = run.finish();
         assert!(t.overflow > 0 && t.lost == 0, "{t:?}");
         assert!(got.iter().any(|&id| id >= 40_000), "the last flows arrived");
@@ -1720,7 +1699,7 @@ mod tests {
         let net = Net::new(1 << 20);
         net.listening.store(false, Ordering::Relaxed);
         let mut run = Run::start(&cfg(32 * 1024, QueueFull::Drop, 100), &net, false);
-        run.feed(10_000, QueueFull::Drop);
+        run.feed(10_000);
         run.wait_for("the overflow", |r| r.counters.totals().overflow > 0);
         run.identity_holds_while_running();
         let (t, got) = run.finish();
@@ -1736,7 +1715,7 @@ mod tests {
     fn a_collector_back_within_the_timeout_loses_nothing() {
         let net = Net::new(1 << 20);
         let mut run = Run::start(&cfg(16 * 1024, QueueFull::Wait, 10_000), &net, true);
-        run.feed(300, QueueFull::Wait);
+        run.feed(300);
         run.wait_for("delivery", |r| r.counters.totals().sent == 300);
         net.listening.store(false, Ordering::Relaxed);
         lock(&net.conn(0)).reset = true;
@@ -1748,7 +1727,7 @@ mod tests {
             })
         };
         // Blocks while the queue is full, until the collector is back.
-        run.feed(3_000, QueueFull::Wait);
+        run.feed(3_000);
         back.join().unwrap();
         let (t, got) = run.finish();
         assert_eq!((t.sent, t.lost, t.overflow), (3_300, 0, 0));

@@ -6,9 +6,10 @@
 //! the network (sockets are non-blocking, connection attempts run in a thread of their own).
 //!
 //! What a full export queue does depends on the input ([`QueueFull`]): a file or standard
-//! input waits (the main loop blocks on the channel, so a slow collector slows the reading,
-//! and nothing is dropped; a collector that takes nothing for `--export-timeout` ends the run
-//! with an error); a live capture cannot wait, so the oldest messages are dropped and counted.
+//! input waits (the exporter stops taking records, the main loop blocks on the channel, so a
+//! slow collector slows the reading, and nothing is dropped; a collector that takes nothing
+//! for `--export-timeout` ends the run with an error); a live capture cannot wait, so the
+//! exporter keeps taking records and drops the oldest messages, counted.
 //!
 //! Every flow record handed to the sink is counted once, as delivered or lost:
 //! * over TCP and TLS, delivered means acknowledged by the collector's TCP (the kernel's send
@@ -42,7 +43,7 @@ use exporter::{Cmd, Counters, Exporter};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -230,7 +231,6 @@ pub struct IpfixNetSink {
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     peer: String,
-    when_full: QueueFull,
     /// Delivery is acknowledged (streams) rather than unknowable (UDP).
     acknowledged: bool,
 }
@@ -303,7 +303,6 @@ impl IpfixNetSink {
             thread: Some(thread),
             counters,
             peer,
-            when_full: cfg.when_full,
             acknowledged: cfg.transport == IpfixTransport::Tcp,
         })
     }
@@ -316,39 +315,24 @@ impl IpfixNetSink {
         io::Error::other(format!("{}: the exporter thread stopped", self.peer))
     }
 
-    /// Hand a command to the exporter thread: wait for room, or (live input) drop it when
-    /// there is none. Returns false when it was dropped.
-    fn hand_over(&mut self, cmd: Cmd) -> io::Result<bool> {
+    /// Hand a command to the exporter thread. This waits only while the channel is full: for
+    /// a live capture that is while the exporter thread encodes (it never waits on the network,
+    /// and drops from its queue instead); for a file, also while its queue is full.
+    fn hand_over(&mut self, cmd: Cmd) -> io::Result<()> {
         let Some(tx) = &self.tx else {
             return Err(self.stopped());
         };
-        match self.when_full {
-            QueueFull::Wait => match tx.send(cmd) {
-                Ok(()) => Ok(true),
-                Err(_) => Err(self.stopped()),
-            },
-            QueueFull::Drop => match tx.try_send(cmd) {
-                Ok(()) => Ok(true),
-                Err(TrySendError::Full(_)) => Ok(false),
-                Err(TrySendError::Disconnected(_)) => Err(self.stopped()),
-            },
-        }
+        tx.send(cmd).map_err(|_| self.stopped())
     }
 }
 
 impl RecordSink for IpfixNetSink {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        if !self.hand_over(Cmd::Flow(*rec))? {
-            // The exporter thread has not kept up with a live capture: this record is
-            // dropped at the queue, as the exporter drops whole messages there.
-            self.counters.overflowed(1, &self.peer);
-        }
-        Ok(())
+        self.hand_over(Cmd::Flow(*rec))
     }
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
-        // (A statistics record that finds no room is not a flow: not counted.)
-        self.hand_over(Cmd::Stats(*stats)).map(|_| ())
+        self.hand_over(Cmd::Stats(*stats))
     }
 
     /// Flush, wait for the collector to take everything held (while it makes progress, and
