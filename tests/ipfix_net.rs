@@ -822,6 +822,9 @@ fn sigusr1_logs_table_and_export_statistics() {
     ]);
     q.feed(&one);
     wait_until("the first half's records", 30, || c.records() == n as usize);
+    // Delivered means acknowledged by the collector's TCP, which may delay its ACK (Linux:
+    // at most 200 ms), and qof asks its kernel every 10 ms: let both pass.
+    std::thread::sleep(Duration::from_millis(500));
     q.signal(nix::sys::signal::Signal::SIGUSR1);
     // The signal is acted on with the next packet read.
     q.feed(&two);
