@@ -48,6 +48,21 @@ impl IpfixTransport {
     }
 }
 
+/// What a full network export queue does (`--export-queue-full`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueueFull {
+    /// Stop taking records until the collector takes some: reading waits (files and standard
+    /// input; a collector that takes nothing for --export-timeout ends the run).
+    Wait,
+    /// Drop the oldest messages, counted as lost (live capture, which cannot wait).
+    Drop,
+}
+
+/// Default `--export-queue-bytes`: 32 MiB.
+pub const EXPORT_QUEUE_BYTES: usize = 32 << 20;
+/// The smallest `--export-queue-bytes`: one message of the largest size (TCP).
+pub const MIN_QUEUE_BYTES: usize = 8192;
+
 /// qof: a passive flow meter. Reads packets, assembles bidirectional flows (RFC 5103) and
 /// writes them as IPFIX (RFC 7011 / RFC 5655) or JSON lines.
 #[derive(Parser, Debug, Clone)]
@@ -133,13 +148,30 @@ pub struct Args {
     #[arg(long, value_name = "TEMPLATE_TIMEOUT")]
     pub template_refresh: Option<u64>,
 
-    /// Network export: IPFIX messages held while the collector is unreachable; when full, the
-    /// oldest are dropped, counted and logged.
-    #[arg(long, value_name = "MESSAGES", default_value_t = 1024)]
-    pub export_queue: usize,
+    /// Network export: the queue's size in messages of the largest size (8192 octets over
+    /// TCP, TLS and SCTP, 1420 over UDP); kept for compatibility, see --export-queue-bytes.
+    #[arg(long, value_name = "MESSAGES")]
+    pub export_queue: Option<usize>,
 
-    /// Network export: seconds to wait at the end of input (or after SIGINT/SIGTERM) for the
-    /// collector to take every queued record.
+    /// Network export: octets of messages held while the collector is slow or unreachable,
+    /// and (TCP) until its TCP acknowledges them; K, M or G for KiB, MiB, GiB (default 32M).
+    #[arg(long, value_name = "SIZE")]
+    pub export_queue_bytes: Option<String>,
+
+    /// Network export: when the queue is full, wait (slow the reading down; the default for
+    /// files and standard input) or drop the oldest messages, counted (the default and only
+    /// choice for live capture).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub export_queue_full: Option<QueueFull>,
+
+    /// UDP export (IPFIX or NetFlow): at most this many records per second, so that the
+    /// collector keeps up (default 50000; 0 = as fast as they are made).
+    #[arg(long, value_name = "RECORDS_PER_SECOND")]
+    pub export_rate: Option<u64>,
+
+    /// Network export: how long a collector may take nothing before qof gives up on it:
+    /// each connection attempt and TLS handshake, the reading held up by a full queue (then
+    /// qof stops with an error), the end of the run waiting for the last records.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub export_timeout: u64,
 
@@ -350,9 +382,7 @@ impl Args {
         {
             bail!("--tls-ca, --tls-cert and --tls-key need --tls");
         }
-        if self.export_queue == 0 {
-            bail!("--export-queue 0: at least one message must fit in the export queue");
-        }
+        self.check_export()?;
         if self.become_group.is_some() && self.become_user.is_none() {
             bail!("--become-group needs --become-user");
         }
@@ -397,8 +427,88 @@ impl Args {
             (_, Some(0)) => bail!("--template-refresh 0: the interval must be at least one second"),
             _ => {}
         }
+        self.check_export()?;
         log_level(&self.loglevel)?;
         Ok(())
+    }
+
+    /// The export queue and pacing options.
+    fn check_export(&self) -> Result<()> {
+        if self.export_queue == Some(0) {
+            bail!("--export-queue 0: at least one message must fit in the export queue");
+        }
+        if self.export_queue.is_some() && self.export_queue_bytes.is_some() {
+            bail!("--export-queue and --export-queue-bytes give the same size: choose one");
+        }
+        self.export_queue_bytes(MIN_QUEUE_BYTES)?;
+        let network = self.netflow.is_some() || self.ipfix.is_some();
+        let udp = self.netflow.is_some()
+            || matches!(self.ipfix_transport(), Ok(Some(IpfixTransport::Udp)));
+        if !network
+            && (self.export_queue_bytes.is_some()
+                || self.export_queue_full.is_some()
+                || self.export_rate.is_some())
+        {
+            bail!("--export-queue-bytes, --export-queue-full and --export-rate need --ipfix or --netflow");
+        }
+        if self.export_rate.is_some() && !udp {
+            bail!("--export-rate paces UDP export (--ipfix udp, --netflow); TCP, TLS and SCTP follow the collector");
+        }
+        if self.export_queue_full == Some(QueueFull::Wait)
+            && self.input.as_deref().is_some_and(|i| i.starts_with("int:"))
+        {
+            bail!("--export-queue-full wait: a live capture cannot wait for the collector (its packets would be lost instead); it drops and counts");
+        }
+        Ok(())
+    }
+
+    /// The export queue's size in octets, for messages of at most `max_message` octets.
+    pub fn export_queue_bytes(&self, max_message: usize) -> Result<usize> {
+        if let Some(n) = self.export_queue {
+            return Ok(n.saturating_mul(max_message));
+        }
+        let Some(text) = self.export_queue_bytes.as_deref() else {
+            return Ok(EXPORT_QUEUE_BYTES);
+        };
+        let bad = || {
+            anyhow!(
+                "--export-queue-bytes {text}: expected a size in octets, with K, M or G for \
+                 KiB, MiB or GiB (at least {MIN_QUEUE_BYTES}, at most 1G)"
+            )
+        };
+        let t = text.trim();
+        let (digits, unit) = match t.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+            _ => (t, ' '),
+        };
+        let shift = match unit {
+            ' ' => 0,
+            'K' => 10,
+            'M' => 20,
+            'G' => 30,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+        if !(MIN_QUEUE_BYTES as u64..=1 << 30).contains(&bytes) {
+            return Err(bad());
+        }
+        usize::try_from(bytes).map_err(|_| bad())
+    }
+
+    /// What a full export queue does: `live` input cannot wait.
+    pub fn when_export_full(&self, live: bool) -> QueueFull {
+        match self.export_queue_full {
+            Some(w) => w,
+            None if live => QueueFull::Drop,
+            None => QueueFull::Wait,
+        }
+    }
+
+    /// Records per second over UDP (0 = unpaced).
+    pub fn export_rate(&self) -> u64 {
+        self.export_rate
+            .unwrap_or(crate::export::pace::DEFAULT_RATE)
     }
 
     /// `--ipfix`: the transport, or `None` for file output. QoF took an empty value as SCTP.
@@ -622,5 +732,81 @@ mod tests {
             "c",
         ];
         assert!(ok(&tls).is_ok());
+    }
+
+    /// The export queue's size in octets (with the old size in messages still read), what a
+    /// full queue does, and pacing: each mistake one line naming the option.
+    #[test]
+    fn export_queue_and_rate_options_are_checked() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["qof", "--ipfix", "udp", "--out", "h"];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v).unwrap()
+        };
+        let bytes = |extra: &[&str]| args(extra).export_queue_bytes(8192).unwrap();
+        assert_eq!(bytes(&[]), 32 << 20);
+        assert_eq!(bytes(&["--export-queue-bytes", "64k"]), 64 << 10);
+        assert_eq!(bytes(&["--export-queue-bytes", "3M"]), 3 << 20);
+        assert_eq!(bytes(&["--export-queue-bytes", "1G"]), 1 << 30);
+        assert_eq!(bytes(&["--export-queue-bytes", "10000"]), 10_000);
+        assert_eq!(bytes(&["--export-queue", "4"]), 4 * 8192);
+        for bad in [
+            "",
+            "M",
+            "8191",
+            "2G",
+            "12X",
+            "5MB",
+            "1.5M",
+            "99999999999999G",
+        ] {
+            let e = check_error(&["--ipfix", "udp", "--out", "h", "--export-queue-bytes", bad]);
+            assert!(
+                e.starts_with(&format!("--export-queue-bytes {bad}:")),
+                "{e}"
+            );
+        }
+        let e = check_error(&[
+            "--ipfix",
+            "tcp",
+            "--out",
+            "h",
+            "--export-queue",
+            "2",
+            "--export-queue-bytes",
+            "1M",
+        ]);
+        assert!(e.contains("choose one"), "{e}");
+        assert!(
+            check_error(&["--ipfix", "tcp", "--out", "h", "--export-rate", "5"])
+                .contains("--export-rate paces UDP export")
+        );
+        assert!(check_error(&["--export-rate", "5"]).contains("need --ipfix or --netflow"));
+        assert!(check_error(&["--export-queue-full", "drop"]).contains("need --ipfix"));
+        let e = check_error(&[
+            "--in",
+            "int:lo",
+            "--ipfix",
+            "tcp",
+            "--out",
+            "h",
+            "--export-queue-full",
+            "wait",
+        ]);
+        assert!(e.contains("a live capture cannot wait"), "{e}");
+        assert!(Args::try_parse_from(["qof", "--export-queue-full", "later"]).is_err());
+        // Files and standard input wait; live capture drops; either may be chosen otherwise.
+        assert_eq!(args(&[]).when_export_full(false), QueueFull::Wait);
+        assert_eq!(args(&[]).when_export_full(true), QueueFull::Drop);
+        let drop = args(&["--export-queue-full", "drop"]);
+        assert_eq!(drop.when_export_full(false), QueueFull::Drop);
+        assert!(drop.check().is_ok());
+        assert_eq!(args(&[]).export_rate(), crate::export::pace::DEFAULT_RATE);
+        assert_eq!(args(&["--export-rate", "0"]).export_rate(), 0);
+        let nf =
+            Args::try_parse_from(["qof", "--netflow", "9", "--out", "h", "--export-rate", "9"])
+                .unwrap();
+        assert!(nf.check().is_ok());
+        assert_eq!(nf.export_rate(), 9);
     }
 }

@@ -134,7 +134,7 @@ fn run(args: &Args) -> Result<Outcome> {
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
     let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
     let live = source.is_live();
-    let mut sink = sinks::open(args, &spec, yaml.force_biflow())?;
+    let mut sink = sinks::open(args, &spec, yaml.force_biflow(), live)?;
     // Inputs, outputs and the collector's socket are open: root is no longer needed.
     match &args.become_user {
         Some(user) => privilege::drop_to(user, args.become_group.as_deref())?,
@@ -222,7 +222,9 @@ fn run(args: &Args) -> Result<Outcome> {
         // captured before it.)
         let stopping = stop.load(Ordering::Relaxed) && !live;
         if quiet || n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
-            if stopping {
+            // A collector that took nothing for --export-timeout while the input waited: stop
+            // reading (the flows in memory are still handed over, and counted as lost).
+            if stopping || sink.failure().is_some() {
                 break;
             }
             if status.swap(false, Ordering::Relaxed) {
@@ -274,10 +276,16 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
     let finished = sink.finish();
-    let lost = sink.lost();
-    summary(meter.meter(), &n, started, lost, source.dropped());
+    let report = sink.export_report();
+    summary(meter.meter(), &n, started, report, source.dropped());
     finished.context("closing the output")?;
-    if lost.is_some_and(|l| l > 0) && matches!(outcome, Outcome::Clean) {
+    if let Some(why) = sink.failure() {
+        eprintln!("qof: {why}");
+        if args.log != "stderr" {
+            tracing::error!("{why}");
+        }
+    }
+    if report.is_some_and(|r| r.lost > 0) && matches!(outcome, Outcome::Clean) {
         outcome = Outcome::Undelivered;
     }
     Ok(outcome)
@@ -396,7 +404,13 @@ fn process_stats(
 }
 
 /// One line on standard error at the end of every run.
-fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>, dropped: u64) {
+fn summary(
+    meter: &Meter,
+    n: &Counters,
+    started: Instant,
+    report: Option<qof::export::ExportReport>,
+    dropped: u64,
+) {
     let m = meter.stats();
     let secs = started.elapsed().as_secs_f64();
     let mut ignored = String::new();
@@ -434,9 +448,29 @@ fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>, dro
     } else {
         String::new()
     };
-    let lost = match lost {
-        Some(l) => format!(", {l} records lost to the network"),
+    // Every record handed to a network export is delivered or counted as lost; over UDP
+    // (and SCTP) delivery cannot be confirmed, so those are "sent", and no loss is claimed
+    // to be zero.
+    let lost = match report {
         None => String::new(),
+        Some(r) => {
+            let overflow = if r.overflow > 0 {
+                format!(" ({} of them at the full export queue)", r.overflow)
+            } else {
+                String::new()
+            };
+            let lost = format!("{} records lost to the network{overflow}", r.lost);
+            if r.acknowledged {
+                format!(
+                    ": {} delivered (acknowledged by the collector's TCP), {lost}",
+                    r.delivered
+                )
+            } else if r.lost > 0 {
+                format!(": {} sent (delivery not confirmed), {lost}", r.delivered)
+            } else {
+                format!(": {} sent (delivery not confirmed)", r.delivered)
+            }
+        }
     };
     eprintln!(
         "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",

@@ -2,22 +2,32 @@
 //! collector over the network), JSON, or NetFlow over UDP.
 
 use anyhow::{bail, Context, Result};
-use qof::config::{Args, Format, NetflowVersion, NETFLOW_PORT};
-use qof::export::net::{IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT};
+use qof::config::{Args, Format, IpfixTransport, NetflowVersion, NETFLOW_PORT};
+use qof::export::net::{
+    IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT, MAX_STREAM_MESSAGE,
+    MAX_UDP_MESSAGE,
+};
 use qof::export::{
-    resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, RecordSink,
+    resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, Pacing, RecordSink,
+    NETFLOW_MAX_DATAGRAM,
 };
 use qof::ipfix::TemplateSpec;
 use qof::netflow::{Settings, Version};
 use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 
-pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+/// `live`: the input is a live capture, which cannot wait for a network export.
+pub fn open(
+    args: &Args,
+    spec: &TemplateSpec,
+    force_biflow: bool,
+    live: bool,
+) -> Result<Box<dyn RecordSink>> {
     if let Some(version) = args.netflow {
-        return netflow(args, version);
+        return netflow(args, version, live);
     }
     if args.ipfix_transport()?.is_some() {
-        return open_net(args, spec, force_biflow);
+        return open_net(args, spec, force_biflow, live);
     }
     let path = args
         .output
@@ -69,7 +79,7 @@ pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
 }
 
 /// NetFlow over UDP to `--out HOST`, port `--ipfix-port` (default 2055).
-fn netflow(args: &Args, version: NetflowVersion) -> Result<Box<dyn RecordSink>> {
+fn netflow(args: &Args, version: NetflowVersion, live: bool) -> Result<Box<dyn RecordSink>> {
     let host = args.output.as_deref().unwrap_or_default();
     let port = args.ipfix_port.unwrap_or(NETFLOW_PORT);
     let settings = Settings {
@@ -85,13 +95,23 @@ fn netflow(args: &Args, version: NetflowVersion) -> Result<Box<dyn RecordSink>> 
         template_refresh_ms: args.template_refresh.unwrap_or(60).saturating_mul(1000),
     };
     let collector = resolve_collector(host, port).with_context(|| format!("--out {host}"))?;
-    let sink = NetflowUdpSink::connect(collector, &settings)
+    let pacing = Pacing {
+        rate: args.export_rate(),
+        when_full: args.when_export_full(live),
+        queue_bytes: args.export_queue_bytes(NETFLOW_MAX_DATAGRAM)?,
+    };
+    let sink = NetflowUdpSink::connect(collector, &settings, pacing)
         .with_context(|| format!("--out {host}: NetFlow to {collector}"))?;
     Ok(Box::new(sink))
 }
 
 /// `--ipfix tcp|udp|sctp --out HOST`: export to a collector.
-fn open_net(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+fn open_net(
+    args: &Args,
+    spec: &TemplateSpec,
+    force_biflow: bool,
+    live: bool,
+) -> Result<Box<dyn RecordSink>> {
     let Some(transport) = args.ipfix_transport()? else {
         bail!("--ipfix is not given");
     };
@@ -116,8 +136,14 @@ fn open_net(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
         port: args.ipfix_port.unwrap_or(default_port),
         tls,
         template_refresh: (refresh > 0).then(|| std::time::Duration::from_secs(refresh)),
-        queue_messages: args.export_queue,
-        drain_timeout: std::time::Duration::from_secs(args.export_timeout),
+        queue_bytes: args.export_queue_bytes(if transport == IpfixTransport::Udp {
+            MAX_UDP_MESSAGE
+        } else {
+            MAX_STREAM_MESSAGE
+        })?,
+        when_full: args.when_export_full(live),
+        rate: args.export_rate(),
+        timeout: std::time::Duration::from_secs(args.export_timeout),
         observation_domain: args.observation_domain,
         force_biflow,
     };

@@ -325,3 +325,65 @@ fn an_interface_going_down_ends_the_capture_with_one_line() {
     assert_eq!(flow["packetDeltaCount"], 5, "{flow}");
     assert_eq!(flow["destinationIPv4Address"], "10.0.0.2");
 }
+
+/// A live capture cannot wait for a collector: with none there and a small export queue, the
+/// capture goes on, the queue drops its oldest messages, and the summary counts every record
+/// as lost, naming those dropped at the full queue (beside the kernel's drops, none here).
+#[test]
+fn a_live_capture_drops_and_counts_what_an_absent_collector_cannot_take() {
+    if !can_capture() {
+        return; // (the refusal without privilege is checked above)
+    }
+    let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = capture_on(
+        "lo",
+        &[
+            "--ipfix",
+            "tcp",
+            "--out",
+            "127.0.0.1",
+            "--ipfix-port",
+            &port.to_string(),
+            "--export-queue-bytes",
+            "16K",
+            "--export-timeout",
+            "1",
+        ],
+    );
+    // 5,000 flows: one datagram each to a port nobody listens on.
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for p in 0..5_000u16 {
+        let _ = sender.send_to(&[1; 20], ("127.0.0.1", 20_000 + p));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    let (status, stderr) = terminate(child);
+    assert!(stopped.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("qof: ") && l.contains("flow records exported"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let number = |before: &str| -> u64 {
+        line.split(before)
+            .next()
+            .and_then(|s| s.rsplit([' ', '(']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{before:?}: {line}"))
+    };
+    let exported = number(" flow records exported");
+    assert!(exported >= 5_000, "{line}");
+    assert_eq!(number(" delivered ("), 0, "{line}");
+    assert_eq!(number(" records lost to the network"), exported, "{line}");
+    let overflow = number(" of them at the full export queue");
+    assert!(overflow > 0 && overflow < exported, "{line}");
+    assert!(
+        stderr.contains("export queue full (16384 octets)"),
+        "{stderr}"
+    );
+}

@@ -5,10 +5,11 @@ mod ipfix_file;
 mod json;
 pub mod net;
 mod netflow_udp;
+pub mod pace;
 
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
 pub use json::JsonSink;
-pub use netflow_udp::{resolve_collector, NetflowUdpSink};
+pub use netflow_udp::{resolve_collector, NetflowUdpSink, Pacing, NETFLOW_MAX_DATAGRAM};
 
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::Timestamp;
@@ -41,6 +42,35 @@ pub(crate) fn last_datagram_refused(sock: &UdpSocket) -> Option<io::Error> {
     }
 }
 
+/// The send buffer asked for on a UDP export socket. On the loopback a datagram goes straight
+/// into the collector's receive buffer and this does not matter; towards another host it holds
+/// the datagrams of a pacing burst while the interface's queue takes them, so that a send
+/// never finds it full (a full buffer would make the send wait, up to its 1 s timeout).
+const UDP_SEND_BUFFER: usize = 1 << 20;
+
+/// Size the send buffer of a UDP export socket (best effort: the kernel caps it at
+/// `net.core.wmem_max`).
+pub(crate) fn size_send_buffer(sock: &UdpSocket) {
+    let s = socket2::SockRef::from(sock);
+    if s.send_buffer_size().is_ok_and(|n| n < UDP_SEND_BUFFER) {
+        let _ = s.set_send_buffer_size(UDP_SEND_BUFFER);
+    }
+}
+
+/// What a network export did with the flow records handed to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Records delivered: acknowledged by the collector's TCP when `acknowledged`, else
+    /// handed to the kernel (UDP, whose delivery nobody can confirm; SCTP).
+    pub delivered: u64,
+    /// Records known to be lost, `overflow` included.
+    pub lost: u64,
+    /// Of those, dropped at a full export queue (live capture).
+    pub overflow: u64,
+    /// Delivery is confirmed by acknowledgements (TCP, TLS).
+    pub acknowledged: bool,
+}
+
 /// A destination for flow records. Records arrive in the order the meter closed the flows.
 pub trait RecordSink {
     /// Write one flow record.
@@ -65,9 +95,16 @@ pub trait RecordSink {
     /// End of output: flush and close everything (publish the last file).
     fn finish(&mut self) -> io::Result<()>;
 
-    /// Records this sink could not deliver (network export), `None` for sinks that cannot
-    /// lose any without an error. Final after `finish`.
-    fn lost(&self) -> Option<u64> {
+    /// What a network export delivered and lost, `None` for sinks that cannot lose records
+    /// without an error. Final after `finish`.
+    fn export_report(&self) -> Option<ExportReport> {
+        None
+    }
+
+    /// Why the sink gave up (a collector that took nothing for `--export-timeout` while the
+    /// input waited), once it has: the input should stop. Records written after it are
+    /// counted as lost.
+    fn failure(&self) -> Option<String> {
         None
     }
 

@@ -1,5 +1,10 @@
 //! NetFlow v5/v9 export over UDP to one collector.
 //!
+//! Datagrams are paced (`--export-rate`, records per second; see [`crate::export::pace`]).
+//! Reading a file or standard input, the pacer's wait slows the reading down; a live capture
+//! cannot wait, so datagrams the pacer holds back wait in a bounded queue, whose overflow is
+//! dropped and counted.
+//!
 //! UDP says nothing when a datagram is lost, but a collector that is not listening answers
 //! with ICMP port unreachable, which the kernel reports on the socket's *next* send (or
 //! receive) as "connection refused", and that next send is itself refused. So every refused
@@ -9,12 +14,30 @@
 //! seen by any UDP exporter, which is why NetFlow has sequence numbers.
 //! [`RecordSink::finish`] fails when anything was lost, so `qof` ends with a non-zero status.
 
-use super::RecordSink;
+use super::pace::Pacer;
+use super::{ExportReport, RecordSink};
+use crate::config::QueueFull;
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::netflow::{Counters, DatagramSink, Encoder, Settings, Version};
 use crate::time::Timestamp;
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::Instant;
+
+/// The largest NetFlow datagram qof sends (v5's 30 records; v9 stays within 1400 octets): the
+/// unit of `--export-queue`.
+pub const NETFLOW_MAX_DATAGRAM: usize = 1464;
+
+/// How a UDP export paces its datagrams, and what it does with those that pile up.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    /// Records per second; 0 = unpaced.
+    pub rate: u64,
+    pub when_full: QueueFull,
+    /// Live input: octets of datagrams held back by the pacer.
+    pub queue_bytes: usize,
+}
 
 pub struct NetflowUdpSink {
     enc: Encoder,
@@ -31,6 +54,14 @@ struct Link {
     /// Records of the last datagram sent without error, until a later error blames it.
     unconfirmed: u32,
     first_error: Option<io::Error>,
+    pacer: Option<Pacer>,
+    when_full: QueueFull,
+    /// Live input: datagrams the pacer holds back (octets, records), and their octets.
+    waiting: VecDeque<(Vec<u8>, u32)>,
+    waiting_bytes: usize,
+    cap: usize,
+    /// Records dropped because `waiting` was full.
+    overflow: u64,
 }
 
 /// The collector's address: `host` is an IPv4 address, an IPv6 address (brackets allowed)
@@ -58,13 +89,14 @@ pub fn resolve_collector(host: &str, port: u16) -> io::Result<SocketAddr> {
 
 impl NetflowUdpSink {
     /// A sink sending to `collector` from an ephemeral port of the same address family.
-    pub fn connect(collector: SocketAddr, settings: &Settings) -> io::Result<Self> {
+    pub fn connect(collector: SocketAddr, settings: &Settings, pacing: Pacing) -> io::Result<Self> {
         let local: IpAddr = match collector {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
         };
         let sock = UdpSocket::bind((local, 0))?;
         sock.connect(collector)?;
+        super::size_send_buffer(&sock);
         Ok(NetflowUdpSink {
             enc: Encoder::new(settings),
             link: Link {
@@ -75,6 +107,12 @@ impl NetflowUdpSink {
                 lost_records: 0,
                 unconfirmed: 0,
                 first_error: None,
+                pacer: Pacer::new(pacing.rate, Instant::now()),
+                when_full: pacing.when_full,
+                waiting: VecDeque::new(),
+                waiting_bytes: 0,
+                cap: pacing.queue_bytes.max(NETFLOW_MAX_DATAGRAM),
+                overflow: 0,
             },
         })
     }
@@ -83,9 +121,9 @@ impl NetflowUdpSink {
         self.enc.counters()
     }
 
-    /// Flow records known to be lost (refused sends).
+    /// Flow records known to be lost (refused sends, dropped at the full queue).
     pub fn lost_records(&self) -> u64 {
-        self.link.lost_records
+        self.link.lost_records + self.link.overflow
     }
 }
 
@@ -117,8 +155,46 @@ impl Link {
     }
 }
 
-impl DatagramSink for Link {
-    fn send(&mut self, datagram: &[u8], records: u32) {
+impl Link {
+    /// Send the waiting datagrams the pacer lets go now.
+    fn drain(&mut self) {
+        while !self.waiting.is_empty() {
+            if let Some(p) = &mut self.pacer {
+                if !p.delay(Instant::now()).is_zero() {
+                    return;
+                }
+            }
+            let Some((d, records)) = self.waiting.pop_front() else {
+                return;
+            };
+            self.waiting_bytes -= d.len();
+            self.transmit(&d, records);
+        }
+    }
+
+    /// Send every waiting datagram, waiting for the pacer (the end of the run).
+    fn drain_all(&mut self) {
+        while let Some((d, records)) = self.waiting.pop_front() {
+            self.waiting_bytes -= d.len();
+            self.wait_for_pacer();
+            self.transmit(&d, records);
+        }
+    }
+
+    /// Sleep until the pacer lets a datagram go: the input waits meanwhile.
+    fn wait_for_pacer(&mut self) {
+        if let Some(p) = &mut self.pacer {
+            let d = p.delay(Instant::now());
+            if !d.is_zero() {
+                std::thread::sleep(d);
+            }
+        }
+    }
+
+    fn transmit(&mut self, datagram: &[u8], records: u32) {
+        if let Some(p) = &mut self.pacer {
+            p.spend(records);
+        }
         match self.sock.send(datagram) {
             Ok(n) if n == datagram.len() => {
                 self.sent_datagrams += 1;
@@ -141,8 +217,47 @@ impl DatagramSink for Link {
     }
 }
 
+impl DatagramSink for Link {
+    fn send(&mut self, datagram: &[u8], records: u32) {
+        if self.when_full == QueueFull::Wait {
+            self.wait_for_pacer();
+            self.transmit(datagram, records);
+            return;
+        }
+        self.drain();
+        let ready = self
+            .pacer
+            .as_mut()
+            .map_or(true, |p| p.delay(Instant::now()).is_zero());
+        if self.waiting.is_empty() && ready {
+            self.transmit(datagram, records);
+            return;
+        }
+        self.waiting.push_back((datagram.to_vec(), records));
+        self.waiting_bytes += datagram.len();
+        while self.waiting_bytes > self.cap {
+            let Some((d, n)) = self.waiting.pop_front() else {
+                break;
+            };
+            self.waiting_bytes -= d.len();
+            if self.overflow == 0 {
+                tracing::warn!(
+                    "NetFlow to {}: export queue full ({} octets) at --export-rate: dropping \
+                     the oldest datagrams; every lost record is counted",
+                    self.peer,
+                    self.cap
+                );
+            }
+            self.overflow += u64::from(n);
+        }
+    }
+}
+
 impl RecordSink for NetflowUdpSink {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        if !self.link.waiting.is_empty() {
+            self.link.drain();
+        }
         self.enc.push_flow(rec, &mut self.link);
         Ok(())
     }
@@ -168,6 +283,7 @@ impl RecordSink for NetflowUdpSink {
     }
 
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        self.link.drain();
         self.enc.tick(now, &mut self.link);
         Ok(())
     }
@@ -179,6 +295,7 @@ impl RecordSink for NetflowUdpSink {
 
     fn finish(&mut self) -> io::Result<()> {
         self.enc.flush(&mut self.link);
+        self.link.drain_all();
         self.link.check_last();
         let c = self.enc.counters();
         let v = self.enc.version().number();
@@ -196,22 +313,33 @@ impl RecordSink for NetflowUdpSink {
             );
         }
         tracing::info!(
-            "NetFlow v{v} to {}: {} records in {} datagrams, {} lost",
+            "NetFlow v{v} to {}: {} records sent in {} datagrams, {} lost",
             self.link.peer,
             self.link.sent_records,
             self.link.sent_datagrams,
-            self.link.lost_records
+            self.lost_records()
         );
         match self.link.first_error.take() {
             Some(e) if self.link.lost_records > 0 => Err(io::Error::new(
                 e.kind(),
                 format!(
                     "NetFlow v{v} to {}: {} of {} flow records were lost ({e})",
-                    self.link.peer, self.link.lost_records, c.records
+                    self.link.peer,
+                    self.lost_records(),
+                    c.records
                 ),
             )),
             _ => Ok(()),
         }
+    }
+
+    fn export_report(&self) -> Option<ExportReport> {
+        Some(ExportReport {
+            delivered: self.link.sent_records,
+            lost: self.lost_records(),
+            overflow: self.link.overflow,
+            acknowledged: false,
+        })
     }
 }
 
@@ -252,8 +380,17 @@ mod tests {
         collector
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut sink =
-            NetflowUdpSink::connect(collector.local_addr().unwrap(), &Settings::default()).unwrap();
+        let pacing = Pacing {
+            rate: 0,
+            when_full: QueueFull::Wait,
+            queue_bytes: 1 << 20,
+        };
+        let mut sink = NetflowUdpSink::connect(
+            collector.local_addr().unwrap(),
+            &Settings::default(),
+            pacing,
+        )
+        .unwrap();
         let mut rec = FlowRecord::default();
         rec.key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
         rec.fwd.packets = 1;

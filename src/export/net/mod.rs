@@ -1,23 +1,28 @@
 //! IPFIX export to a live collector: UDP, TCP, TLS over TCP, SCTP (RFC 7011 §10).
 //!
 //! [`IpfixNetSink`] is the [`RecordSink`] the main loop writes to. It does no network I/O
-//! itself: each record goes over a bounded channel to an exporter thread (module `exporter`), which
-//! owns the [`Encoder`](crate::ipfix::Encoder) and the transport. So the per-packet path never
-//! waits on a dead collector; it waits only while the channel is full, that is while a live
-//! collector is slower than the meter (back-pressure: records are not thrown away because a
-//! collector is busy).
+//! itself: each record goes over a bounded channel to an exporter thread (module `exporter`),
+//! which owns the [`Encoder`](crate::ipfix::Encoder) and the transport, and never blocks on
+//! the network (sockets are non-blocking, connection attempts run in a thread of their own).
 //!
-//! The exporter thread:
-//! * flushes a partly filled message when no record came for a moment, so records reach the
-//!   collector while the input is quiet;
-//! * over a stream (TCP, TLS, SCTP), holds messages in a bounded queue while the collector is
-//!   unreachable, reconnects with exponential backoff, and in front of the data of every new
-//!   connection sends the templates that connection has not seen; what overflows the queue is
-//!   dropped oldest first, counted and logged;
-//! * over UDP, sends each message as one datagram, re-sends templates every
-//!   `--template-refresh` seconds and counts the records of datagrams the kernel refused;
-//! * never withdraws templates: UDP must not (RFC 7011 §8.1), and qof never redefines a
-//!   template ID, so on a stream the end of the session withdraws them all.
+//! What a full export queue does depends on the input ([`QueueFull`]): a file or standard
+//! input waits (the exporter stops taking records, the main loop blocks on the channel, so a
+//! slow collector slows the reading, and nothing is dropped; a collector that takes nothing
+//! for `--export-timeout` ends the run with an error); a live capture cannot wait, so the
+//! exporter keeps taking records and drops the oldest messages, counted.
+//!
+//! Every flow record handed to the sink is counted once, as delivered or lost:
+//! * over TCP and TLS, delivered means acknowledged by the collector's TCP (the kernel's send
+//!   queue says how many octets are not, `SIOCOUTQ`); written messages are kept until then,
+//!   and those a broken connection had not delivered go again, whole, on the next one. This
+//!   is TCP-level delivery: octets the collector's kernel acknowledged and the collector
+//!   process never read (it was killed) cannot be seen by any exporter;
+//! * over SCTP the kernel gives no such count: written counts as delivered;
+//! * over UDP nothing can be confirmed: records handed to the kernel are "sent", and only
+//!   what the kernel refused is known to be lost. Datagrams are paced (`--export-rate`).
+//!
+//! Templates are never withdrawn: UDP must not (RFC 7011 §8.1), and qof never redefines a
+//! template ID, so on a stream the end of the session withdraws them all.
 //!
 //! Time here is wall-clock (`Instant`): backoff, flush delays and template refresh are about
 //! the network, not about packet time, and the meter stays sans-IO.
@@ -28,8 +33,9 @@ mod stream;
 pub mod tls;
 mod udp;
 
-use super::RecordSink;
+use super::{ExportReport, RecordSink};
 use crate::config::IpfixTransport;
+pub use crate::config::QueueFull;
 use crate::ipfix::TemplateSpec;
 use crate::meter::{FlowRecord, ProcessStats};
 use anyhow::{anyhow, Result};
@@ -37,7 +43,6 @@ use exporter::{Cmd, Counters, Exporter};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -73,10 +78,16 @@ pub struct NetConfig {
     pub tls: Option<TlsFiles>,
     /// Re-send templates this often; `None` = once per session.
     pub template_refresh: Option<Duration>,
-    /// Messages held while a stream collector is unreachable.
-    pub queue_messages: usize,
-    /// How long `finish` waits for the collector to take what is queued.
-    pub drain_timeout: Duration,
+    /// Octets of messages held: waiting for the collector, or written and not yet
+    /// acknowledged by its TCP.
+    pub queue_bytes: usize,
+    /// What a full queue does: slow the input down, or drop the oldest messages.
+    pub when_full: QueueFull,
+    /// UDP: records per second (0 = unpaced).
+    pub rate: u64,
+    /// How long a collector may take nothing: connection attempts and TLS handshakes, the
+    /// input held up by a full queue, the end of the run waiting for the last records.
+    pub timeout: Duration,
     pub observation_domain: u32,
     pub force_biflow: bool,
 }
@@ -94,6 +105,12 @@ impl NetConfig {
         } else {
             format!("{proto} {host}:{}", self.port)
         }
+    }
+
+    /// The timeout of one connection attempt or TLS handshake: `--export-timeout`, but never
+    /// so short that a collector on the same host cannot answer.
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout.max(Duration::from_millis(100))
     }
 }
 
@@ -116,27 +133,53 @@ pub(crate) fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// One transport session to the collector. Messages go in whole.
+/// One stream session (TCP, TLS, SCTP) to the collector, written without blocking. Messages
+/// are written whole into one session: a message cut short by a failure goes whole into the
+/// next session.
 pub trait Transport: Send {
-    /// Send one whole message. An error means the session is unusable (a stream that failed
-    /// mid-message is out of step; the collector discards the partial message).
-    fn send(&mut self, msg: &[u8]) -> io::Result<()>;
+    /// Take what the session can take of `buf` now; `Ok(0)`: nothing, wait for
+    /// [`wait_writable`](Transport::wait_writable). An error means the session is unusable.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Push out what the session still holds of earlier writes (TLS records); true when it
+    /// holds nothing.
+    fn flush(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Octets handed to the kernel in this session (over TLS, record octets).
+    fn written(&self) -> u64;
+
+    /// Of those, how many the collector's TCP has not acknowledged yet (the kernel's send
+    /// queue), or `None` when the kernel cannot tell (SCTP): then written counts as delivered.
+    fn unacked(&mut self) -> Option<u64>;
+
+    /// Wait at most `timeout` for a write to be able to take something (or for an error).
+    fn wait_writable(&mut self, timeout: Duration);
 
     /// False when the collector is known to have gone away (it closed its end of a stream).
     /// Checked before each message, so that a message is not written into a connection that
-    /// is already dead and lost without an error.
+    /// is already dead.
     fn alive(&mut self) -> bool {
         true
     }
 
-    /// The longest one `send` may wait on a collector that takes nothing.
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()>;
-
-    /// End the session cleanly (TLS close_notify); errors do not matter any more.
+    /// End the session cleanly once everything was acknowledged (TLS close_notify, FIN).
     fn close(&mut self) {}
 
-    /// After the last message of a datagram transport: the error, if the collector refused
-    /// it (see [`super::last_datagram_refused`]). Streams report failures on `send`.
+    /// End the session at once, discarding what the kernel still holds (a TCP reset): those
+    /// octets are sent again on another connection or counted as lost, so they must not
+    /// reach the collector later.
+    fn abort(&mut self) {}
+}
+
+/// One datagram socket to the collector (UDP).
+pub trait Datagrams: Send {
+    /// Send one whole message as one datagram.
+    fn send(&mut self, msg: &[u8]) -> io::Result<()>;
+
+    /// After the last message: the error, if the collector refused it (see
+    /// [`super::last_datagram_refused`]).
     fn last_refused(&mut self) -> Option<io::Error> {
         None
     }
@@ -168,11 +211,15 @@ pub trait Connector: Send {
 /// What the exporter counted, readable from the main thread at any time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExportTotals {
-    /// Data records handed to the transport.
+    /// Flow records delivered: acknowledged by the collector's TCP (TCP, TLS), written
+    /// (SCTP), handed to the kernel (UDP).
     pub sent: u64,
-    /// Data records given up: queue overflow, refused datagrams, undelivered at exit.
+    /// Flow records given up on the network: refused datagrams, undelivered when the
+    /// collector took nothing for `--export-timeout`.
     pub lost: u64,
-    /// Messages waiting for the collector.
+    /// Flow records dropped because the export queue was full (live capture).
+    pub overflow: u64,
+    /// Messages held: waiting for the collector, or written and not yet acknowledged.
     pub queued: u64,
     /// Connections made (stream transports).
     pub connections: u64,
@@ -184,6 +231,8 @@ pub struct IpfixNetSink {
     thread: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     peer: String,
+    /// Delivery is acknowledged (streams) rather than unknowable (UDP).
+    acknowledged: bool,
 }
 
 impl IpfixNetSink {
@@ -218,9 +267,15 @@ impl IpfixNetSink {
                     &cfg.host,
                     cfg.port,
                     cfg.transport == IpfixTransport::Sctp,
+                    cfg.connect_timeout(),
                 );
                 let mut connector: Box<dyn Connector> = match &cfg.tls {
-                    Some(files) => Box::new(tls::TlsConnector::new(tcp, &cfg.host, files)?),
+                    Some(files) => Box::new(tls::TlsConnector::new(
+                        tcp,
+                        &cfg.host,
+                        files,
+                        cfg.connect_timeout(),
+                    )?),
                     None => Box::new(tcp),
                 };
                 let first = match connector.connect() {
@@ -228,10 +283,10 @@ impl IpfixNetSink {
                     Err(e) if e.permanent => return Err(anyhow!("--ipfix {peer}: {}", e.message)),
                     Err(e) => {
                         tracing::warn!(
-                            "{peer}: cannot connect ({}); holding records (up to {} messages) \
+                            "{peer}: cannot connect ({}); holding records (up to {} octets) \
                              and retrying",
                             e.message,
-                            cfg.queue_messages
+                            cfg.queue_bytes
                         );
                         None
                     }
@@ -248,6 +303,7 @@ impl IpfixNetSink {
             thread: Some(thread),
             counters,
             peer,
+            acknowledged: cfg.transport == IpfixTransport::Tcp,
         })
     }
 
@@ -255,26 +311,32 @@ impl IpfixNetSink {
         self.counters.totals()
     }
 
-    fn send(&mut self, cmd: Cmd) -> io::Result<()> {
-        let stopped = || io::Error::other(format!("{}: the exporter thread stopped", self.peer));
-        match &self.tx {
-            Some(tx) => tx.send(cmd).map_err(|_| stopped()),
-            None => Err(stopped()),
-        }
+    fn stopped(&self) -> io::Error {
+        io::Error::other(format!("{}: the exporter thread stopped", self.peer))
+    }
+
+    /// Hand a command to the exporter thread. This waits only while the channel is full: for
+    /// a live capture that is while the exporter thread encodes (it never waits on the network,
+    /// and drops from its queue instead); for a file, also while its queue is full.
+    fn hand_over(&mut self, cmd: Cmd) -> io::Result<()> {
+        let Some(tx) = &self.tx else {
+            return Err(self.stopped());
+        };
+        tx.send(cmd).map_err(|_| self.stopped())
     }
 }
 
 impl RecordSink for IpfixNetSink {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        self.send(Cmd::Flow(rec.clone()))
+        self.hand_over(Cmd::Flow(rec.clone()))
     }
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
-        self.send(Cmd::Stats(*stats))
+        self.hand_over(Cmd::Stats(*stats))
     }
 
-    /// Flush, wait (at most `--export-timeout`) for the collector to take everything queued,
-    /// close the session.
+    /// Flush, wait for the collector to take everything held (while it makes progress, and
+    /// at most `--export-timeout` without), close the session.
     fn finish(&mut self) -> io::Result<()> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Cmd::Finish);
@@ -286,15 +348,36 @@ impl RecordSink for IpfixNetSink {
         Ok(())
     }
 
-    fn lost(&self) -> Option<u64> {
-        Some(self.counters.lost.load(Ordering::Relaxed))
+    fn export_report(&self) -> Option<ExportReport> {
+        let t = self.totals();
+        Some(ExportReport {
+            delivered: t.sent,
+            lost: t.lost + t.overflow,
+            overflow: t.overflow,
+            acknowledged: self.acknowledged,
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.counters.failure()
     }
 
     fn status(&self) -> Option<String> {
         let t = self.totals();
+        let verb = if self.acknowledged {
+            "delivered"
+        } else {
+            "sent"
+        };
         Some(format!(
-            "{}: {} records sent, {} lost, {} messages queued, {} connections",
-            self.peer, t.sent, t.lost, t.queued, t.connections
+            "{}: {} records {verb}, {} lost ({} at the full export queue), {} messages held, \
+             {} connections",
+            self.peer,
+            t.sent,
+            t.lost + t.overflow,
+            t.overflow,
+            t.queued,
+            t.connections
         ))
     }
 }
@@ -322,8 +405,10 @@ mod tests {
                 key: "c".into(),
             }),
             template_refresh: None,
-            queue_messages: 1,
-            drain_timeout: Duration::ZERO,
+            queue_bytes: 1 << 20,
+            when_full: QueueFull::Wait,
+            rate: 0,
+            timeout: Duration::ZERO,
             observation_domain: 0,
             force_biflow: false,
         }

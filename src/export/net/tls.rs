@@ -13,7 +13,7 @@
 //! sending never blocks on a read: a collector sends nothing but the handshake, session
 //! tickets and alerts, which [`TlsSession::alive`] reads without blocking.
 
-use super::stream::SocketConnector;
+use super::stream::{reset_on_close, send_queue, wait_writable, SocketConnector};
 use super::{ConnectError, Connector, TlsFiles, Transport};
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::pki_types::pem::PemObject;
@@ -24,10 +24,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The handshake of a collector that accepted the connection must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// TLS 1.3: how long to wait after the handshake for the collector's verdict on our
 /// certificate (see [`TlsConnector::connect`]).
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -132,10 +130,17 @@ pub struct TlsConnector {
     tcp: SocketConnector,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
+    /// The whole handshake must end within this: `--export-timeout`.
+    timeout: Duration,
 }
 
 impl TlsConnector {
-    pub fn new(tcp: SocketConnector, host: &str, files: &TlsFiles) -> Result<Self> {
+    pub fn new(
+        tcp: SocketConnector,
+        host: &str,
+        files: &TlsFiles,
+        timeout: Duration,
+    ) -> Result<Self> {
         let bare = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -146,8 +151,24 @@ impl TlsConnector {
             tcp,
             config: client_config(files)?,
             name,
+            timeout,
         })
     }
+
+    fn timed_out(&self) -> ConnectError {
+        ConnectError::transient(format!(
+            "TLS handshake timed out after {} s (--export-timeout)",
+            self.timeout.as_secs_f64()
+        ))
+    }
+}
+
+/// A read or write that gave up at its socket timeout (Linux reports EAGAIN for it).
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// A failed handshake: certificate and protocol errors are configuration problems
@@ -175,10 +196,7 @@ fn handshake_error(e: io::Error) -> ConnectError {
 impl Connector for TlsConnector {
     fn connect(&mut self) -> Result<Box<dyn Transport>, ConnectError> {
         let mut sock = self.tcp.connect_socket()?;
-        let timeouts = sock
-            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-            .and_then(|()| sock.set_write_timeout(Some(HANDSHAKE_TIMEOUT)));
-        timeouts.map_err(ConnectError::transient)?;
+        let deadline = Instant::now() + self.timeout;
         let mut conn =
             ClientConnection::new(self.config.clone(), self.name.clone()).map_err(|e| {
                 ConnectError {
@@ -187,14 +205,32 @@ impl Connector for TlsConnector {
                 }
             })?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).map_err(handshake_error)?;
+            // Each read and write waits at most what is left of the whole handshake's time.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timed_out());
+            }
+            sock.set_read_timeout(Some(left))
+                .and_then(|()| sock.set_write_timeout(Some(left)))
+                .map_err(ConnectError::transient)?;
+            match conn.complete_io(&mut sock) {
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => return Err(self.timed_out()),
+                Err(e) => return Err(handshake_error(e)),
+            }
         }
         if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
-            await_verdict(&mut conn, &mut sock)?;
+            await_verdict(&mut conn, &mut sock, VERDICT_TIMEOUT.min(self.timeout))?;
         }
         sock.set_read_timeout(None)
+            .and_then(|()| sock.set_write_timeout(None))
+            .and_then(|()| sock.set_nonblocking(true))
             .map_err(ConnectError::transient)?;
-        Ok(Box::new(TlsSession { conn, sock }))
+        Ok(Box::new(TlsSession {
+            conn,
+            sock,
+            written: 0,
+        }))
     }
 }
 
@@ -204,8 +240,12 @@ impl Connector for TlsConnector {
 /// once they accept the client, so wait (briefly) for the first record after the handshake:
 /// a ticket means accepted, an alert or a close means refused; silence (a collector that
 /// sends no tickets) is taken as accepted.
-fn await_verdict(conn: &mut ClientConnection, sock: &mut Socket) -> Result<(), ConnectError> {
-    sock.set_read_timeout(Some(VERDICT_TIMEOUT))
+fn await_verdict(
+    conn: &mut ClientConnection,
+    sock: &mut Socket,
+    wait: Duration,
+) -> Result<(), ConnectError> {
+    sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))))
         .map_err(ConnectError::transient)?;
     let refused = |why: String| ConnectError {
         message: format!(
@@ -223,83 +263,88 @@ fn await_verdict(conn: &mut ClientConnection, sock: &mut Socket) -> Result<(), C
                 Ok(_) => return Ok(()),
             },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(())
-            }
+            Err(e) if is_timeout(&e) => return Ok(()),
             Err(e) => return Err(refused(e.to_string())),
         }
     }
 }
 
+/// A TLS session over a non-blocking socket. TLS records are written by rustls into the
+/// socket; `written` counts their octets, which are what the kernel's send queue counts, so
+/// that the collector's TCP acknowledgements can be mapped to messages.
 pub struct TlsSession {
     conn: ClientConnection,
     sock: Socket,
-}
-
-impl TlsSession {
-    /// Write out every pending TLS record (blocking, within the socket's write timeout).
-    fn write_out(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            if self.conn.write_tls(&mut self.sock)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-        }
-        Ok(())
-    }
+    written: u64,
 }
 
 impl Transport for TlsSession {
-    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let mut rest = msg;
-        while !rest.is_empty() {
-            let n = self.conn.writer().write(rest)?;
-            rest = rest.get(n..).unwrap_or_default();
-            self.write_out()?;
+    /// Plaintext is taken only when every earlier TLS record is in the kernel: then the TLS
+    /// octets between two messages' ends are the later message's.
+    fn write(&mut self, msg: &[u8]) -> io::Result<usize> {
+        if !self.flush()? {
+            return Ok(0);
         }
-        Ok(())
+        let n = self.conn.writer().write(msg)?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn unacked(&mut self) -> Option<u64> {
+        send_queue(&self.sock)
+    }
+
+    fn wait_writable(&mut self, timeout: Duration) {
+        wait_writable(&self.sock, timeout);
     }
 
     /// Read whatever the collector sent, without blocking: session tickets are absorbed; the
     /// end of the stream, a close_notify, an alert or a broken record mean it is gone.
     fn alive(&mut self) -> bool {
-        if self.sock.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut alive = true;
         for _ in 0..64 {
             match self.conn.read_tls(&mut self.sock) {
-                Ok(0) => alive = false,
+                Ok(0) => return false,
                 Ok(_) => match self.conn.process_new_packets() {
                     Ok(state) if !state.peer_has_closed() => {
                         let mut sink = [0u8; 1024];
                         while matches!(self.conn.reader().read(&mut sink), Ok(n) if n > 0) {}
                         continue;
                     }
-                    _ => alive = false,
+                    _ => return false,
                 },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => alive = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
             }
-            break;
         }
-        self.sock.set_nonblocking(false).is_ok() && alive
-    }
-
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.sock
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
+        true
     }
 
     fn close(&mut self) {
         self.conn.send_close_notify();
-        let _ = self.write_out();
+        let _ = self.flush();
         let _ = self.sock.shutdown(Shutdown::Write);
+    }
+
+    fn abort(&mut self) {
+        reset_on_close(&self.sock);
     }
 }
 

@@ -1,6 +1,6 @@
 //! UDP: one message per datagram, no connection, no retransmission.
 
-use super::Transport;
+use super::Datagrams;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -24,12 +24,13 @@ impl UdpTransport {
         };
         let sock = UdpSocket::bind(local)?;
         sock.connect(addr)?;
+        crate::export::size_send_buffer(&sock);
         sock.set_write_timeout(Some(Duration::from_secs(1)))?;
         Ok(UdpTransport { sock })
     }
 }
 
-impl Transport for UdpTransport {
+impl Datagrams for UdpTransport {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         let n = self.sock.send(msg)?;
         if n != msg.len() {
@@ -43,10 +44,5 @@ impl Transport for UdpTransport {
 
     fn last_refused(&mut self) -> Option<io::Error> {
         crate::export::last_datagram_refused(&self.sock)
-    }
-
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.sock
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
     }
 }
