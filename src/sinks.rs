@@ -5,14 +5,22 @@ use anyhow::{bail, Context, Result};
 use qof::config::{Args, Format, NetflowVersion, NETFLOW_PORT};
 use qof::export::net::{IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT};
 use qof::export::{
-    resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, RecordSink,
+    resolve_collector, FileId, FileOutput, IpfixFileSink, JsonFileSink, JsonSink, NetflowUdpSink,
+    OutputFile, OutputOptions, RecordSink,
 };
 use qof::ipfix::TemplateSpec;
 use qof::netflow::{Settings, Version};
 use std::io::{BufWriter, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<dyn RecordSink>> {
+/// The sink `args` ask for. `input` is the capture file being read, which no output file may
+/// be. File outputs are checked here; regular files are created by the sink's `start`.
+pub fn open(
+    args: &Args,
+    spec: &TemplateSpec,
+    force_biflow: bool,
+    input: Option<FileId>,
+) -> Result<Box<dyn RecordSink>> {
     if let Some(version) = args.netflow {
         return netflow(args, version);
     }
@@ -30,18 +38,14 @@ pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
                 bail!("refusing to write binary IPFIX to a terminal: give --out FILE, pipe the output, or use --format json");
             }
             let out = FileOutput {
-                path: path.clone(),
+                path,
                 rotate_secs: args.rotate,
                 lock: args.lock,
+                input,
             };
-            let sink = IpfixFileSink::new(spec.clone(), args.observation_domain, force_biflow, out)
-                .with_context(|| {
-                    format!(
-                        "--out {}",
-                        path.as_ref()
-                            .map_or("-".into(), |p| p.display().to_string())
-                    )
-                })?;
+            // (Errors name the output themselves.)
+            let sink =
+                IpfixFileSink::new(spec.clone(), args.observation_domain, force_biflow, out)?;
             Ok(Box::new(sink))
         }
         Format::Json => {
@@ -55,16 +59,26 @@ pub fn open(args: &Args, spec: &TemplateSpec, force_biflow: bool) -> Result<Box<
                     BufWriter::with_capacity(1 << 16, std::io::stdout()),
                 ))),
                 Some(p) => {
-                    let f = std::fs::File::create(&p)
-                        .with_context(|| format!("--out {}", p.display()))?;
-                    Ok(Box::new(JsonSink::new(
+                    let options = OutputOptions { lock: false, input };
+                    let file = OutputFile::new(&p, options)?;
+                    Ok(Box::new(JsonFileSink::new(
                         spec.clone(),
                         force_biflow,
-                        BufWriter::with_capacity(1 << 16, f),
+                        file,
                     )))
                 }
             }
         }
+    }
+}
+
+/// The capture file `--in` names (standard input's, when it is a file), by identity: a path,
+/// a hard link or a symbolic link to it are all the same file.
+pub fn input_file(input: &str) -> Option<FileId> {
+    match input.strip_prefix("pcapfile:").unwrap_or(input) {
+        "-" => FileId::of_stdin(),
+        live if live.starts_with("int:") => None,
+        path => FileId::of(Path::new(path)),
     }
 }
 

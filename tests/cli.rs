@@ -289,7 +289,11 @@ fn ipfix_into_a_fifo_keeps_the_fifo() {
     );
     // Checked before joining: had the FIFO been renamed over, the reader would never return.
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-    assert!(!tmp.path().join(".flows.fifo.partial").exists());
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["flows.fifo"], "no hidden file beside the FIFO");
     let via_fifo = reader.join().unwrap();
 
     let file = tmp.path().join("flows.ipfix");
