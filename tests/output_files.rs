@@ -1,6 +1,6 @@
 //! Output files that cannot be turned against qof (issue 12): links planted at every name it
 //! writes, an output that is the input, a full disk, `--become-user` into a directory its
-//! user cannot write, a second signal. Each checks what is on
+//! user cannot write, a FIFO input with no writer, a second signal. Each checks what is on
 //! disk afterwards (the victim's bytes, directory listings), the exit status and the one
 //! error line. The parts that need root (a tmpfs, another user, a packet socket) say so and
 //! return when not root.
@@ -127,6 +127,14 @@ fn mkfifo(p: &Path) {
         .status()
         .unwrap();
     assert!(made.success());
+}
+
+/// Whether process `pid` has `path` open.
+fn has_open(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|l| l == path)
+    })
 }
 
 #[test]
@@ -529,6 +537,61 @@ fn become_user_writes_as_that_user() {
         nobody.uid.as_raw()
     );
     assert_eq!(listing(&dir), ["flows.ipfix"]);
+}
+
+/// A FIFO that no writer opens: opening it for reading would wait for ever, deaf to signals.
+/// qof waits in a way SIGTERM ends: the run ends as a stop ends it (exit 0, the output
+/// published, without packets). The same with a writer that opens it and sends nothing.
+#[test]
+fn a_fifo_without_a_writer_ends_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("input.fifo");
+    mkfifo(&fifo);
+    // (As /proc names it.)
+    let fifo = fifo.canonicalize().unwrap();
+    for writer in [false, true] {
+        let out_path = tmp.path().join(format!("writer-{writer}.ipfix"));
+        let mut child = qof()
+            .arg("--in")
+            .arg(&fifo)
+            .arg("--out")
+            .arg(&out_path)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // qof is waiting once it holds the FIFO open (its signal handlers are set before).
+        wait_until(&mut child, "qof never opened the FIFO", |c| {
+            has_open(c.id(), &fifo)
+        });
+        let silent = writer.then(|| std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+        signal(&child, nix::sys::signal::Signal::SIGTERM);
+        let out = wait_at_most(child, Duration::from_secs(10), "SIGTERM on a FIFO");
+        drop(silent);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "writer {writer}: {stderr}");
+        assert!(stderr.contains("qof: 0 packets read"), "{stderr}");
+        assert_ipfix_file(&out_path);
+    }
+    assert_eq!(
+        listing(tmp.path()),
+        ["input.fifo", "writer-false.ipfix", "writer-true.ipfix"]
+    );
+}
+
+/// A FIFO with a writer is read as any capture.
+#[test]
+fn a_fifo_input_gives_the_same_flows_as_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("input.fifo");
+    mkfifo(&fifo);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, std::fs::read(sample()).unwrap()))
+    };
+    let out = run(qof().arg("--in").arg(&fifo).args(["--format", "json"]));
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, reference_json());
 }
 
 /// A second SIGINT or SIGTERM ends qof at once, and its unfinished hidden file and lock go
