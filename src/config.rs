@@ -132,7 +132,8 @@ pub struct Args {
     pub export_queue: usize,
 
     /// Network export: seconds to wait at the end of input (or after SIGINT/SIGTERM) for the
-    /// collector to take every queued record.
+    /// collector to take every queued record (0 = do not wait: what is still queued is counted
+    /// lost).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub export_timeout: u64,
 
@@ -230,6 +231,11 @@ impl YamlConfig {
         let secs_to_ms = |key: &str, v: Option<u64>, default_ms: u64| -> Result<u64> {
             match v {
                 None => Ok(default_ms),
+                // 0 would end a flow after every packet (idle) or cut one record per packet
+                // (active), and a reader might take it for "never": neither is asked for.
+                Some(0) => {
+                    bail!("{key}: 0 seconds: give at least 1 (a flow would end at every packet)")
+                }
                 Some(s) if s > 86_400 * 365 => bail!("{key}: {s} seconds is more than a year"),
                 Some(s) => Ok(s * 1000),
             }
@@ -462,6 +468,18 @@ mod tests {
         assert_eq!(e, "max-flows: 200000000 is too large (at most 134217727)");
         let c = YamlConfig::parse("max-flows: 134217727\n").unwrap();
         assert_eq!(c.meter().unwrap().max_flows, crate::meter::MAX_FLOWS);
+        // A zero timeout is refused, not read as "never" or as "after every packet".
+        for key in ["idle-timeout", "active-timeout"] {
+            let e = YamlConfig::parse(&format!("{key}: 0\n"))
+                .unwrap()
+                .meter()
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("{key}: 0 seconds: give at least 1 (a flow would end at every packet)")
+            );
+        }
     }
 
     #[test]

@@ -322,3 +322,21 @@ fn ipfix_out_to_a_directory_is_one_error_line() {
     let out = run(qof().arg("--in").arg(sample()).arg("--out").arg(tmp.path()));
     assert_one_error_line(&out, "is a directory");
 }
+
+/// A zero timeout is refused in one line naming the key, not taken silently.
+#[test]
+fn zero_timeouts_are_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for key in ["idle-timeout", "active-timeout"] {
+        let yaml = tmp.path().join("zero.yaml");
+        std::fs::write(&yaml, format!("{key}: 0\n")).unwrap();
+        let out = run(qof()
+            .arg("--in")
+            .arg(sample())
+            .arg("--yaml")
+            .arg(&yaml)
+            .args(["--format", "json"]));
+        assert_one_error_line(&out, &format!("{key}: 0 seconds: give at least 1"));
+        assert!(out.stdout.is_empty());
+    }
+}
