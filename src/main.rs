@@ -424,6 +424,15 @@ fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>, dro
     } else {
         String::new()
     };
+    // Flows ended before their time to make room for new ones (YAML max-flows).
+    let evicted = if m.flows_evicted > 0 {
+        format!(
+            ", {} flows ended early for lack of room (flow table full)",
+            m.flows_evicted
+        )
+    } else {
+        String::new()
+    };
     // Frames a live source lost before qof read them (its kernel buffer was full).
     let dropped = if dropped > 0 {
         format!(", {dropped} dropped by the kernel")
@@ -435,7 +444,7 @@ fn summary(meter: &Meter, n: &Counters, started: Instant, lost: Option<u64>, dro
         None => String::new(),
     };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total(),

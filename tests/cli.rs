@@ -323,6 +323,34 @@ fn ipfix_out_to_a_directory_is_one_error_line() {
     assert_one_error_line(&out, "is a directory");
 }
 
+/// Flows ended early to make room (YAML `max-flows`) are in the summary line; without any,
+/// the line does not mention them.
+#[test]
+fn the_summary_counts_flows_evicted_from_a_full_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("small.yaml");
+    std::fs::write(&yaml, "max-flows: 2\n").unwrap();
+    let out = run(qof()
+        .arg("--in")
+        .arg(sample())
+        .arg("--yaml")
+        .arg(&yaml)
+        .args(["--format", "json"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // "..., N flows ended early for lack of room (flow table full); ..."
+    let evicted: u64 = stderr
+        .split(" flows ended early for lack of room (flow table full); ")
+        .next()
+        .filter(|head| head.len() < stderr.len())
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count: {stderr}"));
+    assert!(evicted > 0, "{stderr}");
+    let out = run(qof().arg("--in").arg(sample()).args(["--format", "json"]));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ended early"));
+}
+
 /// A zero timeout is refused in one line naming the key, not taken silently.
 #[test]
 fn zero_timeouts_are_refused_in_one_line() {
