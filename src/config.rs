@@ -156,8 +156,8 @@ pub struct Args {
     #[arg(long)]
     pub verbose: bool,
 
-    /// Print the version and exit.
-    #[arg(long)]
+    /// Print the version (on standard output) and exit.
+    #[arg(short = 'V', long)]
     pub version: bool,
 }
 

@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         }
     };
     if args.version {
-        eprintln!(
+        // Standard output, as clap's own --version and every GNU tool print it.
+        println!(
             "qof {} — passive flow meter (RFC 7011 IPFIX, RFC 5103 biflows)",
             env!("CARGO_PKG_VERSION")
         );

@@ -149,9 +149,17 @@ fn user_mistakes_get_one_clear_line() {
 
 #[test]
 fn version_and_help() {
-    let out = run(qof().arg("--version"));
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(env!("CARGO_PKG_VERSION")));
+    // On standard output, as clap's and GNU tools' --version; -V too.
+    for flag in ["--version", "-V"] {
+        let out = run(qof().arg(flag));
+        assert!(out.status.success(), "{flag}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("qof {} ", env!("CARGO_PKG_VERSION"))),
+            "{flag}: {stdout}"
+        );
+        assert!(out.stderr.is_empty(), "{flag}");
+    }
     let out = run(qof().arg("--help"));
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
