@@ -253,12 +253,14 @@ fn run(args: &Args) -> Result<Outcome> {
         ))?;
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
-    // A file that cannot be finished is not published (its hidden file is removed): its
-    // error is the one line, and no summary counts records nobody can read.
-    let (finished, lost) = match (sink.finish(), sink.lost()) {
-        (Err(e), None) => return Err(e.into()),
+    // An output file that cannot be finished is not published (its hidden file is removed),
+    // and standard output that fails is cut short: the error is the one line, and no summary
+    // counts records nobody can read.
+    let finished = match sink.finish() {
+        Err(e) if args.netflow.is_none() && args.ipfix.is_none() => return Err(e.into()),
         other => other,
     };
+    let lost = sink.lost();
     summary(meter.meter(), &n, started, lost, source.dropped());
     finished.context("closing the output")?;
     if lost.is_some_and(|l| l > 0) && matches!(outcome, Outcome::Clean) {
