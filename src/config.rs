@@ -171,7 +171,8 @@ pub struct Args {
 
     /// Network export: how long a collector may take nothing before qof gives up on it:
     /// each connection attempt and TLS handshake, the reading held up by a full queue (then
-    /// qof stops with an error), the end of the run waiting for the last records.
+    /// qof stops with an error), the end of the run waiting for the last records (0 = give
+    /// up at once: what is still held is counted lost).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub export_timeout: u64,
 
@@ -194,8 +195,8 @@ pub struct Args {
     #[arg(long)]
     pub verbose: bool,
 
-    /// Print the version and exit.
-    #[arg(long)]
+    /// Print the version (on standard output) and exit.
+    #[arg(short = 'V', long)]
     pub version: bool,
 }
 
@@ -271,6 +272,11 @@ impl YamlConfig {
         let secs_to_ms = |key: &str, v: Option<u64>, default_ms: u64| -> Result<u64> {
             match v {
                 None => Ok(default_ms),
+                // 0 would end a flow after every packet (idle) or cut one record per packet
+                // (active), and a reader might take it for "never": neither is asked for.
+                Some(0) => {
+                    bail!("{key}: 0 seconds: give at least 1 (a flow would end at every packet)")
+                }
                 Some(s) if s > 86_400 * 365 => bail!("{key}: {s} seconds is more than a year"),
                 Some(s) => Ok(s * 1000),
             }
@@ -581,6 +587,18 @@ mod tests {
         assert_eq!(e, "max-flows: 200000000 is too large (at most 134217727)");
         let c = YamlConfig::parse("max-flows: 134217727\n").unwrap();
         assert_eq!(c.meter().unwrap().max_flows, crate::meter::MAX_FLOWS);
+        // A zero timeout is refused, not read as "never" or as "after every packet".
+        for key in ["idle-timeout", "active-timeout"] {
+            let e = YamlConfig::parse(&format!("{key}: 0\n"))
+                .unwrap()
+                .meter()
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("{key}: 0 seconds: give at least 1 (a flow would end at every packet)")
+            );
+        }
     }
 
     #[test]

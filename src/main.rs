@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         }
     };
     if args.version {
-        eprintln!(
+        // Standard output, as clap's own --version and every GNU tool print it.
+        println!(
             "qof {} — passive flow meter (RFC 7011 IPFIX, RFC 5103 biflows)",
             env!("CARGO_PKG_VERSION")
         );
@@ -121,11 +122,7 @@ fn run(args: &Args) -> Result<Outcome> {
         bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while we flush ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    stop_on_signals(&stop)?;
     // SIGUSR1: log the flow and fragment tables' statistics and the exporter's state.
     let status = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&status))?;
@@ -134,8 +131,16 @@ fn run(args: &Args) -> Result<Outcome> {
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
     let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
     let live = source.is_live();
-    let mut sink = sinks::open(args, &spec, yaml.force_biflow(), live)?;
-    // Inputs, outputs and the collector's socket are open: root is no longer needed.
+    let mut sink = sinks::open(
+        args,
+        &spec,
+        yaml.force_biflow(),
+        sinks::input_file(input),
+        live,
+    )?;
+    // Inputs, devices written in place and the collector's socket are open: root is no longer
+    // needed. Output files are created after the drop (`start`), by the user who will rename
+    // and remove them.
     match &args.become_user {
         Some(user) => privilege::drop_to(user, args.become_group.as_deref())?,
         None if (args.ipfix.is_some() || input.starts_with("int:"))
@@ -145,6 +150,7 @@ fn run(args: &Args) -> Result<Outcome> {
         }
         None => {}
     }
+    sink.start()?;
 
     let started = Instant::now();
     let init_millis = std::time::SystemTime::now()
@@ -275,7 +281,13 @@ fn run(args: &Args) -> Result<Outcome> {
         ))?;
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
-    let finished = sink.finish();
+    // An output file that cannot be finished is not published (its hidden file is removed),
+    // and standard output that fails is cut short: the error is the one line, and no summary
+    // counts records nobody can read.
+    let finished = match sink.finish() {
+        Err(e) if args.netflow.is_none() && args.ipfix.is_none() => return Err(e.into()),
+        other => other,
+    };
     let report = sink.export_report();
     summary(meter.meter(), &n, started, report, source.dropped());
     finished.context("closing the output")?;
@@ -302,6 +314,32 @@ fn plugin_specs(args: &Args, yaml: &YamlConfig) -> Result<Vec<qof::plugins::Plug
             qof::plugins::PluginSpec::parse(s).map_err(|e| anyhow::anyhow!("{whence} {s}: {e}"))
         })
         .collect()
+}
+
+/// SIGINT and SIGTERM: the first sets `stop` (reading stops, every flow in memory is
+/// exported); a second one while that goes on ends qof at once, with status 1, after removing
+/// the output's unfinished hidden file and lock. A signal handler cannot remove files safely,
+/// so a thread waits for the signals. (Two signals that arrive before the thread wakes count
+/// as one.)
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(stop))?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first = true;
+            for _ in signals.forever() {
+                if !first {
+                    qof::export::remove_unfinished();
+                    signal_hook::low_level::exit(1);
+                }
+                first = false;
+            }
+        })?;
+    Ok(())
 }
 
 /// Hand every record the meter has ready to the sink.
@@ -442,6 +480,15 @@ fn summary(
     } else {
         String::new()
     };
+    // Flows ended before their time to make room for new ones (YAML max-flows).
+    let evicted = if m.flows_evicted > 0 {
+        format!(
+            ", {} flows ended early for lack of room (flow table full)",
+            m.flows_evicted
+        )
+    } else {
+        String::new()
+    };
     // Frames a live source lost before qof read them (its kernel buffer was full).
     let dropped = if dropped > 0 {
         format!(", {dropped} dropped by the kernel")
@@ -473,7 +520,7 @@ fn summary(
         }
     };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total(),

@@ -8,19 +8,22 @@ use qof::export::net::{
     MAX_UDP_MESSAGE,
 };
 use qof::export::{
-    resolve_collector, FileOutput, IpfixFileSink, JsonSink, NetflowUdpSink, Pacing, RecordSink,
-    NETFLOW_MAX_DATAGRAM,
+    resolve_collector, FileId, FileOutput, IpfixFileSink, JsonFileSink, JsonSink, NetflowUdpSink,
+    OutputFile, OutputOptions, Pacing, RecordSink, NETFLOW_MAX_DATAGRAM,
 };
 use qof::ipfix::TemplateSpec;
 use qof::netflow::{Settings, Version};
 use std::io::{BufWriter, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+/// The sink `args` ask for. `input` is the capture file being read, which no output file may
+/// be. File outputs are checked here; regular files are created by the sink's `start`.
 /// `live`: the input is a live capture, which cannot wait for a network export.
 pub fn open(
     args: &Args,
     spec: &TemplateSpec,
     force_biflow: bool,
+    input: Option<FileId>,
     live: bool,
 ) -> Result<Box<dyn RecordSink>> {
     if let Some(version) = args.netflow {
@@ -40,18 +43,14 @@ pub fn open(
                 bail!("refusing to write binary IPFIX to a terminal: give --out FILE, pipe the output, or use --format json");
             }
             let out = FileOutput {
-                path: path.clone(),
+                path,
                 rotate_secs: args.rotate,
                 lock: args.lock,
+                input,
             };
-            let sink = IpfixFileSink::new(spec.clone(), args.observation_domain, force_biflow, out)
-                .with_context(|| {
-                    format!(
-                        "--out {}",
-                        path.as_ref()
-                            .map_or("-".into(), |p| p.display().to_string())
-                    )
-                })?;
+            // (Errors name the output themselves.)
+            let sink =
+                IpfixFileSink::new(spec.clone(), args.observation_domain, force_biflow, out)?;
             Ok(Box::new(sink))
         }
         Format::Json => {
@@ -65,16 +64,26 @@ pub fn open(
                     BufWriter::with_capacity(1 << 16, std::io::stdout()),
                 ))),
                 Some(p) => {
-                    let f = std::fs::File::create(&p)
-                        .with_context(|| format!("--out {}", p.display()))?;
-                    Ok(Box::new(JsonSink::new(
+                    let options = OutputOptions { lock: false, input };
+                    let file = OutputFile::new(&p, options)?;
+                    Ok(Box::new(JsonFileSink::new(
                         spec.clone(),
                         force_biflow,
-                        BufWriter::with_capacity(1 << 16, f),
+                        file,
                     )))
                 }
             }
         }
+    }
+}
+
+/// The capture file `--in` names (standard input's, when it is a file), by identity: a path,
+/// a hard link or a symbolic link to it are all the same file.
+pub fn input_file(input: &str) -> Option<FileId> {
+    match input.strip_prefix("pcapfile:").unwrap_or(input) {
+        "-" => FileId::of_stdin(),
+        live if live.starts_with("int:") => None,
+        path => FileId::of(Path::new(path)),
     }
 }
 

@@ -149,9 +149,17 @@ fn user_mistakes_get_one_clear_line() {
 
 #[test]
 fn version_and_help() {
-    let out = run(qof().arg("--version"));
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(env!("CARGO_PKG_VERSION")));
+    // On standard output, as clap's and GNU tools' --version; -V too.
+    for flag in ["--version", "-V"] {
+        let out = run(qof().arg(flag));
+        assert!(out.status.success(), "{flag}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("qof {} ", env!("CARGO_PKG_VERSION"))),
+            "{flag}: {stdout}"
+        );
+        assert!(out.stderr.is_empty(), "{flag}");
+    }
     let out = run(qof().arg("--help"));
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -289,7 +297,11 @@ fn ipfix_into_a_fifo_keeps_the_fifo() {
     );
     // Checked before joining: had the FIFO been renamed over, the reader would never return.
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-    assert!(!tmp.path().join(".flows.fifo.partial").exists());
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["flows.fifo"], "no hidden file beside the FIFO");
     let via_fifo = reader.join().unwrap();
 
     let file = tmp.path().join("flows.ipfix");
@@ -317,4 +329,50 @@ fn ipfix_out_to_a_directory_is_one_error_line() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(qof().arg("--in").arg(sample()).arg("--out").arg(tmp.path()));
     assert_one_error_line(&out, "is a directory");
+}
+
+/// Flows ended early to make room (YAML `max-flows`) are in the summary line; without any,
+/// the line does not mention them.
+#[test]
+fn the_summary_counts_flows_evicted_from_a_full_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("small.yaml");
+    std::fs::write(&yaml, "max-flows: 2\n").unwrap();
+    let out = run(qof()
+        .arg("--in")
+        .arg(sample())
+        .arg("--yaml")
+        .arg(&yaml)
+        .args(["--format", "json"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // "..., N flows ended early for lack of room (flow table full); ..."
+    let evicted: u64 = stderr
+        .split(" flows ended early for lack of room (flow table full); ")
+        .next()
+        .filter(|head| head.len() < stderr.len())
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count: {stderr}"));
+    assert!(evicted > 0, "{stderr}");
+    let out = run(qof().arg("--in").arg(sample()).args(["--format", "json"]));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ended early"));
+}
+
+/// A zero timeout is refused in one line naming the key, not taken silently.
+#[test]
+fn zero_timeouts_are_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for key in ["idle-timeout", "active-timeout"] {
+        let yaml = tmp.path().join("zero.yaml");
+        std::fs::write(&yaml, format!("{key}: 0\n")).unwrap();
+        let out = run(qof()
+            .arg("--in")
+            .arg(sample())
+            .arg("--yaml")
+            .arg(&yaml)
+            .args(["--format", "json"]));
+        assert_one_error_line(&out, &format!("{key}: 0 seconds: give at least 1"));
+        assert!(out.stdout.is_empty());
+    }
 }

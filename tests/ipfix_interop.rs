@@ -152,6 +152,7 @@ fn check_template(names: &[&str], force_biflow: bool) {
         path: Some(path.clone()),
         rotate_secs: None,
         lock: false,
+        input: None,
     };
     let mut sink = IpfixFileSink::new(spec.clone(), 42, force_biflow, out).unwrap();
     let mut json = JsonSink::new(spec, force_biflow, Vec::new());
@@ -166,7 +167,12 @@ fn check_template(names: &[&str], force_biflow: bool) {
     })
     .unwrap();
     sink.finish().unwrap();
-    assert!(!tmp.path().join(".flows.ipfix.partial").exists());
+    // Published under its name; no hidden file left.
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["flows.ipfix"]);
 
     let dump = run(std::process::Command::new("ipfixDump")
         .arg("--yaf")
@@ -245,6 +251,7 @@ fn rotation_by_packet_time_names_and_publishes_every_file() {
         path: Some(prefix.clone()),
         rotate_secs: Some(60),
         lock: true,
+        input: None,
     };
     let mut sink = IpfixFileSink::new(TemplateSpec::qof_default(), 0, false, out).unwrap();
     let t0 = Timestamp::from_secs(1_383_827_696);
@@ -302,6 +309,7 @@ fn a_run_without_flows_still_writes_a_valid_file() {
         path: Some(path.clone()),
         rotate_secs: None,
         lock: false,
+        input: None,
     };
     IpfixFileSink::new(TemplateSpec::qof_default(), 0, false, out)
         .unwrap()

@@ -23,6 +23,7 @@ mod stdin;
 use crate::time::Timestamp;
 use std::fmt;
 use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
 
 /// Link-layer header types (the tcpdump.org LINKTYPE_ values, as in pcap and pcapng headers).
 pub mod linktype {
@@ -147,6 +148,16 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
             "standard input",
         );
     }
+    open_path(spec, std::sync::Arc::default())
+}
+
+/// A capture file named by `spec` (a path, maybe after `pcapfile:`); a FIFO is read as a
+/// pipe that ends once `stop` is set.
+fn open_path(
+    spec: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
+    let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path.len() == spec.len() && looks_like_live_source(spec) {
         return Err(CaptureError::new(
             0,
@@ -156,11 +167,20 @@ pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
             )),
         ));
     }
-    let file = std::fs::File::open(path).map_err(|e| CaptureError {
+    let cannot_open = |e| CaptureError {
         offset: 0,
         kind: CaptureErrorKind::Open(e),
         file: Some(path.to_string()),
-    })?;
+    };
+    if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        let fifo = stdin::StoppableStdin::fifo(std::path::Path::new(path), stop.clone())
+            .map_err(cannot_open)?;
+        return stopped_is_empty(
+            from_reader_named(Box::new(fifo), DEFAULT_BUFFER, None, path),
+            &stop,
+        );
+    }
+    let file = std::fs::File::open(path).map_err(cannot_open)?;
     let meta = file.metadata().ok();
     if meta.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(CaptureError {
@@ -185,14 +205,46 @@ pub fn open_stoppable(
     }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path != "-" {
-        return open(spec);
+        return open_path(spec, stop);
     }
-    let stdin = stdin::StoppableStdin::new(stop).map_err(|e| CaptureError {
+    let stdin = stdin::StoppableStdin::new(stop.clone()).map_err(|e| CaptureError {
         offset: 0,
         kind: CaptureErrorKind::Open(e),
         file: Some("standard input".to_string()),
     })?;
-    from_reader_named(Box::new(stdin), DEFAULT_BUFFER, None, "standard input")
+    stopped_is_empty(
+        from_reader_named(Box::new(stdin), DEFAULT_BUFFER, None, "standard input"),
+        &stop,
+    )
+}
+
+/// A pipe stopped by a signal before its capture header was whole is a capture without
+/// packets, not a damaged one: the run ends as a signal ends it later (every output written,
+/// exit status 0), instead of an error about an empty or truncated input.
+fn stopped_is_empty(
+    opened: Result<Box<dyn PacketSource + Send>, CaptureError>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
+    match opened {
+        Err(e)
+            if matches!(
+                e.kind,
+                CaptureErrorKind::Empty | CaptureErrorKind::Truncated
+            ) && stop.load(std::sync::atomic::Ordering::Relaxed) =>
+        {
+            Ok(Box::new(NoPackets))
+        }
+        other => other,
+    }
+}
+
+/// The capture of a pipe stopped before it sent one.
+struct NoPackets;
+
+impl PacketSource for NoPackets {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        Ok(None)
+    }
 }
 
 /// `scheme:rest` where `scheme` is a word and no such file exists (so `C:\x` or `./a:b` are paths).

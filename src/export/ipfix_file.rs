@@ -1,19 +1,19 @@
 //! RFC 5655 IPFIX files: one message stream per file, published atomically.
 //!
 //! A file is written under a hidden temporary name in its directory and renamed to its final
-//! name only when complete, so a reader (a collector's file daemon) never sees half a file.
-//! With `--rotate N`, a new file starts when packet time has moved N seconds past the start of
-//! the current one; files are named `<prefix>-YYYYMMDDhhmmss-NNNNN.ipfix` after the packet time
-//! of their start (UTC) and a serial number, as QoF names them. With `--lock`, `<name>.lock`
-//! exists while the file is written. Every file starts with the statistics template, so none
-//! is ever empty. A target that exists and is not a regular file (`/dev/null`, a FIFO, a
-//! terminal) is written in place: renaming over it would replace a device with a file.
+//! name only when complete, so a reader (a collector's file daemon) never sees half a file;
+//! how that name is made safe against planted links, and what is written in place, is
+//! [`OutputFile`]'s part. With `--rotate N`, a new file starts when packet time has moved N
+//! seconds past the start of the current one; files are named
+//! `<prefix>-YYYYMMDDhhmmss-NNNNN.ipfix` after the packet time of their start (UTC) and a
+//! serial number, as QoF names them. With `--lock`, `<name>.lock` exists while the file is
+//! written. Every file starts with the statistics template, so none is ever empty.
 
+use super::output_file::{FileId, OutputFile, OutputOptions};
 use super::RecordSink;
 use crate::ipfix::{Encoder, TemplateSpec, MAX_FILE_MESSAGE};
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::{civil_from_days, Timestamp};
-use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -26,15 +26,12 @@ pub struct FileOutput {
     pub rotate_secs: Option<u64>,
     /// Hold `<name>.lock` while writing each file.
     pub lock: bool,
+    /// The capture being read, which no output file may be.
+    pub input: Option<FileId>,
 }
 
 struct OpenFile {
-    writer: BufWriter<File>,
-    /// The hidden name written to, renamed to `target` when complete; `None` when the target
-    /// is a device or FIFO written in place.
-    partial: Option<PathBuf>,
-    target: PathBuf,
-    lock: Option<PathBuf>,
+    writer: BufWriter<OutputFile>,
     started: Timestamp,
 }
 
@@ -54,6 +51,8 @@ fn export_time() -> u32 {
 }
 
 impl IpfixFileSink {
+    /// Checks the output and opens a device or FIFO written in place; a regular file is
+    /// created by [`RecordSink::start`] (or the first record).
     pub fn new(
         spec: TemplateSpec,
         observation_domain: u32,
@@ -71,17 +70,9 @@ impl IpfixFileSink {
             file: None,
             serial: 0,
         };
-        if let Some(path) = sink.out.path.clone() {
-            if sink.out.rotate_secs.is_none() {
-                sink.open(path, Timestamp::ZERO)?;
-            } else if let Some(dir) = nonempty_parent(&path) {
-                if !dir.is_dir() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("{}: no such directory", dir.display()),
-                    ));
-                }
-            }
+        if let (Some(path), None) = (sink.out.path.clone(), sink.out.rotate_secs) {
+            let file = OutputFile::new(&path, sink.options())?;
+            sink.begin(file, Timestamp::ZERO);
         }
         if sink.stdout.is_some() {
             sink.enc.announce();
@@ -89,76 +80,31 @@ impl IpfixFileSink {
         Ok(sink)
     }
 
-    fn open(&mut self, target: PathBuf, started: Timestamp) -> io::Result<()> {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{}: not a file name", target.display()),
-            ));
+    fn options(&self) -> OutputOptions {
+        OutputOptions {
+            lock: self.out.lock,
+            input: self.out.input,
         }
-        let special = match fs::metadata(&target) {
-            Ok(m) if m.is_dir() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: is a directory", target.display()),
-                ))
-            }
-            Ok(m) => !m.is_file(),
-            Err(_) => false,
-        };
-        let (file, partial, lock) = if special {
-            let file = File::options()
-                .write(true)
-                .open(&target)
-                .map_err(naming(&target))?;
-            (file, None, None)
-        } else {
-            let partial = target.with_file_name(format!(".{name}.partial"));
-            let lock = if self.out.lock {
-                let lock = target.with_file_name(format!("{name}.lock"));
-                File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&lock)
-                    .map_err(naming(&lock))?;
-                Some(lock)
-            } else {
-                None
-            };
-            let file = File::create(&partial).map_err(naming(&partial))?;
-            (file, Some(partial), lock)
-        };
+    }
+
+    /// A new file: it starts with the templates.
+    fn begin(&mut self, file: OutputFile, started: Timestamp) {
         self.file = Some(OpenFile {
             writer: BufWriter::with_capacity(1 << 16, file),
-            partial,
-            target,
-            lock,
             started,
         });
         self.enc.forget_templates();
         self.enc.announce();
-        Ok(())
     }
 
-    /// Finish the current file: flush, fsync, rename into place, drop the lock.
+    /// Finish the current file: flush, to disk, rename into place, drop the lock.
     fn publish(&mut self) -> io::Result<()> {
         let Some(mut f) = self.file.take() else {
             return Ok(());
         };
         self.enc.flush(export_time(), &mut f.writer)?;
         f.writer.flush()?;
-        if let Some(partial) = &f.partial {
-            f.writer.get_ref().sync_all()?;
-            fs::rename(partial, &f.target).map_err(naming(&f.target))?;
-        }
-        if let Some(lock) = f.lock {
-            let _ = fs::remove_file(lock);
-        }
-        Ok(())
+        f.writer.get_mut().publish()
     }
 
     /// With rotation: make sure a file is open for packet time `now`, rotating if due.
@@ -174,7 +120,10 @@ impl IpfixFileSink {
         }
         let target = rotated_name(&prefix, now, self.serial);
         self.serial += 1;
-        self.open(target, now)
+        let mut file = OutputFile::new(&target, self.options())?;
+        file.start()?;
+        self.begin(file, now);
+        Ok(())
     }
 
     fn with_writer(
@@ -189,15 +138,6 @@ impl IpfixFileSink {
             None => Ok(()),
         }
     }
-}
-
-/// An I/O error that names the path it happened on.
-fn naming(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn nonempty_parent(p: &Path) -> Option<&Path> {
-    p.parent().filter(|d| !d.as_os_str().is_empty())
 }
 
 /// `<prefix>-YYYYMMDDhhmmss-NNNNN.ipfix`, UTC.
@@ -216,6 +156,15 @@ pub fn rotated_name(prefix: &Path, start: Timestamp, serial: u32) -> PathBuf {
 }
 
 impl RecordSink for IpfixFileSink {
+    fn start(&mut self) -> io::Result<()> {
+        match (&mut self.file, &self.out.path) {
+            (Some(f), _) => f.writer.get_mut().start(),
+            // Rotation: the first file comes with the first record; its directory is tried now.
+            (None, Some(prefix)) => OutputFile::check_directory(prefix),
+            (None, None) => Ok(()),
+        }
+    }
+
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
         if self.file.is_none() && self.stdout.is_none() {
             self.rotate_to(rec.end)?;
@@ -253,19 +202,5 @@ struct MessageOut<'a>(&'a mut dyn Write);
 impl crate::ipfix::MessageSink for MessageOut<'_> {
     fn send(&mut self, message: &[u8]) -> io::Result<()> {
         self.0.write_all(message)
-    }
-}
-
-impl Drop for IpfixFileSink {
-    /// A sink dropped without `finish` (an error elsewhere) leaves no partial file behind.
-    fn drop(&mut self) {
-        if let Some(f) = self.file.take() {
-            if let Some(partial) = &f.partial {
-                let _ = fs::remove_file(partial);
-            }
-            if let Some(lock) = f.lock {
-                let _ = fs::remove_file(lock);
-            }
-        }
     }
 }

@@ -1,11 +1,12 @@
 //! JSON lines: one object per exported record, keys = Information Element names, values as
 //! the shared printer spells them (so `qofdump` prints identical lines for the IPFIX form).
 
+use super::output_file::OutputFile;
 use super::RecordSink;
 use crate::ie::{self, write_json_value};
 use crate::ipfix::{stats_elements, stats_values, TemplateSpec};
 use crate::meter::{FlowRecord, ProcessStats};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 pub struct JsonSink<W: Write> {
     spec: TemplateSpec,
@@ -76,5 +77,39 @@ impl<W: Write> RecordSink for JsonSink<W> {
 
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// JSON lines to a file, published as the IPFIX file is: written under a hidden name and
+/// renamed into place when complete ([`OutputFile`]), or written in place to a device or FIFO.
+pub struct JsonFileSink {
+    json: JsonSink<BufWriter<OutputFile>>,
+}
+
+impl JsonFileSink {
+    pub fn new(spec: TemplateSpec, force_biflow: bool, file: OutputFile) -> Self {
+        let out = BufWriter::with_capacity(1 << 16, file);
+        JsonFileSink {
+            json: JsonSink::new(spec, force_biflow, out),
+        }
+    }
+}
+
+impl RecordSink for JsonFileSink {
+    fn start(&mut self) -> io::Result<()> {
+        self.json.out.get_mut().start()
+    }
+
+    fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        self.json.write_flow(rec)
+    }
+
+    fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
+        self.json.write_stats(stats)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.json.finish()?;
+        self.json.out.get_mut().publish()
     }
 }

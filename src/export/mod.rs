@@ -5,11 +5,13 @@ mod ipfix_file;
 mod json;
 pub mod net;
 mod netflow_udp;
+mod output_file;
 pub mod pace;
 
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
-pub use json::JsonSink;
+pub use json::{JsonFileSink, JsonSink};
 pub use netflow_udp::{resolve_collector, NetflowUdpSink, Pacing, NETFLOW_MAX_DATAGRAM};
+pub use output_file::{remove_unfinished, FileId, OutputFile, OutputOptions};
 
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::time::Timestamp;
@@ -78,6 +80,14 @@ pub trait RecordSink {
 
     /// Write the process statistics (the IPFIX options record of `--stats`).
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()>;
+
+    /// Called once before the first packet is read, when qof runs as the user it will finish
+    /// as (after `--become-user`): create the output files now, as that user, so that a
+    /// directory it cannot write to is an error before reading, and whoever creates the
+    /// hidden file and the lock can rename and remove them.
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// The time of the first packet read, before any record (NetFlow counts its sysUptime
     /// from it).
