@@ -100,6 +100,11 @@ pub struct Args {
     #[arg(long = "plugin", value_name = "SPEC")]
     pub plugins: Vec<String>,
 
+    /// Meter on N threads, each with its own flow table, fed by the reading thread (`auto`:
+    /// one per available core). Default 1: metering on the reading thread.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub workers: String,
+
     /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time).
     #[arg(long, value_name = "BPF_FILTER")]
     pub filter: Option<String>,
@@ -516,6 +521,17 @@ impl Args {
             Some(w) => w,
             None if live => QueueFull::Drop,
             None => QueueFull::Wait,
+        }
+    }
+
+    /// `--workers`: how many metering workers (1 = on the reading thread).
+    pub fn workers(&self) -> Result<usize> {
+        match self.workers.as_str() {
+            "auto" => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            w => match w.parse::<usize>() {
+                Ok(n @ 1..=1024) => Ok(n),
+                _ => bail!("--workers {w}: expected a number from 1 to 1024, or auto"),
+            },
         }
     }
 
