@@ -776,4 +776,10 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // phists: 8-bin log2 histograms (counts), forward then reverse; this order is the
+    // template's and the wire's (ipfixprobe writes 1060, 1062, 1061, 1063).
+    cesnet("phistSrcSizes", 1060, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistSrcInterPacketTime", 1061, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstSizes", 1062, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstInterPacketTime", 1063, Unsigned32, 4).list_by(PluginKind::Phists),
 ];

@@ -7,6 +7,7 @@
 //! naming one of them in a template enables the plugin with default options.
 
 mod options;
+mod phists;
 mod pstats;
 
 pub use options::{Options, PluginSpec};
@@ -75,7 +76,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
