@@ -782,4 +782,14 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("phistSrcInterPacketTime", 1061, Unsigned32, 4).list_by(PluginKind::Phists),
     cesnet("phistDstSizes", 1062, Unsigned32, 4).list_by(PluginKind::Phists),
     cesnet("phistDstInterPacketTime", 1063, Unsigned32, 4).list_by(PluginKind::Phists),
+    // bstats: per burst. Packets and octets are unsigned16 in CESNET's registry, but a burst
+    // carries more than 65,535 octets: qof declares (and ipfixprobe sends) unsigned32.
+    cesnet("burstSrcPackets", 1050, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcBytes", 1051, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStart", 1052, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStop", 1053, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstPackets", 1054, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstBytes", 1055, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStart", 1056, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStop", 1057, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
 ];

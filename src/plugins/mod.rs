@@ -6,6 +6,7 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+mod bstats;
 mod options;
 mod phists;
 mod pstats;
@@ -76,7 +77,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC, &bstats::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
