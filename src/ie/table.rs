@@ -792,4 +792,18 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("burstDstBytes", 1055, Unsigned32, 4).list_by(PluginKind::Bstats),
     cesnet("burstDstTimeStart", 1056, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
     cesnet("burstDstTimeStop", 1057, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    // nettisa: statistics of payload sizes and of times in microseconds.
+    cesnet("ntsMeanPacketPayload", 1020, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinPacketPayload", 1021, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsMaxPacketPayload", 1022, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsStdevPacketPayload", 1023, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsKurtosisPacketPayload", 1024, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsRootMeanSquarePacketPayload", 1025, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsAverageDispersionPacketPayload", 1026, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanScaledTime", 1027, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanDifftimes", 1028, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinDifftimes", 1029, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMaxDifftimes", 1030, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsTimeDistribution", 1031, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsSwitchingRatio", 1032, Float32, 4).by(PluginKind::Nettisa),
 ];

@@ -7,6 +7,7 @@
 //! naming one of them in a template enables the plugin with default options.
 
 mod bstats;
+mod nettisa;
 mod options;
 mod phists;
 mod pstats;
@@ -77,7 +78,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC, &bstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC, &bstats::SPEC, &nettisa::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
