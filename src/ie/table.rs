@@ -806,4 +806,6 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("ntsMaxDifftimes", 1030, Float32, 4).by(PluginKind::Nettisa),
     cesnet("ntsTimeDistribution", 1031, Float32, 4).by(PluginKind::Nettisa),
     cesnet("ntsSwitchingRatio", 1032, Float32, 4).by(PluginKind::Nettisa),
+    // ssadetector: 1 when the flow carries other flows' TCP handshakes (a tunnel), else 0.
+    cesnet("ssaConfLevel", 903, Unsigned8, 1).by(PluginKind::Ssadetector),
 ];

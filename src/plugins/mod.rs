@@ -11,6 +11,7 @@ mod nettisa;
 mod options;
 mod phists;
 mod pstats;
+mod ssadetector;
 
 pub use options::{Options, PluginSpec};
 
@@ -78,7 +79,13 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &phists::SPEC, &bstats::SPEC, &nettisa::SPEC];
+pub static REGISTRY: &[&Spec] = &[
+    &pstats::SPEC,
+    &phists::SPEC,
+    &bstats::SPEC,
+    &nettisa::SPEC,
+    &ssadetector::SPEC,
+];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
