@@ -346,6 +346,23 @@ mod tests {
     }
 
     #[test]
+    fn suspects_beyond_the_hundredth_count_and_their_sizes_are_not_kept() {
+        assert_eq!(run(&handshakes(150, &[])), Some(1));
+        let mut w = Watch::new();
+        for i in 0..150u64 {
+            let t = i * 10_000_000_000;
+            w.packet(80, 0, t);
+            w.packet(84, 1, t + 1);
+            w.packet(90 + (i % 2) as u32, 0, t + 2);
+        }
+        assert_eq!((w.suspects, usize::from(w.kept)), (150, KEPT));
+        // 2 sizes among the 100 kept: 0.02, a tunnel however many packets up to 2,500 each.
+        assert!(w.tunnel(150 * 2500));
+        assert!(!w.tunnel(150 * 2500 + 1));
+        assert!(!w.tunnel(u64::MAX));
+    }
+
+    #[test]
     fn time_going_back_matches_nothing_from_the_future() {
         let mut w = Watch::new();
         w.packet(80, 0, 10_000_000_000);
