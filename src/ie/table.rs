@@ -776,4 +776,36 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // phists: 8-bin log2 histograms (counts), forward then reverse; this order is the
+    // template's and the wire's (ipfixprobe writes 1060, 1062, 1061, 1063).
+    cesnet("phistSrcSizes", 1060, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistSrcInterPacketTime", 1061, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstSizes", 1062, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstInterPacketTime", 1063, Unsigned32, 4).list_by(PluginKind::Phists),
+    // bstats: per burst. Packets and octets are unsigned16 in CESNET's registry, but a burst
+    // carries more than 65,535 octets: qof declares (and ipfixprobe sends) unsigned32.
+    cesnet("burstSrcPackets", 1050, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcBytes", 1051, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStart", 1052, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStop", 1053, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstPackets", 1054, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstBytes", 1055, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStart", 1056, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStop", 1057, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    // nettisa: statistics of payload sizes and of times in microseconds.
+    cesnet("ntsMeanPacketPayload", 1020, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinPacketPayload", 1021, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsMaxPacketPayload", 1022, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsStdevPacketPayload", 1023, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsKurtosisPacketPayload", 1024, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsRootMeanSquarePacketPayload", 1025, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsAverageDispersionPacketPayload", 1026, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanScaledTime", 1027, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanDifftimes", 1028, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinDifftimes", 1029, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMaxDifftimes", 1030, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsTimeDistribution", 1031, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsSwitchingRatio", 1032, Float32, 4).by(PluginKind::Nettisa),
+    // ssadetector: 1 when the flow carries other flows' TCP handshakes (a tunnel), else 0.
+    cesnet("ssaConfLevel", 903, Unsigned8, 1).by(PluginKind::Ssadetector),
 ];

@@ -6,8 +6,12 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+mod bstats;
+mod nettisa;
 mod options;
+mod phists;
 mod pstats;
+mod ssadetector;
 
 pub use options::{Options, PluginSpec};
 
@@ -79,7 +83,13 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[
+    &pstats::SPEC,
+    &phists::SPEC,
+    &bstats::SPEC,
+    &nettisa::SPEC,
+    &ssadetector::SPEC,
+];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
