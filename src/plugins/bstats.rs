@@ -201,6 +201,7 @@ mod tests {
                 details: &Default::default(),
                 reverse,
                 payload: &[],
+                stream: &[],
             };
             let st = s.get_or_insert_with(|| p.attach(&v).unwrap());
             assert_eq!(p.packet(st, &v), Verdict::Continue);

@@ -283,6 +283,7 @@ mod tests {
                 details: &Default::default(),
                 reverse: len % 2 == 1,
                 payload: &[],
+                stream: &[],
             };
             let st = s.get_or_insert_with(|| p.attach(&v).unwrap());
             assert_eq!(p.packet(st, &v), Verdict::Continue);
@@ -415,6 +416,7 @@ mod tests {
                 details: &Default::default(),
                 reverse: false,
                 payload: &[],
+                stream: &[],
             },
         );
         let v = export(s).unwrap();

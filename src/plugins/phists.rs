@@ -159,6 +159,7 @@ mod tests {
                 details: &Default::default(),
                 reverse: *reverse,
                 payload: &[],
+                stream: &[],
             };
             let st = s.get_or_insert_with(|| plugin.attach(&v).unwrap());
             assert_eq!(plugin.packet(st, &v), Verdict::Continue);

@@ -223,6 +223,7 @@ mod tests {
                 details: &Default::default(),
                 reverse,
                 payload: &[],
+                stream: &[],
             };
             let st = s.get_or_insert_with(|| p.attach(&v).unwrap());
             assert_eq!(p.packet(st, &v), Verdict::Continue);
@@ -329,6 +330,7 @@ mod tests {
             details: &details,
             reverse: false,
             payload: &[],
+            stream: &[],
         };
         let mut s = p.attach(&view(0)).unwrap();
         for i in 0..29 {
