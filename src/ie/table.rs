@@ -396,18 +396,15 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::SEQ)
         .dir(DirVal::TcpSequenceNumber),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
-    iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
     iana("tcpHeaderLength", 188, Unsigned8, 1),
     iana("ipHeaderLength", 189, Unsigned8, 1),
     iana("totalLengthIPv4", 190, Unsigned16, 2),
     iana("payloadLengthIPv6", 191, Unsigned16, 2),
-    iana("ipTTL", 192, Unsigned8, 1),
     iana("nextHeaderIPv6", 193, Unsigned8, 1),
     iana("mplsPayloadLength", 194, Unsigned32, 4),
     iana("ipDiffServCodePoint", 195, Unsigned8, 1),
     iana("ipPrecedence", 196, Unsigned8, 1),
-    iana("fragmentFlags", 197, Unsigned8, 1),
     iana("octetDeltaSumOfSquares", 198, Unsigned64, 8),
     iana("octetTotalSumOfSquares", 199, Unsigned64, 8),
     iana("mplsTopLabelTTL", 200, Unsigned8, 1),
@@ -419,7 +416,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("isMulticast", 206, Unsigned8, 1),
     iana("ipv4IHL", 207, Unsigned8, 1),
     iana("ipv4Options", 208, Unsigned32, 4),
-    iana("tcpOptions", 209, Unsigned64, 8),
     iana("paddingOctets", 210, OctetArray, 0),
     iana("collectorIPv4Address", 211, Ipv4Address, 4),
     iana("collectorIPv6Address", 212, Ipv6Address, 16),
@@ -776,4 +772,21 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // basicplus (ipfixprobe's order). ipTTL, fragmentFlags and tcpWindowSize are the
+    // direction's first packet's; tcpOptions ORs the option kinds of all its packets.
+    iana("ipTTL", 192, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("fragmentFlags", 197, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpWindowSize", 186, Unsigned16, 2)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpOptions", 209, Unsigned64, 8)
+        .rev()
+        .by(PluginKind::Basicplus),
+    cesnet("tcpMss", 900, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpMssRev", 901, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpSynSize", 902, Unsigned16, 2).by(PluginKind::Basicplus),
 ];

@@ -443,7 +443,7 @@ mod tests {
             e.to_string(),
             "unknown information element `octetDeltaCounter`"
         );
-        let e = TemplateSpec::from_names(&["tcpWindowSize"]).unwrap_err();
+        let e = TemplateSpec::from_names(&["tcpUrgentPointer"]).unwrap_err();
         assert!(e.to_string().contains("not measured"), "{e}");
         let e = TemplateSpec::from_names(&["packetTotalCount"]).unwrap_err();
         assert!(e.to_string().contains("process statistic"), "{e}");

@@ -6,8 +6,11 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+mod basicplus;
 mod options;
 mod pstats;
+#[cfg(test)]
+mod testing;
 
 pub use options::{Options, PluginSpec};
 
@@ -75,7 +78,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &basicplus::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
