@@ -789,4 +789,8 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("tcpMss", 900, Unsigned32, 4).by(PluginKind::Basicplus),
     cesnet("tcpMssRev", 901, Unsigned32, 4).by(PluginKind::Basicplus),
     cesnet("tcpSynSize", 902, Unsigned16, 2).by(PluginKind::Basicplus),
+    // idpcontent: the first payload octets of each direction (two elements, not RFC 5103
+    // reverse forms, as CESNET defines them).
+    cesnet("IDPContent", 850, OctetArray, 0).by(PluginKind::Idpcontent),
+    cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
 ];

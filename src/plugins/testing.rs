@@ -109,6 +109,15 @@ pub fn unsigned(ext: &Extensions, key: ExtKey) -> u64 {
     }
 }
 
+/// The octets filed under `key` (empty when none were written).
+pub fn bytes(ext: &Extensions, key: ExtKey) -> Vec<u8> {
+    match ext.get(key) {
+        Some(ExtValue::Bytes(b)) => b.to_vec(),
+        None => Vec::new(),
+        Some(other) => panic!("{key:?} is not octets: {other:?}"),
+    }
+}
+
 /// A plugin, hosted as the meter hosts it, shown `n` pseudo-random packets over a few flow
 /// slots (headers, details and payloads of every shape, lengths at their limits): it must
 /// neither panic nor keep state after each flow's export.
