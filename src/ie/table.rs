@@ -793,4 +793,7 @@ pub static TABLE: &[InfoElement] = &[
     // reverse forms, as CESNET defines them).
     cesnet("IDPContent", 850, OctetArray, 0).by(PluginKind::Idpcontent),
     cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
+    // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
+    // defines as unique per flow, and qof's flowId is.
+    ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
 ];

@@ -7,6 +7,7 @@
 //! naming one of them in a template enables the plugin with default options.
 
 mod basicplus;
+mod flowhash;
 mod idpcontent;
 mod options;
 mod pstats;
@@ -79,7 +80,12 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &basicplus::SPEC, &idpcontent::SPEC];
+pub static REGISTRY: &[&Spec] = &[
+    &pstats::SPEC,
+    &basicplus::SPEC,
+    &idpcontent::SPEC,
+    &flowhash::SPEC,
+];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
