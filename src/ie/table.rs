@@ -19,6 +19,7 @@ const fn ie(name: &'static str, pen: u32, id: u16, ty: IeType, len: u16) -> Info
         enables: F::NONE,
         value: None,
         list: false,
+        ip_version: 0,
     }
 }
 
@@ -79,6 +80,13 @@ impl InfoElement {
         InfoElement {
             list: true,
             ..self.by(k)
+        }
+    }
+    /// Carried only by records of IPv4 (`4`) or IPv6 (`6`) flows (plugin elements).
+    const fn only_ip(self, version: u8) -> Self {
+        InfoElement {
+            ip_version: version,
+            ..self
         }
     }
     /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
@@ -270,7 +278,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("sourceIPv6PrefixLength", 29, Unsigned8, 1),
     iana("destinationIPv6PrefixLength", 30, Unsigned8, 1),
     iana("flowLabelIPv6", 31, Unsigned32, 4),
-    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2),
     iana("igmpType", 33, Unsigned8, 1),
     iana("samplingInterval", 34, Unsigned32, 4),
     iana("samplingAlgorithm", 35, Unsigned8, 1),
@@ -336,7 +343,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowEndReason", 136, Unsigned8, 1).uint(|r, _| r.end_reason.into()),
     iana("commonPropertiesId", 137, Unsigned64, 8),
     iana("observationPointId", 138, Unsigned64, 8),
-    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2),
     iana("mplsTopLabelIPv6Address", 140, Ipv6Address, 16),
     iana("lineCardId", 141, Unsigned32, 4),
     iana("portId", 142, Unsigned32, 4),
@@ -796,4 +802,11 @@ pub static TABLE: &[InfoElement] = &[
     // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
     // defines as unique per flow, and qof's flowId is.
     ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
+    // icmp: each IP version's own element (ipfixprobe sends 32 for ICMPv6 too).
+    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2)
+        .only_ip(4)
+        .by(PluginKind::Icmp),
+    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2)
+        .only_ip(6)
+        .by(PluginKind::Icmp),
 ];

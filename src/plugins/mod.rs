@@ -8,6 +8,7 @@
 
 mod basicplus;
 mod flowhash;
+mod icmp;
 mod idpcontent;
 mod options;
 mod pstats;
@@ -85,6 +86,7 @@ pub static REGISTRY: &[&Spec] = &[
     &basicplus::SPEC,
     &idpcontent::SPEC,
     &flowhash::SPEC,
+    &icmp::SPEC,
 ];
 
 /// The registry entry of a plugin.

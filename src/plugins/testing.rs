@@ -275,4 +275,11 @@ pub mod build {
         v.extend_from_slice(payload);
         v
     }
+
+    /// An ICMP or ICMPv6 message: type, code, checksum, four octets, then `rest`.
+    pub fn icmp(ty: u8, code: u8, rest: &[u8]) -> Vec<u8> {
+        let mut v = vec![ty, code, 0, 0, 0, 1, 0, 1];
+        v.extend_from_slice(rest);
+        v
+    }
 }
