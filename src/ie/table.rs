@@ -455,10 +455,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("ethernetHeaderLength", 240, Unsigned8, 1),
     iana("ethernetPayloadLength", 241, Unsigned16, 2),
     iana("ethernetTotalLength", 242, Unsigned16, 2),
-    iana("dot1qVlanId", 243, Unsigned16, 2),
-    iana("dot1qPriority", 244, Unsigned8, 1),
-    iana("dot1qCustomerVlanId", 245, Unsigned16, 2),
-    iana("dot1qCustomerPriority", 246, Unsigned8, 1),
     iana("ingressPhysicalInterface", 252, Unsigned32, 4),
     iana("egressPhysicalInterface", 253, Unsigned32, 4),
     iana("postDot1qVlanId", 254, Unsigned16, 2),
@@ -809,4 +805,10 @@ pub static TABLE: &[InfoElement] = &[
     iana("icmpTypeCodeIPv6", 139, Unsigned16, 2)
         .only_ip(6)
         .by(PluginKind::Icmp),
+    // vlan: the first packet's outer tag and, in Q-in-Q, the customer tag (vlanId, a core
+    // element, is the innermost tag: the flow key's).
+    iana("dot1qVlanId", 243, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qPriority", 244, Unsigned8, 1).by(PluginKind::Vlan),
+    iana("dot1qCustomerVlanId", 245, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qCustomerPriority", 246, Unsigned8, 1).by(PluginKind::Vlan),
 ];

@@ -14,6 +14,7 @@ mod options;
 mod pstats;
 #[cfg(test)]
 mod testing;
+mod vlan;
 
 pub use options::{Options, PluginSpec};
 
@@ -87,6 +88,7 @@ pub static REGISTRY: &[&Spec] = &[
     &idpcontent::SPEC,
     &flowhash::SPEC,
     &icmp::SPEC,
+    &vlan::SPEC,
 ];
 
 /// The registry entry of a plugin.
