@@ -314,7 +314,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("ipNextHopIPv6Address", 62, Ipv6Address, 16),
     iana("bgpNextHopIPv6Address", 63, Ipv6Address, 16),
     iana("ipv6ExtensionHeaders", 64, Unsigned32, 4),
-    iana("mplsTopLabelStackSection", 70, OctetArray, 3),
     iana("mplsLabelStackSection2", 71, OctetArray, 3),
     iana("mplsLabelStackSection3", 72, OctetArray, 3),
     iana("destinationMacAddress", 80, MacAddress, 6)
@@ -413,7 +412,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("ipPrecedence", 196, Unsigned8, 1),
     iana("octetDeltaSumOfSquares", 198, Unsigned64, 8),
     iana("octetTotalSumOfSquares", 199, Unsigned64, 8),
-    iana("mplsTopLabelTTL", 200, Unsigned8, 1),
     iana("mplsLabelStackLength", 201, Unsigned32, 4),
     iana("mplsLabelStackDepth", 202, Unsigned32, 4),
     iana("mplsTopLabelExp", 203, Unsigned8, 1),
@@ -811,4 +809,7 @@ pub static TABLE: &[InfoElement] = &[
     iana("dot1qPriority", 244, Unsigned8, 1).by(PluginKind::Vlan),
     iana("dot1qCustomerVlanId", 245, Unsigned16, 2).by(PluginKind::Vlan),
     iana("dot1qCustomerPriority", 246, Unsigned8, 1).by(PluginKind::Vlan),
+    // mpls: the first packet's top label stack entry (label, TC and S; its TTL apart).
+    iana("mplsTopLabelStackSection", 70, OctetArray, 3).by(PluginKind::Mpls),
+    iana("mplsTopLabelTTL", 200, Unsigned8, 1).by(PluginKind::Mpls),
 ];

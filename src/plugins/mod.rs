@@ -10,6 +10,7 @@ mod basicplus;
 mod flowhash;
 mod icmp;
 mod idpcontent;
+mod mpls;
 mod options;
 mod pstats;
 #[cfg(test)]
@@ -89,6 +90,7 @@ pub static REGISTRY: &[&Spec] = &[
     &flowhash::SPEC,
     &icmp::SPEC,
     &vlan::SPEC,
+    &mpls::SPEC,
 ];
 
 /// The registry entry of a plugin.

@@ -294,4 +294,10 @@ pub mod build {
         v.extend_from_slice(payload);
         v
     }
+
+    /// An MPLS label stack entry.
+    pub fn label(label: u32, tc: u8, bottom: bool, ttl: u8) -> [u8; 4] {
+        (label << 12 | u32::from(tc & 7) << 9 | u32::from(bottom) << 8 | u32::from(ttl))
+            .to_be_bytes()
+    }
 }
