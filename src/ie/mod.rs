@@ -41,7 +41,8 @@ pub enum PluginKind {
     Icmp = 8,
     Vlan = 9,
     Mpls = 10,
-    /// The IANA header fields of ipt-netflow (ipClassOfService, tcpOptions, ...).
+    /// The IANA header fields of ipt-netflow (ipClassOfService, ethernetType, ipv4Options,
+    /// ipv6ExtensionHeaders).
     Headers = 11,
     Dns = 12,
     Passivedns = 13,

@@ -236,7 +236,6 @@ pub static TABLE: &[InfoElement] = &[
         .dir(DirVal::PacketDeltaCount),
     iana("deltaFlowCount", 3, Unsigned64, 8),
     iana("protocolIdentifier", 4, Unsigned8, 1).uint(|r, _| r.key.proto.into()),
-    iana("ipClassOfService", 5, Unsigned8, 1).rev(),
     iana("tcpControlBits", 6, Unsigned16, 1)
         .rev()
         .on(AT)
@@ -313,7 +312,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowDirection", 61, Unsigned8, 1),
     iana("ipNextHopIPv6Address", 62, Ipv6Address, 16),
     iana("bgpNextHopIPv6Address", 63, Ipv6Address, 16),
-    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4),
     iana("mplsLabelStackSection2", 71, OctetArray, 3),
     iana("mplsLabelStackSection3", 72, OctetArray, 3),
     iana("destinationMacAddress", 80, MacAddress, 6)
@@ -419,7 +417,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("udpMessageLength", 205, Unsigned16, 2),
     iana("isMulticast", 206, Unsigned8, 1),
     iana("ipv4IHL", 207, Unsigned8, 1),
-    iana("ipv4Options", 208, Unsigned32, 4),
     iana("paddingOctets", 210, OctetArray, 0),
     iana("collectorIPv4Address", 211, Ipv4Address, 4),
     iana("collectorIPv6Address", 212, Ipv6Address, 16),
@@ -457,7 +454,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("egressPhysicalInterface", 253, Unsigned32, 4),
     iana("postDot1qVlanId", 254, Unsigned16, 2),
     iana("postDot1qCustomerVlanId", 255, Unsigned16, 2),
-    iana("ethernetType", 256, Unsigned16, 2),
     iana("postIpPrecedence", 257, Unsigned8, 1),
     iana("collectionTimeMilliseconds", 258, DateTimeMilliseconds, 8),
     iana("exportSctpStreamId", 259, Unsigned16, 2),
@@ -812,4 +808,17 @@ pub static TABLE: &[InfoElement] = &[
     // mpls: the first packet's top label stack entry (label, TC and S; its TTL apart).
     iana("mplsTopLabelStackSection", 70, OctetArray, 3).by(PluginKind::Mpls),
     iana("mplsTopLabelTTL", 200, Unsigned8, 1).by(PluginKind::Mpls),
+    // headers: IANA header fields of ipt-netflow's (tcpOptions is basicplus's).
+    iana("ipClassOfService", 5, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Headers),
+    iana("ethernetType", 256, Unsigned16, 2).by(PluginKind::Headers),
+    iana("ipv4Options", 208, Unsigned32, 4)
+        .rev()
+        .only_ip(4)
+        .by(PluginKind::Headers),
+    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4)
+        .rev()
+        .only_ip(6)
+        .by(PluginKind::Headers),
 ];

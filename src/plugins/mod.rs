@@ -8,6 +8,7 @@
 
 mod basicplus;
 mod flowhash;
+mod headers;
 mod icmp;
 mod idpcontent;
 mod mpls;
@@ -91,6 +92,7 @@ pub static REGISTRY: &[&Spec] = &[
     &icmp::SPEC,
     &vlan::SPEC,
     &mpls::SPEC,
+    &headers::SPEC,
 ];
 
 /// The registry entry of a plugin.
