@@ -86,15 +86,17 @@ pub struct Details {
     pub tos: u8,
     /// IPv4 flags: 0x2 don't fragment, 0x1 more fragments (0 for IPv6).
     pub ip_flags: u8,
-    /// IPv4: options present, bit *n* for option number *n* (the low five bits of the type;
-    /// with [`DecodeConfig::headers`]). IPv6: the extension headers walked ([`ip6_ext`]).
+    /// IPv4: options present, bit *n* for option number *n* (the low five bits of the type)
+    /// of the option types IANA registers (with [`DecodeConfig::headers`]). IPv6: the
+    /// extension headers walked ([`ip6_ext`]).
     pub ip_options: u32,
     /// Every TCP option kind present, as the tcpOptions element (IANA 209) lays them out: kind
     /// 0 is the most significant bit; kinds above 63 are not shown. (With
     /// [`DecodeConfig::tcp_options`].)
     pub tcp_option_kinds: u64,
-    /// The EtherType (or PPP/SLL protocol mapped to one) that announced the network layer,
-    /// after any VLAN tags; 0 for link types without one.
+    /// The EtherType after any VLAN tags (what announced the network layer, an MPLS label
+    /// stack or a PPPoE session), or a Linux cooked capture's protocol field; 0 for link types
+    /// without one (raw IP, PPP, BSD loopback).
     pub ethertype: u16,
     /// The first two VLAN tags' Tag Control Information (priority, DEI, VID), outer first.
     pub vlan_tci: [u16; 2],

@@ -19,6 +19,7 @@ const fn ie(name: &'static str, pen: u32, id: u16, ty: IeType, len: u16) -> Info
         enables: F::NONE,
         value: None,
         list: false,
+        ip_version: 0,
     }
 }
 
@@ -79,6 +80,13 @@ impl InfoElement {
         InfoElement {
             list: true,
             ..self.by(k)
+        }
+    }
+    /// Carried only by records of IPv4 (`4`) or IPv6 (`6`) flows (plugin elements).
+    const fn only_ip(self, version: u8) -> Self {
+        InfoElement {
+            ip_version: version,
+            ..self
         }
     }
     /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
@@ -228,7 +236,6 @@ pub static TABLE: &[InfoElement] = &[
         .dir(DirVal::PacketDeltaCount),
     iana("deltaFlowCount", 3, Unsigned64, 8),
     iana("protocolIdentifier", 4, Unsigned8, 1).uint(|r, _| r.key.proto.into()),
-    iana("ipClassOfService", 5, Unsigned8, 1).rev(),
     iana("tcpControlBits", 6, Unsigned16, 1)
         .rev()
         .on(AT)
@@ -270,7 +277,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("sourceIPv6PrefixLength", 29, Unsigned8, 1),
     iana("destinationIPv6PrefixLength", 30, Unsigned8, 1),
     iana("flowLabelIPv6", 31, Unsigned32, 4),
-    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2),
     iana("igmpType", 33, Unsigned8, 1),
     iana("samplingInterval", 34, Unsigned32, 4),
     iana("samplingAlgorithm", 35, Unsigned8, 1),
@@ -306,8 +312,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowDirection", 61, Unsigned8, 1),
     iana("ipNextHopIPv6Address", 62, Ipv6Address, 16),
     iana("bgpNextHopIPv6Address", 63, Ipv6Address, 16),
-    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4),
-    iana("mplsTopLabelStackSection", 70, OctetArray, 3),
     iana("mplsLabelStackSection2", 71, OctetArray, 3),
     iana("mplsLabelStackSection3", 72, OctetArray, 3),
     iana("destinationMacAddress", 80, MacAddress, 6)
@@ -336,7 +340,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowEndReason", 136, Unsigned8, 1).uint(|r, _| r.end_reason.into()),
     iana("commonPropertiesId", 137, Unsigned64, 8),
     iana("observationPointId", 138, Unsigned64, 8),
-    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2),
     iana("mplsTopLabelIPv6Address", 140, Ipv6Address, 16),
     iana("lineCardId", 141, Unsigned32, 4),
     iana("portId", 142, Unsigned32, 4),
@@ -396,21 +399,17 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::SEQ)
         .dir(DirVal::TcpSequenceNumber),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
-    iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
     iana("tcpHeaderLength", 188, Unsigned8, 1),
     iana("ipHeaderLength", 189, Unsigned8, 1),
     iana("totalLengthIPv4", 190, Unsigned16, 2),
     iana("payloadLengthIPv6", 191, Unsigned16, 2),
-    iana("ipTTL", 192, Unsigned8, 1),
     iana("nextHeaderIPv6", 193, Unsigned8, 1),
     iana("mplsPayloadLength", 194, Unsigned32, 4),
     iana("ipDiffServCodePoint", 195, Unsigned8, 1),
     iana("ipPrecedence", 196, Unsigned8, 1),
-    iana("fragmentFlags", 197, Unsigned8, 1),
     iana("octetDeltaSumOfSquares", 198, Unsigned64, 8),
     iana("octetTotalSumOfSquares", 199, Unsigned64, 8),
-    iana("mplsTopLabelTTL", 200, Unsigned8, 1),
     iana("mplsLabelStackLength", 201, Unsigned32, 4),
     iana("mplsLabelStackDepth", 202, Unsigned32, 4),
     iana("mplsTopLabelExp", 203, Unsigned8, 1),
@@ -418,8 +417,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("udpMessageLength", 205, Unsigned16, 2),
     iana("isMulticast", 206, Unsigned8, 1),
     iana("ipv4IHL", 207, Unsigned8, 1),
-    iana("ipv4Options", 208, Unsigned32, 4),
-    iana("tcpOptions", 209, Unsigned64, 8),
     iana("paddingOctets", 210, OctetArray, 0),
     iana("collectorIPv4Address", 211, Ipv4Address, 4),
     iana("collectorIPv6Address", 212, Ipv6Address, 16),
@@ -453,15 +450,10 @@ pub static TABLE: &[InfoElement] = &[
     iana("ethernetHeaderLength", 240, Unsigned8, 1),
     iana("ethernetPayloadLength", 241, Unsigned16, 2),
     iana("ethernetTotalLength", 242, Unsigned16, 2),
-    iana("dot1qVlanId", 243, Unsigned16, 2),
-    iana("dot1qPriority", 244, Unsigned8, 1),
-    iana("dot1qCustomerVlanId", 245, Unsigned16, 2),
-    iana("dot1qCustomerPriority", 246, Unsigned8, 1),
     iana("ingressPhysicalInterface", 252, Unsigned32, 4),
     iana("egressPhysicalInterface", 253, Unsigned32, 4),
     iana("postDot1qVlanId", 254, Unsigned16, 2),
     iana("postDot1qCustomerVlanId", 255, Unsigned16, 2),
-    iana("ethernetType", 256, Unsigned16, 2),
     iana("postIpPrecedence", 257, Unsigned8, 1),
     iana("collectionTimeMilliseconds", 258, DateTimeMilliseconds, 8),
     iana("exportSctpStreamId", 259, Unsigned16, 2),
@@ -808,4 +800,57 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("ntsSwitchingRatio", 1032, Float32, 4).by(PluginKind::Nettisa),
     // ssadetector: 1 when the flow carries other flows' TCP handshakes (a tunnel), else 0.
     cesnet("ssaConfLevel", 903, Unsigned8, 1).by(PluginKind::Ssadetector),
+    // basicplus (ipfixprobe's order). ipTTL, fragmentFlags and tcpWindowSize are the
+    // direction's first packet's; tcpOptions ORs the option kinds of all its packets.
+    iana("ipTTL", 192, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("fragmentFlags", 197, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpWindowSize", 186, Unsigned16, 2)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpOptions", 209, Unsigned64, 8)
+        .rev()
+        .by(PluginKind::Basicplus),
+    cesnet("tcpMss", 900, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpMssRev", 901, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpSynSize", 902, Unsigned16, 2).by(PluginKind::Basicplus),
+    // idpcontent: the first payload octets of each direction (two elements, not RFC 5103
+    // reverse forms, as CESNET defines them).
+    cesnet("IDPContent", 850, OctetArray, 0).by(PluginKind::Idpcontent),
+    cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
+    // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
+    // defines as unique per flow, and qof's flowId is.
+    ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
+    // icmp: each IP version's own element (ipfixprobe sends 32 for ICMPv6 too).
+    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2)
+        .only_ip(4)
+        .by(PluginKind::Icmp),
+    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2)
+        .only_ip(6)
+        .by(PluginKind::Icmp),
+    // vlan: the first packet's outer tag and, in Q-in-Q, the customer tag (vlanId, a core
+    // element, is the innermost tag: the flow key's).
+    iana("dot1qVlanId", 243, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qPriority", 244, Unsigned8, 1).by(PluginKind::Vlan),
+    iana("dot1qCustomerVlanId", 245, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qCustomerPriority", 246, Unsigned8, 1).by(PluginKind::Vlan),
+    // mpls: the first packet's top label stack entry (label, TC and S; its TTL apart).
+    iana("mplsTopLabelStackSection", 70, OctetArray, 3).by(PluginKind::Mpls),
+    iana("mplsTopLabelTTL", 200, Unsigned8, 1).by(PluginKind::Mpls),
+    // headers: IANA header fields of ipt-netflow's (tcpOptions is basicplus's).
+    iana("ipClassOfService", 5, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Headers),
+    iana("ethernetType", 256, Unsigned16, 2).by(PluginKind::Headers),
+    iana("ipv4Options", 208, Unsigned32, 4)
+        .rev()
+        .only_ip(4)
+        .by(PluginKind::Headers),
+    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4)
+        .rev()
+        .only_ip(6)
+        .by(PluginKind::Headers),
 ];

@@ -6,12 +6,21 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+mod basicplus;
 mod bstats;
+mod flowhash;
+mod headers;
+mod icmp;
+mod idpcontent;
+mod mpls;
 mod nettisa;
 mod options;
 mod phists;
 mod pstats;
 mod ssadetector;
+#[cfg(test)]
+mod testing;
+mod vlan;
 
 pub use options::{Options, PluginSpec};
 
@@ -89,6 +98,13 @@ pub static REGISTRY: &[&Spec] = &[
     &bstats::SPEC,
     &nettisa::SPEC,
     &ssadetector::SPEC,
+    &basicplus::SPEC,
+    &idpcontent::SPEC,
+    &flowhash::SPEC,
+    &icmp::SPEC,
+    &vlan::SPEC,
+    &mpls::SPEC,
+    &headers::SPEC,
 ];
 
 /// The registry entry of a plugin.
