@@ -6,8 +6,11 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+pub mod dns_wire;
 mod options;
 mod pstats;
+#[cfg(test)]
+mod testdata;
 
 pub use options::{Options, PluginSpec};
 
