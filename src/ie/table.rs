@@ -776,4 +776,18 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // dns (ipfixprobe's order): one DNS message per record. DNSRDataLength is the first
+    // answer's RDLENGTH on the wire (ipfixprobe sends the length of its own text); DNSName
+    // and DNSRData are text (see plugins::dns).
+    cesnet("DNSAnswers", 14, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRCode", 1, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSQType", 3, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSClass", 4, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRRTTL", 5, Unsigned32, 4).by(PluginKind::Dns),
+    cesnet("DNSRDataLength", 6, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSPSize", 8, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRDO", 9, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSTransactionID", 10, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSName", 2, String, 0).by(PluginKind::Dns),
+    cesnet("DNSRData", 7, String, 0).by(PluginKind::Dns),
 ];

@@ -6,6 +6,8 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+pub mod dns;
+mod dns_source;
 pub mod dns_wire;
 mod options;
 mod pstats;
@@ -82,7 +84,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &dns::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {

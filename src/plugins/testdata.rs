@@ -142,3 +142,101 @@ pub fn mutations(msgs: &[Vec<u8>], n: usize) -> Vec<Vec<u8>> {
     }
     out
 }
+
+use crate::decode::{FragInfo, Packet, TcpInfo};
+use crate::ie::{IeType, PluginKind, Value};
+use crate::meter::{ExtValue, ExtWriter, Extensions, FlowPlugin, FlowSummary, PacketView};
+use crate::time::Timestamp;
+
+/// A UDP packet from port `src` to `dst` carrying `payload_len` octets.
+pub fn udp(src: u16, dst: u16, payload_len: usize) -> Packet {
+    let mut p = Packet {
+        payload_len: payload_len as u32,
+        ip_len: 28 + payload_len as u32,
+        ip_header_len: 20,
+        has_l4: true,
+        ..Packet::default()
+    };
+    p.key.proto = 17;
+    p.key.ip_version = 4;
+    (p.key.src_port, p.key.dst_port) = (src, dst);
+    p
+}
+
+/// A TCP segment from port `src` to `dst`.
+pub fn tcp(src: u16, dst: u16, seq: u32, flags: u8, payload_len: usize) -> Packet {
+    let mut p = udp(src, dst, payload_len);
+    p.key.proto = 6;
+    p.tcp = Some(TcpInfo {
+        seq,
+        flags,
+        ..TcpInfo::default()
+    });
+    p
+}
+
+/// `p` as a fragment of datagram `id`.
+pub fn fragment(mut p: Packet, id: u32, offset: u32, more: bool) -> Packet {
+    p.frag = Some(FragInfo { id, offset, more });
+    p
+}
+
+pub fn view<'a>(pkt: &'a Packet, payload: &'a [u8], stream: &'a [u8], rev: bool) -> PacketView<'a> {
+    PacketView {
+        ts: Timestamp::from_millis(1_000),
+        pkt,
+        details: &crate::decode::Details {
+            payload_off: 0,
+            tos: 0,
+            ip_flags: 0,
+            ip_options: 0,
+            tcp_option_kinds: 0,
+            ethertype: 0,
+            vlan_tci: [0; 2],
+            vlan_tags: 0,
+            mpls_top: 0,
+        },
+        reverse: rev,
+        payload,
+        stream,
+    }
+}
+
+/// What `plugin` exports for `state` with every element of `kind` in the template (`None`
+/// when it has nothing).
+pub fn exported<P: FlowPlugin>(
+    plugin: &mut P,
+    kind: PluginKind,
+    state: P::State,
+) -> Option<Extensions> {
+    let mut keys: Vec<_> = kind.elements().map(|ie| ie.ext_key(false)).collect();
+    keys.sort_unstable();
+    let mut ext = Extensions::default();
+    let mut w = ExtWriter::new(&mut ext, &keys);
+    plugin
+        .export(state, &FlowSummary::default(), &mut w)
+        .then_some(ext)
+}
+
+/// The value of element `name` in `ext` as qof's JSON prints it ("-" when not written).
+pub fn json(ext: &Extensions, name: &str) -> String {
+    let (ie, _) = crate::ie::by_name(name).expect("element");
+    let Some(v) = ext.get(ie.ext_key(false)) else {
+        return "-".into();
+    };
+    let v = match v {
+        ExtValue::Unsigned(n) => Value::Unsigned(n),
+        ExtValue::Signed(n) => Value::Signed(n),
+        ExtValue::Float(f) => Value::Float(f),
+        ExtValue::Bytes(b) if ie.ty == IeType::String => {
+            Value::Str(std::str::from_utf8(b).expect("a string element holds UTF-8"))
+        }
+        ExtValue::Bytes(b) => Value::Bytes(b),
+        ExtValue::List {
+            item_len, items, ..
+        } => Value::List(ie.ty, item_len, items),
+    };
+    let mut s = String::new();
+    crate::ie::write_json_value(&v, &mut s);
+    s
+}
