@@ -101,6 +101,19 @@ fn same(dump: &str, json: &serde_json::Value) -> bool {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    // A variable-length value (a string, or octets with --hexdump) comes after its length:
+    // "(len: 10) kernel.org", "(len: 4) 0xc7cc2cc2", "(len: 0)".
+    if let Some(rest) = dump.strip_prefix("(len: ") {
+        let Some((len, value)) = rest.split_once(')') else {
+            return false;
+        };
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        let value = value
+            .strip_prefix("0x")
+            .filter(|_| json.is_string() && ours.len() == 2 * len.parse().unwrap_or(0))
+            .unwrap_or(value);
+        return value == ours;
+    }
     if dump == ours {
         return true;
     }

@@ -790,4 +790,14 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("DNSTransactionID", 10, Unsigned16, 2).by(PluginKind::Dns),
     cesnet("DNSName", 2, String, 0).by(PluginKind::Dns),
     cesnet("DNSRData", 7, String, 0).by(PluginKind::Dns),
+    // passivedns: every A, AAAA and PTR answer of a response, one item each in four parallel
+    // basicLists of Flowmon's DNS resource-record elements (ipfixprobe exports only the last
+    // answer, in the elements dns uses, which a record cannot carry twice): the name (an A or
+    // AAAA record's owner, a PTR record's target), the type, the TTL and the address (4 or
+    // 16 octets, network order; a PTR record's decoded from its in-addr.arpa/ip6.arpa owner).
+    ie("dnsId", pen::FLOWMON, 110, Unsigned16, 2).by(PluginKind::Passivedns),
+    ie("dnsCrrName", pen::FLOWMON, 116, String, 0).list_by(PluginKind::Passivedns),
+    ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
+    ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
+    ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
 ];

@@ -10,6 +10,7 @@ pub mod dns;
 mod dns_source;
 pub mod dns_wire;
 mod options;
+pub mod passivedns;
 mod pstats;
 #[cfg(test)]
 mod testdata;
@@ -84,7 +85,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &dns::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &dns::SPEC, &passivedns::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
