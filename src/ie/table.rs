@@ -800,4 +800,19 @@ pub static TABLE: &[InfoElement] = &[
     ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
     ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
     ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
+    // ntp: one NTP packet per record. Delay and dispersion are the NTP short format (16.16
+    // seconds) as sent (ipfixprobe always sends 9); timestamps as text.
+    cesnet("NTPLeap", 18, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPVersion", 19, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPMode", 20, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPStratum", 21, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPoll", 22, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPrecision", 23, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPDelay", 24, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPDispersion", 25, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPRefID", 26, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRef", 27, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPOrig", 28, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRecv", 29, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPSent", 30, String, 0).by(PluginKind::Ntp),
 ];
