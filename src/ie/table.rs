@@ -800,6 +800,9 @@ pub static TABLE: &[InfoElement] = &[
     ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
     ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
     ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
+    // netbios (NBNS, port 137), ipfixprobe's order.
+    cesnet("NBSuffix", 832, Unsigned8, 1).by(PluginKind::Netbios),
+    cesnet("NBName", 831, String, 0).by(PluginKind::Netbios),
     // ntp: one NTP packet per record. Delay and dispersion are the NTP short format (16.16
     // seconds) as sent (ipfixprobe always sends 9); timestamps as text.
     cesnet("NTPLeap", 18, Unsigned8, 1).by(PluginKind::Ntp),

@@ -420,9 +420,9 @@ impl<'a> Iterator for Labels<'a> {
     }
 }
 
-/// One label (or character-string) as text: see [`Name::write_text`]. `quote` also escapes
-/// `"` (inside a quoted TXT string) instead of `.`.
-fn write_escaped(bytes: &[u8], out: &mut String, quote: bool) {
+/// Octets as text: valid UTF-8 as it is but control characters, the characters in `special`
+/// after a backslash, a backslash too, and any other octet as `\DDD` (RFC 1035 §5.1).
+fn write_escaped(bytes: &[u8], out: &mut String, special: &[char]) {
     let mut rest = bytes;
     while !rest.is_empty() {
         let (valid, bad) = match std::str::from_utf8(rest) {
@@ -436,8 +436,10 @@ fn write_escaped(bytes: &[u8], out: &mut String, quote: bool) {
         for c in valid.chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
-                '.' if !quote => out.push_str("\\."),
-                '"' if quote => out.push_str("\\\""),
+                c if special.contains(&c) => {
+                    out.push('\\');
+                    out.push(c);
+                }
                 c if c.is_control() => {
                     let mut buf = [0; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
@@ -456,13 +458,19 @@ fn write_escaped(bytes: &[u8], out: &mut String, quote: bool) {
 }
 
 fn write_label(label: &[u8], out: &mut String) {
-    write_escaped(label, out, false);
+    write_escaped(label, out, &['.']);
+}
+
+/// Octets that should be text (a NetBIOS name, a TXT string) as valid UTF-8 text: see
+/// [`Name::write_text`], but dots as they are.
+pub fn write_octets(b: &[u8], out: &mut String) {
+    write_escaped(b, out, &[]);
 }
 
 /// A TXT-style character-string in quotes, escaped as in a zone file.
 fn write_quoted(s: &[u8], out: &mut String) {
     out.push('"');
-    write_escaped(s, out, true);
+    write_escaped(s, out, &['"']);
     out.push('"');
 }
 

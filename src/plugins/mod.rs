@@ -9,6 +9,7 @@
 pub mod dns;
 mod dns_source;
 pub mod dns_wire;
+pub mod netbios;
 pub mod ntp;
 mod options;
 pub mod passivedns;
@@ -86,7 +87,13 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &dns::SPEC, &passivedns::SPEC, &ntp::SPEC];
+pub static REGISTRY: &[&Spec] = &[
+    &pstats::SPEC,
+    &dns::SPEC,
+    &passivedns::SPEC,
+    &ntp::SPEC,
+    &netbios::SPEC,
+];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
