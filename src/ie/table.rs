@@ -800,6 +800,9 @@ pub static TABLE: &[InfoElement] = &[
     ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
     ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
     ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
+    // dnssd (mDNS, port 5353): the flow's service names and what its responses say of them.
+    cesnet("DNSSDQueries", 826, String, 0).by(PluginKind::Dnssd),
+    cesnet("DNSSDResponses", 827, String, 0).by(PluginKind::Dnssd),
     // netbios (NBNS, port 137), ipfixprobe's order.
     cesnet("NBSuffix", 832, Unsigned8, 1).by(PluginKind::Netbios),
     cesnet("NBName", 831, String, 0).by(PluginKind::Netbios),

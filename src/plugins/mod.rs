@@ -9,6 +9,7 @@
 pub mod dns;
 mod dns_source;
 pub mod dns_wire;
+pub mod dnssd;
 pub mod netbios;
 pub mod ntp;
 mod options;
@@ -93,6 +94,7 @@ pub static REGISTRY: &[&Spec] = &[
     &passivedns::SPEC,
     &ntp::SPEC,
     &netbios::SPEC,
+    &dnssd::SPEC,
 ];
 
 /// The registry entry of a plugin.
