@@ -154,10 +154,12 @@ mod tests {
         }
     }
 
-    /// Feed TCP segments (direction, seq, flags, payload) through a stream of `cap` octets;
-    /// returns the messages each segment completed (with `f`'s `whole`) and whether the
+    /// What one segment did: the messages it completed (with `f`'s `whole`), and whether the
     /// record ends after it.
-    fn run(cap: usize, segs: &[(bool, u32, u8, &[u8])]) -> Vec<(Vec<(Vec<u8>, bool)>, bool)> {
+    type Done = (Vec<(Vec<u8>, bool)>, bool);
+
+    /// Feed TCP segments (direction, seq, flags, payload) through a stream of `cap` octets.
+    fn run(cap: usize, segs: &[(bool, u32, u8, &[u8])]) -> Vec<Done> {
         let mut streams = [Stream::default(), Stream::default()];
         let mut m = Messages::default();
         let mut out = Vec::new();
