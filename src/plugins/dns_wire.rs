@@ -86,10 +86,6 @@ impl<'a> Message<'a> {
         Ok(Message { buf })
     }
 
-    pub fn bytes(&self) -> &'a [u8] {
-        self.buf
-    }
-
     fn header(&self, at: usize) -> u16 {
         // (The length was checked in `new_checked`: never 0 by a short read.)
         u16_at(self.buf, at).unwrap_or(0)
@@ -365,23 +361,6 @@ impl<'a> Name<'a> {
         let mut s = String::new();
         self.write_text(&mut s);
         s
-    }
-
-    /// The name equals `other` (ASCII case-insensitive, RFC 4343), `other` given in dotted
-    /// form without escapes.
-    pub fn eq_ignore_case(&self, other: &str) -> bool {
-        let mut rest = other.strip_suffix('.').unwrap_or(other).as_bytes();
-        for label in self.labels() {
-            let (head, tail) = match rest.iter().position(|&c| c == b'.') {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &[][..]),
-            };
-            if !head.eq_ignore_ascii_case(label) {
-                return false;
-            }
-            rest = tail;
-        }
-        rest.is_empty()
     }
 }
 

@@ -93,8 +93,8 @@ pub static REGISTRY: &[&Spec] = &[
     &dns::SPEC,
     &passivedns::SPEC,
     &ntp::SPEC,
-    &netbios::SPEC,
     &dnssd::SPEC,
+    &netbios::SPEC,
 ];
 
 /// The registry entry of a plugin.
