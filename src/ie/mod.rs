@@ -463,8 +463,8 @@ pub struct BasicList<'a> {
     pub semantic: u8,
     pub pen: u32,
     pub id: u16,
-    /// Octets per item (RFC 6313 allows a variable length, 0xFFFF: such lists are not split
-    /// into items here).
+    /// Octets per item, or 0xFFFF (`meter::VARIABLE_ITEMS`) when each item carries its own
+    /// length (RFC 6313 §4.5.1); `meter::list_items` splits `items`.
     pub item_len: u16,
     pub items: &'a [u8],
 }

@@ -853,4 +853,49 @@ pub static TABLE: &[InfoElement] = &[
         .rev()
         .only_ip(6)
         .by(PluginKind::Headers),
+    // dns (ipfixprobe's order): one DNS message per record. DNSRDataLength is the first
+    // answer's RDLENGTH on the wire (ipfixprobe sends the length of its own text); DNSName
+    // and DNSRData are text (see plugins::dns).
+    cesnet("DNSAnswers", 14, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRCode", 1, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSQType", 3, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSClass", 4, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRRTTL", 5, Unsigned32, 4).by(PluginKind::Dns),
+    cesnet("DNSRDataLength", 6, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSPSize", 8, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRDO", 9, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSTransactionID", 10, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSName", 2, String, 0).by(PluginKind::Dns),
+    cesnet("DNSRData", 7, String, 0).by(PluginKind::Dns),
+    // passivedns: every A, AAAA and PTR answer of a response, one item each in four parallel
+    // basicLists of Flowmon's DNS resource-record elements (ipfixprobe exports only the last
+    // answer, in the elements dns uses, which a record cannot carry twice): the name (an A or
+    // AAAA record's owner, a PTR record's target), the type, the TTL and the address (4 or
+    // 16 octets, network order; a PTR record's decoded from its in-addr.arpa/ip6.arpa owner).
+    ie("dnsId", pen::FLOWMON, 110, Unsigned16, 2).by(PluginKind::Passivedns),
+    ie("dnsCrrName", pen::FLOWMON, 116, String, 0).list_by(PluginKind::Passivedns),
+    ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
+    ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
+    ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
+    // dnssd (mDNS, port 5353): the flow's service names and what its responses say of them.
+    cesnet("DNSSDQueries", 826, String, 0).by(PluginKind::Dnssd),
+    cesnet("DNSSDResponses", 827, String, 0).by(PluginKind::Dnssd),
+    // netbios (NBNS, port 137), ipfixprobe's order.
+    cesnet("NBSuffix", 832, Unsigned8, 1).by(PluginKind::Netbios),
+    cesnet("NBName", 831, String, 0).by(PluginKind::Netbios),
+    // ntp: one NTP packet per record. Delay and dispersion are the NTP short format (16.16
+    // seconds) as sent (ipfixprobe always sends 9); timestamps as text.
+    cesnet("NTPLeap", 18, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPVersion", 19, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPMode", 20, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPStratum", 21, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPoll", 22, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPrecision", 23, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPDelay", 24, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPDispersion", 25, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPRefID", 26, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRef", 27, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPOrig", 28, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRecv", 29, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPSent", 30, String, 0).by(PluginKind::Ntp),
 ];

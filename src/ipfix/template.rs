@@ -44,7 +44,10 @@ impl Field {
     fn empty(&self) -> Value<'static> {
         use crate::ie::IeType;
         match self.ie.ty {
-            _ if self.ie.list => Value::List(self.ie.ty, self.ie.len.max(1), &[]),
+            _ if self.ie.list && self.ie.len == 0 => {
+                Value::List(self.ie.ty, crate::meter::VARIABLE_ITEMS, &[])
+            }
+            _ if self.ie.list => Value::List(self.ie.ty, self.ie.len, &[]),
             IeType::String => Value::Str(""),
             IeType::Float32 | IeType::Float64 => Value::Float(0.0),
             IeType::Signed8 | IeType::Signed16 | IeType::Signed32 | IeType::Signed64 => {

@@ -20,7 +20,7 @@ mod tcp;
 mod tests;
 mod transport;
 
-pub use ext::{ExtKey, ExtValue, ExtWriter, Extensions};
+pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
 pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};

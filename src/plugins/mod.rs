@@ -8,16 +8,25 @@
 
 mod basicplus;
 mod bstats;
+pub mod dns;
+mod dns_source;
+pub mod dns_wire;
+pub mod dnssd;
 mod flowhash;
 mod headers;
 mod icmp;
 mod idpcontent;
 mod mpls;
+pub mod netbios;
 mod nettisa;
+pub mod ntp;
 mod options;
+pub mod passivedns;
 mod phists;
 mod pstats;
 mod ssadetector;
+#[cfg(test)]
+mod testdata;
 #[cfg(test)]
 mod testing;
 mod vlan;
@@ -105,6 +114,11 @@ pub static REGISTRY: &[&Spec] = &[
     &vlan::SPEC,
     &mpls::SPEC,
     &headers::SPEC,
+    &dns::SPEC,
+    &passivedns::SPEC,
+    &ntp::SPEC,
+    &dnssd::SPEC,
+    &netbios::SPEC,
 ];
 
 /// The registry entry of a plugin.
