@@ -6,6 +6,7 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+pub mod framer;
 mod options;
 mod pstats;
 
