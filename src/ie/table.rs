@@ -776,4 +776,14 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // --- mqtt (ipfixprobe's mqtt plugin). CESNET's registry lacks 1033-1039: names and
+    // types as ipfixprobe's code writes them (the topics string carries its length, RFC
+    // 7011 §7, as ipfixprobe's variable2ipfix_buffer does).
+    cesnet("mqttTypeCumulative", 1033, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttVersion", 1034, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttConnectionFlags", 1035, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttKeepAlive", 1036, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttLastReturnCode", 1037, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttPublishFlags", 1038, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
 ];

@@ -7,8 +7,11 @@
 //! naming one of them in a template enables the plugin with default options.
 
 pub mod framer;
+pub mod mqtt;
 mod options;
 mod pstats;
+#[cfg(test)]
+mod sim;
 
 pub use options::{Options, PluginSpec};
 
@@ -80,7 +83,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &mqtt::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
