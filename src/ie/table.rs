@@ -786,4 +786,6 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("mqttLastReturnCode", 1037, Unsigned8, 1).by(PluginKind::Mqtt),
     cesnet("mqttPublishFlags", 1038, Unsigned8, 1).by(PluginKind::Mqtt),
     cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
+    // --- ovpn (ipfixprobe's OpenVPN detector) ---
+    cesnet("OVPNConfLevel", 828, Unsigned8, 1).by(PluginKind::Ovpn),
 ];

@@ -9,6 +9,7 @@
 pub mod framer;
 pub mod mqtt;
 mod options;
+pub mod ovpn;
 mod pstats;
 #[cfg(test)]
 mod sim;
@@ -83,7 +84,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &mqtt::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &mqtt::SPEC, &ovpn::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
