@@ -788,4 +788,8 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
     // --- ovpn (ipfixprobe's OpenVPN detector) ---
     cesnet("OVPNConfLevel", 828, Unsigned8, 1).by(PluginKind::Ovpn),
+    // --- wg (ipfixprobe's WireGuard plugin) ---
+    cesnet("WGConfLevel", 1100, Unsigned8, 1).by(PluginKind::Wg),
+    cesnet("WGSrcPeer", 1101, Unsigned32, 4).by(PluginKind::Wg),
+    cesnet("WGDstPeer", 1102, Unsigned32, 4).by(PluginKind::Wg),
 ];

@@ -13,6 +13,7 @@ pub mod ovpn;
 mod pstats;
 #[cfg(test)]
 mod sim;
+pub mod wg;
 
 pub use options::{Options, PluginSpec};
 
@@ -84,7 +85,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &mqtt::SPEC, &ovpn::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &mqtt::SPEC, &ovpn::SPEC, &wg::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
