@@ -6,8 +6,9 @@
 //! out-of-order segments put together) while it holds them. Past the stream's window, where a
 //! long-lived connection spends most of its life, only the sequence number of the next
 //! message is kept, and each segment's own payload is read from there: several messages in
-//! one segment, a message's head cut by a segment's end (its few octets carried over), a
-//! message longer than its segment. A gap (a segment missed by the capture, or payload cut by
+//! one segment, a message cut by a segment's end (its first octets, up to [`KEEP`], carried
+//! over until its head and the fields after it are at hand), a message longer than its
+//! segment. A gap (a segment missed by the capture, or payload cut by
 //! the snap length) loses the framing; it is found again on a segment that parses as whole
 //! messages from its first octet to its last, which is where senders put them.
 //!
@@ -32,7 +33,7 @@ pub trait Framing {
     /// The message that starts at `b[0]`. `strict`: where framing is (re)gained, at the
     /// stream's first octet or on a segment after a gap, the octets must also look like a
     /// message beyond reasonable doubt (the protocol's fixed values, plausible lengths).
-    /// `Need` only while `b` is shorter than [`CARRY`] octets.
+    /// `Need` only while `b` is shorter than a head (a few octets).
     fn head(b: &[u8], strict: bool) -> Head;
 }
 
@@ -76,12 +77,11 @@ impl<'a> Segment<'a> {
     }
 }
 
-/// Octets of a message head carried from one segment to the next (longest head: MQTT's five).
-pub const CARRY: usize = 8;
-
-/// Octets of a message given to the plugin when its head was cut over two segments: the head
-/// and what follows it in the second segment, up to this many (enough for the fields read).
-const SCRATCH: usize = 256;
+/// Octets of a message kept from one segment to the next until they are at hand: its head,
+/// and the fields a plugin reads after it (an MQTT topic name, the first octets of an
+/// OpenVPN control packet). A message is given to the plugin whole, or (longer than this,
+/// over several segments) by at least its first `KEEP` octets.
+pub const KEEP: usize = 256;
 
 /// Segments that may arrive beyond a gap in the stream before the gap is taken for a loss (it
 /// is usually a reordering, filled by the next segment or two).
@@ -93,10 +93,19 @@ enum Sync {
     /// No payload seen yet: the first message starts at the stream's first octet.
     #[default]
     Start,
-    /// The next message starts at this sequence number; its first `carry_len` octets are in
-    /// `carry`.
+    /// The next message starts at this sequence number (its first octets in `carry`, when
+    /// it began in an earlier segment).
     At(u32),
     /// A gap or an octet that cannot start a message: waiting for a segment to frame anew.
+    Lost,
+}
+
+/// What to do with a message that starts at the first octet of what is at hand.
+enum Step {
+    /// Give it to the plugin (it is this long).
+    Deliver(usize),
+    /// Keep its octets for the next segment.
+    Wait,
     Lost,
 }
 
@@ -110,8 +119,9 @@ pub struct Framer {
     strict: bool,
     /// Segments seen beyond a gap the stream may still fill.
     stalled: u8,
-    carry: [u8; CARRY],
-    carry_len: u8,
+    /// The first octets of the next message, when it began before the segments to come and
+    /// fewer than it needs are at hand (fewer than `KEEP`; taken only then).
+    carry: Vec<u8>,
     /// Messages framed so far.
     framed: u32,
 }
@@ -133,12 +143,15 @@ impl Framer {
     }
 
     /// The stream may still give this direction's next message: no payload yet, or the next
-    /// message starts inside the first `window` octets. (Once false it stays false: the next
-    /// message only moves forward, and a lost framing is found again on segments only.)
+    /// message starts inside the first `window` octets and none of it is carried. (Once
+    /// false it stays false: the next message only moves forward, and a lost framing is
+    /// found again on segments only.)
     pub fn wants_stream(&self, window: usize) -> bool {
         match (self.sync, self.base) {
             (Sync::Start, _) => true,
-            (Sync::At(n), Some(base)) => (0..window as i64).contains(&dist(n, base)),
+            (Sync::At(n), Some(base)) => {
+                self.carry.is_empty() && (0..window as i64).contains(&dist(n, base))
+            }
             _ => false,
         }
     }
@@ -188,7 +201,7 @@ impl Framer {
 
     fn lose(&mut self) {
         self.sync = Sync::Lost;
-        self.carry_len = 0;
+        self.carry.clear();
         self.stalled = 0;
     }
 
@@ -196,15 +209,29 @@ impl Framer {
     fn covers(&self, data_seq: u32, wire_len: u32) -> bool {
         match self.sync {
             Sync::At(n) => {
-                let d = dist(n.wrapping_add(u32::from(self.carry_len)), data_seq);
+                let d = dist(n.wrapping_add(self.carry.len() as u32), data_seq);
                 (0..i64::from(wire_len)).contains(&d)
             }
             _ => false,
         }
     }
 
-    fn deliver(&mut self, on: &mut impl FnMut(Msg<'_>), bytes: &[u8], len: usize) {
-        on(Msg { bytes, len });
+    /// A message at the start of `buf`; `more`: octets after `buf` come in later segments.
+    fn step<F: Framing>(&self, buf: &[u8], more: bool) -> Step {
+        match F::head(buf, self.strict) {
+            Head::Bad => Step::Lost,
+            Head::Need if more && buf.len() < KEEP => Step::Wait,
+            Head::Need => Step::Lost,
+            Head::Msg(len) if buf.len() >= len.min(KEEP) || !more => Step::Deliver(len),
+            Head::Msg(_) => Step::Wait,
+        }
+    }
+
+    fn deliver(&mut self, on: &mut impl FnMut(Msg<'_>), buf: &[u8], len: usize) {
+        on(Msg {
+            bytes: &buf[..len.min(buf.len())],
+            len,
+        });
         self.strict = false;
         self.framed = self.framed.saturating_add(1);
     }
@@ -218,7 +245,7 @@ impl Framer {
         on: &mut impl FnMut(Msg<'_>),
     ) {
         let Sync::At(n) = self.sync else { return };
-        if self.carry_len > 0 {
+        if !self.carry.is_empty() {
             return;
         }
         let Ok(mut off) = usize::try_from(dist(n, base)) else {
@@ -227,31 +254,20 @@ impl Framer {
         // The stream will not grow for this plugin: what it holds is all it will hold.
         let full = stream.len() >= window;
         while off < stream.len() {
-            match F::head(&stream[off..], self.strict) {
-                Head::Msg(len) => {
-                    let end = off.saturating_add(len);
-                    if end > stream.len() && !full {
-                        break;
-                    }
-                    let bytes = &stream[off..end.min(stream.len())];
-                    self.deliver(on, bytes, len);
-                    off = end;
+            let buf = &stream[off..];
+            match self.step::<F>(buf, true) {
+                Step::Deliver(len) => {
+                    self.deliver(on, buf, len);
+                    off = off.saturating_add(len);
                 }
-                Head::Need if full => {
-                    // A head cut by the window's end: its first octets wait for the segment
-                    // that carries the rest.
-                    let b = &stream[off..];
-                    if b.len() <= CARRY {
-                        self.carry[..b.len()].copy_from_slice(b);
-                        self.carry_len = b.len() as u8;
-                    } else {
-                        self.lose();
-                        return;
+                Step::Wait => {
+                    if full {
+                        // Cut by the window's end: the segments that carry the rest give it.
+                        self.carry.extend_from_slice(buf);
                     }
                     break;
                 }
-                Head::Need => break,
-                Head::Bad => {
+                Step::Lost => {
                     self.lose();
                     return;
                 }
@@ -284,11 +300,11 @@ impl Framer {
             }
         };
         // The first octet of the next message not yet known.
-        let want = n.wrapping_add(u32::from(self.carry_len));
+        let want = n.wrapping_add(self.carry.len() as u32);
         let rel = dist(want, base);
         // The stream will hold what the window holds.
         let growing = stream_len < window && (0..window as i64).contains(&rel);
-        if growing && stream_len > 0 && rel < stream_len as i64 {
+        if growing && stream_len > 0 && rel < stream_len as i64 && self.carry.is_empty() {
             // The stream has the next message's start and will give the rest.
             return;
         }
@@ -314,25 +330,26 @@ impl Framer {
             // A retransmission of octets already read, or the middle of a long message.
             return;
         }
-        if self.carry_len > 0 {
-            // Finish the head that ended the last segment (or the stream's window).
-            let c = usize::from(self.carry_len);
-            let mut scratch = [0u8; SCRATCH];
-            scratch[..c].copy_from_slice(&self.carry[..c]);
-            let more = payload.len().saturating_sub(pos).min(SCRATCH - c);
-            scratch[c..c + more].copy_from_slice(&payload[pos..pos + more]);
-            match F::head(&scratch[..c + more], self.strict) {
-                // (A message shorter than its head cannot be.)
-                Head::Msg(len) if len >= c => {
-                    self.carry_len = 0;
-                    self.deliver(on, &scratch[..(c + more).min(len)], len);
-                    pos = pos + len - c;
+        if !self.carry.is_empty() {
+            // The message that began before this segment.
+            let mut buf = std::mem::take(&mut self.carry);
+            let had = buf.len();
+            let rest = payload.get(pos..).unwrap_or(&[]);
+            let take = rest.len().min(KEEP - had);
+            buf.extend_from_slice(&rest[..take]);
+            let more = whole && take == rest.len();
+            match self.step::<F>(&buf, more) {
+                Step::Deliver(len) if len >= had => {
+                    self.deliver(on, &buf, len);
+                    buf.clear();
+                    self.carry = buf;
+                    pos = pos + len - had;
                 }
-                Head::Need if pos + more == wire && c + more <= CARRY => {
-                    self.carry[c..c + more].copy_from_slice(&payload[pos..pos + more]);
-                    self.carry_len = (c + more) as u8;
+                Step::Wait => {
+                    self.carry = buf;
                     return;
                 }
+                // (A message shorter than what was kept of it cannot be.)
                 _ => {
                     self.lose();
                     return;
@@ -344,24 +361,22 @@ impl Framer {
                 self.sync = Sync::At(data_seq.wrapping_add(pos as u32));
                 return;
             }
-            let Some(rest) = payload.get(pos..).filter(|r| !r.is_empty()) else {
+            let Some(buf) = payload.get(pos..).filter(|r| !r.is_empty()) else {
                 // The next message starts in octets the capture did not keep.
                 self.lose();
                 return;
             };
-            match F::head(rest, self.strict) {
-                Head::Msg(len) => {
-                    let bytes = &rest[..len.min(rest.len())];
-                    self.deliver(on, bytes, len);
+            match self.step::<F>(buf, whole) {
+                Step::Deliver(len) => {
+                    self.deliver(on, buf, len);
                     pos = pos.saturating_add(len);
                 }
-                Head::Need if whole && rest.len() <= CARRY => {
-                    self.carry[..rest.len()].copy_from_slice(rest);
-                    self.carry_len = rest.len() as u8;
+                Step::Wait => {
+                    self.carry.extend_from_slice(buf);
                     self.sync = Sync::At(data_seq.wrapping_add(pos as u32));
                     return;
                 }
-                _ => {
+                Step::Lost => {
                     self.lose();
                     return;
                 }
@@ -384,11 +399,10 @@ impl Framer {
             let Head::Msg(len) = F::head(&payload[pos..], true) else {
                 return;
             };
-            self.deliver(on, &payload[pos..pos + len], len);
+            self.deliver(on, &payload[pos..], len);
             pos += len;
         }
         self.sync = Sync::At(data_seq.wrapping_add(payload.len() as u32));
-        self.carry_len = 0;
         self.stalled = 0;
     }
 }
@@ -538,12 +552,60 @@ mod tests {
                 r.seg(seq, false, &data, data.len());
             }
             assert_eq!(r.lens(), want, "cap {cap} window {window}");
-            // Messages read whole carry their octets (those given in part, a prefix).
+            // Each shorter than KEEP: given whole, however it was cut.
             for ((bytes, len), m) in r.got.iter().zip(&msgs) {
-                assert_eq!(bytes[..], m[..bytes.len()], "cap {cap}");
-                assert!(bytes.len() == *len || cap < 4096 || window < 4096);
+                assert_eq!((bytes, *len), (m, m.len()), "cap {cap} window {window}");
             }
             assert!(!r.f.lost());
+        }
+    }
+
+    /// Two length octets (the whole length, at least 3), then the tag.
+    struct Wide;
+
+    impl Framing for Wide {
+        fn head(b: &[u8], _: bool) -> Head {
+            match b {
+                [hi, lo, b'w', ..] if u16::from_be_bytes([*hi, *lo]) >= 3 => {
+                    Head::Msg(usize::from(u16::from_be_bytes([*hi, *lo])))
+                }
+                [_, _, _, ..] => Head::Bad,
+                _ => Head::Need,
+            }
+        }
+    }
+
+    #[test]
+    fn long_messages_past_the_window_are_given_by_their_first_octets() {
+        let msgs: Vec<Vec<u8>> = (0..30u16)
+            .map(|i| {
+                let len = 3 + i * 37;
+                let mut m = len.to_be_bytes().to_vec();
+                m.push(b'w');
+                m.extend((3..len).map(|k| (k + i) as u8));
+                m
+            })
+            .collect();
+        let all = msgs.concat();
+        for mss in [1, 2, 3, 100, 255, 256, 257, 1448] {
+            let mut f = Framer::default();
+            let mut got = Vec::new();
+            for (i, chunk) in all.chunks(mss).enumerate() {
+                let seg = Segment {
+                    seq: 5_000 + (i * mss) as u32,
+                    syn: false,
+                    payload: chunk,
+                    wire_len: chunk.len() as u32,
+                    stream: &[],
+                };
+                f.push::<Wide>(0, &seg, &mut |m| got.push((m.bytes.to_vec(), m.len)));
+            }
+            assert_eq!(got.len(), msgs.len(), "mss {mss}");
+            for ((bytes, len), m) in got.iter().zip(&msgs) {
+                assert_eq!(*len, m.len());
+                assert!(m.starts_with(bytes), "mss {mss}");
+                assert!(bytes.len() >= m.len().min(KEEP), "mss {mss}");
+            }
         }
     }
 
