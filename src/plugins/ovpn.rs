@@ -16,6 +16,8 @@
 //! length (ipfixprobe: none or SHA-1's, at fixed places). The client is a direction, not an
 //! address (ipfixprobe compares addresses: a flow between two sockets of one host never
 //! passes). A TCP packet of two octets is not read past its end (ipfixprobe reads octet 2).
+//! GTP-U datagrams, whose first octet reads as P_DATA_V1, are left out of the large ones as
+//! RTP's are (a mobile operator's user plane would otherwise be 80).
 
 pub mod wire;
 
@@ -91,14 +93,15 @@ pub struct Machine {
 
 impl Machine {
     /// One OpenVPN packet (from its opcode octet: what is at hand of it) of `wire_len`
-    /// octets, in direction `reverse`; `rtp`: a UDP datagram that looks like RTP.
-    pub fn packet(&mut self, p: &[u8], wire_len: usize, reverse: bool, rtp: bool) {
+    /// octets, in direction `reverse`; `other`: a UDP datagram that looks like another
+    /// protocol (RTP, GTP-U), never counted as large.
+    pub fn packet(&mut self, p: &[u8], wire_len: usize, reverse: bool, other: bool) {
         let Some(p) = wire::Packet::new_checked(p) else {
             return;
         };
         let from_client = self.client == Some(reverse);
         let to_client = self.client == Some(!reverse);
-        let large = wire_len > LARGE && !rtp;
+        let large = wire_len > LARGE && !other;
         let control = matches!(self.status, Status::ServerHello | Status::ControlAck);
         match p.opcode() {
             op::HARD_RESET_CLIENT_V1 | op::HARD_RESET_CLIENT_V2 | op::HARD_RESET_CLIENT_V3 => {
@@ -222,8 +225,10 @@ impl FlowPlugin for Ovpn {
                 });
             }
             (None, None) if !p.payload.is_empty() => {
-                let rtp = wire::looks_like_rtp(p.payload);
-                machine.packet(p.payload, wire_payload(p.pkt) as usize, p.reverse, rtp);
+                let wire = wire_payload(p.pkt) as usize;
+                let other =
+                    wire::looks_like_rtp(p.payload) || wire::looks_like_gtp_u(p.payload, wire);
+                machine.packet(p.payload, wire, p.reverse, other);
             }
             _ => {}
         }

@@ -131,6 +131,16 @@ fn the_large_data_share_without_the_opening() {
     rtp.resize(900, 1);
     let calls: Vec<(bool, Vec<u8>)> = (0..60).map(|i| (i % 2 == 0, rtp.clone())).collect();
     assert_eq!(machine(&calls).large, 0);
+    // Nor is a GTP-U tunnel (ipfixprobe's rules give it 80: 0x30 reads as P_DATA_V1).
+    let g = Conn::new(2152, 2152);
+    let gtp: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut p = vec![0x30, 0xff, 0x04, 0xb0, 0, 0, 0, 1];
+            p.resize(1208, i as u8);
+            g.udp(i % 2 == 0, &p)
+        })
+        .collect();
+    assert_eq!(conf(&sim::run(&["ovpn"], &gtp)[0]), Some(0));
 }
 
 #[test]

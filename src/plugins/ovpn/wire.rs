@@ -116,6 +116,19 @@ pub fn looks_like_rtp(b: &[u8]) -> bool {
     }
 }
 
+/// The datagram of `wire_len` octets is a GTP-U G-PDU (3GPP TS 29.281 §5.1: version 1, protocol
+/// type GTP, message type 255, a length of what follows the 8-octet header): its first octet
+/// 0x30-0x37 reads as P_DATA_V1, so a mobile network's user plane would pass ipfixprobe's
+/// large data share. Left out as RTP is (beyond ipfixprobe).
+pub fn looks_like_gtp_u(b: &[u8], wire_len: usize) -> bool {
+    match b {
+        [flags, 0xff, hi, lo, ..] => {
+            flags & 0xf8 == 0x30 && usize::from(u16::from_be_bytes([*hi, *lo])) + 8 == wire_len
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -216,5 +229,13 @@ pub(super) mod tests {
         assert!(!looks_like_rtp(&rtp));
         assert!(!looks_like_rtp(&rtp[..11]));
         assert!(!looks_like_rtp(&[0x48; 40]));
+        // ndpi__reasm_segv_anon.pcapng's user plane: G-PDU, 1,392 octets after the header.
+        let gtp = [0x30, 0xff, 0x05, 0x70, 0, 0, 0x12, 0x34, 0x45, 0];
+        assert!(looks_like_gtp_u(&gtp, 1400));
+        assert!(!looks_like_gtp_u(&gtp, 1401));
+        assert!(!looks_like_gtp_u(&gtp[..3], 1400));
+        let mut echo = gtp;
+        echo[1] = 1;
+        assert!(!looks_like_gtp_u(&echo, 1400));
     }
 }
