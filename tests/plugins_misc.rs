@@ -1344,12 +1344,9 @@ fn check_wg(c: &mut Check, rec: &Record, pdu: &Pdu, fwd: bool, at: &str) {
     }
 }
 
-#[test]
-fn mqtt_ovpn_and_wg_agree_with_tshark() {
-    if !have_tool("tshark") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+/// The captures built here, written to `dir`, each with what tshark must be told to dissect
+/// it.
+fn built_captures(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
     let hellos = corpus_hellos();
     let (u, t, w) = ovpn_captures(&hellos);
     let built: Vec<(&str, Capture, Vec<&str>)> = vec![
@@ -1375,15 +1372,27 @@ fn mqtt_ovpn_and_wg_agree_with_tshark() {
             vec!["-d", "udp.port==51820,wg"],
         ),
     ];
+    built
+        .into_iter()
+        .map(|(file, cap, opts)| {
+            let path = dir.join(file);
+            std::fs::write(&path, &cap.bytes).unwrap();
+            (path, opts.iter().map(|s| s.to_string()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn mqtt_ovpn_and_wg_agree_with_tshark() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
     let mut captures: Vec<(PathBuf, Vec<String>)> = corpus_files()
         .into_iter()
         .map(|p| (p, Vec::new()))
         .collect();
-    for (file, cap, opts) in built {
-        let path = tmp.path().join(file);
-        std::fs::write(&path, &cap.bytes).unwrap();
-        captures.push((path, opts.iter().map(|s| s.to_string()).collect()));
-    }
+    captures.extend(built_captures(tmp.path()));
     let mut total: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut table = String::from(
         "capture                                  field                          values  found  missed  contradicted\n",
@@ -1462,6 +1471,115 @@ fn mqtt_ovpn_and_wg_agree_with_tshark() {
             contradicted <= 0.01,
             "{field}: {:.2} % contradicted",
             100.0 * contradicted
+        );
+    }
+}
+
+/// The three plugins' elements over IPFIX (ipfixprobe 5.7.0's export of mqtt's crashes):
+/// qofdump prints qof's JSON lines byte for byte, libfixbuf's ipfixDump (with qof's element
+/// registry) reads every record without a warning and shows each plugin value as qof's JSON
+/// does, and tshark's IPFIX dissector finds nothing malformed.
+#[test]
+fn the_plugins_elements_travel_over_ipfix() {
+    if !have_tool("tshark") || !have_tool("ipfixDump") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let xml = tmp.path().join("qof-elements.xml");
+    std::fs::write(&xml, run(qofdump().arg("--element-xml")).stdout).unwrap();
+    let mut captures = vec![corpus_dir().join("ipfixprobe__mqtt.pcap")];
+    captures.extend(built_captures(tmp.path()).into_iter().map(|(p, _)| p));
+    let mut checked: BTreeMap<String, u64> = BTreeMap::new();
+    for cap in &captures {
+        let (ipfix, json) = (tmp.path().join("out.ipfix"), tmp.path().join("out.json"));
+        for (format, out) in [("ipfix", &ipfix), ("json", &json)] {
+            let mut cmd = qof();
+            cmd.arg("--in").arg(cap);
+            for p in PLUGINS {
+                cmd.args(["--plugin", p]);
+            }
+            let r = run(cmd.args(["--format", format, "--out"]).arg(out));
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        }
+        let ours = std::fs::read_to_string(&json).unwrap();
+        let d = run(qofdump().arg("--no-options").arg(&ipfix));
+        assert_eq!(String::from_utf8_lossy(&d.stdout), ours, "{}", name(cap));
+        let d = run(Command::new("ipfixDump")
+            .arg("--element-file")
+            .arg(&xml)
+            .arg("--in")
+            .arg(&ipfix));
+        let text = String::from_utf8_lossy(&d.stdout);
+        assert!(d.status.success() && d.stderr.is_empty(), "{}", name(cap));
+        for bad in ["warn", "Warn", "error", "Error", "alien"] {
+            assert!(!text.contains(bad), "{}: ipfixDump says {bad}", name(cap));
+        }
+        // ipfixDump's records, in order, with qof's JSON lines: each plugin value the same.
+        let dumped: Vec<&str> = text.split("--- data record").skip(1).collect();
+        let lines: Vec<serde_json::Value> = ours
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(dumped.len(), lines.len(), "{}", name(cap));
+        for (rec, line) in dumped.iter().zip(&lines) {
+            for (key, v) in line.as_object().unwrap() {
+                if !(key.starts_with("mqtt") || key.starts_with("OVPN") || key.starts_with("WG")) {
+                    continue;
+                }
+                let shown = rec
+                    .lines()
+                    .find_map(|l| l.split_once(&format!(" {key} : ")).map(|(_, v)| v.trim()))
+                    .unwrap_or_else(|| panic!("{}: ipfixDump lacks {key}", name(cap)));
+                // Strings are shown after their length: "(len: 7) topic1#".
+                let shown = match shown.strip_prefix("(len: ") {
+                    Some(rest) => rest.split_once(") ").map_or("", |(_, s)| s),
+                    None => shown,
+                };
+                let want = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                assert_eq!(shown, want, "{} {key}", name(cap));
+                *checked.entry(key.clone()).or_default() += 1;
+            }
+        }
+        // tshark reads every message, nothing malformed.
+        let bytes = std::fs::read(&ipfix).unwrap();
+        let mut messages = Vec::new();
+        let mut at = 0;
+        while at + 4 <= bytes.len() {
+            let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            assert!(len >= 16 && at + len <= bytes.len(), "message framing");
+            messages.push(bytes[at..at + len].to_vec());
+            at += len;
+        }
+        let t = tshark_decode(&messages, 4739, tmp.path());
+        for bad in [
+            "Malformed",
+            "Expert Info (Warn",
+            "Expert Info (Error",
+            "no template",
+        ] {
+            assert!(!t.contains(bad), "{}: tshark says {bad}", name(cap));
+        }
+    }
+    println!("plugin values read back by ipfixDump: {checked:?}");
+    for name in [
+        "mqttTypeCumulative",
+        "mqttVersion",
+        "mqttConnectionFlags",
+        "mqttKeepAlive",
+        "mqttLastReturnCode",
+        "mqttPublishFlags",
+        "mqttTopics",
+        "OVPNConfLevel",
+        "WGConfLevel",
+        "WGSrcPeer",
+        "WGDstPeer",
+    ] {
+        assert!(
+            checked.get(name).is_some_and(|&n| n >= 3),
+            "{name}: {checked:?}"
         );
     }
 }
