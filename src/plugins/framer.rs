@@ -143,9 +143,10 @@ impl Framer {
     }
 
     /// The stream may still give this direction's next message: no payload yet, or the next
-    /// message starts inside the first `window` octets and none of it is carried. (Once
-    /// false it stays false: the next message only moves forward, and a lost framing is
-    /// found again on segments only.)
+    /// message starts inside the first `window` octets and none of it is carried. (Past the
+    /// window, or lost, it gives nothing more: the next message only moves forward, and a
+    /// lost framing is found again on segments only. Without a stream the framer reads
+    /// segments alone.)
     pub fn wants_stream(&self, window: usize) -> bool {
         match (self.sync, self.base) {
             (Sync::Start, _) => true,

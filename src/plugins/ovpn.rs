@@ -236,9 +236,12 @@ impl FlowPlugin for Ovpn {
     }
 
     fn wants_stream(&self, s: &State) -> bool {
-        s.dirs
-            .as_ref()
-            .is_some_and(|d| d.iter().any(|f| f.wants_stream(WINDOW)))
+        // Every TCP flow is read: once a direction's first octets are not OpenVPN (or a gap
+        // lost its framing), the stream goes, so that the many flows that are not cost no
+        // buffer; the framer reads segments without it.
+        s.dirs.as_ref().is_some_and(|d| {
+            !d.iter().any(|f| f.lost()) && d.iter().any(|f| f.wants_stream(WINDOW))
+        })
     }
 
     fn export(&mut self, s: State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {

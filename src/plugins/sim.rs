@@ -143,6 +143,24 @@ pub fn run(plugins: &[&str], packets: &[Vec<u8>]) -> Vec<FlowRecord> {
     run_snap(plugins, packets, None)
 }
 
+/// Octets the plugins' tables and streams hold after `packets`, their flows still open.
+pub fn held(plugins: &[&str], packets: &[Vec<u8>]) -> usize {
+    let named: Vec<PluginSpec> = plugins
+        .iter()
+        .map(|p| PluginSpec::parse(p).unwrap())
+        .collect();
+    let (_, set, _) = build(&named, &TemplateSpec::qof_default()).unwrap();
+    let mut meter = Lookahead::new(Meter::with_plugins(MeterConfig::default(), set));
+    for (i, p) in packets.iter().enumerate() {
+        let (pkt, details) = meter.next_packet_with_details();
+        if decode_with_details(linktype::RAW, p, &DecodeConfig::default(), pkt, details).is_ok() {
+            meter.push(Timestamp::from_millis(1_700_000_000_000 + i as u64), p);
+        }
+    }
+    meter.drain();
+    meter.meter().plugins().memory().2
+}
+
 /// The value the record carries for the element named `name`: an unsigned number, or `None`
 /// when the record does not carry it.
 pub fn uint(r: &FlowRecord, name: &str) -> Option<u64> {

@@ -266,3 +266,32 @@ fn thousands_of_damaged_packets_through_the_parsers() {
         assert!(m.confidence(100) <= 100);
     }
 }
+
+#[test]
+fn tcp_flows_that_are_not_openvpn_hold_no_stream() {
+    // Twenty uploads (payload one way only) and HTTP exchanges: every one of them is read,
+    // none keeps a buffer once its first octets are not OpenVPN. (Against one such flow:
+    // the plugin's own tables are the same.)
+    let flows = |n: u16| {
+        let mut pkts = Vec::new();
+        for i in 0..n {
+            let mut c = Conn::new(51_000 + i, 80);
+            pkts.extend(c.open());
+            pkts.push(c.tcp(false, PSH_ACK, &[b'u'; 1000]));
+            if i % 2 == 1 {
+                pkts.push(c.tcp(true, PSH_ACK, b"HTTP/1.1 200 OK\r\n\r\n"));
+            }
+        }
+        pkts
+    };
+    let one = sim::held(&["ovpn"], &flows(1));
+    let twenty = sim::held(&["ovpn"], &flows(20));
+    assert!(
+        twenty < one + WINDOW,
+        "{one} octets held for one flow, {twenty} for twenty"
+    );
+    // An OpenVPN session in its opening keeps its stream (the window is not passed).
+    let mut c = Conn::new(51_100, 1194);
+    let session = sim::held(&["ovpn"], &tcp(&mut c, &session(0, 2), 1448));
+    assert!(session >= one + WINDOW, "{session} octets held");
+}
