@@ -898,4 +898,20 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("NTPOrig", 28, String, 0).by(PluginKind::Ntp),
     cesnet("NTPRecv", 29, String, 0).by(PluginKind::Ntp),
     cesnet("NTPSent", 30, String, 0).by(PluginKind::Ntp),
+    // --- mqtt (ipfixprobe's mqtt plugin). CESNET's registry lacks 1033-1039: names and
+    // types as ipfixprobe's code writes them (the topics string carries its length, RFC
+    // 7011 §7, as ipfixprobe's variable2ipfix_buffer does).
+    cesnet("mqttTypeCumulative", 1033, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttVersion", 1034, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttConnectionFlags", 1035, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttKeepAlive", 1036, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttLastReturnCode", 1037, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttPublishFlags", 1038, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
+    // --- ovpn (ipfixprobe's OpenVPN detector) ---
+    cesnet("OVPNConfLevel", 828, Unsigned8, 1).by(PluginKind::Ovpn),
+    // --- wg (ipfixprobe's WireGuard plugin) ---
+    cesnet("WGConfLevel", 1100, Unsigned8, 1).by(PluginKind::Wg),
+    cesnet("WGSrcPeer", 1101, Unsigned32, 4).by(PluginKind::Wg),
+    cesnet("WGDstPeer", 1102, Unsigned32, 4).by(PluginKind::Wg),
 ];

@@ -91,6 +91,15 @@ pub trait FlowPlugin: Send + 'static {
     /// none of its plugins that read streams is still being called for it.
     const READS_STREAM: bool = false;
 
+    /// A plugin that reads streams and is still called for the flow may still want its
+    /// stream (asked after each packet): false once it has no more use for it (what it reads
+    /// lies past the stream's window) while it still reads packets. Once every plugin of the
+    /// flow says so the buffer is freed, and `PacketView::stream` stays empty for the flow.
+    fn wants_stream(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
+
     /// The flow has ended (`flow` sums it up): write the elements into `out`. False: the
     /// plugin has nothing for this flow, and the record's template leaves its elements out.
     fn export(&mut self, state: Self::State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
@@ -242,10 +251,10 @@ impl<P: FlowPlugin> Hosted for Host<P> {
             return false;
         }
         let i = self.index.get(slot as usize).copied().unwrap_or(NONE);
-        matches!(
-            self.states.get(i as usize),
-            Some(Entry::Live { done: false, .. })
-        )
+        match self.states.get(i as usize) {
+            Some(Entry::Live { state, done: false }) => self.plugin.wants_stream(state),
+            _ => false,
+        }
     }
 
     fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {

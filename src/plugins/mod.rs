@@ -13,23 +13,29 @@ mod dns_source;
 pub mod dns_wire;
 pub mod dnssd;
 mod flowhash;
+pub mod framer;
 mod headers;
 mod icmp;
 mod idpcontent;
 mod mpls;
+pub mod mqtt;
 pub mod netbios;
 mod nettisa;
 pub mod ntp;
 mod options;
+pub mod ovpn;
 pub mod passivedns;
 mod phists;
 mod pstats;
+#[cfg(test)]
+mod sim;
 mod ssadetector;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]
 mod testing;
 mod vlan;
+pub mod wg;
 
 pub use options::{Options, PluginSpec};
 
@@ -119,6 +125,9 @@ pub static REGISTRY: &[&Spec] = &[
     &ntp::SPEC,
     &dnssd::SPEC,
     &netbios::SPEC,
+    &mqtt::SPEC,
+    &ovpn::SPEC,
+    &wg::SPEC,
 ];
 
 /// The registry entry of a plugin.
