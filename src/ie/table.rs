@@ -776,4 +776,15 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // --- tls: ipfixprobe's TLS plugin (ServerHello version and ALPN; the ClientHello's SNI,
+    // JA3, JA4 and extensions), in ipfixprobe's order. tlsJa3Fingerprint is 16 octets, sent
+    // with a variable length as ipfixprobe sends it; TLSJA4 (not in CESNET's registry) is
+    // 36 characters.
+    ie("tlsServerVersion", pen::FLOWMON, 333, Unsigned16, 2).by(PluginKind::Tls),
+    cesnet("TLSSNI", 808, String, 0).by(PluginKind::Tls),
+    ie("tlsAlpn", pen::FLOWMON, 337, String, 0).by(PluginKind::Tls),
+    ie("tlsJa3Fingerprint", pen::FLOWMON, 357, OctetArray, 0).by(PluginKind::Tls),
+    cesnet("TLSJA4", 809, String, 0).by(PluginKind::Tls),
+    cesnet("tlsExtTypeField", 802, Unsigned16, 2).list_by(PluginKind::Tls),
+    cesnet("tlsExtLenField", 803, Unsigned16, 2).list_by(PluginKind::Tls),
 ];

@@ -8,6 +8,9 @@
 
 mod options;
 mod pstats;
+#[cfg(test)]
+mod testdata;
+pub mod tls;
 
 pub use options::{Options, PluginSpec};
 
@@ -79,7 +82,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &tls::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
