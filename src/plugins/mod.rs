@@ -8,6 +8,7 @@
 
 mod options;
 mod pstats;
+pub mod quic;
 #[cfg(test)]
 mod testdata;
 pub mod tls;
@@ -82,7 +83,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &tls::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &tls::SPEC, &quic::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
