@@ -172,7 +172,7 @@ pub struct State {
 }
 
 /// What the start of one direction's stream turned out to be.
-enum Read<'a> {
+pub enum Read<'a> {
     Client(ClientHello<'a>),
     Server(ServerHello<'a>),
     /// Not yet whole.
@@ -237,14 +237,14 @@ fn first_hello(hs: &[u8]) -> Read<'_> {
     }
 }
 
-impl Tls {
-    /// Read the start of one direction's stream.
-    fn read<'s>(scratch: &'s mut Vec<u8>, stream: &[u8]) -> Read<'s> {
-        if gather(stream, scratch).is_err() {
-            return Read::NotTls;
-        }
-        first_hello(scratch)
+/// Read the first hello at the start of one direction's TCP stream: its TLS records'
+/// handshake octets are gathered into `scratch` (at most the stream's length), which the hello
+/// then points into.
+pub fn read_stream<'s>(scratch: &'s mut Vec<u8>, stream: &[u8]) -> Read<'s> {
+    if gather(stream, scratch).is_err() {
+        return Read::NotTls;
     }
+    first_hello(scratch)
 }
 
 impl FlowPlugin for Tls {
@@ -266,7 +266,7 @@ impl FlowPlugin for Tls {
         s.packets += 1;
         let d = usize::from(p.reverse);
         if s.open[d] && p.pkt.payload_len > 0 && !p.stream.is_empty() {
-            match Tls::read(&mut self.scratch, p.stream) {
+            match read_stream(&mut self.scratch, p.stream) {
                 Read::Client(ch) if s.client.is_none() => {
                     s.client = Some(Box::new(Client::of(&ch, Transport::Tcp)));
                     s.open[d] = false;

@@ -239,7 +239,7 @@ fn real_hellos_parse_and_survive_thousands_of_mutations() {
     // Whole, in records of any size, every real hello reads back.
     for h in &hellos {
         let stream = records(h, 1 + rng.below(2000));
-        let read = Tls::read(&mut scratch, &stream);
+        let read = read_stream(&mut scratch, &stream);
         assert!(matches!(read, Read::Client(_) | Read::Server(_)));
     }
     let mut parsed = 0;
@@ -252,7 +252,7 @@ fn real_hellos_parse_and_survive_thousands_of_mutations() {
             0 => stream.len(),
             _ => rng.below(stream.len() + 1),
         };
-        match Tls::read(&mut scratch, &stream[..cut]) {
+        match read_stream(&mut scratch, &stream[..cut]) {
             Read::Client(ch) => {
                 parsed += 1;
                 let c = Client::of(&ch, Transport::Tcp);
