@@ -204,8 +204,11 @@ struct Conn {
     crypto: Option<Box<CryptoStream>>,
     /// The ClientHello was not readable (longer than [`CRYPTO_CAP`], malformed).
     hello_failed: bool,
-    /// The Destination Connection ID the client's Initial keys come from, and the keys.
-    keys: Option<(Cid, ClientKeys)>,
+    /// The client's Initial keys while its ClientHello is being read (about 800 octets:
+    /// freed after).
+    keys: Option<Box<ClientKeys>>,
+    /// The Destination Connection ID they come from (kept).
+    keys_dcid: Option<Cid>,
 }
 
 impl Default for Conn {
@@ -230,6 +233,7 @@ impl Default for Conn {
             crypto: None,
             hello_failed: false,
             keys: None,
+            keys_dcid: None,
         }
     }
 }
@@ -270,15 +274,10 @@ impl Conn {
     /// A Destination Connection ID this connection's client uses.
     fn known_dcid(&self, dcid: &[u8]) -> bool {
         let server_scid = self.first_of(true).map(|(_, s)| s);
-        [
-            self.oscid,
-            self.retry_scid,
-            server_scid,
-            self.keys.as_ref().map(|k| k.0),
-        ]
-        .iter()
-        .flatten()
-        .any(|c| c.get() == dcid)
+        [self.oscid, self.retry_scid, server_scid, self.keys_dcid]
+            .iter()
+            .flatten()
+            .any(|c| c.get() == dcid)
     }
 
     fn retry(&mut self, h: &LongHeader<'_>, p: &PacketView<'_>) {
@@ -327,6 +326,7 @@ impl Conn {
         }
         if self.hello.is_some() || self.hello_failed {
             self.crypto = None;
+            self.keys = None;
         }
     }
 }
@@ -351,18 +351,19 @@ impl Quic {
         }
         // The keys come from the client's first Destination Connection ID (or the Retry's
         // Source Connection ID).
-        let dcid = match (&c.keys, c.retry_scid) {
-            (Some((d, _)), _) => *d,
-            (None, Some(r)) => r,
-            (None, None) => Cid::new(h.dcid),
+        let dcid = match (&c.keys, c.keys_dcid, c.retry_scid) {
+            (Some(_), Some(d), _) => d,
+            (_, _, Some(r)) => r,
+            _ => Cid::new(h.dcid),
         };
-        if !matches!(&c.keys, Some((d, _)) if *d == dcid) {
-            c.keys = ClientKeys::new(prot, dcid.get()).map(|k| (dcid, k));
+        if c.keys.is_none() || c.keys_dcid != Some(dcid) {
+            c.keys = ClientKeys::new(prot, dcid.get()).map(Box::new);
+            c.keys_dcid = Some(dcid);
         }
         let opened = c
             .keys
             .as_ref()
-            .and_then(|(_, k)| k.open(h.packet, h.pn_offset, scratch));
+            .and_then(|k| k.open(h.packet, h.pn_offset, scratch));
         let plain = match opened {
             Some(plain) => plain,
             // A client starting over with another connection ID (a new connection on the
@@ -374,7 +375,8 @@ impl Quic {
                 let Some(plain) = k.open(h.packet, h.pn_offset, scratch) else {
                     return;
                 };
-                c.keys = Some((Cid::new(h.dcid), k));
+                c.keys = Some(Box::new(k));
+                c.keys_dcid = Some(Cid::new(h.dcid));
                 c.crypto = None;
                 plain
             }
