@@ -22,9 +22,11 @@
 //!   later in a stream (STARTTLS after a plain-text exchange is not read: keeping every TCP
 //!   flow's stream would cost [`STREAM_CAP`] octets per direction for its whole life).
 //! * JA4 is FoxIO's definition (see [`fingerprint::ja4`]). ipfixprobe counts GREASE among the
-//!   extensions, does not pad counts below 10 to two digits (`t13d915h2`), writes a `_` and
-//!   hashes an empty list when there are no signature algorithms, and prints a non-alphanumeric
-//!   ALPN's nibbles in upper case; each of these gives another JA4 than FoxIO's tools.
+//!   extensions, keeps GREASE signature algorithms, compares supported_versions as signed
+//!   16-bit numbers, does not pad counts below 10 to two digits (`t13d915h2`), writes a `_`
+//!   and hashes an empty list when there are no signature algorithms or extensions, and for a
+//!   non-alphanumeric ALPN end prints that end's nibble alone, in upper case; each of these
+//!   gives another JA4 than FoxIO's tools.
 //! * JA3 is tshark's (`tls.handshake.ja3`): the same definition as ipfixprobe's.
 //! * tlsServerVersion is the version the ServerHello chose (supported_versions, else its
 //!   legacy_version), else the ClientHello's legacy_version. ipfixprobe keeps the ClientHello's
