@@ -914,4 +914,35 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("WGConfLevel", 1100, Unsigned8, 1).by(PluginKind::Wg),
     cesnet("WGSrcPeer", 1101, Unsigned32, 4).by(PluginKind::Wg),
     cesnet("WGDstPeer", 1102, Unsigned32, 4).by(PluginKind::Wg),
+    // --- tls: ipfixprobe's TLS plugin (ServerHello version and ALPN; the ClientHello's SNI,
+    // JA3, JA4 and extensions), in ipfixprobe's order. tlsJa3Fingerprint is 16 octets, sent
+    // with a variable length as ipfixprobe sends it; TLSJA4 (not in CESNET's registry) is
+    // 36 characters.
+    ie("tlsServerVersion", pen::FLOWMON, 333, Unsigned16, 2).by(PluginKind::Tls),
+    cesnet("TLSSNI", 808, String, 0).by(PluginKind::Tls),
+    ie("tlsAlpn", pen::FLOWMON, 337, String, 0).by(PluginKind::Tls),
+    ie("tlsJa3Fingerprint", pen::FLOWMON, 357, OctetArray, 0).by(PluginKind::Tls),
+    cesnet("TLSJA4", 809, String, 0).by(PluginKind::Tls),
+    cesnet("tlsExtTypeField", 802, Unsigned16, 2).list_by(PluginKind::Tls),
+    cesnet("tlsExtLenField", 803, Unsigned16, 2).list_by(PluginKind::Tls),
+    // --- quic: ipfixprobe's QUIC plugin (decrypted client Initials), in ipfixprobe's order.
+    // Connection IDs are octetArrays of up to 20 octets; quicTokenLength is 2^64-1 when
+    // unknown; quicPackets has one item per packet of the flow, its first 30.
+    cesnet("quicSNI", 890, String, 0).by(PluginKind::Quic),
+    cesnet("quicUserAgent", 891, String, 0).by(PluginKind::Quic),
+    cesnet("quicVersion", 892, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicClientVersion", 893, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicTokenLength", 894, Unsigned64, 8).by(PluginKind::Quic),
+    cesnet("quicOCCID", 895, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicOSCID", 896, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicSCID", 897, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicRetrySCID", 898, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicMultiplexed", 899, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicZeroRTT", 889, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicServerPort", 887, Unsigned16, 2).by(PluginKind::Quic),
+    cesnet("quicPackets", 888, Unsigned8, 1).list_by(PluginKind::Quic),
+    cesnet("quicCHParsed", 886, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicTlsExtType", 885, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExtLen", 884, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExt", 883, OctetArray, 0).by(PluginKind::Quic),
 ];

@@ -8,6 +8,8 @@
 
 mod basicplus;
 mod bstats;
+#[cfg(test)]
+mod corpus_payloads;
 pub mod dns;
 mod dns_source;
 pub mod dns_wire;
@@ -27,6 +29,7 @@ pub mod ovpn;
 pub mod passivedns;
 mod phists;
 mod pstats;
+pub mod quic;
 #[cfg(test)]
 mod sim;
 mod ssadetector;
@@ -34,6 +37,7 @@ mod ssadetector;
 mod testdata;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 mod vlan;
 pub mod wg;
 
@@ -128,6 +132,8 @@ pub static REGISTRY: &[&Spec] = &[
     &mqtt::SPEC,
     &ovpn::SPEC,
     &wg::SPEC,
+    &tls::SPEC,
+    &quic::SPEC,
 ];
 
 /// The registry entry of a plugin.
