@@ -322,6 +322,7 @@ pub fn ext_value<'r>(
     Some(match v {
         ExtValue::Unsigned(x) => Value::Unsigned(x),
         ExtValue::Signed(x) => Value::Signed(x),
+        ExtValue::Float(x) if ie.ty == IeType::Float32 => Value::Float32(x as f32),
         ExtValue::Float(x) => Value::Float(x),
         ExtValue::Bytes(b) if ie.ty == IeType::String => {
             Value::Str(std::str::from_utf8(b).unwrap_or(""))

@@ -475,6 +475,13 @@ impl Encoder {
                     self.stats_sent = true;
                 }
             }
+            // A template and its first record that do not fit one message together (plugin
+            // elements make both large) go in two: a message over the limit would be cut or
+            // lost on a datagram transport, its template with it.
+            if self.msg.len() + 4 + record_len > self.max_message {
+                self.flush(export_time, out)?;
+                self.start_message();
+            }
         }
         if !matches!(self.open_set, Some((open, _)) if open == id) {
             self.close_set();
@@ -785,5 +792,75 @@ mod tests {
         assert_eq!(got[0].0, got[2].0);
         assert_eq!(got[1].0, got[3].0);
         assert_ne!(got[0].0, got[1].0);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::ie::PluginKind;
+    use crate::ipfix::decode::{Event, Message, Session};
+    use crate::meter::{ExtKey, ExtWriter, Extensions};
+
+    /// A template and its first record too large for one message together go in two, each
+    /// within the limit; the record still decodes with its template.
+    #[test]
+    fn a_large_template_and_record_are_split_over_two_messages() {
+        let spec = TemplateSpec::qof_default().with_plugins(&[PluginKind::Pstats]);
+        let keys = spec.ext_keys();
+        let mut ext = Extensions::default();
+        let mut w = ExtWriter::new(&mut ext, &keys);
+        let key = |id| ExtKey { pen: 8057, id };
+        w.list(key(1013), 2, (0..30).map(|i| 100 + i));
+        w.list(key(1014), 8, (0..30).map(|i| 1_700_000_000_000 + i));
+        w.list(key(1015), 1, (0..30).map(|_| 0x18));
+        w.list(
+            key(1016),
+            1,
+            (0..30).map(|i| if i % 2 == 0 { 1 } else { 0xff }),
+        );
+        ext.present = 1 << PluginKind::Pstats.number();
+        let mut rec = FlowRecord {
+            ext: Some(Box::new(ext)),
+            ..FlowRecord::default()
+        };
+        rec.key.proto = 17;
+        rec.key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        rec.fwd.packets = 30;
+        rec.fwd.octets = 3000;
+        let mut enc = Encoder::new(spec, 1, 512, false);
+        let mut messages: Vec<Vec<u8>> = Vec::new();
+        struct Each<'a>(&'a mut Vec<Vec<u8>>);
+        impl MessageSink for Each<'_> {
+            fn send(&mut self, m: &[u8]) -> io::Result<()> {
+                self.0.push(m.to_vec());
+                Ok(())
+            }
+        }
+        enc.encode_flow(&rec, 0, &mut Each(&mut messages)).unwrap();
+        enc.flush(0, &mut Each(&mut messages)).unwrap();
+        assert_eq!(messages.len(), 2, "template, then record");
+        assert!(
+            messages.iter().all(|m| m.len() <= 512),
+            "{:?}",
+            messages.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let mut session = Session::new();
+        let mut records = 0;
+        for m in &messages {
+            let (msg, _) = Message::parse(m, 0).unwrap();
+            session
+                .decode(&msg, |e| match e {
+                    Event::Record(r) => {
+                        records += 1;
+                        // A one-way IPv4 record's 10 core fields, and pstats' 4 lists.
+                        assert_eq!(r.fields.len(), 10 + 4);
+                    }
+                    Event::Warning(w) => panic!("{w}"),
+                    _ => {}
+                })
+                .unwrap();
+        }
+        assert_eq!(records, 1);
     }
 }
