@@ -10,7 +10,7 @@ pub use registry::{registry_xml, type_name};
 pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
-use crate::meter::{DirStats, ExtKey, ExtValue, FlowRecord, TcpConfig};
+use crate::meter::{DirStats, ExtKey, ExtValue, Extensions, FlowRecord, TcpConfig};
 
 /// Private Enterprise Numbers used by qof's elements.
 pub mod pen {
@@ -319,7 +319,25 @@ pub fn ext_value<'r>(
 ) -> Option<Value<'r>> {
     let (pen, id) = ie.wire_id(reverse);
     let v = rec.ext.as_ref()?.get(ExtKey { pen, id })?;
-    Some(match v {
+    Some(ext_to_value(ie, v))
+}
+
+/// [`ext_value`] for elements read in template order from the record's values `ext`: `next`
+/// carries where the last one was found (start at 0).
+pub fn ext_value_next<'r>(
+    ie: &'static InfoElement,
+    reverse: bool,
+    ext: &'r Extensions,
+    next: &mut usize,
+) -> Option<Value<'r>> {
+    let (pen, id) = ie.wire_id(reverse);
+    let v = ext.get_next(ExtKey { pen, id }, next)?;
+    Some(ext_to_value(ie, v))
+}
+
+/// A plugin's value as element `ie`'s value.
+fn ext_to_value<'r>(ie: &'static InfoElement, v: ExtValue<'r>) -> Value<'r> {
+    match v {
         ExtValue::Unsigned(x) => Value::Unsigned(x),
         ExtValue::Signed(x) => Value::Signed(x),
         ExtValue::Float(x) if ie.ty == IeType::Float32 => Value::Float32(x as f32),
@@ -331,7 +349,7 @@ pub fn ext_value<'r>(
         ExtValue::List {
             item_len, items, ..
         } => Value::List(ie.ty, item_len, items),
-    })
+    }
 }
 
 /// One Information Element.

@@ -410,8 +410,9 @@ impl Encoder {
                 fits &= op.put(rec, out);
             }
         }
+        let mut next = 0;
         for (f, len) in &t.ext {
-            put_ext(f, *len, &f.value(rec), record);
+            put_ext(f, *len, &f.value_next(rec, &mut next), record);
         }
         fits
     }

@@ -288,7 +288,12 @@ pub struct PluginSet {
     free_streams: Vec<u32>,
     /// Some plugin may split flows.
     splits: bool,
+    /// Octets of list and string data to make room for in a record's values.
+    data_hint: usize,
 }
+
+/// The most data room taken up front for a record's values.
+const MAX_DATA_HINT: usize = 4096;
 
 /// What plugins read of packets: the most payload (octets per packet) and the most of each
 /// TCP direction's stream.
@@ -318,6 +323,7 @@ impl PluginSet {
             stream_index: Vec::new(),
             streams: Vec::new(),
             free_streams: Vec::new(),
+            data_hint: 0,
         }
     }
 
@@ -411,7 +417,9 @@ impl PluginSet {
         if self.stream_cap > 0 {
             self.free_stream(slot);
         }
-        let mut ext = Extensions::default();
+        // Room for every value at once, and for as much list and string data as the largest
+        // record so far had: a record's values are not grown one by one.
+        let mut ext = Extensions::with_capacity(self.wanted.len(), self.data_hint);
         for h in &mut self.plugins {
             let n = h.number();
             let mut out = ExtWriter::new(&mut ext, &self.wanted);
@@ -419,7 +427,12 @@ impl PluginSet {
                 ext.present |= 1u64 << (n & 63);
             }
         }
-        (!ext.is_empty()).then(|| Box::new(ext))
+        if ext.is_empty() {
+            return None;
+        }
+        self.data_hint = self.data_hint.max(ext.data_len()).min(MAX_DATA_HINT);
+        ext.seal();
+        Some(Box::new(ext))
     }
 
     /// Octets of stream buffers held now (for tests: freed with their flows).
