@@ -132,8 +132,26 @@ fn run(args: &Args) -> Result<Outcome> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&status))?;
 
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
+    let mut live_options = args.live_options()?;
+    if let (Some(name), Some(f)) = (input.strip_prefix("int:"), &filter) {
+        // A live interface's filter runs in the kernel: the frames it refuses are never
+        // copied to qof (and not counted as filtered out).
+        let program = f.kernel_program(capture::live::link_type(name), live_options.snaplen)?;
+        live_options.program = Some(
+            program
+                .iter()
+                .map(|i| libc::sock_filter {
+                    code: i.code,
+                    jt: i.jt,
+                    jf: i.jf,
+                    k: i.k,
+                })
+                .collect(),
+        );
+        filter = None;
+    }
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
-    let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
+    let mut source = capture::open_stoppable(input, Arc::clone(&stop), &live_options)?;
     let live = source.is_live();
     // A pipe or an interface may keep the next read waiting; a regular file does not.
     let read_may_wait = source.len_hint().is_none();
