@@ -88,8 +88,17 @@ pub trait FlowPlugin: Send + 'static {
     const SPLITS: bool = false;
 
     /// The plugin reads [`PacketView::stream`]. A flow's stream buffer is freed as soon as
-    /// none of its plugins that read streams is still being called for it.
+    /// none of its plugins that read streams is still being called for it and reading.
     const READS_STREAM: bool = false;
+
+    /// Asked after each packet when [`FlowPlugin::READS_STREAM`]: false when the plugin, still
+    /// called for the flow (to split it, say), no longer reads its stream. Once no plugin
+    /// reads it, the flow's stream buffer is freed for good (a split's continuation starts
+    /// a new one), and later packets come with an empty stream.
+    fn reads_stream(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
 
     /// The flow has ended (`flow` sums it up): write the elements into `out`. False: the
     /// plugin has nothing for this flow, and the record's template leaves its elements out.
@@ -242,10 +251,10 @@ impl<P: FlowPlugin> Hosted for Host<P> {
             return false;
         }
         let i = self.index.get(slot as usize).copied().unwrap_or(NONE);
-        matches!(
-            self.states.get(i as usize),
-            Some(Entry::Live { done: false, .. })
-        )
+        match self.states.get(i as usize) {
+            Some(Entry::Live { state, done: false }) => self.plugin.reads_stream(state),
+            _ => false,
+        }
     }
 
     fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
