@@ -776,4 +776,15 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // http (plugins::http): Flowmon's elements (PEN 39499) and CESNET's, in ipfixprobe's
+    // template order; strings of bounded length (plugins::http::max).
+    ie("httpUserAgent", pen::FLOWMON, 20, String, 0).by(PluginKind::Http),
+    cesnet("httpMethod", 200, String, 0).by(PluginKind::Http),
+    ie("httpHost", pen::FLOWMON, 1, String, 0).by(PluginKind::Http),
+    ie("httpReferer", pen::FLOWMON, 3, String, 0).by(PluginKind::Http),
+    ie("httpUrl", pen::FLOWMON, 2, String, 0).by(PluginKind::Http),
+    ie("httpContentType", pen::FLOWMON, 10, String, 0).by(PluginKind::Http),
+    cesnet("httpServer", 201, String, 0).by(PluginKind::Http),
+    cesnet("httpCookieNames", 202, String, 0).by(PluginKind::Http),
+    ie("httpStatusCode", pen::FLOWMON, 12, Unsigned16, 2).by(PluginKind::Http),
 ];

@@ -6,8 +6,13 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+pub mod http;
 mod options;
 mod pstats;
+#[cfg(test)]
+mod text_harness;
+pub mod text_tcp;
+pub mod text_wire;
 
 pub use options::{Options, PluginSpec};
 
@@ -79,7 +84,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &http::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
