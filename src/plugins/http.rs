@@ -5,7 +5,7 @@
 //! Messages are found on any port, by their start line (a known method or a whole request
 //! line ending in `HTTP/`; `HTTP/` and a digit for a response), and their heads are read from
 //! the TCP stream, so a head split over segments, out of order or retransmitted is read whole
-//! (ipfixprobe reads the first segment only); see [`super::text_tcp`]. Field names are matched
+//! (ipfixprobe reads the first segment only); see [`super::text_flow`]. Field names are matched
 //! without regard to case and the space after the colon is optional (RFC 9110 §5).
 //!
 //! One record per request and its response, as ipfixprobe's records on keep-alive
@@ -21,12 +21,12 @@
 //! joined with `;`, each once, whole ones only). Octets that are not UTF-8, and control
 //! characters, become U+FFFD.
 
-use super::text_tcp::{Handoff, Messages, Split, MAX_HEAD};
+use super::text_flow::{Split, MAX_HEAD};
+use super::text_plugin::{Protocol, Reader, NEEDS};
 use super::text_wire::{add_distinct, text, trim, Head, Kind, Syntax};
-use super::{Built, Needs, Options, PluginError, Spec};
+use super::{Built, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
-use crate::key::proto;
-use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
+use crate::meter::{ExtKey, ExtWriter, Host};
 
 pub static SPEC: Spec = Spec {
     kind: PluginKind::Http,
@@ -82,19 +82,34 @@ const COOKIE_NAMES: ExtKey = cesnet(202);
 const STATUS: ExtKey = flowmon(12);
 
 fn build(_: &Options) -> Result<Built, PluginError> {
-    let needs = Needs {
-        payload: MAX_HEAD,
-        stream: MAX_HEAD,
-        ..Needs::default()
-    };
-    Ok((Box::new(Host::new(Http::default())), needs))
+    Ok((Box::new(Host::new(Reader::<Http>::default())), NEEDS))
 }
 
-/// The plugin.
-#[derive(Default)]
-pub struct Http {
-    /// From the record that ended before the packet being attached to.
-    handoff: Option<Handoff>,
+/// HTTP as [`Reader`] reads it.
+pub struct Http;
+
+impl Protocol for Http {
+    const KIND: PluginKind = PluginKind::Http;
+    const SYNTAX: &'static Syntax = &SYNTAX;
+    const SPLIT: Split = Split::Exchange;
+    const UDP: bool = false;
+    type Values = Fields;
+
+    fn take(f: &mut Fields, h: &Head<'_>) {
+        f.take(h);
+    }
+
+    fn export(f: &Fields, out: &mut ExtWriter<'_>) {
+        out.bytes(USER_AGENT, f.user_agent.as_bytes());
+        out.bytes(METHOD, f.method.as_bytes());
+        out.bytes(HOST, f.host.as_bytes());
+        out.bytes(REFERER, f.referer.as_bytes());
+        out.bytes(URL, f.url.as_bytes());
+        out.bytes(CONTENT_TYPE, f.content_type.as_bytes());
+        out.bytes(SERVER, f.server.as_bytes());
+        out.bytes(COOKIE_NAMES, f.cookie_names.as_bytes());
+        out.unsigned(STATUS, f.status.into());
+    }
 }
 
 /// What one record found.
@@ -139,74 +154,6 @@ impl Fields {
                 }
             }
         }
-    }
-}
-
-/// The state of one record.
-#[derive(Debug)]
-pub struct State {
-    messages: Messages,
-    fields: Option<Box<Fields>>,
-}
-
-impl State {
-    /// What the record found so far, if anything.
-    pub fn fields(&self) -> Option<&Fields> {
-        self.fields.as_deref()
-    }
-}
-
-impl FlowPlugin for Http {
-    type State = State;
-    const SPLITS: bool = true;
-    const READS_STREAM: bool = true;
-
-    fn number(&self) -> u8 {
-        PluginKind::Http.number()
-    }
-
-    fn attach(&mut self, p: &PacketView<'_>) -> Option<State> {
-        let handoff = self.handoff.take();
-        (p.pkt.key.proto == proto::TCP).then(|| State {
-            messages: Messages::new(p, handoff),
-            fields: None,
-        })
-    }
-
-    fn split_before(&mut self, s: &mut State, p: &PacketView<'_>) -> bool {
-        let split = s.messages.starts_next(p, &SYNTAX, Split::Exchange);
-        if split {
-            self.handoff = Some(s.messages.handoff(p));
-        }
-        split
-    }
-
-    fn packet(&mut self, s: &mut State, p: &PacketView<'_>) -> Verdict {
-        let fields = &mut s.fields;
-        s.messages.packet(p, &SYNTAX, &mut |h| {
-            fields.get_or_insert_with(Default::default).take(h);
-        });
-        Verdict::Continue
-    }
-
-    fn reads_stream(&self, s: &State) -> bool {
-        s.messages.reads_stream()
-    }
-
-    fn export(&mut self, s: State, _: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
-        let Some(f) = s.fields else {
-            return false;
-        };
-        out.bytes(USER_AGENT, f.user_agent.as_bytes());
-        out.bytes(METHOD, f.method.as_bytes());
-        out.bytes(HOST, f.host.as_bytes());
-        out.bytes(REFERER, f.referer.as_bytes());
-        out.bytes(URL, f.url.as_bytes());
-        out.bytes(CONTENT_TYPE, f.content_type.as_bytes());
-        out.bytes(SERVER, f.server.as_bytes());
-        out.bytes(COOKIE_NAMES, f.cookie_names.as_bytes());
-        out.unsigned(STATUS, f.status.into());
-        true
     }
 }
 

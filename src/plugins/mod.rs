@@ -9,9 +9,10 @@
 pub mod http;
 mod options;
 mod pstats;
+pub mod text_flow;
 #[cfg(test)]
 mod text_harness;
-pub mod text_tcp;
+mod text_plugin;
 pub mod text_wire;
 
 pub use options::{Options, PluginSpec};

@@ -1,19 +1,23 @@
-//! Messages of a header-line protocol over TCP (HTTP, RTSP, SIP), read from the meter's
-//! stream (`PacketView::stream`): where each direction's message starts, its head read as
-//! it arrives, over as many segments as it takes, and whether a packet starts the next
-//! message, which ends the record before it (ipfixprobe's `FLOW_FLUSH_WITH_REINSERT`).
+//! Messages of a header-line protocol in one record of a flow (HTTP, RTSP, SIP): over TCP
+//! read from the meter's stream (`PacketView::stream`), over UDP one per datagram. It tells
+//! where each TCP direction's message starts, reads its head as it arrives, over as many
+//! segments as it takes, and whether a packet starts the next message, which ends the record
+//! before it (ipfixprobe's `FLOW_FLUSH_WITH_REINSERT`).
 //!
-//! A direction's stream starts with its first octet after the SYN, or with the first segment
-//! the flow saw (a split's continuation starts with the packet that split it). A message is
-//! found where a packet starts one: its offset in the stream is the packet's sequence number
-//! less the stream's first one, which this module follows as `meter::stream` sets it. A head
-//! is read from there, at most [`MAX_HEAD`] octets, until its empty line has come or no more
-//! can (the stream stops at its cap). Where the stream does not hold the packet (it was let
-//! go, or a gap comes before it) the packet alone is read, as ipfixprobe reads every message.
+//! A TCP direction's stream starts with its first octet after the SYN, or with the first
+//! segment the flow saw (a split's continuation starts with the packet that split it). A
+//! message is found where a packet starts one: its offset in the stream is the packet's
+//! sequence number less the stream's first one, which this module follows as `meter::stream`
+//! sets it. A head is read from there, at most [`MAX_HEAD`] octets, until its empty line has
+//! come or no more can (the stream stops at its cap). Where the stream does not hold the
+//! packet (it was let go, or a gap comes before it) the packet alone is read, as ipfixprobe
+//! reads every message.
 //!
-//! A packet whose sequence number is not after the last message start of its direction is
-//! a retransmission and starts nothing (ipfixprobe starts a new record on a retransmitted
-//! request); this holds across a split too (see [`Handoff`]).
+//! A TCP packet whose sequence number is not after the last message start of its direction
+//! is a retransmission and starts nothing (ipfixprobe starts a new record on a retransmitted
+//! request); this holds across a split too (see [`Handoff`]). A UDP datagram is a message or
+//! not, read alone (a SIP agent's retransmission over UDP is another message, as ipfixprobe
+//! and tshark count it).
 
 use super::text_wire::{after, classify, head, Head, Kind, Start, Syntax};
 use crate::key::FlowKey;
@@ -113,12 +117,14 @@ impl Messages {
 
     /// Whether `p` starts a message that ends the record before it.
     pub fn starts_next(&self, p: &PacketView<'_>, syntax: &Syntax, split: Split) -> bool {
-        let Some(seq) = data_seq(p) else {
+        if p.payload.is_empty() {
             return false;
-        };
-        let d = &self.dirs[usize::from(p.reverse)];
-        if p.payload.is_empty() || d.last.is_some_and(|l| !after(seq, l)) {
-            return false;
+        }
+        if let Some(seq) = data_seq(p) {
+            let d = &self.dirs[usize::from(p.reverse)];
+            if d.last.is_some_and(|l| !after(seq, l)) {
+                return false;
+            }
         }
         let Start::Message(kind) = classify(p.payload, syntax) else {
             return false;
@@ -153,6 +159,11 @@ impl Messages {
     /// head not whole yet is given again, longer, when more of it has come.
     pub fn packet(&mut self, p: &PacketView<'_>, syntax: &Syntax, read: &mut impl FnMut(&Head)) {
         let Some(tcp) = p.pkt.tcp else {
+            // A datagram: a message alone.
+            if let Some(h) = head(&p.payload[..p.payload.len().min(MAX_HEAD)], syntax) {
+                self.note(&h);
+                read(&h);
+            }
             return;
         };
         let i = usize::from(p.reverse);
