@@ -787,4 +787,11 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("httpServer", 201, String, 0).by(PluginKind::Http),
     cesnet("httpCookieNames", 202, String, 0).by(PluginKind::Http),
     ie("httpStatusCode", pen::FLOWMON, 12, Unsigned16, 2).by(PluginKind::Http),
+    // rtsp (plugins::rtsp), in ipfixprobe's template order (Server before Content-Type).
+    cesnet("rtspMethod", 1040, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspUserAgent", 1041, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspURI", 1042, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspStatus", 1043, Unsigned16, 2).by(PluginKind::Rtsp),
+    cesnet("rtspServer", 1045, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspContentType", 1044, String, 0).by(PluginKind::Rtsp),
 ];
