@@ -59,6 +59,8 @@ struct Dir {
     started: bool,
     /// Payload packets seen, up to [`START_WAIT`].
     packets: u8,
+    /// The stream starts after a SYN: its first octets are the connection's.
+    from_syn: bool,
     phase: Phase,
     /// Sequence number of the last message start found in this direction.
     last: Option<u32>,
@@ -81,6 +83,11 @@ pub struct Messages {
     dirs: [Dir; 2],
     /// A direction's stream did not start with a message.
     failed: bool,
+    /// A connection's first octets in a direction, or a flow's first datagram, were not a
+    /// message: the flow is not this protocol's.
+    foreign: bool,
+    /// Datagrams seen.
+    datagrams: u32,
     /// A request was found in this record.
     pub request: bool,
     /// The status of the record's response, if one was found (0: not a valid status).
@@ -145,6 +152,14 @@ impl Messages {
         }
     }
 
+    /// The flow is not this protocol's: a TCP connection seen from its SYN whose first
+    /// octets in a direction are not a message, or a UDP flow whose first datagram is not
+    /// one, and nothing found in the record. (A split's continuation is never: its streams
+    /// start at a message.)
+    pub fn foreign(&self) -> bool {
+        self.foreign && !self.request && self.status.is_none()
+    }
+
     /// The stream is still read: a head is being read, or a direction's stream has not
     /// started yet and none started with anything but a message.
     pub fn reads_stream(&self) -> bool {
@@ -160,7 +175,10 @@ impl Messages {
     pub fn packet(&mut self, p: &PacketView<'_>, syntax: &Syntax, read: &mut impl FnMut(&Head)) {
         let Some(tcp) = p.pkt.tcp else {
             // A datagram: a message alone.
-            if let Some(h) = head(&p.payload[..p.payload.len().min(MAX_HEAD)], syntax) {
+            let h = head(&p.payload[..p.payload.len().min(MAX_HEAD)], syntax);
+            self.foreign |= self.datagrams == 0 && h.is_none();
+            self.datagrams = self.datagrams.saturating_add(1);
+            if let Some(h) = h {
                 self.note(&h);
                 read(&h);
             }
@@ -171,6 +189,7 @@ impl Messages {
         // (As meter::stream: a SYN sets the start; otherwise the first payload does.)
         if tcp.flags & 0x02 != 0 && d.base.is_none() {
             d.base = Some(tcp.seq.wrapping_add(1));
+            d.from_syn = true;
         }
         let Some(seq) = data_seq(p).filter(|_| !p.payload.is_empty()) else {
             return;
@@ -203,6 +222,7 @@ impl Messages {
                     Start::Maybe if at.is_some() => {}
                     _ => {
                         self.failed |= first;
+                        self.foreign |= first && d.from_syn;
                         return;
                     }
                 }
@@ -257,6 +277,7 @@ impl Messages {
             // It was not a message after all.
             None => {
                 self.failed |= at == 0;
+                self.foreign |= at == 0 && self.dirs[i].from_syn;
                 Phase::Looking
             }
         };

@@ -119,9 +119,9 @@ pub fn records(specs: &[&str], packets: &[Segment]) -> Vec<FlowRecord> {
     traced(specs, packets).0
 }
 
-/// [`records`], and the octets the plugins held (tables and stream buffers) after each
-/// packet.
-pub fn traced(specs: &[&str], packets: &[Segment]) -> (Vec<FlowRecord>, Vec<usize>) {
+/// [`records`], and after each packet the plugins' states held and the octets of their
+/// tables and stream buffers.
+pub fn traced(specs: &[&str], packets: &[Segment]) -> (Vec<FlowRecord>, Vec<(usize, usize)>) {
     let named: Vec<PluginSpec> = specs
         .iter()
         .map(|s| PluginSpec::parse(s).unwrap())
@@ -134,7 +134,8 @@ pub fn traced(specs: &[&str], packets: &[Segment]) -> (Vec<FlowRecord>, Vec<usiz
         let cap = m.plugins().payload().min(data.len());
         m.handle_packet_with_details(Timestamp::from_millis(*ms), p, &details, &data[..cap]);
         out.extend(std::iter::from_fn(|| m.poll_record()));
-        held.push(m.plugins().memory().2);
+        let (live, _, bytes) = m.plugins().memory();
+        held.push((live, bytes));
     }
     m.flush();
     out.extend(std::iter::from_fn(|| m.poll_record()));

@@ -90,6 +90,10 @@ impl<P: Protocol> FlowPlugin for Reader<P> {
         s.messages.packet(p, P::SYNTAX, &mut |h| {
             P::take(values.get_or_insert_with(Default::default), h);
         });
+        if s.messages.foreign() {
+            // Not this protocol's flow: it costs nothing more.
+            return Verdict::Drop;
+        }
         Verdict::Continue
     }
 

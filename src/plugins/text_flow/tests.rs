@@ -162,12 +162,18 @@ fn streams_are_let_go_once_both_heads_are_read() {
     let waiting = c.packets.len() - 1;
     c.send_in(true, &resp(200, &"y".repeat(20_000)), 1448);
     let (recs, held) = traced(&["http"], &c.packets);
+    let bytes: Vec<usize> = held.iter().map(|h| h.1).collect();
     assert_eq!(recs.len(), 1);
     assert!(
-        held[waiting] >= held[0] + 4096,
-        "the stream is kept for the response: {held:?}"
+        bytes[waiting] >= bytes[0] + 4096,
+        "the stream is kept for the response: {bytes:?}"
     );
-    assert_eq!(*held.last().unwrap(), held[0], "let go after the heads");
+    assert_eq!(*bytes.last().unwrap(), bytes[0], "let go after the heads");
+    assert_eq!(
+        held.last().unwrap().0,
+        1,
+        "the state stays, for the next request"
+    );
 }
 
 #[test]
@@ -185,17 +191,28 @@ fn other_protocols_are_let_go_at_their_first_octets() {
     let (recs, held) = traced(&["http"], &c.packets);
     assert_eq!(values("http", &recs[0]), None, "nothing to export");
     assert!(
-        held.iter().all(|&h| h == held[0]),
+        held.iter().all(|h| h.1 == held[0].1),
         "let go at once: {held:?}"
+    );
+    assert_eq!(held[2].0, 1, "attached");
+    assert_eq!(
+        held[3].0, 0,
+        "dropped at the client's first octets: {held:?}"
     );
     // Only the client spoke, and not HTTP: let go too.
     let mut c = Conv::tcp(5000);
     c.send(false, b"\x00\x01binary").send(false, &[7; 500]);
     let (_, held) = traced(&["http"], &c.packets);
     assert!(
-        held.iter().all(|&h| h == held[0]),
+        held.iter().all(|h| h.1 == held[0].1),
         "let go at once: {held:?}"
     );
+    // Joined after the SYN: its first octets seen may be any; it is kept.
+    let mut c = Conv::tcp_joined(5000);
+    c.send(false, b"\x00\x01binary").send(true, b"\x00\x02more");
+    c.exchange(&req("/later"), &resp(200, ""));
+    let r = run("http", &c.packets);
+    assert_eq!(get(&r[0], "httpUrl"), "/later");
 }
 
 #[test]
@@ -211,7 +228,7 @@ fn a_head_longer_than_the_bound_is_read_up_to_it() {
     assert_eq!(get(&v, "httpUserAgent"), "before");
     assert_eq!(get(&v, "httpHost"), "", "past the first 4096 octets");
     assert_eq!(get(&v, "httpStatusCode"), "200");
-    assert_eq!(*held.last().unwrap(), held[0], "let go");
+    assert_eq!(held.last().unwrap().1, held[0].1, "let go");
 }
 
 #[test]
