@@ -794,4 +794,14 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("rtspStatus", 1043, Unsigned16, 2).by(PluginKind::Rtsp),
     cesnet("rtspServer", 1045, String, 0).by(PluginKind::Rtsp),
     cesnet("rtspContentType", 1044, String, 0).by(PluginKind::Rtsp),
+    // sip (plugins::sip), in ipfixprobe's template order.
+    cesnet("SIPMsgType", 100, Unsigned16, 2).by(PluginKind::Sip),
+    cesnet("SIPStatusCode", 101, Unsigned16, 2).by(PluginKind::Sip),
+    cesnet("SIPCseq", 108, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCallingParty", 103, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCalledParty", 104, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCallID", 102, String, 0).by(PluginKind::Sip),
+    cesnet("SIPUserAgent", 106, String, 0).by(PluginKind::Sip),
+    cesnet("SIPRequestURI", 107, String, 0).by(PluginKind::Sip),
+    cesnet("SIPVia", 105, String, 0).by(PluginKind::Sip),
 ];

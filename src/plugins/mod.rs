@@ -10,6 +10,7 @@ pub mod http;
 mod options;
 mod pstats;
 pub mod rtsp;
+pub mod sip;
 pub mod text_flow;
 #[cfg(test)]
 mod text_harness;
@@ -86,7 +87,7 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &http::SPEC, &rtsp::SPEC];
+pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &http::SPEC, &rtsp::SPEC, &sip::SPEC];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {

@@ -317,7 +317,14 @@ pub fn cut(mut s: String, max: usize) -> String {
 /// Add `value` to a `;`-separated list of distinct values of at most `max` octets: a value
 /// already there, or one that does not fit whole, is left out.
 pub fn add_distinct(list: &mut String, value: &str, max: usize) {
-    if value.is_empty() || list.split(';').any(|v| v == value) {
+    if !list.split(';').any(|v| v == value) {
+        add_item(list, value, max);
+    }
+}
+
+/// Add `value` to a `;`-separated list of at most `max` octets, if it fits whole.
+pub fn add_item(list: &mut String, value: &str, max: usize) {
+    if value.is_empty() {
         return;
     }
     let sep = usize::from(!list.is_empty());
