@@ -804,4 +804,16 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("SIPUserAgent", 106, String, 0).by(PluginKind::Sip),
     cesnet("SIPRequestURI", 107, String, 0).by(PluginKind::Sip),
     cesnet("SIPVia", 105, String, 0).by(PluginKind::Sip),
+    // smtp (plugins::smtp), in ipfixprobe's template order.
+    cesnet("SMTPCommands", 810, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPMailCount", 811, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPRcptCount", 812, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPStatusCodes", 815, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode2XXCount", 816, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode3XXCount", 817, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode4XXCount", 818, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode5XXCount", 819, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPDomain", 820, String, 0).by(PluginKind::Smtp),
+    cesnet("SMTPSender", 813, String, 0).by(PluginKind::Smtp),
+    cesnet("SMTPRecipient", 814, String, 0).by(PluginKind::Smtp),
 ];

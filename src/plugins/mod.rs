@@ -11,6 +11,7 @@ mod options;
 mod pstats;
 pub mod rtsp;
 pub mod sip;
+pub mod smtp;
 pub mod text_flow;
 #[cfg(test)]
 mod text_harness;
@@ -87,7 +88,13 @@ pub struct Spec {
 pub type Built = (Box<dyn Hosted>, Needs);
 
 /// Every plugin this version has.
-pub static REGISTRY: &[&Spec] = &[&pstats::SPEC, &http::SPEC, &rtsp::SPEC, &sip::SPEC];
+pub static REGISTRY: &[&Spec] = &[
+    &pstats::SPEC,
+    &http::SPEC,
+    &rtsp::SPEC,
+    &sip::SPEC,
+    &smtp::SPEC,
+];
 
 /// The registry entry of a plugin.
 pub fn spec(kind: PluginKind) -> Option<&'static Spec> {
