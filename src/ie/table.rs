@@ -816,4 +816,11 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("SMTPDomain", 820, String, 0).by(PluginKind::Smtp),
     cesnet("SMTPSender", 813, String, 0).by(PluginKind::Smtp),
     cesnet("SMTPRecipient", 814, String, 0).by(PluginKind::Smtp),
+    // ssdp (plugins::ssdp), in ipfixprobe's template order. Each element carries what its
+    // name says (ipfixprobe 5.7.0 sends the Server values as SSDPUserAgent and the reverse).
+    cesnet("SSDPLocationPort", 821, Unsigned16, 2).by(PluginKind::Ssdp),
+    cesnet("SSDPNT", 824, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPUserAgent", 823, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPST", 825, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPServer", 822, String, 0).by(PluginKind::Ssdp),
 ];

@@ -12,6 +12,7 @@ mod pstats;
 pub mod rtsp;
 pub mod sip;
 pub mod smtp;
+pub mod ssdp;
 pub mod text_flow;
 #[cfg(test)]
 mod text_harness;
@@ -94,6 +95,7 @@ pub static REGISTRY: &[&Spec] = &[
     &rtsp::SPEC,
     &sip::SPEC,
     &smtp::SPEC,
+    &ssdp::SPEC,
 ];
 
 /// The registry entry of a plugin.
