@@ -235,3 +235,47 @@ fn long_lines_are_cut_and_binary_data_skipped() {
     );
     c.push(100, b"more\r\n", |_, _| panic!("stopped"));
 }
+
+/// Thousands of damaged copies of real heads, and their lines cut into segments: every part
+/// within its input, every value and line within its bound.
+#[test]
+fn damaged_heads_and_lines_are_read_safely() {
+    use crate::plugins::text_harness::{mutate, Rng};
+    let samples: [&[u8]; 3] = [
+        b"GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.org\r\nUser-Agent: x/1\r\n\
+Cookie: a=b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+        b"INVITE sip:bob@b SIP/2.0\r\nv: SIP/2.0/UDP a\r\nf: <sip:a@a>\r\n\r\n",
+    ];
+    let mut rng = Rng(0x5eed_0000);
+    for i in 0..8_000 {
+        let m = mutate(&mut rng, samples[i % 3]);
+        let syntax = if i % 3 == 2 { &SIP } else { &HTTP };
+        if let Some(h) = head(&m, syntax) {
+            assert!(h.len <= m.len() && h.line.len() <= m.len());
+            let _ = (h.method(), h.target(), h.status());
+            for (name, value) in h.fields() {
+                assert!(!name.is_empty() && name.len() + value.len() < m.len());
+                assert!(text(value, 64).len() <= 64);
+            }
+        }
+        let mut a = LineAssembler::default();
+        let mut seq = rng.next() as u32;
+        for seg in m.chunks(1 + rng.below(40)) {
+            // Now and then a segment lost, or sent twice.
+            match rng.below(10) {
+                0 => {}
+                1 => {
+                    let _ = lines_of(&mut a, seq, seg);
+                    assert!(lines_of(&mut a, seq, seg).is_empty());
+                }
+                _ => a.push(seq, seg, |l, _| {
+                    assert!(l.len() <= MAX_LINE);
+                    Next::Line
+                }),
+            }
+            seq = seq.wrapping_add(seg.len() as u32);
+        }
+        assert!(a.carry.capacity() <= 2 * (MAX_LINE + 1) + 64);
+    }
+}
