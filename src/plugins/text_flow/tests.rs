@@ -253,3 +253,12 @@ fn a_message_past_the_stream_is_read_from_its_packet() {
     assert_eq!(get(&r[0], "httpUrl"), "/late");
     assert_eq!(get(&r[0], "httpStatusCode"), "204");
 }
+
+/// What a flow costs a plugin before its first message (a TCP connection seen from its SYN
+/// that is not the plugin's is dropped at its first octets; the values are boxed when found).
+#[test]
+fn a_flow_costs_under_a_hundred_octets_of_state() {
+    use crate::plugins::text_plugin::State;
+    assert!(std::mem::size_of::<State<crate::plugins::http::Fields>>() <= 96);
+    assert!(std::mem::size_of::<State<crate::plugins::sip::Fields>>() <= 96);
+}
