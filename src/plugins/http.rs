@@ -15,15 +15,16 @@
 //! nothing. The record of a request answered `100 Continue` and then `200` has status 200.
 //!
 //! Values are cut at a character boundary to at most these octets, so that a record with
-//! every one full (1,049 octets of values and their lengths) fits a 1,420-octet IPFIX message
-//! over UDP with the default template's elements: method 16, Host 128, target 255,
-//! User-Agent 160, Referer 160, Content-Type 64, Server 128, cookie names 128 (names are
-//! joined with `;`, each once, whole ones only). Octets that are not UTF-8, and control
-//! characters, become U+FFFD.
+//! every one full (1,051 octets of values and their lengths; a message of 1,114 octets with
+//! the default template) fits a 1,420-octet IPFIX message over UDP: method 16, Host 128,
+//! target 255, User-Agent 160, Referer 160, Content-Type 64, Server 128, cookie names 128
+//! (joined with `;`, each once, whole ones only; a Set-Cookie whose text up to its first `;`
+//! has no `=` or an empty name sets no cookie, RFC 6265 §5.2). Octets that are not UTF-8,
+//! and control characters, become U+FFFD.
 
 use super::text_flow::{Split, MAX_HEAD};
 use super::text_plugin::{Protocol, Reader, NEEDS};
-use super::text_wire::{add_distinct, text, trim, Head, Kind, Syntax};
+use super::text_wire::{text, trim, Head, Kind, List, Syntax};
 use super::{Built, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
 use crate::meter::{ExtKey, ExtWriter, Host};
@@ -143,15 +144,20 @@ impl Fields {
                 self.status = h.status().unwrap_or(0);
                 self.content_type = field(b"content-type", max::CONTENT_TYPE);
                 self.server = field(b"server", max::SERVER);
-                self.cookie_names.clear();
+                let mut names = List::default();
                 for v in h.values(b"set-cookie") {
-                    // cookie-pair = cookie-name "=" cookie-value (RFC 6265 §4.1.1).
-                    let Some(eq) = v.iter().position(|&b| b == b'=') else {
+                    // The cookie's name is before the '=' of the text up to the first ';', and
+                    // a cookie without '=' or a name is ignored (RFC 6265 §5.2).
+                    let pair = v.split(|&b| b == b';').next().unwrap_or(&[]);
+                    let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                         continue;
                     };
-                    let name = text(trim(&v[..eq]), max::COOKIE_NAMES);
-                    add_distinct(&mut self.cookie_names, &name, max::COOKIE_NAMES);
+                    names.add_distinct(
+                        &text(trim(&pair[..eq]), max::COOKIE_NAMES),
+                        max::COOKIE_NAMES,
+                    );
                 }
+                self.cookie_names = names.as_str().to_owned();
             }
         }
     }

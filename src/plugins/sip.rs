@@ -24,7 +24,7 @@
 
 use super::text_flow::{Split, MAX_HEAD};
 use super::text_plugin::{Protocol, Reader, NEEDS};
-use super::text_wire::{add_item, text, trim, Head, Kind, Syntax};
+use super::text_wire::{text, trim, Head, Kind, List, Syntax};
 use super::{Built, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
 use crate::meter::{ExtKey, ExtWriter, Host};
@@ -146,6 +146,7 @@ impl Fields {
                 self.status = h.status().unwrap_or(0);
             }
         }
+        let mut via = List::default();
         for (name, value) in h.fields() {
             let is = |long: &[u8], short: &[u8]| {
                 name.eq_ignore_ascii_case(long) || name.eq_ignore_ascii_case(short)
@@ -165,11 +166,11 @@ impl Fields {
             } else if is(b"via", b"v") {
                 for parm in value.split(|&b| b == b',') {
                     let end = parm.iter().position(|&b| b == b';').unwrap_or(parm.len());
-                    let item = text(trim(&parm[..end]), max::VIA);
-                    add_item(&mut self.via, &item, max::VIA);
+                    via.add(&text(trim(&parm[..end]), max::VIA), max::VIA);
                 }
             }
         }
+        self.via = via.as_str().to_owned();
     }
 }
 

@@ -14,13 +14,14 @@
 //! * SSDPServer: the SERVER values of NOTIFY messages and responses.
 //! * SSDPUserAgent: the USER-AGENT values of M-SEARCH messages.
 //!
-//! Lists hold distinct values joined with `;`, whole values only, at most 255 octets (NT,
-//! ST) or 160 (Server, User-Agent), UTF-8 (other octets and control characters U+FFFD).
+//! Lists hold distinct values joined with `;` as ipfixprobe joins them (a value with a `;`
+//! of its own is kept whole), whole values only, at most 255 octets (NT, ST) or 160 (Server,
+//! User-Agent), UTF-8 (other octets and control characters U+FFFD).
 //! ipfixprobe 5.7.0 sends the Server values as SSDPUserAgent and the User-Agent values as
 //! SSDPServer, and keeps each value's trailing `\r` followed by `;`; here each element
 //! carries what its name says, without either.
 
-use super::text_wire::{add_distinct, head, text, trim, Head, Kind, Syntax};
+use super::text_wire::{head, text, trim, Head, Kind, List, Syntax};
 use super::{Built, Needs, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
 use crate::key::proto;
@@ -79,10 +80,10 @@ fn build(_: &Options) -> Result<Built, PluginError> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fields {
     pub location_port: u16,
-    pub nt: String,
-    pub st: String,
-    pub server: String,
-    pub user_agent: String,
+    pub nt: List,
+    pub st: List,
+    pub server: List,
+    pub user_agent: List,
 }
 
 /// The port of a URL (`scheme://host[:port]/...`): its own, or its scheme's default.
@@ -146,17 +147,18 @@ impl Fields {
                 }
             } else if is(b"nt") && notify {
                 if let Some(u) = urn(value) {
-                    add_distinct(&mut self.nt, &text(u, max::NT), max::NT);
+                    self.nt.add_distinct(&text(u, max::NT), max::NT);
                 }
             } else if is(b"st") && (search || response) {
                 if let Some(u) = urn(value) {
-                    add_distinct(&mut self.st, &text(u, max::ST), max::ST);
+                    self.st.add_distinct(&text(u, max::ST), max::ST);
                 }
             } else if is(b"server") && (notify || response) {
-                add_distinct(&mut self.server, &text(value, max::SERVER), max::SERVER);
+                self.server
+                    .add_distinct(&text(value, max::SERVER), max::SERVER);
             } else if is(b"user-agent") && search {
                 let ua = text(value, max::USER_AGENT);
-                add_distinct(&mut self.user_agent, &ua, max::USER_AGENT);
+                self.user_agent.add_distinct(&ua, max::USER_AGENT);
             }
         }
     }
@@ -191,10 +193,10 @@ impl FlowPlugin for Ssdp {
             return false;
         };
         out.unsigned(LOCATION_PORT, f.location_port.into());
-        out.bytes(NT, f.nt.as_bytes());
-        out.bytes(USER_AGENT, f.user_agent.as_bytes());
-        out.bytes(ST, f.st.as_bytes());
-        out.bytes(SERVER, f.server.as_bytes());
+        out.bytes(NT, f.nt.as_str().as_bytes());
+        out.bytes(USER_AGENT, f.user_agent.as_str().as_bytes());
+        out.bytes(ST, f.st.as_str().as_bytes());
+        out.bytes(SERVER, f.server.as_str().as_bytes());
         true
     }
 }

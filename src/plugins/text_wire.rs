@@ -314,25 +314,45 @@ pub fn cut(mut s: String, max: usize) -> String {
     s
 }
 
-/// Add `value` to a `;`-separated list of distinct values of at most `max` octets: a value
-/// already there, or one that does not fit whole, is left out.
-pub fn add_distinct(list: &mut String, value: &str, max: usize) {
-    if !list.split(';').any(|v| v == value) {
-        add_item(list, value, max);
-    }
+/// Whole values joined with `;` (as ipfixprobe joins them) within a bound. Where each value
+/// ends is kept, so that one holding a `;` of its own is still told from the others when
+/// values are to be distinct.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct List {
+    text: String,
+    /// Where each value ends in `text`.
+    ends: Vec<usize>,
 }
 
-/// Add `value` to a `;`-separated list of at most `max` octets, if it fits whole.
-pub fn add_item(list: &mut String, value: &str, max: usize) {
-    if value.is_empty() {
-        return;
+impl List {
+    /// The values, joined.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
-    let sep = usize::from(!list.is_empty());
-    if list.len() + sep + value.len() <= max {
-        if sep == 1 {
-            list.push(';');
+
+    fn items(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&e| e + 1));
+        starts.zip(&self.ends).map(|(s, &e)| &self.text[s..e])
+    }
+
+    /// Add `value` if it is not empty and fits whole within `max` octets.
+    pub fn add(&mut self, value: &str, max: usize) {
+        let sep = usize::from(!self.text.is_empty());
+        if value.is_empty() || self.text.len() + sep + value.len() > max {
+            return;
         }
-        list.push_str(value);
+        if sep == 1 {
+            self.text.push(';');
+        }
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+    }
+
+    /// Add `value` as [`List::add`] does, unless it is there already.
+    pub fn add_distinct(&mut self, value: &str, max: usize) {
+        if !self.items().any(|v| v == value) {
+            self.add(value, max);
+        }
     }
 }
 

@@ -46,6 +46,16 @@ fn a_request_and_its_response_fill_every_element() {
 }
 
 #[test]
+fn cookies_without_a_name_or_an_equals_sign_are_not_named() {
+    let f = parse(
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: a;=b\r\nSet-Cookie: =x\r\nSet-Cookie:  c = d ; e=f\r\n\
+Set-Cookie: \x00\x01 g=h\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(f.cookie_names, "c;\u{fffd}\u{fffd} g");
+}
+
+#[test]
 fn field_names_ignore_case_and_the_space_after_the_colon_is_optional() {
     let f = parse(b"GET / HTTP/1.0\r\nhOST:a.b\r\nUSER-AGENT:\t x \r\nreferer :r\r\n\r\n").unwrap();
     assert_eq!(

@@ -181,15 +181,16 @@ fn junk_and_damaged_messages_are_read_safely() {
     let mut big = b"NOTIFY * HTTP/1.1\r\nX: ".to_vec();
     big.extend(std::iter::repeat_n(b'q', 65_536));
     big.extend_from_slice(b"\r\nNT: urn:late\r\n\r\n");
-    assert_eq!(parse([&big[..]]).unwrap().nt, "");
+    assert_eq!(parse([&big[..]]).unwrap().nt.as_str(), "");
     let n = notify("urn:a:b", "http://h:1/");
     let mut rng = Rng(0x5eed_0005);
     for i in 0..6_000 {
         let a = mutate(&mut rng, if i % 2 == 0 { &n } else { SEARCH });
         let b = mutate(&mut rng, SEARCH);
         if let Some(f) = parse([&a[..], &b[..]]) {
-            assert!(f.nt.len() <= max::NT && f.st.len() <= max::ST);
-            assert!(f.server.len() <= max::SERVER && f.user_agent.len() <= max::USER_AGENT);
+            assert!(f.nt.as_str().len() <= max::NT && f.st.as_str().len() <= max::ST);
+            assert!(f.server.as_str().len() <= max::SERVER);
+            assert!(f.user_agent.as_str().len() <= max::USER_AGENT);
         }
     }
 }

@@ -149,12 +149,23 @@ fn text_values_are_bounded_utf8() {
 }
 
 #[test]
-fn distinct_lists_keep_whole_values_within_their_bound() {
-    let mut l = String::new();
+fn lists_keep_whole_values_within_their_bound() {
+    let mut l = List::default();
     for v in ["a", "bb", "a", "", "ccc", "dddd"] {
-        add_distinct(&mut l, v, 9);
+        l.add_distinct(v, 9);
     }
-    assert_eq!(l, "a;bb;ccc");
+    assert_eq!(l.as_str(), "a;bb;ccc");
+    // A value with a ';' of its own is one value.
+    let mut l = List::default();
+    for v in ["x;y", "x", "y", "x;y", "x"] {
+        l.add_distinct(v, 100);
+    }
+    assert_eq!(l.as_str(), "x;y;x;y");
+    let mut l = List::default();
+    for v in ["v", "v", "w"] {
+        l.add(v, 4);
+    }
+    assert_eq!(l.as_str(), "v;v");
 }
 
 fn lines_of(a: &mut LineAssembler, seq: u32, data: &[u8]) -> Vec<(String, bool)> {
