@@ -2,12 +2,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use engine::{Engine, Snapshot};
 use qof::capture::{self, PacketSource};
 use qof::config::{Args, YamlConfig};
 use qof::decode::{self, DecodeConfig, IgnoreCounts};
 use qof::filter::Filter;
 use qof::ipfix::TemplateSpec;
-use qof::meter::{Lookahead, Meter, MeterConfig, ProcessStats, TcpConfig};
+use qof::meter::{MeterConfig, ProcessStats, TcpConfig};
 use qof::time::Timestamp;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod engine;
 mod logging;
 mod privilege;
 mod progress;
@@ -94,7 +96,9 @@ fn run(args: &Args) -> Result<Outcome> {
         Some(names) => TemplateSpec::from_names(names).context("template")?,
         None => TemplateSpec::qof_default(),
     };
-    let (spec, plugins, needs) = qof::plugins::build(&named_plugins, &spec)?;
+    let configured = spec;
+    let (spec, _, needs) = qof::plugins::build(&named_plugins, &configured)?;
+    let workers = args.workers()?;
     let features = spec.features();
     let yaml_meter = yaml.meter()?;
     let meter_cfg = MeterConfig {
@@ -131,6 +135,8 @@ fn run(args: &Args) -> Result<Outcome> {
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
     let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
     let live = source.is_live();
+    // A pipe or an interface may keep the next read waiting; a regular file does not.
+    let read_may_wait = source.len_hint().is_none();
     let mut sink = sinks::open(
         args,
         &spec,
@@ -157,10 +163,14 @@ fn run(args: &Args) -> Result<Outcome> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     // Packets are decoded in place into the meter's look-ahead queue, which loads each one's
-    // flow state a few packets ahead (records come out after the following packets).
-    let mut meter = Lookahead::new(Meter::with_plugins(meter_cfg, plugins));
-    // Plugins read header facts the meter does not (decoded only for them).
-    let with_details = meter.wants_details();
+    // flow state a few packets ahead (records come out after the following packets), or
+    // handed to --workers meters. Each meter gets plugins of its own.
+    let plugins = || {
+        qof::plugins::build(&named_plugins, &configured)
+            .map(|(_, set, _)| set)
+            .unwrap_or_default()
+    };
+    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, plugins)?;
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -173,7 +183,13 @@ fn run(args: &Args) -> Result<Outcome> {
         if !source.frame_ready() {
             // The next read may wait (a pipe gone quiet): the packets the look-ahead holds are
             // metered first, and their records exported, as if each had been metered at once.
-            meter_held(&mut meter, sink.as_mut(), &mut n)?;
+            // (A regular file's next buffer does not wait: workers are not waited for then.)
+            if read_may_wait {
+                meter_held(&mut meter, sink.as_mut(), &mut n)?;
+            } else {
+                meter.hand_over();
+                export_ready(&mut meter, sink.as_mut(), &mut n)?;
+            }
             if let Some(now) = source.wait_quiet() {
                 // A live interface gone quiet: its clock still runs, and flows idle past
                 // their timeout end without waiting for the next frame. (Housekeeping below,
@@ -210,15 +226,8 @@ fn run(args: &Args) -> Result<Outcome> {
                     continue;
                 }
             }
-            let decoded = if with_details {
-                let (pkt, details) = meter.next_packet_with_details();
-                decode::decode_with_details(frame.linktype, frame.data, &decode_cfg, pkt, details)
-            } else {
-                decode::decode(frame.linktype, frame.data, &decode_cfg, meter.next_packet())
-            };
-            match decoded {
-                Ok(()) => meter.push(frame.ts, frame.data),
-                Err(why) => n.ignored.add(why),
+            if let Err(why) = meter.meter_frame(&frame) {
+                n.ignored.add(why);
             }
         }
         export_ready(&mut meter, sink.as_mut(), &mut n)?;
@@ -236,7 +245,7 @@ fn run(args: &Args) -> Result<Outcome> {
             if status.swap(false, Ordering::Relaxed) {
                 // (The packets the look-ahead holds are metered first: the counts then agree.)
                 meter_held(&mut meter, sink.as_mut(), &mut n)?;
-                log_status(meter.meter(), &n, sink.as_ref());
+                log_status(&meter.snapshot(), &n, sink.as_ref());
             }
             sink.tick(last_ts)?;
             if let Some(every) = stats_every {
@@ -245,7 +254,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 if now >= due {
                     meter_held(&mut meter, sink.as_mut(), &mut n)?;
                     sink.write_stats(&process_stats(
-                        meter.meter(),
+                        &meter.snapshot(),
                         &n,
                         source.as_ref(),
                         args,
@@ -264,15 +273,15 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     meter_held(&mut meter, sink.as_mut(), &mut n)?;
     if status.swap(false, Ordering::Relaxed) {
-        log_status(meter.meter(), &n, sink.as_ref());
+        log_status(&meter.snapshot(), &n, sink.as_ref());
     }
 
-    tracing::debug!("{}", memory_line(meter.meter()));
+    tracing::debug!("{}", memory_line(&meter.snapshot()));
     meter.flush();
     export_ready(&mut meter, sink.as_mut(), &mut n)?;
     if stats_every.is_some() {
         sink.write_stats(&process_stats(
-            meter.meter(),
+            &meter.snapshot(),
             &n,
             source.as_ref(),
             args,
@@ -289,7 +298,7 @@ fn run(args: &Args) -> Result<Outcome> {
         other => other,
     };
     let report = sink.export_report();
-    summary(meter.meter(), &n, started, report, source.dropped());
+    summary(&meter.snapshot(), &n, started, report, source.dropped());
     finished.context("closing the output")?;
     if let Some(why) = sink.failure() {
         eprintln!("qof: {why}");
@@ -344,7 +353,7 @@ fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<()> {
 
 /// Hand every record the meter has ready to the sink.
 fn export_ready(
-    meter: &mut Lookahead,
+    meter: &mut Engine,
     sink: &mut dyn qof::export::RecordSink,
     n: &mut Counters,
 ) -> Result<()> {
@@ -357,7 +366,7 @@ fn export_ready(
 
 /// Meter the packets the look-ahead holds back, and export the records they complete.
 fn meter_held(
-    meter: &mut Lookahead,
+    meter: &mut Engine,
     sink: &mut dyn qof::export::RecordSink,
     n: &mut Counters,
 ) -> Result<()> {
@@ -366,8 +375,8 @@ fn meter_held(
 }
 
 /// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
-fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
-    let m = meter.stats();
+fn log_status(meter: &Snapshot, n: &Counters, sink: &dyn qof::export::RecordSink) {
+    let m = meter.stats;
     // Logged as a warning so that the default log level shows what the operator asked for.
     tracing::warn!(
         "status: {} packets read, {} metered; flow table: {} flows now (peak {}), {} created, \
@@ -375,7 +384,7 @@ fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
          {} fragments expired without their first",
         n.frames,
         m.packets,
-        meter.active_flows(),
+        meter.active,
         m.peak_flows,
         m.flows_created,
         m.records_emitted,
@@ -392,8 +401,8 @@ fn log_status(meter: &Meter, n: &Counters, sink: &dyn qof::export::RecordSink) {
 
 /// Per-flow state in memory: what is in use now (and the most ever at once), and the bytes
 /// held (pools keep their high-water size).
-fn memory_line(meter: &Meter) -> String {
-    let m = meter.memory();
+fn memory_line(meter: &Snapshot) -> String {
+    let m = meter.memory;
     let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
     format!(
         "memory: {} flows (peak {}) in {:.1} MiB; {} TCP states (peak {}) in {:.1} MiB; \
@@ -413,21 +422,21 @@ fn memory_line(meter: &Meter) -> String {
 }
 
 fn process_stats(
-    meter: &Meter,
+    meter: &Snapshot,
     n: &Counters,
     source: &dyn PacketSource,
     args: &Args,
     init_millis: u64,
     started: Instant,
 ) -> ProcessStats {
-    let m = meter.stats();
+    let m = meter.stats;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     ProcessStats {
         system_init_millis: init_millis,
         exported_flows: m.records_emitted,
         packets: m.packets,
         dropped: source.dropped(),
-        ignored: n.ignored.total(),
+        ignored: n.ignored.total() + meter.ignored.total(),
         not_sent: 0,
         // Filled in by a network sink, which alone knows what it could not deliver.
         not_sent_flows: 0,
@@ -443,17 +452,17 @@ fn process_stats(
 
 /// One line on standard error at the end of every run.
 fn summary(
-    meter: &Meter,
+    meter: &Snapshot,
     n: &Counters,
     started: Instant,
     report: Option<qof::export::ExportReport>,
     dropped: u64,
 ) {
-    let m = meter.stats();
+    let m = meter.stats;
     let secs = started.elapsed().as_secs_f64();
     let mut ignored = String::new();
     for why in decode::Ignore::ALL {
-        let c = n.ignored.get(why);
+        let c = n.ignored.get(why) + meter.ignored.get(why);
         if c > 0 {
             ignored.push_str(&format!(
                 "{}{} {c}",
@@ -523,7 +532,7 @@ fn summary(
         "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
-        n.ignored.total(),
+        n.ignored.total() + meter.ignored.total(),
         n.records,
         secs,
         n.frames as f64 / secs.max(1e-9),

@@ -231,12 +231,12 @@ fn record_json(line: &mut String, r: &Record<'_>) {
 mod names {
     use qof::ie::{self, BasicList, IeType, Value};
 
-    /// A basicList field whose items have a fixed length, decoded.
+    /// A basicList field, decoded (its items of a fixed length, or each with its own).
     pub fn list_of(pen: u32, id: u16, bytes: &[u8]) -> Option<BasicList<'_>> {
         if (pen, id) != (ie::pen::IANA, ie::BASIC_LIST_ID) {
             return None;
         }
-        ie::parse_basic_list(bytes).filter(|l| l.item_len != 0 && l.item_len != 0xffff)
+        ie::parse_basic_list(bytes).filter(|l| l.item_len != 0)
     }
 
     /// A list as qof prints it: `"innerName":[item,...]` (items of an unknown element as hex).

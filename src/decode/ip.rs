@@ -84,12 +84,16 @@ pub(super) fn ipv4<D: DetailSink>(
 }
 
 /// The IPv4 options present in an options area: bit *n* for option number *n* (the low five
-/// bits of the option type; the copied and class bits are left out). The `headers` plugin
-/// maps these to the ipv4Options element.
+/// bits of the option type), for the option types IANA registers. The `headers` plugin maps
+/// these to the ipv4Options element, whose definition counts an option only when all eight
+/// bits of its type match a registered one: a type of an unregistered class or copy bit
+/// sets no bit.
 fn ipv4_options(mut o: &[u8]) -> u32 {
     let mut bits = 0u32;
     while let Some(&ty) = o.first() {
-        bits |= 1 << (ty & 0x1f);
+        if registered_ipv4_option(ty) {
+            bits |= 1 << (ty & 0x1f);
+        }
         match ty {
             0 => break,
             1 => o = &o[1..],
@@ -103,6 +107,43 @@ fn ipv4_options(mut o: &[u8]) -> u32 {
         }
     }
     bits
+}
+
+/// The IPv4 option types of IANA's ip-parameters registry that the ipv4Options element
+/// (IANA 208) names, experiments (30, 94, 158, 222) included.
+fn registered_ipv4_option(ty: u8) -> bool {
+    matches!(
+        ty,
+        0 | 1
+            | 7
+            | 10
+            | 11
+            | 12
+            | 15
+            | 25
+            | 30
+            | 68
+            | 82
+            | 94
+            | 130
+            | 131
+            | 133
+            | 134
+            | 136
+            | 137
+            | 142
+            | 144
+            | 145
+            | 147
+            | 148
+            | 149
+            | 150
+            | 151
+            | 152
+            | 158
+            | 205
+            | 222
+    )
 }
 
 /// The IPv6 packet at `at` in `frame`, its extension headers, then its transport header.

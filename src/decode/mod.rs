@@ -86,15 +86,17 @@ pub struct Details {
     pub tos: u8,
     /// IPv4 flags: 0x2 don't fragment, 0x1 more fragments (0 for IPv6).
     pub ip_flags: u8,
-    /// IPv4: options present, bit *n* for option number *n* (the low five bits of the type;
-    /// with [`DecodeConfig::headers`]). IPv6: the extension headers walked ([`ip6_ext`]).
+    /// IPv4: options present, bit *n* for option number *n* (the low five bits of the type)
+    /// of the option types IANA registers (with [`DecodeConfig::headers`]). IPv6: the
+    /// extension headers walked ([`ip6_ext`]).
     pub ip_options: u32,
     /// Every TCP option kind present, as the tcpOptions element (IANA 209) lays them out: kind
     /// 0 is the most significant bit; kinds above 63 are not shown. (With
     /// [`DecodeConfig::tcp_options`].)
     pub tcp_option_kinds: u64,
-    /// The EtherType (or PPP/SLL protocol mapped to one) that announced the network layer,
-    /// after any VLAN tags; 0 for link types without one.
+    /// The EtherType after any VLAN tags (what announced the network layer, an MPLS label
+    /// stack or a PPPoE session), or a Linux cooked capture's protocol field; 0 for link types
+    /// without one (raw IP, PPP, BSD loopback).
     pub ethertype: u16,
     /// The first two VLAN tags' Tag Control Information (priority, DEI, VID), outer first.
     pub vlan_tci: [u16; 2],
@@ -236,6 +238,59 @@ impl IgnoreCounts {
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
     }
+    /// Add another counter set (workers' counts, summed).
+    pub fn merge(&mut self, o: &IgnoreCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
+}
+
+/// What places a frame's packet on a metering worker: its addresses and its innermost VLAN
+/// id, read with no more decoding than the link layer and the IP header's address fields.
+/// Both directions of a flow, and every fragment of a datagram, have the same
+/// [`ShardKey::hash`] input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardKey {
+    /// The two addresses, the lower first (IPv4 in the first 4 octets of each).
+    pub low: [u8; 16],
+    pub high: [u8; 16],
+    pub vlan: u16,
+}
+
+/// The [`ShardKey`] of a frame, or `None` when it is not IP (or cut before its addresses): the
+/// full decoder then decides what it is. With GRE decapsulation the key would be the inner
+/// packet's: the caller decodes such frames fully instead. `scratch` is any packet, reused
+/// (only its link-layer fields are written, and read back).
+#[inline]
+pub fn shard_key(linktype: u32, data: &[u8], scratch: &mut Packet) -> Option<ShardKey> {
+    let p = scratch;
+    p.key.vlan = 0;
+    let net = link::decode(linktype, data, p, &mut NoDetails).ok()?;
+    let (a, b) = match net {
+        link::Network::V4(off) => {
+            let h = data.get(off..off + 20)?;
+            let mut a = [0u8; 16];
+            let mut b = [0u8; 16];
+            a[..4].copy_from_slice(&h[12..16]);
+            b[..4].copy_from_slice(&h[16..20]);
+            (a, b)
+        }
+        link::Network::V6(off) => {
+            let h = data.get(off..off + 40)?;
+            let mut a = [0u8; 16];
+            let mut b = [0u8; 16];
+            a.copy_from_slice(&h[8..24]);
+            b.copy_from_slice(&h[24..40]);
+            (a, b)
+        }
+    };
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    Some(ShardKey {
+        low,
+        high,
+        vlan: p.key.vlan,
+    })
 }
 
 /// GRE inside GRE inside ... stops here.

@@ -222,6 +222,25 @@ fn header_facts_ipv4_options_ipv6_extensions_flags_tos() {
     assert_eq!((p.key.proto, d.payload_off), (17, 64));
 }
 
+/// An IPv4 option counts only when its whole type is one IANA registers: 0x87 has RR's
+/// number (7) with the copied bit set, which no option has.
+#[test]
+fn unregistered_ipv4_option_types_set_no_bit() {
+    // Options: 0x87 (len 3), TS (68, len 4, pointer 5, overflow/flags 0), EOOL; 8 octets.
+    let mut ip = vec![
+        0x47, 0, 0, 36, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip.extend_from_slice(&[0x87, 3, 4, 68, 4, 5, 0, 0]);
+    ip.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let cfg = DecodeConfig {
+        headers: true,
+        ..cfg()
+    };
+    let (mut p, mut d) = (Packet::default(), Details::default());
+    decode_with_details(lt::RAW, &ip, &cfg, &mut p, &mut d).unwrap();
+    assert_eq!(d.ip_options, 1 << 4 | 1 << 0);
+}
+
 #[test]
 fn every_truncation_is_an_ignore_or_a_partial_decode_never_a_panic() {
     for f in built_frames() {

@@ -120,19 +120,23 @@ fn tcp_options(o: &[u8]) -> TcpOptions {
 
 /// The option kinds present, as the tcpOptions element (IANA 209) lays them out: kind 0 is
 /// the most significant bit (RFC 5102); kinds above 63 have no bit. The walk stops where
-/// [`walk_tcp_options`] stops.
+/// [`walk_tcp_options`] stops, at the end of the option list or at an option whose length is
+/// impossible (shorter than two octets, or past the header's end), which is not counted: it
+/// is no option (tshark lists none either).
 fn option_kinds(mut o: &[u8]) -> u64 {
     let mut kinds = 0u64;
     while let Some(&kind) = o.first() {
+        let len = match kind {
+            0 | 1 => 1,
+            _ => usize::from(o.get(1).copied().unwrap_or(0)),
+        };
+        if len > o.len() || (kind > 1 && len < 2) {
+            break;
+        }
         if kind < 64 {
             kinds |= 1 << (63 - kind);
         }
-        let len = match kind {
-            0 => break,
-            1 => 1,
-            _ => usize::from(o.get(1).copied().unwrap_or(0)),
-        };
-        if len < 1 || len > o.len() || (kind > 1 && len < 2) {
+        if kind == 0 {
             break;
         }
         o = &o[len..];
@@ -231,7 +235,25 @@ fn gre(g: &[u8], at: usize) -> Result<Network, Ignore> {
 
 #[cfg(test)]
 mod options_tests {
-    use super::{tcp_options, walk_tcp_options};
+    use super::{option_kinds, tcp_options, walk_tcp_options};
+
+    /// Kinds are counted up to the end of the list; an option of impossible length ends the
+    /// walk uncounted.
+    #[test]
+    fn option_kinds_count_whole_options_only() {
+        let bit = |k: u64| 1u64 << (63 - k);
+        assert_eq!(
+            option_kinds(&[2, 4, 5, 180, 1, 0, 9, 9]),
+            bit(2) | bit(1) | bit(0)
+        );
+        // NOP, then kind 37 with length 0: NOP only.
+        assert_eq!(option_kinds(&[1, 37, 0, 10, 62, 65]), bit(1));
+        // An option running past the header, and one of length 1.
+        assert_eq!(option_kinds(&[1, 1, 0xaa, 170, 0, 0]), bit(1));
+        assert_eq!(option_kinds(&[8, 1, 1, 1]), 0);
+        // Kinds above 63 have no bit but are walked past.
+        assert_eq!(option_kinds(&[200, 2, 3, 3, 7]), bit(3));
+    }
 
     /// The NOP-NOP-timestamps shortcut gives what walking the options gives, and anything
     /// that only resembles that layout takes the walk.

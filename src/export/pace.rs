@@ -9,13 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Default `--export-rate`: records per second over UDP. nfcapd with its default receive
-/// buffer on this project's 2-core test machine stores every one of 300,000 flows at up to
-/// 500,000 records/s when the machine is idle, but loses some at 100,000 beside four
-/// CPU-bound processes; at this rate it stored all of them in every run (README, and
-/// `tests/export_accounting.rs`). For the default template's IPv4 records (36 per datagram)
-/// it is about 1,400 datagrams per second, 15 Mbit/s.
-pub const DEFAULT_RATE: u64 = 50_000;
+/// Default `--export-rate` (defined with the other options' defaults).
+pub use crate::config::DEFAULT_EXPORT_RATE as DEFAULT_RATE;
 
 /// The longest burst at the full rate, in seconds of records: enough to absorb the sender's
 /// sleeps overshooting by a scheduler tick, small next to a collector's receive buffer

@@ -43,7 +43,8 @@ pub enum PluginKind {
     Icmp = 8,
     Vlan = 9,
     Mpls = 10,
-    /// The IANA header fields of ipt-netflow (ipClassOfService, tcpOptions, ...).
+    /// The IANA header fields of ipt-netflow (ipClassOfService, ethernetType, ipv4Options,
+    /// ipv6ExtensionHeaders).
     Headers = 11,
     Dns = 12,
     Passivedns = 13,
@@ -352,6 +353,11 @@ pub struct InfoElement {
     /// Exported as an RFC 6313 basicList of this element (the template names basicList,
     /// 291; the list's header names this element, and JSON prints an array under its name).
     pub list: bool,
+    /// A plugin element that only flows of this IP version carry (4 or 6; 0: either), where
+    /// the other version has no such header field: icmpTypeCodeIPv4 on an ICMPv6 flow, or
+    /// ipv4Options on an IPv6 flow, would state something false (a 0 there reads as a type
+    /// and code, or as "no options seen").
+    pub ip_version: u8,
 }
 
 impl InfoElement {
@@ -360,6 +366,16 @@ impl InfoElement {
         match self.applies {
             Applies::Plugin(k) => Some(k),
             _ => None,
+        }
+    }
+
+    /// A record of a flow of IP version 4 (`v4`) or 6 carries this element, as far as its IP
+    /// version goes.
+    pub fn fits_ip_version(&self, v4: bool) -> bool {
+        match self.ip_version {
+            4 => v4,
+            6 => !v4,
+            _ => true,
         }
     }
 
@@ -447,8 +463,8 @@ pub struct BasicList<'a> {
     pub semantic: u8,
     pub pen: u32,
     pub id: u16,
-    /// Octets per item (RFC 6313 allows a variable length, 0xFFFF: such lists are not split
-    /// into items here).
+    /// Octets per item, or 0xFFFF (`meter::VARIABLE_ITEMS`) when each item carries its own
+    /// length (RFC 6313 §4.5.1); `meter::list_items` splits `items`.
     pub item_len: u16,
     pub items: &'a [u8],
 }

@@ -19,6 +19,7 @@ const fn ie(name: &'static str, pen: u32, id: u16, ty: IeType, len: u16) -> Info
         enables: F::NONE,
         value: None,
         list: false,
+        ip_version: 0,
     }
 }
 
@@ -79,6 +80,13 @@ impl InfoElement {
         InfoElement {
             list: true,
             ..self.by(k)
+        }
+    }
+    /// Carried only by records of IPv4 (`4`) or IPv6 (`6`) flows (plugin elements).
+    const fn only_ip(self, version: u8) -> Self {
+        InfoElement {
+            ip_version: version,
+            ..self
         }
     }
     /// An unsigned integer value (read without building a [`V`]: the encoder's fast path).
@@ -228,7 +236,6 @@ pub static TABLE: &[InfoElement] = &[
         .dir(DirVal::PacketDeltaCount),
     iana("deltaFlowCount", 3, Unsigned64, 8),
     iana("protocolIdentifier", 4, Unsigned8, 1).uint(|r, _| r.key.proto.into()),
-    iana("ipClassOfService", 5, Unsigned8, 1).rev(),
     iana("tcpControlBits", 6, Unsigned16, 1)
         .rev()
         .on(AT)
@@ -270,7 +277,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("sourceIPv6PrefixLength", 29, Unsigned8, 1),
     iana("destinationIPv6PrefixLength", 30, Unsigned8, 1),
     iana("flowLabelIPv6", 31, Unsigned32, 4),
-    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2),
     iana("igmpType", 33, Unsigned8, 1),
     iana("samplingInterval", 34, Unsigned32, 4),
     iana("samplingAlgorithm", 35, Unsigned8, 1),
@@ -306,8 +312,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowDirection", 61, Unsigned8, 1),
     iana("ipNextHopIPv6Address", 62, Ipv6Address, 16),
     iana("bgpNextHopIPv6Address", 63, Ipv6Address, 16),
-    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4),
-    iana("mplsTopLabelStackSection", 70, OctetArray, 3),
     iana("mplsLabelStackSection2", 71, OctetArray, 3),
     iana("mplsLabelStackSection3", 72, OctetArray, 3),
     iana("destinationMacAddress", 80, MacAddress, 6)
@@ -336,7 +340,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("flowEndReason", 136, Unsigned8, 1).uint(|r, _| r.end_reason.into()),
     iana("commonPropertiesId", 137, Unsigned64, 8),
     iana("observationPointId", 138, Unsigned64, 8),
-    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2),
     iana("mplsTopLabelIPv6Address", 140, Ipv6Address, 16),
     iana("lineCardId", 141, Unsigned32, 4),
     iana("portId", 142, Unsigned32, 4),
@@ -396,21 +399,17 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::SEQ)
         .dir(DirVal::TcpSequenceNumber),
     iana("tcpAcknowledgementNumber", 185, Unsigned32, 4),
-    iana("tcpWindowSize", 186, Unsigned16, 2),
     iana("tcpUrgentPointer", 187, Unsigned16, 2),
     iana("tcpHeaderLength", 188, Unsigned8, 1),
     iana("ipHeaderLength", 189, Unsigned8, 1),
     iana("totalLengthIPv4", 190, Unsigned16, 2),
     iana("payloadLengthIPv6", 191, Unsigned16, 2),
-    iana("ipTTL", 192, Unsigned8, 1),
     iana("nextHeaderIPv6", 193, Unsigned8, 1),
     iana("mplsPayloadLength", 194, Unsigned32, 4),
     iana("ipDiffServCodePoint", 195, Unsigned8, 1),
     iana("ipPrecedence", 196, Unsigned8, 1),
-    iana("fragmentFlags", 197, Unsigned8, 1),
     iana("octetDeltaSumOfSquares", 198, Unsigned64, 8),
     iana("octetTotalSumOfSquares", 199, Unsigned64, 8),
-    iana("mplsTopLabelTTL", 200, Unsigned8, 1),
     iana("mplsLabelStackLength", 201, Unsigned32, 4),
     iana("mplsLabelStackDepth", 202, Unsigned32, 4),
     iana("mplsTopLabelExp", 203, Unsigned8, 1),
@@ -418,8 +417,6 @@ pub static TABLE: &[InfoElement] = &[
     iana("udpMessageLength", 205, Unsigned16, 2),
     iana("isMulticast", 206, Unsigned8, 1),
     iana("ipv4IHL", 207, Unsigned8, 1),
-    iana("ipv4Options", 208, Unsigned32, 4),
-    iana("tcpOptions", 209, Unsigned64, 8),
     iana("paddingOctets", 210, OctetArray, 0),
     iana("collectorIPv4Address", 211, Ipv4Address, 4),
     iana("collectorIPv6Address", 212, Ipv6Address, 16),
@@ -453,15 +450,10 @@ pub static TABLE: &[InfoElement] = &[
     iana("ethernetHeaderLength", 240, Unsigned8, 1),
     iana("ethernetPayloadLength", 241, Unsigned16, 2),
     iana("ethernetTotalLength", 242, Unsigned16, 2),
-    iana("dot1qVlanId", 243, Unsigned16, 2),
-    iana("dot1qPriority", 244, Unsigned8, 1),
-    iana("dot1qCustomerVlanId", 245, Unsigned16, 2),
-    iana("dot1qCustomerPriority", 246, Unsigned8, 1),
     iana("ingressPhysicalInterface", 252, Unsigned32, 4),
     iana("egressPhysicalInterface", 253, Unsigned32, 4),
     iana("postDot1qVlanId", 254, Unsigned16, 2),
     iana("postDot1qCustomerVlanId", 255, Unsigned16, 2),
-    iana("ethernetType", 256, Unsigned16, 2),
     iana("postIpPrecedence", 257, Unsigned8, 1),
     iana("collectionTimeMilliseconds", 258, DateTimeMilliseconds, 8),
     iana("exportSctpStreamId", 259, Unsigned16, 2),
@@ -776,6 +768,183 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("packetTime", 1014, DateTimeMilliseconds, 8).list_by(PluginKind::Pstats),
     cesnet("packetFlag", 1015, Unsigned8, 1).list_by(PluginKind::Pstats),
     cesnet("packetDirection", 1016, Signed8, 1).list_by(PluginKind::Pstats),
+    // phists: 8-bin log2 histograms (counts), forward then reverse; this order is the
+    // template's and the wire's (ipfixprobe writes 1060, 1062, 1061, 1063).
+    cesnet("phistSrcSizes", 1060, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistSrcInterPacketTime", 1061, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstSizes", 1062, Unsigned32, 4).list_by(PluginKind::Phists),
+    cesnet("phistDstInterPacketTime", 1063, Unsigned32, 4).list_by(PluginKind::Phists),
+    // bstats: per burst. Packets and octets are unsigned16 in CESNET's registry, but a burst
+    // carries more than 65,535 octets: qof declares (and ipfixprobe sends) unsigned32.
+    cesnet("burstSrcPackets", 1050, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcBytes", 1051, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStart", 1052, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstSrcTimeStop", 1053, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstPackets", 1054, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstBytes", 1055, Unsigned32, 4).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStart", 1056, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    cesnet("burstDstTimeStop", 1057, DateTimeMilliseconds, 8).list_by(PluginKind::Bstats),
+    // nettisa: statistics of payload sizes and of times in microseconds.
+    cesnet("ntsMeanPacketPayload", 1020, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinPacketPayload", 1021, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsMaxPacketPayload", 1022, Unsigned16, 2).by(PluginKind::Nettisa),
+    cesnet("ntsStdevPacketPayload", 1023, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsKurtosisPacketPayload", 1024, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsRootMeanSquarePacketPayload", 1025, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsAverageDispersionPacketPayload", 1026, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanScaledTime", 1027, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMeanDifftimes", 1028, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMinDifftimes", 1029, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsMaxDifftimes", 1030, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsTimeDistribution", 1031, Float32, 4).by(PluginKind::Nettisa),
+    cesnet("ntsSwitchingRatio", 1032, Float32, 4).by(PluginKind::Nettisa),
+    // ssadetector: 1 when the flow carries other flows' TCP handshakes (a tunnel), else 0.
+    cesnet("ssaConfLevel", 903, Unsigned8, 1).by(PluginKind::Ssadetector),
+    // basicplus (ipfixprobe's order). ipTTL, fragmentFlags and tcpWindowSize are the
+    // direction's first packet's; tcpOptions ORs the option kinds of all its packets.
+    iana("ipTTL", 192, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("fragmentFlags", 197, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpWindowSize", 186, Unsigned16, 2)
+        .rev()
+        .by(PluginKind::Basicplus),
+    iana("tcpOptions", 209, Unsigned64, 8)
+        .rev()
+        .by(PluginKind::Basicplus),
+    cesnet("tcpMss", 900, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpMssRev", 901, Unsigned32, 4).by(PluginKind::Basicplus),
+    cesnet("tcpSynSize", 902, Unsigned16, 2).by(PluginKind::Basicplus),
+    // idpcontent: the first payload octets of each direction (two elements, not RFC 5103
+    // reverse forms, as CESNET defines them).
+    cesnet("IDPContent", 850, OctetArray, 0).by(PluginKind::Idpcontent),
+    cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
+    // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
+    // defines as unique per flow, and qof's flowId is.
+    ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
+    // icmp: each IP version's own element (ipfixprobe sends 32 for ICMPv6 too).
+    iana("icmpTypeCodeIPv4", 32, Unsigned16, 2)
+        .only_ip(4)
+        .by(PluginKind::Icmp),
+    iana("icmpTypeCodeIPv6", 139, Unsigned16, 2)
+        .only_ip(6)
+        .by(PluginKind::Icmp),
+    // vlan: the first packet's outer tag and, in Q-in-Q, the customer tag (vlanId, a core
+    // element, is the innermost tag: the flow key's).
+    iana("dot1qVlanId", 243, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qPriority", 244, Unsigned8, 1).by(PluginKind::Vlan),
+    iana("dot1qCustomerVlanId", 245, Unsigned16, 2).by(PluginKind::Vlan),
+    iana("dot1qCustomerPriority", 246, Unsigned8, 1).by(PluginKind::Vlan),
+    // mpls: the first packet's top label stack entry (label, TC and S; its TTL apart).
+    iana("mplsTopLabelStackSection", 70, OctetArray, 3).by(PluginKind::Mpls),
+    iana("mplsTopLabelTTL", 200, Unsigned8, 1).by(PluginKind::Mpls),
+    // headers: IANA header fields of ipt-netflow's (tcpOptions is basicplus's).
+    iana("ipClassOfService", 5, Unsigned8, 1)
+        .rev()
+        .by(PluginKind::Headers),
+    iana("ethernetType", 256, Unsigned16, 2).by(PluginKind::Headers),
+    iana("ipv4Options", 208, Unsigned32, 4)
+        .rev()
+        .only_ip(4)
+        .by(PluginKind::Headers),
+    iana("ipv6ExtensionHeaders", 64, Unsigned32, 4)
+        .rev()
+        .only_ip(6)
+        .by(PluginKind::Headers),
+    // dns (ipfixprobe's order): one DNS message per record. DNSRDataLength is the first
+    // answer's RDLENGTH on the wire (ipfixprobe sends the length of its own text); DNSName
+    // and DNSRData are text (see plugins::dns).
+    cesnet("DNSAnswers", 14, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRCode", 1, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSQType", 3, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSClass", 4, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRRTTL", 5, Unsigned32, 4).by(PluginKind::Dns),
+    cesnet("DNSRDataLength", 6, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSPSize", 8, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSRDO", 9, Unsigned8, 1).by(PluginKind::Dns),
+    cesnet("DNSTransactionID", 10, Unsigned16, 2).by(PluginKind::Dns),
+    cesnet("DNSName", 2, String, 0).by(PluginKind::Dns),
+    cesnet("DNSRData", 7, String, 0).by(PluginKind::Dns),
+    // passivedns: every A, AAAA and PTR answer of a response, one item each in four parallel
+    // basicLists of Flowmon's DNS resource-record elements (ipfixprobe exports only the last
+    // answer, in the elements dns uses, which a record cannot carry twice): the name (an A or
+    // AAAA record's owner, a PTR record's target), the type, the TTL and the address (4 or
+    // 16 octets, network order; a PTR record's decoded from its in-addr.arpa/ip6.arpa owner).
+    ie("dnsId", pen::FLOWMON, 110, Unsigned16, 2).by(PluginKind::Passivedns),
+    ie("dnsCrrName", pen::FLOWMON, 116, String, 0).list_by(PluginKind::Passivedns),
+    ie("dnsCrrType", pen::FLOWMON, 117, Unsigned16, 2).list_by(PluginKind::Passivedns),
+    ie("dnsCrrTtl", pen::FLOWMON, 119, Unsigned32, 4).list_by(PluginKind::Passivedns),
+    ie("dnsCrrRdata", pen::FLOWMON, 120, OctetArray, 0).list_by(PluginKind::Passivedns),
+    // dnssd (mDNS, port 5353): the flow's service names and what its responses say of them.
+    cesnet("DNSSDQueries", 826, String, 0).by(PluginKind::Dnssd),
+    cesnet("DNSSDResponses", 827, String, 0).by(PluginKind::Dnssd),
+    // netbios (NBNS, port 137), ipfixprobe's order.
+    cesnet("NBSuffix", 832, Unsigned8, 1).by(PluginKind::Netbios),
+    cesnet("NBName", 831, String, 0).by(PluginKind::Netbios),
+    // ntp: one NTP packet per record. Delay and dispersion are the NTP short format (16.16
+    // seconds) as sent (ipfixprobe always sends 9); timestamps as text.
+    cesnet("NTPLeap", 18, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPVersion", 19, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPMode", 20, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPStratum", 21, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPoll", 22, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPPrecision", 23, Unsigned8, 1).by(PluginKind::Ntp),
+    cesnet("NTPDelay", 24, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPDispersion", 25, Unsigned32, 4).by(PluginKind::Ntp),
+    cesnet("NTPRefID", 26, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRef", 27, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPOrig", 28, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPRecv", 29, String, 0).by(PluginKind::Ntp),
+    cesnet("NTPSent", 30, String, 0).by(PluginKind::Ntp),
+    // --- mqtt (ipfixprobe's mqtt plugin). CESNET's registry lacks 1033-1039: names and
+    // types as ipfixprobe's code writes them (the topics string carries its length, RFC
+    // 7011 §7, as ipfixprobe's variable2ipfix_buffer does).
+    cesnet("mqttTypeCumulative", 1033, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttVersion", 1034, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttConnectionFlags", 1035, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttKeepAlive", 1036, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttLastReturnCode", 1037, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttPublishFlags", 1038, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
+    // --- ovpn (ipfixprobe's OpenVPN detector) ---
+    cesnet("OVPNConfLevel", 828, Unsigned8, 1).by(PluginKind::Ovpn),
+    // --- wg (ipfixprobe's WireGuard plugin) ---
+    cesnet("WGConfLevel", 1100, Unsigned8, 1).by(PluginKind::Wg),
+    cesnet("WGSrcPeer", 1101, Unsigned32, 4).by(PluginKind::Wg),
+    cesnet("WGDstPeer", 1102, Unsigned32, 4).by(PluginKind::Wg),
+    // --- tls: ipfixprobe's TLS plugin (ServerHello version and ALPN; the ClientHello's SNI,
+    // JA3, JA4 and extensions), in ipfixprobe's order. tlsJa3Fingerprint is 16 octets, sent
+    // with a variable length as ipfixprobe sends it; TLSJA4 (not in CESNET's registry) is
+    // 36 characters.
+    ie("tlsServerVersion", pen::FLOWMON, 333, Unsigned16, 2).by(PluginKind::Tls),
+    cesnet("TLSSNI", 808, String, 0).by(PluginKind::Tls),
+    ie("tlsAlpn", pen::FLOWMON, 337, String, 0).by(PluginKind::Tls),
+    ie("tlsJa3Fingerprint", pen::FLOWMON, 357, OctetArray, 0).by(PluginKind::Tls),
+    cesnet("TLSJA4", 809, String, 0).by(PluginKind::Tls),
+    cesnet("tlsExtTypeField", 802, Unsigned16, 2).list_by(PluginKind::Tls),
+    cesnet("tlsExtLenField", 803, Unsigned16, 2).list_by(PluginKind::Tls),
+    // --- quic: ipfixprobe's QUIC plugin (decrypted client Initials), in ipfixprobe's order.
+    // Connection IDs are octetArrays of up to 20 octets; quicTokenLength is 2^64-1 when
+    // unknown; quicPackets has one item per packet of the flow, its first 30.
+    cesnet("quicSNI", 890, String, 0).by(PluginKind::Quic),
+    cesnet("quicUserAgent", 891, String, 0).by(PluginKind::Quic),
+    cesnet("quicVersion", 892, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicClientVersion", 893, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicTokenLength", 894, Unsigned64, 8).by(PluginKind::Quic),
+    cesnet("quicOCCID", 895, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicOSCID", 896, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicSCID", 897, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicRetrySCID", 898, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicMultiplexed", 899, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicZeroRTT", 889, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicServerPort", 887, Unsigned16, 2).by(PluginKind::Quic),
+    cesnet("quicPackets", 888, Unsigned8, 1).list_by(PluginKind::Quic),
+    cesnet("quicCHParsed", 886, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicTlsExtType", 885, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExtLen", 884, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExt", 883, OctetArray, 0).by(PluginKind::Quic),
     // http (plugins::http): Flowmon's elements (PEN 39499) and CESNET's, in ipfixprobe's
     // template order; strings of bounded length (plugins::http::max).
     ie("httpUserAgent", pen::FLOWMON, 20, String, 0).by(PluginKind::Http),

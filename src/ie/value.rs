@@ -19,7 +19,8 @@ pub enum Value<'a> {
     Time(Timestamp),
     Bytes(&'a [u8]),
     Str(&'a str),
-    /// A basicList (RFC 6313) of items of type `IeType`, each `u16` octets, encoded.
+    /// A basicList (RFC 6313) of items of type `IeType`, each `u16` octets (or
+    /// `meter::VARIABLE_ITEMS`: each with its own length), encoded.
     List(IeType, u16, &'a [u8]),
 }
 
@@ -234,8 +235,7 @@ pub fn write_json_value(v: &Value, out: &mut String) {
         }
         Value::List(ty, item_len, items) => {
             out.push('[');
-            let n = usize::from(item_len).max(1);
-            for (i, item) in items.chunks_exact(n).enumerate() {
+            for (i, item) in crate::meter::list_items(item_len, items).enumerate() {
                 if i > 0 {
                     out.push(',');
                 }

@@ -564,8 +564,20 @@ fn put_ext(f: &Field, len: u16, v: &Value<'_>, record: &mut Vec<u8>) {
         Value::List(_, item_len, items) => {
             let head = if pen == 0 { 5 } else { 9 };
             // (A list longer than a field can be is cut to whole items.)
-            let room = (usize::from(u16::MAX) - head) / usize::from(item_len.max(1));
-            let items = &items[..items.len().min(room * usize::from(item_len.max(1)))];
+            let room = usize::from(u16::MAX) - head;
+            let mut fit = 0;
+            for item in crate::meter::list_items(item_len, items) {
+                let prefix = match item_len {
+                    crate::meter::VARIABLE_ITEMS if item.len() < 255 => 1,
+                    crate::meter::VARIABLE_ITEMS => 3,
+                    _ => 0,
+                };
+                if fit + prefix + item.len() > room {
+                    break;
+                }
+                fit += prefix + item.len();
+            }
+            let items = &items[..fit];
             put_varlen_len(head + items.len(), record);
             record.push(ORDERED);
             if pen == 0 {

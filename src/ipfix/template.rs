@@ -44,7 +44,10 @@ impl Field {
     fn empty(&self) -> Value<'static> {
         use crate::ie::IeType;
         match self.ie.ty {
-            _ if self.ie.list => Value::List(self.ie.ty, self.ie.len.max(1), &[]),
+            _ if self.ie.list && self.ie.len == 0 => {
+                Value::List(self.ie.ty, crate::meter::VARIABLE_ITEMS, &[])
+            }
+            _ if self.ie.list => Value::List(self.ie.ty, self.ie.len, &[]),
             IeType::String => Value::Str(""),
             IeType::Float32 | IeType::Float64 => Value::Float(0.0),
             IeType::Signed8 | IeType::Signed16 | IeType::Signed32 | IeType::Signed64 => {
@@ -266,6 +269,11 @@ impl TemplateSpec {
         if !rec.key.is_ipv4() || !self.has_v4 {
             d |= Dims::IPV6;
         }
+        if plugins != 0 && rec.key.is_ipv4() {
+            // (IPV6 above is about address elements: an IPv4 flow under an IPv6-only template
+            // has it too.)
+            d |= Dims::IPV4_FLOW;
+        }
         Dims { bits: d, plugins }
     }
 
@@ -281,7 +289,10 @@ impl TemplateSpec {
                     Applies::Ipv4 => !dims.has(Dims::IPV6),
                     Applies::Ipv6 => dims.has(Dims::IPV6),
                     Applies::Stats => false,
-                    Applies::Plugin(k) => dims.plugins & (1 << k.number()) != 0,
+                    Applies::Plugin(k) => {
+                        dims.plugins & (1 << k.number()) != 0
+                            && f.ie.fits_ip_version(dims.has(Dims::IPV4_FLOW))
+                    }
                 }
         })
     }
@@ -326,6 +337,10 @@ impl Dims {
     pub const RTT: u8 = 16;
     /// TCP with a known timestamp clock rate (QoF's TSV dimension).
     pub const TSV: u8 = 32;
+    /// The flow is IPv4: for plugin elements of one IP version ([`InfoElement::ip_version`]).
+    /// Set only on records with plugin values, so core templates (indexed by `bits`, below
+    /// `COUNT`) never have it.
+    pub const IPV4_FLOW: u8 = 64;
     pub const COUNT: usize = 64;
 
     pub fn has(self, bit: u8) -> bool {
@@ -436,6 +451,36 @@ mod tests {
             .is_none());
     }
 
+    /// Plugin elements of one IP version are carried by records of flows of that version
+    /// only, whatever address elements the template has; core templates are unchanged.
+    #[test]
+    fn plugin_elements_of_one_ip_version() {
+        let present = |r: &mut FlowRecord| {
+            let mut ext = crate::meter::Extensions::default();
+            ext.present = 1 << PluginKind::Icmp.number();
+            r.ext = Some(Box::new(ext));
+        };
+        for addresses in [
+            &["sourceIPv4Address", "sourceIPv6Address"][..],
+            &["sourceIPv6Address"],
+        ] {
+            let spec = TemplateSpec::from_names(addresses)
+                .unwrap()
+                .with_plugins(&[PluginKind::Icmp]);
+            for (v6, want) in [(false, "icmpTypeCodeIPv4"), (true, "icmpTypeCodeIPv6")] {
+                let mut r = rec(proto::ICMP, v6, false);
+                assert!(
+                    !spec.dims(&r, false).has(Dims::IPV4_FLOW),
+                    "no plugin values"
+                );
+                present(&mut r);
+                let n = names(&spec, spec.dims(&r, false));
+                let icmp: Vec<&String> = n.iter().filter(|n| n.starts_with("icmp")).collect();
+                assert_eq!(icmp, [want], "{addresses:?}");
+            }
+        }
+    }
+
     #[test]
     fn template_errors_name_the_element() {
         let e = TemplateSpec::from_names(&["octetDeltaCounter"]).unwrap_err();
@@ -443,7 +488,7 @@ mod tests {
             e.to_string(),
             "unknown information element `octetDeltaCounter`"
         );
-        let e = TemplateSpec::from_names(&["tcpWindowSize"]).unwrap_err();
+        let e = TemplateSpec::from_names(&["tcpUrgentPointer"]).unwrap_err();
         assert!(e.to_string().contains("not measured"), "{e}");
         let e = TemplateSpec::from_names(&["packetTotalCount"]).unwrap_err();
         assert!(e.to_string().contains("process statistic"), "{e}");

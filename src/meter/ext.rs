@@ -24,13 +24,13 @@ enum Stored {
         start: u32,
         len: u32,
     },
-    /// A basicList of `count` items of element `item`, `item_len` octets each, big-endian,
-    /// from `data[start..]`.
+    /// A basicList of items of element `item`, `item_len` octets each, big-endian (or
+    /// [`VARIABLE_ITEMS`]: each with its own length), encoded in `data[start..start + len]`.
     List {
         item: ExtKey,
         item_len: u16,
-        count: u32,
         start: u32,
+        len: u32,
     },
 }
 
@@ -41,7 +41,7 @@ pub enum ExtValue<'a> {
     Signed(i64),
     Float(f64),
     Bytes(&'a [u8]),
-    /// `items` holds the encoded items, `item_len` octets each.
+    /// `items` holds the encoded items, `item_len` octets each (or [`VARIABLE_ITEMS`]).
     List {
         item: ExtKey,
         item_len: u16,
@@ -77,12 +77,12 @@ impl Extensions {
             Stored::List {
                 item,
                 item_len,
-                count,
                 start,
+                len,
             } => ExtValue::List {
                 item,
                 item_len,
-                items: slice(start, count as usize * usize::from(item_len)),
+                items: slice(start, len as usize),
             },
         })
     }
@@ -169,22 +169,75 @@ impl<'a> ExtWriter<'a> {
             return;
         }
         let n = usize::from(item_len).clamp(1, 8);
-        let start = self.ext.data.len() as u32;
-        let mut count = 0u32;
+        let start = self.ext.data.len();
         for v in items {
             self.ext.data.extend_from_slice(&v.to_be_bytes()[8 - n..]);
-            count += 1;
         }
+        self.put_list(key, n as u16, start);
+    }
+
+    /// A basicList of variable-length items (strings or octet arrays) of element `key`:
+    /// RFC 6313 §4.5.1's element length [`VARIABLE_ITEMS`], each item preceded by its length
+    /// as RFC 7011 §7 encodes a variable-length field (an item is cut at 65,535 octets).
+    pub fn list_var<'b>(&mut self, key: ExtKey, items: impl IntoIterator<Item = &'b [u8]>) {
+        if !self.wants(key) {
+            return;
+        }
+        let start = self.ext.data.len();
+        for item in items {
+            let item = &item[..item.len().min(usize::from(u16::MAX))];
+            if item.len() < 255 {
+                self.ext.data.push(item.len() as u8);
+            } else {
+                self.ext.data.push(255);
+                self.ext
+                    .data
+                    .extend_from_slice(&(item.len() as u16).to_be_bytes());
+            }
+            self.ext.data.extend_from_slice(item);
+        }
+        self.put_list(key, VARIABLE_ITEMS, start);
+    }
+
+    fn put_list(&mut self, key: ExtKey, item_len: u16, start: usize) {
+        let len = self.ext.data.len() - start;
         self.ext.put(
             key,
             Stored::List {
                 item: key,
-                item_len: n as u16,
-                count,
-                start,
+                item_len,
+                start: start as u32,
+                len: len as u32,
             },
         );
     }
+}
+
+/// The item length of a basicList whose items each carry their own length (RFC 6313 §4.5.1).
+pub const VARIABLE_ITEMS: u16 = u16::MAX;
+
+/// The items of a basicList's content: `item_len` octets each, or for [`VARIABLE_ITEMS`] each
+/// with its RFC 7011 §7 length. An item cut short by the end of `items` ends the list.
+pub fn list_items(item_len: u16, items: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let (item, next) = if item_len == VARIABLE_ITEMS {
+            let (&first, tail) = rest.split_first()?;
+            let (len, tail) = match first {
+                255 => {
+                    let (l, t) = tail.split_first_chunk::<2>()?;
+                    (usize::from(u16::from_be_bytes(*l)), t)
+                }
+                n => (usize::from(n), tail),
+            };
+            (tail.get(..len)?, tail.get(len..)?)
+        } else {
+            let n = usize::from(item_len.max(1));
+            (rest.get(..n)?, rest.get(n..)?)
+        };
+        rest = next;
+        Some(item)
+    })
 }
 
 #[cfg(test)]
@@ -226,5 +279,29 @@ mod tests {
             "the last write wins"
         );
         assert_eq!(ext.get(ExtKey { pen: 1, id: 1 }), None);
+    }
+
+    #[test]
+    fn variable_length_items_carry_their_own_lengths() {
+        let mut ext = Extensions::default();
+        let wanted = [A];
+        let mut w = ExtWriter::new(&mut ext, &wanted);
+        let long = vec![b'x'; 300];
+        w.list_var(A, [&b"ab"[..], b"", &long]);
+        let Some(ExtValue::List {
+            item_len, items, ..
+        }) = ext.get(A)
+        else {
+            panic!("no list");
+        };
+        assert_eq!(item_len, VARIABLE_ITEMS);
+        assert_eq!(&items[..4], &[2, b'a', b'b', 0]);
+        assert_eq!(&items[4..7], &[255, 1, 44]);
+        let back: Vec<&[u8]> = list_items(item_len, items).collect();
+        assert_eq!(back, [&b"ab"[..], b"", &long[..]]);
+        // A list cut inside an item ends before it; fixed-length items split evenly.
+        assert_eq!(list_items(item_len, &items[..8]).count(), 2);
+        assert_eq!(list_items(2, &[0, 1, 0, 2, 9]).count(), 2);
+        assert_eq!(list_items(VARIABLE_ITEMS, &[255, 1]).count(), 0);
     }
 }

@@ -109,15 +109,37 @@ impl Lookahead {
     /// `ts`; meter the oldest when the queue is full.
     #[inline]
     pub fn push(&mut self, ts: Timestamp, frame: &[u8]) {
+        if self.cap > 0 {
+            let i = (self.head + self.len) % RING;
+            let off = self.details.get(i).map_or(0, |d| d.payload_off as usize);
+            let payload = match off {
+                0 => &[][..],
+                off => frame.get(off..).unwrap_or(&[]),
+            };
+            self.keep_payload(i, payload);
+        }
+        self.queue(ts);
+    }
+
+    /// [`Lookahead::push`] for a packet whose payload's first octets were kept apart from its
+    /// frame (a worker fed by another thread).
+    #[inline]
+    pub fn push_with_payload(&mut self, ts: Timestamp, payload: &[u8]) {
+        if self.cap > 0 {
+            let i = (self.head + self.len) % RING;
+            self.keep_payload(i, payload);
+        }
+        self.queue(ts);
+    }
+
+    #[inline(always)]
+    fn queue(&mut self, ts: Timestamp) {
         let at = |nth: usize| (self.head + nth) % RING;
         let (newest, before, third) = (
             at(self.len),
             at(self.len + RING - STEP),
             at(self.len + RING - 2 * STEP),
         );
-        if self.cap > 0 {
-            self.keep_payload(newest, frame);
-        }
         let m = &self.meter;
         // Step 1, the new packet: hash its key and ask for its index line.
         let q = &mut self.ring[newest];
@@ -150,22 +172,14 @@ impl Lookahead {
         }
     }
 
-    /// Copy the first octets of the payload of the packet in ring entry `i` (decoded from
-    /// `frame`).
+    /// Keep the first octets of `payload` (what was captured of the payload of the packet
+    /// in ring entry `i`, from its start).
     #[inline(never)]
-    fn keep_payload(&mut self, i: usize, frame: &[u8]) {
+    fn keep_payload(&mut self, i: usize, payload: &[u8]) {
         let p = &self.ring[i].pkt;
-        let off = self.details.get(i).map_or(0, |d| d.payload_off);
-        let start = (off as usize).min(frame.len());
-        let n = if off == 0 {
-            0
-        } else {
-            (frame.len() - start)
-                .min(p.payload_len as usize)
-                .min(self.cap)
-        };
+        let n = payload.len().min(p.payload_len as usize).min(self.cap);
         let dst = &mut self.payload[i * self.cap..i * self.cap + n];
-        dst.copy_from_slice(&frame[start..start + n]);
+        dst.copy_from_slice(&payload[..n]);
         self.payload_len[i] = n;
     }
 

@@ -20,7 +20,7 @@ mod tcp;
 mod tests;
 mod transport;
 
-pub use ext::{ExtKey, ExtValue, ExtWriter, Extensions};
+pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
 pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
@@ -60,6 +60,27 @@ pub struct MeterConfig {
     pub track_transport: bool,
     /// TCP performance measurements.
     pub tcp: TcpConfig,
+    /// flowIds this meter gives: `first`, then every `step` after it. Meters that share an
+    /// observation domain (workers) take disjoint series: worker *i* of *n* starts at *i* + 1
+    /// with step *n*.
+    pub flow_ids: FlowIds,
+}
+
+/// A series of flowIds (see [`MeterConfig::flow_ids`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowIds {
+    pub first: u64,
+    pub step: u64,
+}
+
+impl FlowIds {
+    /// The series of worker `i` (from 0) of `n`.
+    pub fn worker(i: usize, n: usize) -> FlowIds {
+        FlowIds {
+            first: i as u64 + 1,
+            step: n.max(1) as u64,
+        }
+    }
 }
 
 impl Default for MeterConfig {
@@ -73,6 +94,7 @@ impl Default for MeterConfig {
             track_macs: false,
             track_transport: false,
             tcp: TcpConfig::default(),
+            flow_ids: FlowIds::worker(0, 1),
         }
     }
 }
@@ -95,6 +117,21 @@ pub struct MeterStats {
     pub flush_events: u64,
 }
 
+impl MeterStats {
+    /// Add another meter's counts (workers' meters, summed for the process). Peaks add up
+    /// too: the sum of each meter's peak bounds the process's.
+    pub fn merge(&mut self, o: &MeterStats) {
+        self.packets += o.packets;
+        self.flows_created += o.flows_created;
+        self.records_emitted += o.records_emitted;
+        self.flows_evicted += o.flows_evicted;
+        self.peak_flows += o.peak_flows;
+        self.expired_fragments += o.expired_fragments;
+        self.assembled_datagrams += o.assembled_datagrams;
+        self.flush_events = self.flush_events.max(o.flush_events);
+    }
+}
+
 /// What the meter's per-flow state holds now: counts in use and bytes held (pools keep their
 /// high-water size). For the operator's status line and for memory accounting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,6 +151,23 @@ pub struct MemoryUse {
     /// Flows with transport counters of their own (most need none: see `meter::transport`).
     pub transport: usize,
     pub transport_bytes: usize,
+}
+
+impl MemoryUse {
+    /// Add another meter's use (peaks add up: see [`MeterStats::merge`]).
+    pub fn merge(&mut self, o: &MemoryUse) {
+        self.flows += o.flows;
+        self.peak_flows += o.peak_flows;
+        self.peak_tcp_states += o.peak_tcp_states;
+        self.peak_transport += o.peak_transport;
+        self.flow_bytes += o.flow_bytes;
+        self.tcp_states += o.tcp_states;
+        self.tcp_state_bytes += o.tcp_state_bytes;
+        self.loss_blocks += o.loss_blocks;
+        self.loss_bytes += o.loss_bytes;
+        self.transport += o.transport;
+        self.transport_bytes += o.transport_bytes;
+    }
 }
 
 /// The metering core. Feed it packets in capture order with [`Meter::handle_packet`], drain
@@ -168,7 +222,7 @@ impl Meter {
             out: VecDeque::new(),
             pending: VecDeque::new(),
             flushing: Vec::new(),
-            next_flow_id: 1,
+            next_flow_id: cfg.flow_ids.first,
             clock_ms: 0,
             macs: Vec::new(),
             ext: Vec::new(),
@@ -546,7 +600,7 @@ impl Meter {
         }
         let flow = continuation.unwrap_or_else(|| {
             let id = self.next_flow_id;
-            self.next_flow_id += 1;
+            self.next_flow_id += self.cfg.flow_ids.step;
             Flow::new(pkt.key, id, ts, 0)
         });
         let forward = flow.key == pkt.key;

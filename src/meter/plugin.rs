@@ -88,14 +88,14 @@ pub trait FlowPlugin: Send + 'static {
     const SPLITS: bool = false;
 
     /// The plugin reads [`PacketView::stream`]. A flow's stream buffer is freed as soon as
-    /// none of its plugins that read streams is still being called for it and reading.
+    /// none of its plugins that read streams is still being called for it.
     const READS_STREAM: bool = false;
 
-    /// Asked after each packet when [`FlowPlugin::READS_STREAM`]: false when the plugin, still
-    /// called for the flow (to split it, say), no longer reads its stream. Once no plugin
-    /// reads it, the flow's stream buffer is freed for good (a split's continuation starts
-    /// a new one), and later packets come with an empty stream.
-    fn reads_stream(&self, state: &Self::State) -> bool {
+    /// A plugin that reads streams and is still called for the flow may still want its
+    /// stream (asked after each packet): false once it has no more use for it (what it reads
+    /// lies past the stream's window) while it still reads packets. Once every plugin of the
+    /// flow says so the buffer is freed, and `PacketView::stream` stays empty for the flow.
+    fn wants_stream(&self, state: &Self::State) -> bool {
         let _ = state;
         true
     }
@@ -252,7 +252,7 @@ impl<P: FlowPlugin> Hosted for Host<P> {
         }
         let i = self.index.get(slot as usize).copied().unwrap_or(NONE);
         match self.states.get(i as usize) {
-            Some(Entry::Live { state, done: false }) => self.plugin.reads_stream(state),
+            Some(Entry::Live { state, done: false }) => self.plugin.wants_stream(state),
             _ => false,
         }
     }

@@ -6,18 +6,50 @@
 //! build it. Its elements are in the one element table ([`crate::ie::TABLE`], `Applies::Plugin`);
 //! naming one of them in a template enables the plugin with default options.
 
+mod basicplus;
+mod bstats;
+#[cfg(test)]
+mod corpus_payloads;
+pub mod dns;
+mod dns_source;
+pub mod dns_wire;
+pub mod dnssd;
+mod flowhash;
+pub mod framer;
+mod headers;
 pub mod http;
+mod icmp;
+mod idpcontent;
+mod mpls;
+pub mod mqtt;
+pub mod netbios;
+mod nettisa;
+pub mod ntp;
 mod options;
+pub mod ovpn;
+pub mod passivedns;
+mod phists;
 mod pstats;
+pub mod quic;
 pub mod rtsp;
+#[cfg(test)]
+mod sim;
 pub mod sip;
 pub mod smtp;
+mod ssadetector;
 pub mod ssdp;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod testing;
 pub mod text_flow;
 #[cfg(test)]
 mod text_harness;
 mod text_plugin;
 pub mod text_wire;
+pub mod tls;
+mod vlan;
+pub mod wg;
 
 pub use options::{Options, PluginSpec};
 
@@ -91,6 +123,27 @@ pub type Built = (Box<dyn Hosted>, Needs);
 /// Every plugin this version has.
 pub static REGISTRY: &[&Spec] = &[
     &pstats::SPEC,
+    &phists::SPEC,
+    &bstats::SPEC,
+    &nettisa::SPEC,
+    &ssadetector::SPEC,
+    &basicplus::SPEC,
+    &idpcontent::SPEC,
+    &flowhash::SPEC,
+    &icmp::SPEC,
+    &vlan::SPEC,
+    &mpls::SPEC,
+    &headers::SPEC,
+    &dns::SPEC,
+    &passivedns::SPEC,
+    &ntp::SPEC,
+    &dnssd::SPEC,
+    &netbios::SPEC,
+    &mqtt::SPEC,
+    &ovpn::SPEC,
+    &wg::SPEC,
+    &tls::SPEC,
+    &quic::SPEC,
     &http::SPEC,
     &rtsp::SPEC,
     &sip::SPEC,

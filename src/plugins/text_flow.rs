@@ -162,7 +162,7 @@ impl Messages {
 
     /// The stream is still read: a head is being read, or a direction's stream has not
     /// started yet and none started with anything but a message.
-    pub fn reads_stream(&self) -> bool {
+    pub fn wants_stream(&self) -> bool {
         self.dirs.iter().any(|d| match d.phase {
             Phase::Reading { .. } => true,
             Phase::Looking => !d.started && !self.failed,

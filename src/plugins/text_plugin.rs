@@ -97,8 +97,8 @@ impl<P: Protocol> FlowPlugin for Reader<P> {
         Verdict::Continue
     }
 
-    fn reads_stream(&self, s: &Self::State) -> bool {
-        s.messages.reads_stream()
+    fn wants_stream(&self, s: &Self::State) -> bool {
+        s.messages.wants_stream()
     }
 
     fn export(&mut self, s: Self::State, _: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {

@@ -135,6 +135,9 @@ pub fn tshark_decode(datagrams: &[Vec<u8>], port: u16, tmp: &Path) -> String {
         .arg("-r")
         .arg(&pcap)
         .args(["-d", &format!("udp.port=={port},cflow"), "-V"])
+        // (tshark uses no template of more than 60 fields unless told: every plugin at once
+        // makes templates of more.)
+        .args(["-o", "cflow.max_template_fields:1024"])
         .stdin(Stdio::null()));
     assert!(
         out.status.success(),

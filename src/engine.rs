@@ -1,0 +1,595 @@
+//! The metering engine of the `qof` command: one meter on the reading thread, or `--workers
+//! N` meters on threads of their own, fed by the reading thread.
+//!
+//! With workers, the reading thread reads each frame, decodes just enough of it to pick its
+//! worker (the link layer and the IP addresses: [`decode::shard_key`]), and hands a copy of it
+//! to that worker in batches through a bounded queue per worker. The worker is chosen by a
+//! hash of the address pair (in a fixed order) and the VLAN, the same for both directions and
+//! for every fragment of a datagram, whose later fragments carry no ports. Each worker
+//! decodes its frames and owns its meter (flow table, TCP state, fragments, plugins);
+//! records come back through one bounded queue and are exported by the reading thread, in one
+//! stream (one set of templates and sequence numbers). flowIds stay unique: worker *i* of *n*
+//! numbers its flows *i* + 1, *i* + 1 + *n*, ...
+//!
+//! Packet time moves every worker's clock: when it passes a second, every worker is told,
+//! so a worker that gets no packets still ends its idle flows. A full worker queue makes the
+//! reading thread wait, taking records back meanwhile (a worker waiting to hand records over
+//! is then freed: the two waits cannot hold each other).
+
+use qof::capture::Frame;
+use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
+use qof::meter::PluginSet;
+use qof::meter::{FlowIds, FlowRecord, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats};
+use qof::time::Timestamp;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Packets per batch handed to a worker.
+const BATCH: usize = 256;
+/// Batches queued per worker.
+const QUEUE_BATCHES: usize = 8;
+/// Records per batch handed back.
+const RECORD_BATCH: usize = 256;
+/// Record batches queued from the workers, per worker.
+const REPLY_BATCHES: usize = 16;
+
+/// What the meters hold and have counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Snapshot {
+    pub stats: MeterStats,
+    pub memory: MemoryUse,
+    pub active: usize,
+    /// Frames the workers' decoders could not use (on the reading thread, the caller counts
+    /// them).
+    pub ignored: IgnoreCounts,
+}
+
+impl Snapshot {
+    fn of(m: &Meter, ignored: IgnoreCounts) -> Snapshot {
+        Snapshot {
+            stats: m.stats(),
+            memory: m.memory(),
+            active: m.active_flows(),
+            ignored,
+        }
+    }
+
+    fn merge(&mut self, o: &Snapshot) {
+        self.stats.merge(&o.stats);
+        self.memory.merge(&o.memory);
+        self.active += o.active;
+        self.ignored.merge(&o.ignored);
+    }
+}
+
+/// One meter here, or several on workers.
+pub enum Engine {
+    One(Box<One>),
+    Many(Box<Pool>),
+}
+
+impl Engine {
+    /// `workers` meters (1: on this thread) with `cfg`, decoding with `decode`; `plugins`
+    /// makes each one's plugin set.
+    pub fn new(
+        workers: usize,
+        cfg: MeterConfig,
+        decode: DecodeConfig,
+        mut plugins: impl FnMut() -> PluginSet,
+    ) -> std::io::Result<Engine> {
+        if workers <= 1 {
+            let meter = Lookahead::new(Meter::with_plugins(cfg, plugins()));
+            return Ok(Engine::One(Box::new(One {
+                with_details: meter.wants_details(),
+                meter,
+                decode,
+            })));
+        }
+        Pool::start(workers, cfg, decode, plugins).map(|p| Engine::Many(Box::new(p)))
+    }
+
+    /// Decode and meter `frame`; a frame that cannot be used is answered with its reason, to
+    /// be counted (with workers, they count it: see [`Snapshot::ignored`]).
+    #[inline(always)]
+    pub fn meter_frame(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
+        match self {
+            Engine::One(one) => one.meter_frame(frame),
+            // (The pool's path is out of line: the one meter's stays in the reading loop.)
+            Engine::Many(p) => {
+                p.push(frame);
+                Ok(())
+            }
+        }
+    }
+
+    /// The next record ready, if any (after [`Engine::flush`], waiting for the workers' last
+    /// records until every one has come).
+    #[inline]
+    pub fn poll_record(&mut self) -> Option<FlowRecord> {
+        match self {
+            Engine::One(one) => one.meter.poll_record(),
+            Engine::Many(p) => p.poll_record(),
+        }
+    }
+
+    /// Meter every packet handed over so far (before a read that may wait, and before counts
+    /// are reported): its records are then ready.
+    pub fn drain(&mut self) {
+        match self {
+            Engine::One(one) => one.meter.drain(),
+            Engine::Many(p) => p.sync(),
+        }
+    }
+
+    /// A read that cannot wait long comes (a regular file's next buffer): the meter's
+    /// look-ahead is metered as before any read; workers are handed what is batched for them,
+    /// without waiting for them.
+    pub fn hand_over(&mut self) {
+        match self {
+            Engine::One(one) => one.meter.drain(),
+            Engine::Many(p) => {
+                for w in 0..p.workers.len() {
+                    p.send_batch(w);
+                }
+            }
+        }
+    }
+
+    /// Packet time has reached `now` without a packet.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        match self {
+            Engine::One(one) => one.meter.handle_timeout(now),
+            Engine::Many(p) => p.tick(now),
+        }
+    }
+
+    /// End of input: every flow ends.
+    pub fn flush(&mut self) {
+        match self {
+            Engine::One(one) => one.meter.flush(),
+            Engine::Many(p) => p.flush(),
+        }
+    }
+
+    /// The meters' counts and memory (as of the last [`Engine::drain`] or [`Engine::flush`]
+    /// for workers).
+    pub fn snapshot(&self) -> Snapshot {
+        match self {
+            Engine::One(one) => Snapshot::of(one.meter.meter(), IgnoreCounts::default()),
+            Engine::Many(p) => p.snapshot(),
+        }
+    }
+}
+
+/// The meter on the reading thread.
+pub struct One {
+    meter: Lookahead,
+    decode: DecodeConfig,
+    /// Plugins read header facts the meter does not (decoded only for them).
+    with_details: bool,
+}
+
+impl One {
+    #[inline(always)]
+    fn meter_frame(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
+        meter_frame(
+            &mut self.meter,
+            &self.decode,
+            self.with_details,
+            frame.ts,
+            frame.linktype,
+            frame.data,
+        )
+    }
+}
+
+/// Decode a frame into the meter's look-ahead and queue it.
+#[inline(always)]
+fn meter_frame(
+    meter: &mut Lookahead,
+    cfg: &DecodeConfig,
+    with_details: bool,
+    ts: Timestamp,
+    linktype: u32,
+    data: &[u8],
+) -> Result<(), Ignore> {
+    if with_details {
+        let (pkt, details) = meter.next_packet_with_details();
+        decode::decode_with_details(linktype, data, cfg, pkt, details)?;
+    } else {
+        decode::decode(linktype, data, cfg, meter.next_packet())?;
+    }
+    meter.push(ts, data);
+    Ok(())
+}
+
+/// Frames for one worker: their bytes one after another in `data`.
+#[derive(Default)]
+struct Batch {
+    /// (capture time, link type, start in `data`, length).
+    frames: Vec<(Timestamp, u32, u32, u32)>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.data.clear();
+    }
+}
+
+enum Msg {
+    Packets(Batch),
+    Tick(Timestamp),
+    Sync,
+    Flush,
+}
+
+enum Reply {
+    /// Records, and the batch handed over, emptied, for reuse.
+    Records(Vec<FlowRecord>, Option<Batch>),
+    Synced(usize, Snapshot),
+    Done(usize, Snapshot),
+}
+
+struct Worker {
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+    /// A batch being filled for it.
+    batch: Batch,
+}
+
+pub struct Pool {
+    workers: Vec<Worker>,
+    rx: Receiver<Reply>,
+    /// Records handed back, batch by batch (taken out one by one: each is moved once).
+    ready: VecDeque<std::vec::IntoIter<FlowRecord>>,
+    /// Emptied batches, for reuse.
+    spare: Vec<Batch>,
+    /// GRE is decapsulated: a frame's worker follows its inner packet, which needs a full
+    /// decode.
+    gre: Option<DecodeConfig>,
+    hasher: foldhash::fast::RandomState,
+    /// Pushes since replies were last looked for (they are looked for once a batch's worth).
+    unpolled: usize,
+    /// Where frames are decoded to find their worker.
+    scratch: Packet,
+    /// The last second of packet time the workers were told of.
+    tick_sec: u64,
+    latest: Timestamp,
+    snapshots: Vec<Snapshot>,
+    /// Workers that answered the last Sync (counted wherever the answer is taken: it may come
+    /// while a later worker's full queue is being waited on).
+    synced: usize,
+    /// Workers finished (after a flush).
+    done: usize,
+    flushing: bool,
+}
+
+impl Pool {
+    fn start(
+        n: usize,
+        cfg: MeterConfig,
+        decode: DecodeConfig,
+        mut plugins: impl FnMut() -> PluginSet,
+    ) -> std::io::Result<Pool> {
+        let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let set = plugins();
+            let cfg = MeterConfig {
+                flow_ids: FlowIds::worker(i, n),
+                ..cfg
+            };
+            let (tx, worker_rx) = mpsc::sync_channel(QUEUE_BATCHES);
+            let reply = reply_tx.clone();
+            let meter = Meter::with_plugins(cfg, set);
+            let thread = std::thread::Builder::new()
+                .name(format!("qof-meter-{i}"))
+                .spawn(move || work(i, meter, decode, worker_rx, reply))?;
+            workers.push(Worker {
+                tx,
+                thread: Some(thread),
+                batch: Batch::default(),
+            });
+        }
+        Ok(Pool {
+            workers,
+            rx,
+            ready: VecDeque::new(),
+            spare: Vec::new(),
+            gre: decode.gre_decap.then_some(decode),
+            hasher: foldhash::fast::RandomState::default(),
+            unpolled: 0,
+            scratch: Packet::default(),
+            tick_sec: 0,
+            latest: Timestamp::ZERO,
+            snapshots: vec![Snapshot::default(); n],
+            synced: 0,
+            done: 0,
+            flushing: false,
+        })
+    }
+
+    /// The worker of a frame: a hash of its address pair (in a fixed order) and VLAN, so both
+    /// directions and every fragment of a datagram go to the same worker. A frame that is not
+    /// IP goes to the first worker, whose decoder counts why.
+    #[inline]
+    fn worker_of(&mut self, linktype: u32, data: &[u8]) -> usize {
+        let p = &mut self.scratch;
+        let key = match &self.gre {
+            None => decode::shard_key(linktype, data, p),
+            Some(cfg) => decode::decode(linktype, data, cfg, p)
+                .ok()
+                .map(|()| shard_key_of(p)),
+        };
+        let Some(k) = key else { return 0 };
+        let mut h = self.hasher.build_hasher();
+        h.write(&k.low);
+        h.write(&k.high);
+        h.write_u16(k.vlan);
+        (h.finish() % self.workers.len() as u64) as usize
+    }
+
+    #[inline(never)]
+    fn push(&mut self, frame: &Frame<'_>) {
+        let ts = frame.ts;
+        let sec = ts.secs();
+        if sec > self.tick_sec {
+            if self.tick_sec != 0 {
+                self.tick(ts);
+            }
+            self.tick_sec = sec;
+        }
+        self.latest = self.latest.max(ts);
+        let w = self.worker_of(frame.linktype, frame.data);
+        let b = &mut self.workers[w].batch;
+        let start = b.data.len() as u32;
+        b.data.extend_from_slice(frame.data);
+        b.frames
+            .push((ts, frame.linktype, start, frame.data.len() as u32));
+        if b.frames.len() >= BATCH {
+            self.send_batch(w);
+        }
+    }
+
+    /// Hand worker `w` its batch.
+    fn send_batch(&mut self, w: usize) {
+        if self.workers[w].batch.frames.is_empty() {
+            return;
+        }
+        let next = self.spare.pop().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.workers[w].batch, next);
+        self.send(w, Msg::Packets(batch));
+    }
+
+    /// Send `msg` to worker `w`, taking records back while its queue is full.
+    fn send(&mut self, w: usize, mut msg: Msg) {
+        loop {
+            match self.workers[w].tx.try_send(msg) {
+                Ok(()) => return,
+                Err(TrySendError::Full(m)) => {
+                    msg = m;
+                    self.receive(Some(Duration::from_millis(1)));
+                }
+                // (A worker that is gone has panicked; its thread's join reports it.)
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+
+    /// Take one reply: waiting up to `wait` (`None`: not at all). False if none came.
+    fn receive(&mut self, wait: Option<Duration>) -> bool {
+        let reply = match wait {
+            None => match self.rx.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+            },
+            Some(d) => match self.rx.recv_timeout(d) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            },
+        };
+        match reply {
+            Reply::Records(records, batch) => {
+                if !records.is_empty() {
+                    self.ready.push_back(records.into_iter());
+                }
+                if let Some(mut b) = batch {
+                    b.clear();
+                    self.spare.push(b);
+                }
+            }
+            Reply::Synced(w, s) => {
+                self.snapshots[w] = s;
+                self.synced += 1;
+            }
+            Reply::Done(w, s) => {
+                self.snapshots[w] = s;
+                self.done += 1;
+            }
+        }
+        true
+    }
+
+    /// A worker's thread ended without being asked to (it panicked).
+    fn worker_lost(&self) -> bool {
+        !self.flushing
+            && self
+                .workers
+                .iter()
+                .any(|w| w.thread.as_ref().is_some_and(|t| t.is_finished()))
+    }
+
+    fn poll_record(&mut self) -> Option<FlowRecord> {
+        loop {
+            if let Some(batch) = self.ready.front_mut() {
+                match batch.next() {
+                    Some(r) => return Some(r),
+                    None => {
+                        self.ready.pop_front();
+                        continue;
+                    }
+                }
+            }
+            if !self.flushing {
+                // Replies are looked for once per batch's worth of frames: a look at the
+                // channel costs more than metering a packet.
+                self.unpolled += 1;
+                if self.unpolled < BATCH {
+                    return None;
+                }
+                self.unpolled = 0;
+            }
+            if self.flushing {
+                let gone = self
+                    .workers
+                    .iter()
+                    .all(|w| w.thread.as_ref().map_or(true, |t| t.is_finished()));
+                if self.done == self.workers.len() || (gone && !self.receive(None)) {
+                    return None;
+                }
+                // The workers' last records: wait for them.
+                self.receive(Some(Duration::from_millis(100)));
+            } else if !self.receive(None) {
+                return None;
+            }
+        }
+    }
+
+    /// Every worker is sent what is batched for it, then `msg`.
+    fn broadcast(&mut self, msg: impl Fn() -> Msg) {
+        for w in 0..self.workers.len() {
+            self.send_batch(w);
+            self.send(w, msg());
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        self.broadcast(|| Msg::Tick(now));
+    }
+
+    /// Wait until every worker has metered everything handed over (its records are then in
+    /// `ready`) and reported its counts.
+    fn sync(&mut self) {
+        self.synced = 0;
+        self.broadcast(|| Msg::Sync);
+        while self.synced < self.workers.len() && !self.worker_lost() {
+            self.receive(Some(Duration::from_millis(100)));
+        }
+    }
+
+    fn flush(&mut self) {
+        self.broadcast(|| Msg::Flush);
+        self.flushing = true;
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for w in &self.snapshots {
+            s.merge(w);
+        }
+        s
+    }
+}
+
+impl Drop for Pool {
+    /// The workers end when their queues close; a worker that panicked is reported.
+    fn drop(&mut self) {
+        let threads: Vec<JoinHandle<()>> = self
+            .workers
+            .iter_mut()
+            .filter_map(|w| w.thread.take())
+            .collect();
+        self.workers.clear();
+        for t in threads {
+            if t.join().is_err() {
+                eprintln!("qof: a metering worker failed");
+            }
+        }
+    }
+}
+
+/// The [`decode::ShardKey`] of a decoded packet (GRE's inner packet).
+fn shard_key_of(p: &Packet) -> decode::ShardKey {
+    let (low, high) = if p.key.src <= p.key.dst {
+        (p.key.src, p.key.dst)
+    } else {
+        (p.key.dst, p.key.src)
+    };
+    decode::ShardKey {
+        low,
+        high,
+        vlan: p.key.vlan,
+    }
+}
+
+/// A worker: decodes and meters the frames it is given, hands records back.
+fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: SyncSender<Reply>) {
+    let mut meter = Lookahead::new(meter);
+    let with_details = meter.wants_details();
+    let mut ignored = IgnoreCounts::default();
+    let mut out: Vec<FlowRecord> = Vec::with_capacity(RECORD_BATCH);
+    // Hand back the records ready (in batches); false when nobody listens any more.
+    let hand_back = |meter: &mut Lookahead, out: &mut Vec<FlowRecord>, batch: Option<Batch>| {
+        let mut batch = batch;
+        loop {
+            while out.len() < RECORD_BATCH {
+                match meter.poll_record() {
+                    Some(r) => out.push(r),
+                    None => break,
+                }
+            }
+            let more = out.len() >= RECORD_BATCH;
+            if !out.is_empty() || batch.is_some() {
+                let records = std::mem::replace(out, Vec::with_capacity(RECORD_BATCH));
+                if reply.send(Reply::Records(records, batch.take())).is_err() {
+                    return false;
+                }
+            }
+            if !more {
+                return true;
+            }
+        }
+    };
+    for msg in rx {
+        let alive = match msg {
+            Msg::Packets(batch) => {
+                for &(ts, linktype, start, len) in &batch.frames {
+                    let data = &batch.data[start as usize..(start + len) as usize];
+                    if let Err(why) =
+                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data)
+                    {
+                        ignored.add(why);
+                    }
+                }
+                hand_back(&mut meter, &mut out, Some(batch))
+            }
+            Msg::Tick(now) => {
+                meter.handle_timeout(now);
+                hand_back(&mut meter, &mut out, None)
+            }
+            Msg::Sync => {
+                meter.drain();
+                hand_back(&mut meter, &mut out, None)
+                    && reply
+                        .send(Reply::Synced(i, Snapshot::of(meter.meter(), ignored)))
+                        .is_ok()
+            }
+            Msg::Flush => {
+                meter.flush();
+                let _ = hand_back(&mut meter, &mut out, None)
+                    && reply
+                        .send(Reply::Done(i, Snapshot::of(meter.meter(), ignored)))
+                        .is_ok();
+                return;
+            }
+        };
+        if !alive {
+            return;
+        }
+    }
+}
