@@ -77,7 +77,7 @@ pub struct Handoff {
     last: [Option<u32>; 2],
 }
 
-/// The messages of one record of a TCP flow.
+/// The messages of one record of a TCP or UDP flow.
 #[derive(Debug, Default)]
 pub struct Messages {
     dirs: [Dir; 2],
