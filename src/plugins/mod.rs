@@ -17,6 +17,7 @@ pub mod dnssd;
 mod flowhash;
 pub mod framer;
 mod headers;
+pub mod http;
 mod icmp;
 mod idpcontent;
 mod mpls;
@@ -30,13 +31,22 @@ pub mod passivedns;
 mod phists;
 mod pstats;
 pub mod quic;
+pub mod rtsp;
 #[cfg(test)]
 mod sim;
+pub mod sip;
+pub mod smtp;
 mod ssadetector;
+pub mod ssdp;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]
 mod testing;
+pub mod text_flow;
+#[cfg(test)]
+mod text_harness;
+mod text_plugin;
+pub mod text_wire;
 pub mod tls;
 mod vlan;
 pub mod wg;
@@ -134,6 +144,11 @@ pub static REGISTRY: &[&Spec] = &[
     &wg::SPEC,
     &tls::SPEC,
     &quic::SPEC,
+    &http::SPEC,
+    &rtsp::SPEC,
+    &sip::SPEC,
+    &smtp::SPEC,
+    &ssdp::SPEC,
 ];
 
 /// The registry entry of a plugin.
