@@ -366,7 +366,7 @@ impl TcpState {
             if opts.timestamp.is_some_and(|(v, _)| v != 0) {
                 dir.characteristics |= characteristic::TIMESTAMP;
             }
-            if opts.sack_right_edge.is_some_and(|e| e != 0) {
+            if opts.sack_right_edge().is_some_and(|e| e != 0) {
                 dir.characteristics |= characteristic::SACK;
             }
             dir.characteristics |= match p.ecn & 3 {
@@ -419,7 +419,7 @@ impl TcpState {
                 let b = dir.seq.anomalies(pool);
                 b.dup_acks = b.dup_acks.saturating_add(1);
             }
-            if opts.sack_right_edge.is_some_and(|e| seq_before(t.ack, e)) {
+            if opts.sack_right_edge().is_some_and(|e| seq_before(t.ack, e)) {
                 let b = dir.seq.anomalies(pool);
                 b.sel_acks = b.sel_acks.saturating_add(1);
             }

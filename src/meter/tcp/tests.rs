@@ -537,7 +537,7 @@ fn duplicate_acks_exclude_window_updates_and_data() {
     c.at(42_000, s2c(ACK, SISN + 1, a, 0).win(2000)); // window update
     c.at(43_000, s2c(ACK, SISN + 1, a, 100).win(2000)); // data
     let mut sack = s2c(ACK, SISN + 101, a, 0).win(2000);
-    sack.options.sack_right_edge = Some(a + 3000);
+    sack.options.sack = Some(crate::decode::Sack::new(a + 3000, false));
     c.at(44_000, sack); // duplicate with SACK
     let r = c.finish();
     // 40 ms (same ACK and window as the SYN/ACK), 41 ms and 44 ms.
@@ -808,7 +808,7 @@ fn hostile_conversations_never_panic_and_lose_nothing() {
                 options.timestamp = Some((tsvals[d], ecr));
             }
             if o >> 41 & 3 == 0 {
-                options.sack_right_edge = Some(near(ack, o >> 43));
+                options.sack = Some(crate::decode::Sack::new(near(ack, o >> 43), false));
             }
             options.malformed = o >> 63 == 1;
             let seg = Seg {
