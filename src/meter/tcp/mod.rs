@@ -280,20 +280,34 @@ pub struct RttStats {
 
 /// RTT under load: a biflow's RTT samples summed and their maximum, kept beside its TCP
 /// state (by the state's index) only when mean or maximum RTT is asked for (the state itself
-/// stays 248 bytes), and touched only when a half-RTT is observed.
-#[derive(Clone, Copy, Debug, Default)]
+/// stays 248 bytes), and touched only when a half-RTT is observed. 28 bytes, 4-byte aligned.
+#[derive(Clone, Copy, Debug)]
 struct RttLoad {
-    /// The halves (point to receiver and back, each way) as prompt answers last showed them.
+    /// The halves (point to receiver and back, each way) as prompt answers last showed them;
+    /// [`UNKNOWN`] before the first.
     half_us: [u32; 2],
-    /// Which halves are known (bit per direction).
-    known: u8,
-    /// The sum of samples × their weight, and of the weights (µs·segments, segments).
-    sum: u64,
-    weight: u64,
-    /// The latest sample, and the data segments of the biflow when it was taken.
-    last_us: u32,
+    /// The sum of samples × their weight (µs·segments), as two 32-bit halves.
+    sum: [u32; 2],
+    /// Samples taken, and the data segments of the biflow when the last was taken: the
+    /// weights add up to their sum.
+    n: u32,
     segs_at: u32,
     max_us: u32,
+}
+
+/// A half not yet seen.
+const UNKNOWN: u32 = u32::MAX;
+
+impl Default for RttLoad {
+    fn default() -> Self {
+        RttLoad {
+            half_us: [UNKNOWN; 2],
+            sum: [0; 2],
+            n: 0,
+            segs_at: 0,
+            max_us: 0,
+        }
+    }
 }
 
 impl RttLoad {
@@ -303,29 +317,28 @@ impl RttLoad {
         if !o.prompt {
             return;
         }
-        let d = usize::from(o.dir & 1);
-        self.half_us[d] = o.us;
-        self.known |= 1 << d;
-        if self.known != 3 {
+        self.half_us[usize::from(o.dir & 1)] = o.us.min(UNKNOWN - 1);
+        if self.half_us.contains(&UNKNOWN) {
             return;
         }
         let rtt = self.half_us[0].saturating_add(self.half_us[1]);
-        // Each sample stands for the data segments sent since the one before (and itself):
+        // Each sample stands for the data segments sent since the one before, and itself:
         // one sample per round trip would weigh a slow round trip, under a queue, as little
-        // as a fast one.
+        // as a fast one. (Segments after the last sample are not counted.)
         let w = u64::from(segs.wrapping_sub(self.segs_at)) + 1;
-        self.sum = self.sum.saturating_add(u64::from(rtt).saturating_mul(w));
-        self.weight = self.weight.saturating_add(w);
+        let sum = (u64::from(self.sum[1]) << 32 | u64::from(self.sum[0]))
+            .saturating_add(u64::from(rtt).saturating_mul(w));
+        self.sum = [sum as u32, (sum >> 32) as u32];
+        self.n = self.n.saturating_add(1);
         self.segs_at = segs;
-        self.last_us = rtt;
         self.max_us = self.max_us.max(rtt);
     }
 
-    /// The weighted mean; segments after the last sample count with it.
-    fn mean(&self, segs: u32) -> u32 {
-        let w = u64::from(segs.wrapping_sub(self.segs_at));
-        let sum = self.sum.saturating_add(u64::from(self.last_us) * w);
-        sum.checked_div(self.weight.saturating_add(w))
+    /// The weighted mean.
+    fn mean(&self) -> u32 {
+        let sum = u64::from(self.sum[1]) << 32 | u64::from(self.sum[0]);
+        let weight = u64::from(self.segs_at) + u64::from(self.n);
+        sum.checked_div(weight)
             .map_or(0, |m| m.min(u64::from(self.max_us)) as u32)
     }
 }
@@ -456,7 +469,7 @@ impl TcpTable {
         let st = self.states.get_mut(i);
         let mut out = st.export(&self.pool);
         if let (true, Some(l)) = (self.cfg.rtt_load, self.load.get_mut(i)) {
-            out.1.mean_us = l.mean(st.data_segments());
+            out.1.mean_us = l.mean();
             out.1.max_us = l.max_us;
         }
         for d in &mut st.dir {
