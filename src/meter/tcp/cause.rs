@@ -44,7 +44,7 @@
 //! moved, the recovery point after a timeout, and the segments resent beyond the ACK point
 //! still waiting for it to move.
 
-use super::seq::seq_before;
+use super::seq_before;
 
 /// Timeouts need the ACK to have been still at least this long beyond the smoothed RTT (and
 /// beyond half of it).

@@ -23,7 +23,14 @@ use super::pool::{Pool, NONE};
 use crate::decode::TcpInfo;
 use cause::{AckSeen, Resent};
 use rtt::{RttInput, RttState};
-use seq::{seq_before, LossPool, SeqDir};
+use seq::{LossPool, SeqDir};
+
+/// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
+/// as before, as in QoF). (Here rather than in `seq`, which keeps the causes' state: `cause`
+/// uses it, and the two would depend on each other.)
+pub(crate) fn seq_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
 
 /// TCP flag bits.
 pub(crate) mod flag {

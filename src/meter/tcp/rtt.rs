@@ -12,7 +12,7 @@
 //! starts at a segment that follows a hole. Times are microseconds after the flow's start, so a
 //! half-RTT under a millisecond (a meter next to a host) still counts.
 
-use super::seq::seq_before;
+use super::seq_before;
 
 /// Which timestamp-echo observations may replace a direction's half-RTT.
 ///

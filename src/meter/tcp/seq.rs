@@ -19,12 +19,6 @@
 
 use super::cause::CauseBlock;
 
-/// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
-/// as before, as in QoF).
-pub(crate) fn seq_before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
 /// Widened sequence numbers start here, so data up to 4 GiB before the first byte seen
 /// (segments reordered ahead of it) still has a positive widened number.
 const BASE: u64 = 1 << 32;

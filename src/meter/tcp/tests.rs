@@ -7,7 +7,7 @@ use crate::meter::{EchoRule, FlowRecord, Meter, MeterConfig, TcpConfig};
 use crate::time::Timestamp;
 
 use super::flag::{ACK, FIN, RST, SYN};
-use super::seq::seq_before;
+use super::seq_before;
 
 const PSH: u8 = 0x08;
 const C: [u8; 4] = [10, 0, 0, 1];
