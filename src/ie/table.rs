@@ -117,11 +117,13 @@ fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
 }
 
 /// Defines [`DirVal`] and its readers from one list (of values every flow has, then of TCP
-/// measurements), so the value of each per-direction element is written once.
+/// measurements, then of the TCP causes), so the value of each per-direction element is
+/// written once.
 macro_rules! dir_values {
     (
         basic { $($bname:ident: |$bd:ident| $be:expr,)* }
         tcp { $($tname:ident: |$td:ident| $te:expr,)* }
+        causes { $($cname:ident: |$cd:ident| $ce:expr,)* }
     ) => {
         /// A per-direction unsigned element value. The encoder reads all of a record's at once,
         /// in straight-line code ([`dir_values`]), and then takes each field's with a load
@@ -130,15 +132,17 @@ macro_rules! dir_values {
         pub enum DirVal {
             $($bname,)*
             $($tname,)*
+            $($cname,)*
         }
 
         /// How many [`DirVal`]s there are.
         pub const DIR_VALS: usize = DirVal::ALL.len();
 
         /// Every [`DirVal`] of `d` into `all`, indexed by `DirVal as usize`; the TCP
-        /// measurements only when `tcp` (left as they were otherwise).
+        /// measurements only when `tcp`, and of them the causes only when `causes` too (left
+        /// as they were otherwise: a template without them pays nothing for them).
         #[inline]
-        pub fn dir_values(d: &DirStats, tcp: bool, all: &mut [u64; DIR_VALS]) {
+        pub fn dir_values(d: &DirStats, tcp: bool, causes: bool, all: &mut [u64; DIR_VALS]) {
             $(all[DirVal::$bname as usize] = {
                 let $bd = d;
                 $be
@@ -148,16 +152,29 @@ macro_rules! dir_values {
                     let $td = d;
                     $te
                 };)*
+                if causes {
+                    $(all[DirVal::$cname as usize] = {
+                        let $cd = d;
+                        $ce
+                    };)*
+                }
             }
         }
 
         impl DirVal {
             /// Every value, in index order.
-            pub const ALL: &[DirVal] = &[$(DirVal::$bname,)* $(DirVal::$tname,)*];
+            pub const ALL: &[DirVal] = &[
+                $(DirVal::$bname,)* $(DirVal::$tname,)* $(DirVal::$cname,)*
+            ];
 
-            /// A TCP measurement (zero in a record that has none).
+            /// A TCP measurement, causes included (zero in a record that has none).
             pub fn is_tcp(self) -> bool {
-                matches!(self, $(DirVal::$tname)|*)
+                matches!(self, $(DirVal::$tname)|* | $(DirVal::$cname)|*)
+            }
+
+            /// One of the causes (why segments were sent again, reordering).
+            pub fn is_cause(self) -> bool {
+                matches!(self, $(DirVal::$cname)|*)
             }
 
             /// This value of `d`.
@@ -170,6 +187,10 @@ macro_rules! dir_values {
                     $(DirVal::$tname => {
                         let $td = d;
                         $te
+                    })*
+                    $(DirVal::$cname => {
+                        let $cd = d;
+                        $ce
                     })*
                 }
             }
@@ -210,12 +231,24 @@ dir_values! {
         MinTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_min_us),
         MaxTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_max_us),
     }
+    causes {
+        TcpFastRetransmitCount: |d| d.tcp.fast_retransmits.into(),
+        TcpTimeoutRetransmitCount: |d| d.tcp.timeout_retransmits.into(),
+        TcpSpuriousRetransmitCount: |d| d.tcp.spurious_retransmits.into(),
+        TcpReorderCount: |d| d.tcp.reorders.into(),
+    }
 }
 
 use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT, TcpRtt as ATR, TcpTs as ATS};
 
 /// Chirp needs inter-segment times and the timestamp clock.
 const CHIRP: F = F::SEQ.with(F::IAT).with(F::TS).with(F::TCPOPT);
+
+/// Causes need sequence tracking, the flow's RTT, and TSvals and SACK blocks.
+const CAUSES: F = F::SEQ.with(F::RTT).with(F::TCPOPT).with(F::CAUSE);
+
+/// RTT under load: every RTT sample (timestamp echoes included).
+const RTT_LOAD: F = F::RTT.with(F::TCPOPT).with(F::RTTLOAD);
 
 /// Microseconds to whole milliseconds, rounded to nearest.
 fn rtt_ms(us: u32) -> u64 {
@@ -761,6 +794,39 @@ pub static TABLE: &[InfoElement] = &[
         .on(ATS)
         .en(CHIRP)
         .get(|_, d| V::Signed(d.tcp.chirp_mean_ms.into())),
+    // qof's own, in QoF's family after QoF's last (lastSynTcpFlags, 1053).
+    ie("tcpFastRetransmitCount", pen::QOF, 1054, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpFastRetransmitCount),
+    ie("tcpTimeoutRetransmitCount", pen::QOF, 1055, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpTimeoutRetransmitCount),
+    ie("tcpSpuriousRetransmitCount", pen::QOF, 1056, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpSpuriousRetransmitCount),
+    ie("tcpReorderCount", pen::QOF, 1057, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpReorderCount),
+    ie("meanTcpRttMicroseconds", pen::QOF, 1058, Unsigned32, 4)
+        .on(ATR)
+        .en(RTT_LOAD)
+        .uint(|r, _| r.rtt.mean_us.into()),
+    ie("maxTcpRttMicroseconds", pen::QOF, 1059, Unsigned32, 4)
+        .on(ATR)
+        .en(RTT_LOAD)
+        .uint(|r, _| r.rtt.max_us.into()),
     // --- CESNET (PEN 8057): ipfixprobe's plugins. List elements travel as basicLists. ---
     // pstats. packetLength is signed16 in CESNET's registry, but lengths are never negative
     // and reach 65,535: qof declares (and ipfixprobe sends) unsigned16.

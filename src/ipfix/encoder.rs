@@ -40,8 +40,10 @@ struct Compiled {
     id: u16,
     /// Per-direction values (see [`ie::DirVal`]) stored in 1, 2, 4 and 8 octets.
     dir: [Vec<DirOp>; 4],
-    /// Some of `dir` are TCP measurements (else the record's are not read).
+    /// Some of `dir` are TCP measurements (else the record's are not read), and of them
+    /// causes.
     dir_tcp: bool,
+    dir_causes: bool,
     /// Every other core field.
     other: Vec<FieldOp>,
     /// Octets of the core fields (all of fixed length).
@@ -397,8 +399,8 @@ impl Encoder {
         record.resize(t.record_len, 0);
         // (Filled in place: values a template does not read may be left from another record.)
         let [fwd, rev] = &mut self.dir_values;
-        ie::dir_values(&rec.fwd, t.dir_tcp, fwd);
-        ie::dir_values(&rec.rev, t.dir_tcp, rev);
+        ie::dir_values(&rec.fwd, t.dir_tcp, t.dir_causes, fwd);
+        ie::dir_values(&rec.rev, t.dir_tcp, t.dir_causes, rev);
         let vals = self.dir_values.as_flattened();
         let [d1, d2, d4, d8] = &t.dir;
         let mut fits = put_dir::<1>(d1, vals, record);
@@ -642,7 +644,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
     // Elements without a getter are refused when the template is built; zero regardless.
     let zero = ie::Getter::Unsigned(|_, _| 0);
     let mut dir: [Vec<DirOp>; 4] = Default::default();
-    let mut dir_tcp = false;
+    let (mut dir_tcp, mut dir_causes) = (false, false);
     let mut other = Vec::new();
     let mut off = 0;
     for (f, len) in &fields {
@@ -657,6 +659,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
         match (get, width) {
             (ie::Getter::Dir(v), Some(w)) => {
                 dir_tcp |= v.is_tcp();
+                dir_causes |= v.is_cause();
                 dir[w].push(DirOp {
                     off,
                     idx: dir_index(v, f.reverse),
@@ -692,6 +695,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
         id,
         dir,
         dir_tcp,
+        dir_causes,
         other,
         record_len,
         ext,
