@@ -794,6 +794,8 @@ pub static TABLE: &[InfoElement] = &[
         .on(ATS)
         .en(CHIRP)
         .get(|_, d| V::Signed(d.tcp.chirp_mean_ms.into())),
+    // QoF's last: known (qofdump names it), not measured by this version.
+    ie("lastSynTcpFlags", pen::QOF, 1053, Unsigned8, 1).rev(),
     // qof's own, in QoF's family after QoF's last (lastSynTcpFlags, 1053).
     ie("tcpFastRetransmitCount", pen::QOF, 1054, Unsigned64, 8)
         .rev()
@@ -889,7 +891,7 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
     // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
     // defines as unique per flow, and qof's flowId is.
-    ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
+    ie("flowKeyHash", pen::QOF, 1060, Unsigned64, 8).by(PluginKind::Flowhash),
     // icmp: each IP version's own element (ipfixprobe sends 32 for ICMPv6 too).
     iana("icmpTypeCodeIPv4", 32, Unsigned16, 2)
         .only_ip(4)
