@@ -68,6 +68,9 @@ struct Counters {
     filtered: u64,
     ignored: IgnoreCounts,
     records: u64,
+    /// Packet time of the first frame read and of the latest (time never goes back here).
+    first_ts: Option<Timestamp>,
+    last_ts: Timestamp,
 }
 
 fn run(args: &Args) -> Result<Outcome> {
@@ -121,7 +124,7 @@ fn run(args: &Args) -> Result<Outcome> {
         headers: needs.headers,
     };
 
-    let input = args.input.as_deref().unwrap_or("-");
+    let input = args.inputs()[0];
     if matches!(input, "-" | "pcapfile:-") && std::io::stdin().is_terminal() {
         bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
     }
@@ -175,7 +178,6 @@ fn run(args: &Args) -> Result<Outcome> {
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
-    let mut last_ts = Timestamp::ZERO;
     let mut outcome = Outcome::Clean;
 
     loop {
@@ -194,8 +196,8 @@ fn run(args: &Args) -> Result<Outcome> {
                 // A live interface gone quiet: its clock still runs, and flows idle past
                 // their timeout end without waiting for the next frame. (Housekeeping below,
                 // as after a frame.)
-                last_ts = last_ts.max(now);
-                meter.handle_timeout(last_ts);
+                n.last_ts = n.last_ts.max(now);
+                meter.handle_timeout(n.last_ts);
                 quiet = true;
             }
         }
@@ -218,8 +220,9 @@ fn run(args: &Args) -> Result<Outcome> {
             n.frames += 1;
             if n.frames == 1 {
                 sink.first_packet(frame.ts)?;
+                n.first_ts = Some(frame.ts);
             }
-            last_ts = last_ts.max(frame.ts);
+            n.last_ts = n.last_ts.max(frame.ts);
             if let Some(f) = filter.as_mut() {
                 if !f.matches(frame.linktype, frame.orig_len, frame.data) {
                     n.filtered += 1;
@@ -247,9 +250,9 @@ fn run(args: &Args) -> Result<Outcome> {
                 meter_held(&mut meter, sink.as_mut(), &mut n)?;
                 log_status(&meter.snapshot(), &n, sink.as_ref());
             }
-            sink.tick(last_ts)?;
+            sink.tick(n.last_ts)?;
             if let Some(every) = stats_every {
-                let now = last_ts.millis();
+                let now = n.last_ts.millis();
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
                     meter_held(&mut meter, sink.as_mut(), &mut n)?;
@@ -259,7 +262,6 @@ fn run(args: &Args) -> Result<Outcome> {
                         source.as_ref(),
                         args,
                         init_millis,
-                        started,
                     ))?;
                     next_stats_ms = Some(now + every);
                 }
@@ -286,7 +288,6 @@ fn run(args: &Args) -> Result<Outcome> {
             source.as_ref(),
             args,
             init_millis,
-            started,
         ))?;
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
@@ -298,7 +299,14 @@ fn run(args: &Args) -> Result<Outcome> {
         other => other,
     };
     let report = sink.export_report();
-    summary(&meter.snapshot(), &n, started, report, source.dropped());
+    summary(
+        &meter.snapshot(),
+        &n,
+        started,
+        report,
+        &sink.collectors(),
+        source.dropped(),
+    );
     finished.context("closing the output")?;
     if let Some(why) = sink.failure() {
         eprintln!("qof: {why}");
@@ -427,10 +435,14 @@ fn process_stats(
     source: &dyn PacketSource,
     args: &Args,
     init_millis: u64,
-    started: Instant,
 ) -> ProcessStats {
     let m = meter.stats;
-    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    // Rates per second of packet time (a file read in a moment still has its traffic's
+    // rates), over at least a second.
+    let span = n
+        .first_ts
+        .map_or(0, |first| n.last_ts.saturating_since(first).nanos());
+    let secs = (span as f64 / 1e9).max(1.0);
     ProcessStats {
         system_init_millis: init_millis,
         exported_flows: m.records_emitted,
@@ -447,6 +459,31 @@ fn process_stats(
         observation_domain: args.observation_domain,
         mean_flow_rate: (m.flows_created as f64 / secs).round() as u32,
         mean_packet_rate: (m.packets as f64 / secs).round() as u32,
+        // Filled in by each sink: its own address and totals.
+        exporter_ipv4: [0; 4],
+        exporter_ipv6: [0; 16],
+        exported_messages: 0,
+        exported_octets: 0,
+    }
+}
+
+/// What became of the records handed to one network export (or to all, summed).
+fn delivery(r: &qof::export::ExportReport) -> String {
+    let overflow = if r.overflow > 0 {
+        format!(" ({} of them at the full export queue)", r.overflow)
+    } else {
+        String::new()
+    };
+    let lost = format!("{} records lost to the network{overflow}", r.lost);
+    if r.acknowledged {
+        format!(
+            "{} delivered (acknowledged by the collector's TCP), {lost}",
+            r.delivered
+        )
+    } else if r.lost > 0 {
+        format!("{} sent (delivery not confirmed), {lost}", r.delivered)
+    } else {
+        format!("{} sent (delivery not confirmed)", r.delivered)
     }
 }
 
@@ -456,6 +493,7 @@ fn summary(
     n: &Counters,
     started: Instant,
     report: Option<qof::export::ExportReport>,
+    collectors: &[qof::export::CollectorStatus],
     dropped: u64,
 ) {
     let m = meter.stats;
@@ -507,26 +545,17 @@ fn summary(
     // Every record handed to a network export is delivered or counted as lost; over UDP
     // (and SCTP) delivery cannot be confirmed, so those are "sent", and no loss is claimed
     // to be zero.
-    let lost = match report {
-        None => String::new(),
-        Some(r) => {
-            let overflow = if r.overflow > 0 {
-                format!(" ({} of them at the full export queue)", r.overflow)
-            } else {
-                String::new()
-            };
-            let lost = format!("{} records lost to the network{overflow}", r.lost);
-            if r.acknowledged {
-                format!(
-                    ": {} delivered (acknowledged by the collector's TCP), {lost}",
-                    r.delivered
-                )
-            } else if r.lost > 0 {
-                format!(": {} sent (delivery not confirmed), {lost}", r.delivered)
-            } else {
-                format!(": {} sent (delivery not confirmed)", r.delivered)
-            }
+    let lost = match (report, collectors) {
+        (None, _) => String::new(),
+        // Several collectors: each one's own delivery and loss.
+        (Some(_), list) if list.len() > 1 => {
+            let each: Vec<String> = list
+                .iter()
+                .map(|c| format!("{}: {}", c.name, delivery(&c.report())))
+                .collect();
+            format!(": {}", each.join("; "))
         }
+        (Some(r), _) => format!(": {}", delivery(&r)),
     };
     eprintln!(
         "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",

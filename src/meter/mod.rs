@@ -790,7 +790,17 @@ pub struct ProcessStats {
     pub flush_events: u64,
     pub flow_table_peak: u64,
     pub observation_domain: u32,
-    /// meanFlowRate / meanPacketRate: per second of packet time.
+    /// meanFlowRate / meanPacketRate: per second of packet time, from the first packet to
+    /// the last (at least one second), so that a file read in a moment reports the rates of
+    /// the traffic it holds, not of the reading.
     pub mean_flow_rate: u32,
     pub mean_packet_rate: u32,
+    /// exporterIPv4Address / exporterIPv6Address: the address the records are sent from (a
+    /// collector's socket; unspecified for files).
+    pub exporter_ipv4: [u8; 4],
+    pub exporter_ipv6: [u8; 16],
+    /// exportedMessageTotalCount / exportedOctetTotalCount: messages and octets this output
+    /// (this collector) has been sent so far, before this record's message.
+    pub exported_messages: u64,
+    pub exported_octets: u64,
 }
