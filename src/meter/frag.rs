@@ -177,6 +177,11 @@ impl FragTable {
     }
 
     /// Forget everything (end of input); held fragments count as expired.
+    /// Datagrams held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub fn clear(&mut self) {
         for d in self.map.values() {
             self.expired_fragments += u64::from(d.held.packets);
