@@ -20,6 +20,7 @@ mod engine;
 mod logging;
 mod privilege;
 mod progress;
+mod service;
 mod sinks;
 
 fn main() -> ExitCode {
@@ -65,6 +66,8 @@ enum Outcome {
 #[derive(Default)]
 struct Counters {
     frames: u64,
+    /// Octets of the frames read, as long as they were on the wire.
+    octets: u64,
     filtered: u64,
     ignored: IgnoreCounts,
     records: u64,
@@ -138,6 +141,9 @@ fn run(args: &Args) -> Result<Outcome> {
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
     let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
     let live = source.is_live();
+    // The control socket, the metrics port and the pid file (before privileges go: they may
+    // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
+    let mut service = service::Service::start(args, meter_cfg, Arc::new(AtomicBool::new(false)))?;
     // A pipe or an interface may keep the next read waiting; a regular file does not.
     let read_may_wait = source.len_hint().is_none();
     let mut sink = sinks::open(
@@ -179,6 +185,7 @@ fn run(args: &Args) -> Result<Outcome> {
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
     let mut outcome = Outcome::Clean;
+    service.publish(&meter, sink.as_ref(), &n, source.as_ref());
 
     loop {
         let mut quiet = false;
@@ -218,6 +225,7 @@ fn run(args: &Args) -> Result<Outcome> {
                 }
             };
             n.frames += 1;
+            n.octets += u64::from(frame.orig_len);
             if n.frames == 1 {
                 sink.first_packet(frame.ts)?;
                 n.first_ts = Some(frame.ts);
@@ -234,12 +242,20 @@ fn run(args: &Args) -> Result<Outcome> {
             }
         }
         export_ready(&mut meter, sink.as_mut(), &mut n)?;
-        // Housekeeping every 4096 frames, at once on a signal, and whenever a live interface
-        // is quiet: signals, file rotation, statistics, progress.
+        // Housekeeping every 4096 frames, at once on a signal, a command or a scrape (the wake
+        // flag), and whenever a live interface is quiet: signals, commands, metrics, file
+        // rotation, statistics, progress.
         // (A live source ends the input itself after a stop, once it has given the frames
         // captured before it.)
         let stopping = stop.load(Ordering::Relaxed) && !live;
-        if quiet || n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
+        if quiet || n.frames & 0xfff == 0 || stopping || service.wake.load(Ordering::Relaxed) {
+            service.wake.store(false, Ordering::Relaxed);
+            if service.attend(&mut meter, sink.as_mut(), &mut n, source.as_ref(), &stop)?
+                == service::Next::Stop
+                && !live
+            {
+                break;
+            }
             // A collector that took nothing for --export-timeout while the input waited: stop
             // reading (the flows in memory are still handed over, and counted as lost).
             if stopping || sink.failure().is_some() {
@@ -270,7 +286,9 @@ fn run(args: &Args) -> Result<Outcome> {
         }
     }
     progress.finish();
-    if stop.load(Ordering::Relaxed) {
+    if service.commanded_stop {
+        tracing::warn!("qofctl: stopping input and exporting every flow in memory");
+    } else if stop.load(Ordering::Relaxed) {
         tracing::warn!("signal received: stopping input and exporting every flow in memory");
     }
     meter_held(&mut meter, sink.as_mut(), &mut n)?;

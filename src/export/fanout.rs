@@ -109,6 +109,10 @@ impl RecordSink for FanOut {
         }
     }
 
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.each(|m| m.flush_now())
+    }
+
     fn reopen(&mut self) -> io::Result<()> {
         self.each(|m| m.reopen())
     }

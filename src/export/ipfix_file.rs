@@ -188,6 +188,14 @@ impl RecordSink for IpfixFileSink {
         self.enc.resend_templates();
     }
 
+    fn flush_now(&mut self) -> io::Result<()> {
+        let t = export_time();
+        self.with_writer(|enc, w| {
+            enc.flush(t, &mut MessageOut(w))?;
+            w.flush()
+        })
+    }
+
     fn reopen(&mut self) -> io::Result<()> {
         let Some(path) = self.out.path.clone() else {
             return Ok(()); // standard output goes on

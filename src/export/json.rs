@@ -95,6 +95,10 @@ impl<W: Write> RecordSink for JsonSink<W> {
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// JSON lines to a file, published as the IPFIX file is: written under a hidden name and
@@ -135,6 +139,10 @@ impl RecordSink for JsonFileSink {
     fn finish(&mut self) -> io::Result<()> {
         self.json.finish()?;
         self.json.out.get_mut().publish()
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.json.flush_now()
     }
 
     /// SIGHUP: the lines so far are published under the output's name; a new file goes on.

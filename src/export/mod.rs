@@ -157,6 +157,12 @@ pub trait RecordSink {
     /// Send every template again before the next record (`qofctl send-template`).
     fn resend_templates(&mut self) {}
 
+    /// Send what is buffered now, a partly filled message included (`qofctl expire-all`:
+    /// the records reach the collector at once).
+    fn flush_now(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// SIGHUP: finish the output file written so far (published under its name, as at the
     /// end of a run) and go on in a new one; with rotation, rotate now. A no-op for standard
     /// output, devices and collectors.

@@ -359,6 +359,11 @@ impl RecordSink for NetflowUdpSink {
         self.enc.resend_templates();
     }
 
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.enc.flush(&mut self.link);
+        Ok(())
+    }
+
     fn export_report(&self) -> Option<ExportReport> {
         Some(ExportReport {
             delivered: self.link.sent_records,

@@ -50,6 +50,8 @@ pub(crate) enum Cmd {
     Stats(ProcessStats),
     /// Send every template again before the next record (`qofctl send-template`).
     SendTemplates,
+    /// Send the partly filled message now.
+    Flush,
     /// End of input: flush, drain, close.
     Finish,
 }
@@ -991,7 +993,7 @@ impl Exporter {
                 loop {
                     match rx.recv() {
                         Ok(Cmd::Flow(_)) => Counters::add(&self.counters.lost, 1),
-                        Ok(Cmd::Stats(_) | Cmd::SendTemplates) => {}
+                        Ok(Cmd::Stats(_) | Cmd::SendTemplates | Cmd::Flush) => {}
                         Ok(Cmd::Finish) | Err(_) => break 'run,
                     }
                 }
@@ -1044,6 +1046,7 @@ impl Exporter {
                 self.encode(|enc, t, out| enc.encode_stats(&s, t, out));
             }
             Cmd::SendTemplates => self.enc.resend_templates(),
+            Cmd::Flush => self.flush_partial(),
             Cmd::Finish => return false,
         }
         true

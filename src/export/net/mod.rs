@@ -402,6 +402,10 @@ impl RecordSink for IpfixNetSink {
         let _ = self.hand_over(Cmd::SendTemplates);
     }
 
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.hand_over(Cmd::Flush)
+    }
+
     fn status(&self) -> Option<String> {
         let t = self.totals();
         let verb = if self.acknowledged {
