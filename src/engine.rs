@@ -234,11 +234,13 @@ impl One {
             frame.ts,
             frame.linktype,
             frame.data,
+            frame.ifindex,
         )
     }
 }
 
-/// Decode a frame into the meter's look-ahead and queue it.
+/// Decode a frame into the meter's look-ahead and queue it; `ingress` is the index of the
+/// interface it came in on (part of the flow key).
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
@@ -247,12 +249,16 @@ fn meter_frame(
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
+    ingress: u32,
 ) -> Result<(), Ignore> {
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
+        pkt.key.ingress = ingress;
     } else {
-        decode::decode(linktype, data, cfg, meter.next_packet())?;
+        let pkt = meter.next_packet();
+        decode::decode(linktype, data, cfg, pkt)?;
+        pkt.key.ingress = ingress;
     }
     meter.push(ts, data);
     Ok(())
@@ -261,8 +267,8 @@ fn meter_frame(
 /// Frames for one worker: their bytes one after another in `data`.
 #[derive(Default)]
 struct Batch {
-    /// (capture time, link type, start in `data`, length).
-    frames: Vec<(Timestamp, u32, u32, u32)>,
+    /// (capture time, link type, start in `data`, length, ingress interface).
+    frames: Vec<(Timestamp, u32, u32, u32, u32)>,
     data: Vec<u8>,
 }
 
@@ -415,8 +421,13 @@ impl Pool {
         let b = &mut self.workers[w].batch;
         let start = b.data.len() as u32;
         b.data.extend_from_slice(frame.data);
-        b.frames
-            .push((ts, frame.linktype, start, frame.data.len() as u32));
+        b.frames.push((
+            ts,
+            frame.linktype,
+            start,
+            frame.data.len() as u32,
+            frame.ifindex,
+        ));
         if b.frames.len() >= BATCH {
             self.send_batch(w);
         }
@@ -636,10 +647,10 @@ fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: Syn
     for msg in rx {
         let alive = match msg {
             Msg::Packets(batch) => {
-                for &(ts, linktype, start, len) in &batch.frames {
+                for &(ts, linktype, start, len, ingress) in &batch.frames {
                     let data = &batch.data[start as usize..(start + len) as usize];
                     if let Err(why) =
-                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data)
+                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data, ingress)
                     {
                         ignored.add(why);
                     }

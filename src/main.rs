@@ -128,6 +128,10 @@ fn run(args: &Args) -> Result<Outcome> {
     };
 
     let input = args.inputs()[0];
+    // How errors name the input: every interface when several are captured.
+    let input_name = args.inputs().join(",");
+    // ingressInterface of frames from files and standard input.
+    let file_ingress = args.ingress_interface()?.unwrap_or(0);
     if matches!(input, "-" | "pcapfile:-") && std::io::stdin().is_terminal() {
         bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
     }
@@ -139,7 +143,7 @@ fn run(args: &Args) -> Result<Outcome> {
 
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
-    let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
+    let mut source = open_input(args, Arc::clone(&stop))?;
     let live = source.is_live();
     // The control socket, the metrics port and the pid file (before privileges go: they may
     // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
@@ -209,16 +213,16 @@ fn run(args: &Args) -> Result<Outcome> {
             }
         }
         if !quiet {
-            let frame = match source.next_frame() {
+            let mut frame = match source.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 // Standard input cut short by a signal: a stop, not damage.
                 Err(_) if stop.load(Ordering::Relaxed) => break,
                 Err(e) => {
                     // One line on standard error; the log gets it too when it goes elsewhere.
-                    eprintln!("qof: {input}: {e}");
+                    eprintln!("qof: {input_name}: {e}");
                     if args.log != "stderr" {
-                        tracing::error!("{input}: {e}; exported the flows read before it");
+                        tracing::error!("{input_name}: {e}; exported the flows read before it");
                     }
                     outcome = Outcome::InputError;
                     break;
@@ -226,6 +230,9 @@ fn run(args: &Args) -> Result<Outcome> {
             };
             n.frames += 1;
             n.octets += u64::from(frame.orig_len);
+            if !live {
+                frame.ifindex = file_ingress;
+            }
             if n.frames == 1 {
                 sink.first_packet(frame.ts)?;
                 n.first_ts = Some(frame.ts);
@@ -336,6 +343,35 @@ fn run(args: &Args) -> Result<Outcome> {
         outcome = Outcome::Undelivered;
     }
     Ok(outcome)
+}
+
+/// The input: a file, standard input, or one or several live interfaces, whose frames carry
+/// their interface's index (the kernel's, or what `--interface-rules` makes of its name).
+fn open_input(args: &Args, stop: Arc<AtomicBool>) -> Result<Box<dyn capture::PacketSource + Send>> {
+    let inputs = args.inputs();
+    let rules = args.interface_rules()?;
+    let all_live = inputs.iter().all(|i| i.starts_with("int:"));
+    #[cfg(target_os = "linux")]
+    if all_live && (inputs.len() > 1 || !rules.is_empty()) {
+        use capture::live::{LiveSource, MultiLive};
+        let mut sources = Vec::new();
+        for i in &inputs {
+            let name = i.strip_prefix("int:").unwrap_or(i);
+            sources.push(LiveSource::open_indexed(
+                name,
+                Arc::clone(&stop),
+                |n, k| qof::config::interface_index(&rules, n, k),
+            )?);
+        }
+        if sources.len() == 1 {
+            if let Some(one) = sources.pop() {
+                return Ok(Box::new(one));
+            }
+        }
+        return Ok(Box::new(MultiLive::new(sources)));
+    }
+    let _ = (all_live, rules);
+    Ok(capture::open_stoppable(inputs[0], stop)?)
 }
 
 /// The plugins `--plugin` and the YAML `plugins:` list name, parsed.
