@@ -210,7 +210,7 @@ impl FlowTable {
         let flows = &self.flows;
         let found = self.index.find(hash, |s| {
             if let Some(f) = flows.get(s as usize) {
-                // Fields spread over the flow's 104 bytes, so every line it spans is asked
+                // Fields spread over the flow's 112 bytes, so every line it spans is asked
                 // for (the compiler may order fields as it likes).
                 super::prefetch::line(&f.key);
                 super::prefetch::line(&f.fwd);

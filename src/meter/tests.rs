@@ -701,3 +701,9 @@ fn flows_in_memory_are_listed_expired_or_deleted_on_request() {
     assert_eq!((s.flows_deleted, s.records_emitted), (1, 3));
     assert!(h.finish().is_empty());
 }
+
+/// The flow's size, which the memory figures of the README rest on.
+#[test]
+fn a_flow_is_112_bytes() {
+    assert_eq!(std::mem::size_of::<flow::Flow>(), 112);
+}
