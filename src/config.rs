@@ -7,6 +7,11 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+mod collector;
+mod ops;
+pub use collector::{parse_collectors, parse_ip, CollectorSpec};
+pub use ops::{interface_index, parse_size, InterfaceRule, OpsArgs, SocketOptions};
+
 /// What the flow records are written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -27,6 +32,9 @@ pub const DEFAULT_EXPORT_RATE: u64 = 50_000;
 /// NetFlow versions of `--netflow`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum NetflowVersion {
+    /// NetFlow v1: IPv4 only, fixed records, no sequence numbers (softflowd's -v 1).
+    #[value(name = "1")]
+    V1,
     /// NetFlow v5: IPv4 only, fixed records.
     #[value(name = "5")]
     V5,
@@ -77,9 +85,10 @@ pub const MIN_QUEUE_BYTES: usize = 8192;
 #[command(name = "qof", version, about, disable_version_flag = true)]
 pub struct Args {
     /// Input: a pcap or pcapng file (plain or gzip), `-` for standard input; the libtrace
-    /// prefix `pcapfile:` is accepted. Default: standard input.
+    /// prefix `pcapfile:` is accepted; `int:IFACE` captures live (Linux; repeatable: several
+    /// interfaces at once). Default: standard input.
     #[arg(long = "in", value_name = "INPUT")]
-    pub input: Option<String>,
+    pub input: Vec<String>,
 
     /// Output file, `-` for standard output (the default). With --rotate, the file-name prefix.
     #[arg(long = "out", value_name = "OUTPUT")]
@@ -222,6 +231,9 @@ pub struct Args {
     /// Print the version (on standard output) and exit.
     #[arg(short = 'V', long)]
     pub version: bool,
+
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 /// The YAML file's keys (QoF's names). Unknown keys are errors.
@@ -377,6 +389,7 @@ impl Args {
     /// Options that are accepted by QoF but not implemented by this version yet, and
     /// combinations that make no sense: one clear error each.
     pub fn check(&self) -> Result<()> {
+        self.check_ops()?;
         if self.netflow.is_some() {
             return self.check_netflow();
         }
@@ -451,8 +464,9 @@ impl Args {
             bail!("--netflow needs --out HOST: the collector's address or host name");
         }
         match (self.netflow, self.template_refresh) {
-            (Some(NetflowVersion::V5), Some(_)) => {
-                bail!("--template-refresh applies to NetFlow v9; v5 has no templates")
+            (Some(v @ (NetflowVersion::V1 | NetflowVersion::V5)), Some(_)) => {
+                let n = if v == NetflowVersion::V1 { 1 } else { 5 };
+                bail!("--template-refresh applies to NetFlow v9; v{n} has no templates")
             }
             (_, Some(0)) => bail!("--template-refresh 0: the interval must be at least one second"),
             _ => {}
@@ -485,7 +499,7 @@ impl Args {
             bail!("--export-rate paces UDP export (--ipfix udp, --netflow); TCP, TLS and SCTP follow the collector");
         }
         if self.export_queue_full == Some(QueueFull::Wait)
-            && self.input.as_deref().is_some_and(|i| i.starts_with("int:"))
+            && self.inputs().iter().any(|i| i.starts_with("int:"))
         {
             bail!("--export-queue-full wait: a live capture cannot wait for the collector (its packets would be lost instead); it drops and counts");
         }
@@ -538,7 +552,7 @@ impl Args {
     /// The live capture's settings (`--snaplen`, `--ring-size`), checked; the kernel's filter
     /// program is added by the caller.
     pub fn live_options(&self) -> Result<crate::capture::live::LiveOptions> {
-        let is_live = self.input.as_deref().is_some_and(|i| i.starts_with("int:"));
+        let is_live = self.inputs().iter().all(|i| i.starts_with("int:"));
         if !is_live && (self.snaplen.is_some() || self.ring_size.is_some()) {
             bail!("--snaplen and --ring-size apply to live capture (--in int:IFACE)");
         }

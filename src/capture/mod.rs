@@ -71,6 +71,9 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// The captured bytes, exactly `caplen` long (pcapng block padding already removed).
     pub data: &'a [u8],
+    /// The index of the interface it came in on (ingressInterface): a live interface's; 0
+    /// from files, whose frames the caller numbers (`--ingress-interface`).
+    pub ifindex: u32,
 }
 
 /// Something that yields frames: a capture file, standard input, a live interface.

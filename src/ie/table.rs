@@ -279,7 +279,7 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::IPV4)
         .get(|r, _| v4(&r.key.src)),
     iana("sourceIPv4PrefixLength", 9, Unsigned8, 1),
-    iana("ingressInterface", 10, Unsigned32, 4),
+    iana("ingressInterface", 10, Unsigned32, 4).uint(|r, _| r.key.ingress.into()),
     iana("destinationTransportPort", 11, Unsigned16, 2).uint(|r, _| r.key.dst_port.into()),
     iana("destinationIPv4Address", 12, Ipv4Address, 4)
         .on(A4)

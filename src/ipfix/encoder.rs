@@ -169,10 +169,14 @@ const STATS_FIELDS: &[(&str, u16)] = &[
     ("flowTablePeakCount", 4),
     ("meanFlowRate", 4),
     ("meanPacketRate", 4),
+    ("exporterIPv4Address", 4),
+    ("exporterIPv6Address", 16),
+    ("exportedMessageTotalCount", 8),
+    ("exportedOctetTotalCount", 8),
 ];
 
 /// The values of [`STATS_FIELDS`], in order.
-pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 14] {
+pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 18] {
     let u = Value::Unsigned;
     [
         u(s.observation_domain.into()),
@@ -189,6 +193,10 @@ pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 14] {
         u(s.flow_table_peak.min(u32::MAX.into())),
         u(s.mean_flow_rate.into()),
         u(s.mean_packet_rate.into()),
+        Value::Ipv4(s.exporter_ipv4),
+        Value::Ipv6(s.exporter_ipv6),
+        u(s.exported_messages),
+        u(s.exported_octets),
     ]
 }
 
@@ -222,6 +230,9 @@ pub struct Encoder {
     records_in_msg: u32,
     stats_set: Vec<u8>,
     stats_len: usize,
+    /// Messages handed out so far (every stream), and their octets.
+    messages: u64,
+    octets: u64,
     /// One data record, encoded before its template is chosen for good.
     record: Vec<u8>,
     /// The record's per-direction values (see [`ie::DirVal`]).
@@ -257,6 +268,8 @@ impl Encoder {
             records_in_msg: 0,
             stats_set,
             stats_len,
+            messages: 0,
+            octets: 0,
             record: Vec::new(),
             dir_values: [[0; ie::DIR_VALS]; 2],
         }
@@ -269,6 +282,11 @@ impl Encoder {
     /// Data records handed out in complete messages so far in this stream.
     pub fn sequence(&self) -> u32 {
         self.sequence
+    }
+
+    /// Messages handed out so far (over every stream), and their octets.
+    pub fn exported(&self) -> (u64, u64) {
+        (self.messages, self.octets)
     }
 
     /// Octets of one statistics options record.
@@ -524,6 +542,8 @@ impl Encoder {
         h[8..12].copy_from_slice(&self.sequence.to_be_bytes());
         h[12..16].copy_from_slice(&self.observation_domain.to_be_bytes());
         let result = out.send(&self.msg);
+        self.messages += 1;
+        self.octets += self.msg.len() as u64;
         self.sequence = self.sequence.wrapping_add(self.records_in_msg);
         self.msg.clear();
         self.records_in_msg = 0;
