@@ -30,9 +30,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Packets per batch handed to a worker.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// Batches queued per worker.
-const QUEUE_BATCHES: usize = 8;
+const QUEUE_BATCHES: usize = 4;
 /// Records per batch handed back.
 const RECORD_BATCH: usize = 256;
 /// Record batches queued from the workers, per worker.
