@@ -203,9 +203,28 @@ fn checksum(b: &[u8]) -> u16 {
 
 /// An Ethernet frame of an IPv4 packet from `src` to `dst` with `l4` after its header.
 fn frame(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    fragment(proto, src, dst, l4, 1, None)
+}
+
+/// The same, a fragment of datagram `id` (`Some((offset in octets, more follow))`) or
+/// a whole datagram (`None`: don't fragment).
+fn fragment(
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+    l4: &[u8],
+    id: u16,
+    frag: Option<(usize, bool)>,
+) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb, 0x08, 0x00];
     let total = (20 + l4.len()) as u16;
-    let mut iph = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
+    let flags = match frag {
+        None => 0x4000,
+        Some((offset, more)) => (offset / 8) as u16 | if more { 0x2000 } else { 0 },
+    };
+    let mut iph = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+    iph[4..6].copy_from_slice(&id.to_be_bytes());
+    iph[6..8].copy_from_slice(&flags.to_be_bytes());
     iph[2..4].copy_from_slice(&total.to_be_bytes());
     iph.extend_from_slice(&src);
     iph.extend_from_slice(&dst);
@@ -513,5 +532,94 @@ fn fanout_errors_are_one_line() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
         assert!(e.contains(says), "{args:?}: {e}");
         assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+    }
+}
+
+/// IPv4 fragments with fanout (`PACKET_FANOUT_FLAG_DEFRAG`): the kernel reassembles a
+/// fragmented datagram before hashing it, so it reaches its flow's worker (with the ports of
+/// its first fragment in the hash), and that worker meters it as one packet, whole. 64 UDP
+/// flows, each two whole datagrams and one in three fragments from the client, two whole ones
+/// back: every flow is one biflow of 3 + 2 packets, the fragmented datagram one packet of its
+/// full length.
+#[test]
+fn ipv4_fragments_reach_their_flows_worker_reassembled() {
+    if !can_capture() {
+        return;
+    }
+    let ns = Netns::new("g");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("flows.json");
+    let mut qof = Running::start(ns.qof(&[
+        "--workers",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+        "--verbose",
+    ]));
+    qof.wait_for("sockets in PACKET_FANOUT group");
+    let flows: Vec<Flow> = (0..64u16)
+        .map(|i| Flow {
+            proto: 17,
+            client: ([10, 3, 0, 1], 30_000 + i),
+            server: ([10, 4, 0, 1], 5000 + i),
+        })
+        .collect();
+    let udp = |sp: u16, dp: u16, payload: &[u8]| {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&sp.to_be_bytes());
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend_from_slice(payload);
+        l4
+    };
+    let mut frames = Vec::new();
+    for (i, f) in flows.iter().enumerate() {
+        let ((ca, cp), (sa, sp)) = (f.client, f.server);
+        frames.push(frame(17, ca, sa, &udp(cp, sp, &[1; 100])));
+        frames.push(frame(17, sa, ca, &udp(sp, cp, &[2; 100])));
+        // 2,408 octets of UDP in fragments of 1,000, 1,000 and 408.
+        let big = udp(cp, sp, &[3; 2400]);
+        for (at, more) in [(0, true), (1000, true), (2000, false)] {
+            let end = if more { at + 1000 } else { big.len() };
+            frames.push(fragment(
+                17,
+                ca,
+                sa,
+                &big[at..end],
+                i as u16 + 100,
+                Some((at, more)),
+            ));
+        }
+        frames.push(frame(17, ca, sa, &udp(cp, sp, &[4; 100])));
+        frames.push(frame(17, sa, ca, &udp(sp, cp, &[5; 100])));
+    }
+    ns.send(&frames, tmp.path());
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, lines) = qof.terminate();
+    let text = lines.join("\n");
+    assert!(status.success(), "{text}");
+    let (workers, (read, dropped)) = counts(&lines);
+    println!(
+        "{} frames sent; read, dropped per worker: {workers:?}; in all {read}, {dropped}",
+        frames.len()
+    );
+    assert!(workers.iter().all(|&(r, _)| r > 0), "{workers:?}");
+    // Each datagram's three fragments are read as one frame.
+    assert_eq!(read + dropped, (flows.len() * 5) as u64, "{text}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), flows.len(), "every flow once: {records:?}");
+    for r in &records {
+        assert_eq!(r["sourceIPv4Address"], "10.3.0.1", "{r}");
+        assert_eq!(r["packetDeltaCount"], 3, "{r}");
+        assert_eq!(r["reversePacketDeltaCount"], 2, "{r}");
+        // 2 x 128 + the datagram whole (20 + 2,408).
+        assert_eq!(r["octetDeltaCount"], 2 * 128 + 2428, "{r}");
     }
 }
