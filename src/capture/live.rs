@@ -546,10 +546,14 @@ impl PacketSource for LiveSource {
 
 /// How a fanout group shares frames out: `PACKET_FANOUT_HASH`, the kernel's flow hash
 /// (`fanout_demux_hash`: `__skb_get_hash_symmetric`, symmetric since Linux 4.7, when
-/// "packet: Use symmetric hash for PACKET_FANOUT_HASH" replaced `skb_get_hash`, which takes the
-/// NIC's RSS hash where there is one; its `__flow_hash_consistentify` put the address pair in
-/// order by a signed difference until 2022 (Linux 6.0), so two IPv4 addresses exactly 2^31
-/// apart could still go two ways before that), with `PACKET_FANOUT_FLAG_DEFRAG`: IPv4
+/// eb70db875671 "packet: Use symmetric hash for PACKET_FANOUT_HASH" replaced `skb_get_hash`,
+/// which takes the NIC's RSS hash where there is one). Two holes were fixed later: its
+/// `__flow_hash_consistentify` put IPv4 addresses in order by a signed difference, so two
+/// addresses exactly 2^31 apart went two ways (64ae13ed4784, Linux 6.0 and 5.10+ stable,
+/// 2022); and it stopped at an IPv6 flow label, hashing such packets without ports, so a flow
+/// labelled in one direction only went two ways (a5e2151ff9d5, Linux 6.6 and 5.10+ stable,
+/// 2023). tests/workers_fanout.rs checks both on the running kernel. With
+/// `PACKET_FANOUT_FLAG_DEFRAG`: IPv4
 /// fragments are reassembled by the kernel before the hash (the socket gets the datagram
 /// whole, as one frame), so a fragmented datagram goes where its flow goes. The hash covers
 /// the addresses, the protocol and the ports; IPv6 fragments are not reassembled, and hash
