@@ -991,4 +991,16 @@ impl PacketSource for FanoutInput {
             .map(|c| c.dropped.load(Ordering::Relaxed))
             .sum()
     }
+
+    fn per_reader(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .map(|c| {
+                (
+                    c.frames.load(Ordering::Relaxed),
+                    c.dropped.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }

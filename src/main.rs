@@ -279,7 +279,7 @@ fn run(args: &Args) -> Result<Outcome> {
             if status.swap(false, Ordering::Relaxed) {
                 // (The packets the look-ahead holds are metered first: the counts then agree.)
                 meter_held(&mut meter, sink.as_mut(), &mut n)?;
-                log_status(&meter.snapshot(), &n, sink.as_ref());
+                log_status(&meter.snapshot(), &n, sink.as_ref(), source.as_ref());
             }
             sink.tick(n.last_ts)?;
             if let Some(every) = stats_every {
@@ -308,7 +308,7 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     meter_held(&mut meter, sink.as_mut(), &mut n)?;
     if status.swap(false, Ordering::Relaxed) {
-        log_status(&meter.snapshot(), &n, sink.as_ref());
+        log_status(&meter.snapshot(), &n, sink.as_ref(), source.as_ref());
     }
 
     tracing::debug!("{}", memory_line(&meter.snapshot()));
@@ -316,13 +316,9 @@ fn run(args: &Args) -> Result<Outcome> {
     export_ready(&mut meter, sink.as_mut(), &mut n)?;
     if let Some(counts) = &fanout {
         fanout_counts(counts, &mut n, sink.as_mut())?;
-        for (i, c) in counts.iter().enumerate() {
-            tracing::info!(
-                "worker {i}: {} packets read, {} dropped by the kernel",
-                c.frames.load(Ordering::Relaxed),
-                c.dropped.load(Ordering::Relaxed)
-            );
-        }
+    }
+    for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+        tracing::info!("worker {i}: {read} packets read, {dropped} dropped by the kernel");
     }
     if stats_every.is_some() {
         sink.write_stats(&process_stats(
@@ -581,7 +577,12 @@ fn meter_held(
 }
 
 /// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
-fn log_status(meter: &Snapshot, n: &Counters, sink: &dyn qof::export::RecordSink) {
+fn log_status(
+    meter: &Snapshot,
+    n: &Counters,
+    sink: &dyn qof::export::RecordSink,
+    source: &dyn PacketSource,
+) {
     let m = meter.stats;
     // Logged as a warning so that the default log level shows what the operator asked for.
     tracing::warn!(
@@ -600,6 +601,9 @@ fn log_status(meter: &Snapshot, n: &Counters, sink: &dyn qof::export::RecordSink
         m.expired_fragments,
     );
     tracing::warn!("status: {}", memory_line(meter));
+    for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+        tracing::warn!("status: worker {i}: {read} packets read, {dropped} dropped by the kernel");
+    }
     if let Some(s) = sink.status() {
         tracing::warn!("status: {s}");
     }

@@ -431,6 +431,18 @@ fn two_workers_share_a_fanout_group_and_every_flow_is_one_biflow() {
             && stats.contains(" 0 dropped by the kernel"),
         "{stats}"
     );
+    // Each worker's socket: frames read (both some), none dropped; they add up.
+    let each: Vec<u64> = stats
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .map(|l| {
+            assert!(l.ends_with(" packets read, 0 dropped by the kernel"), "{l}");
+            number_before(l, " packets read").unwrap()
+        })
+        .collect();
+    assert_eq!(each.len(), 2, "{stats}");
+    assert!(each.iter().all(|&r| r > 0), "{stats}");
+    assert_eq!(each.iter().sum::<u64>(), frames.len() as u64, "{stats}");
     assert_eq!(
         qofctl(&ctl, "expire-all"),
         format!(
