@@ -627,6 +627,11 @@ impl Drop for Pool {
             .filter_map(|w| w.thread.take())
             .collect();
         self.workers.clear();
+        // A worker may be waiting to hand records over (qof ends early, on an error): what
+        // it hands is taken, and thrown away, until every worker has ended.
+        while !threads.iter().all(|t| t.is_finished()) {
+            let _ = self.rx.recv_timeout(Duration::from_millis(10));
+        }
         for t in threads {
             if t.join().is_err() {
                 eprintln!("qof: a metering worker failed");
