@@ -921,7 +921,11 @@ fn work_fed(
 /// source has (an error of one stops the others, as on one socket, and is the input's).
 pub struct FanoutInput {
     counts: Vec<Arc<WorkerCounts>>,
+    /// Set by a signal or `qofctl shutdown`.
     stop: Arc<AtomicBool>,
+    /// The workers' sources' stop flag: set after `stop`, or when one of them has failed (the
+    /// others then stop too, and the failure, not a stop, ends the input).
+    halt: Arc<AtomicBool>,
 }
 
 /// What the workers of a [`FanoutInput`] have read, all together.
@@ -934,8 +938,12 @@ pub struct FanoutTotals {
 }
 
 impl FanoutInput {
-    pub fn new(counts: Vec<Arc<WorkerCounts>>, stop: Arc<AtomicBool>) -> FanoutInput {
-        FanoutInput { counts, stop }
+    pub fn new(
+        counts: Vec<Arc<WorkerCounts>>,
+        stop: Arc<AtomicBool>,
+        halt: Arc<AtomicBool>,
+    ) -> FanoutInput {
+        FanoutInput { counts, stop, halt }
     }
 
     pub fn totals(counts: &[Arc<WorkerCounts>]) -> FanoutTotals {
@@ -974,8 +982,8 @@ impl PacketSource for FanoutInput {
 
     /// `None` once every worker's source has ended.
     fn wait_quiet(&mut self) -> Option<Timestamp> {
-        if self.failed() {
-            self.stop.store(true, Ordering::Relaxed);
+        if self.failed() || self.stop.load(Ordering::Relaxed) {
+            self.halt.store(true, Ordering::Relaxed);
         }
         if self.counts.iter().all(|c| c.ended.load(Ordering::Acquire)) {
             return None;

@@ -486,9 +486,11 @@ fn open_fanout(
         return Ok(None);
     }
     options.ring_blocks = (options.ring_blocks / workers).max(2);
+    // The sockets stop when the reading thread says (after a stop, or another's failure).
+    let halt = Arc::new(AtomicBool::new(false));
     let (sockets, group) = LiveSource::open_fanout(
         name,
-        Arc::clone(stop),
+        Arc::clone(&halt),
         &options,
         |n, k| qof::config::interface_index(rules, n, k),
         workers,
@@ -508,7 +510,11 @@ fn open_fanout(
         })
         .collect();
     Ok(Some(Input {
-        source: Box::new(engine::FanoutInput::new(counts.clone(), Arc::clone(stop))),
+        source: Box::new(engine::FanoutInput::new(
+            counts.clone(),
+            Arc::clone(stop),
+            halt,
+        )),
         feeds,
         fanout: Some(counts),
     }))

@@ -676,3 +676,109 @@ fn ipv4_fragments_reach_their_flows_worker_reassembled() {
         assert_eq!(r["octetDeltaCount"], 2 * 128 + 2428, "{r}");
     }
 }
+
+/// With fanout, each worker's clock runs on while its socket is quiet: flows end idle (YAML
+/// idle-timeout 1 s) on every worker without a later frame, not at the signal.
+#[test]
+fn quiet_workers_end_idle_flows_by_the_clock() {
+    if !can_capture() {
+        return;
+    }
+    let ns = Netns::new("q");
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = tmp.path().join("q.yaml");
+    std::fs::write(&yaml, "idle-timeout: 1\n").unwrap();
+    let out = tmp.path().join("flows.json");
+    let mut qof = Running::start(ns.qof(&[
+        "--workers",
+        "2",
+        "--yaml",
+        yaml.to_str().unwrap(),
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+        "--verbose",
+    ]));
+    qof.wait_for("sockets in PACKET_FANOUT group");
+    let flows = flows(20);
+    let mut frames = Vec::new();
+    for k in 0..5 {
+        for f in &flows {
+            frames.push(packet(f, k));
+        }
+    }
+    ns.send(&frames, tmp.path());
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, lines) = qof.terminate();
+    let text = lines.join("\n");
+    assert!(status.success(), "{text}");
+    let (workers, _) = counts(&lines);
+    assert!(workers.iter().all(|&(r, _)| r > 0), "{workers:?}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), flows.len(), "{records:?}");
+    for r in &records {
+        assert_eq!(r["flowEndReason"], 1, "ended idle, not at the signal: {r}");
+    }
+}
+
+/// With fanout, the interface going down ends the capture in one line (exit 1), every
+/// worker's flows exported.
+#[test]
+fn an_interface_going_down_ends_a_fanout_capture_in_one_line() {
+    if !can_capture() {
+        return;
+    }
+    let ns = Netns::new("n");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("flows.json");
+    let mut qof = Running::start(ns.qof(&[
+        "--workers",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+        "--verbose",
+    ]));
+    qof.wait_for("sockets in PACKET_FANOUT group");
+    let flows = flows(20);
+    let mut frames = Vec::new();
+    for k in 0..5 {
+        for f in &flows {
+            frames.push(packet(f, k));
+        }
+    }
+    ns.send(&frames, tmp.path());
+    std::thread::sleep(Duration::from_millis(500));
+    ip(&["-n", &ns.name, "link", "set", &ns.a, "down"]);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = qof.child.as_mut().unwrap().try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "qof did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<String> = qof.lines.iter().collect();
+    let text = lines.join("\n");
+    assert_eq!(status.code(), Some(1), "{text}");
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("capture stopped"))
+        .collect();
+    assert_eq!(
+        errors,
+        [&format!(
+            "qof: int:{}: capture stopped: Network is down (os error 100)",
+            ns.a
+        )],
+        "{text}"
+    );
+    let records = std::fs::read_to_string(&out).unwrap().lines().count();
+    assert_eq!(records, flows.len(), "{text}");
+}
