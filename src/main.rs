@@ -485,6 +485,13 @@ fn open_fanout(
         );
         return Ok(None);
     }
+    if kernel.is_some_and(|k| k < live::FANOUT_FULLY_SYMMETRIC_SINCE) {
+        tracing::warn!(
+            "int:{name}: before Linux 6.6 (unless a stable kernel has the fixes, README), the \
+             PACKET_FANOUT hash may send the two directions of an IPv6 flow labelled one way \
+             only, or of two IPv4 addresses 2^31 apart, to two workers (two records)"
+        );
+    }
     options.ring_blocks = (options.ring_blocks / workers).max(2);
     // The sockets stop when the reading thread says (after a stop, or another's failure).
     let halt = Arc::new(AtomicBool::new(false));

@@ -782,3 +782,58 @@ fn an_interface_going_down_ends_a_fanout_capture_in_one_line() {
     let records = std::fs::read_to_string(&out).unwrap().lines().count();
     assert_eq!(records, flows.len(), "{text}");
 }
+
+/// Several interfaces with `--workers`: no fanout (a group is for one interface); the
+/// reading thread shares every interface's frames out to the workers, as before, and says
+/// so. Both ends of the veth pair captured: each frame is seen leaving one and arriving at
+/// the other, so each flow is one biflow per interface.
+#[test]
+fn several_interfaces_with_workers_are_shared_out_by_the_reading_thread() {
+    if !can_capture() {
+        return;
+    }
+    let ns = Netns::new("m");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("flows.json");
+    let mut qof = Running::start(ns.qof(&[
+        "--in",
+        &format!("int:{}", ns.b),
+        "--workers",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+        "--verbose",
+    ]));
+    qof.wait_for("2 interfaces: the reading thread shares their frames out to the 2 workers");
+    // (Both sockets are bound once the sink is open: the warning about root comes after.)
+    qof.wait_for("running as root");
+    let flows = flows(20);
+    let mut frames = Vec::new();
+    for k in 0..5 {
+        for f in &flows {
+            frames.push(packet(f, k));
+        }
+    }
+    ns.send(&frames, tmp.path());
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, lines) = qof.terminate();
+    let text = lines.join("\n");
+    assert!(status.success(), "{text}");
+    assert!(!text.contains("PACKET_FANOUT"), "{text}");
+    assert!(
+        text.contains(&format!("qof: {} packets read", 2 * frames.len())),
+        "{text}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2 * flows.len(), "{text}");
+    for r in &records {
+        assert_eq!(r["packetDeltaCount"], 3, "{r}");
+        assert_eq!(r["reversePacketDeltaCount"], 2, "{r}");
+    }
+}

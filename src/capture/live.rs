@@ -563,6 +563,10 @@ pub const FANOUT_MODE: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG
 /// The oldest kernel whose fanout hash is symmetric ([`FANOUT_MODE`]): 4.7.
 pub const FANOUT_SYMMETRIC_SINCE: (u32, u32) = (4, 7);
 
+/// The oldest kernel whose fanout hash is symmetric without the holes [`FANOUT_MODE`] tells
+/// of (stable kernels from 5.10 on may have the fixes: the version cannot say).
+pub const FANOUT_FULLY_SYMMETRIC_SINCE: (u32, u32) = (6, 6);
+
 /// The running kernel's version (major, minor), from its release string (as `uname -r`).
 pub fn kernel_version() -> Option<(u32, u32)> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
