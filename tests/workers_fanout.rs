@@ -516,15 +516,18 @@ fn kernel_drops_are_counted_per_worker_and_in_all() {
     }
     let ns = Netns::new("d");
     let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("flows.json");
     let mut qof = Running::start(ns.qof(&[
         "--workers",
         "2",
         "--ring-size",
         "4",
+        "--stats",
+        "3600",
         "--format",
         "json",
         "--out",
-        "/dev/null",
+        out.to_str().unwrap(),
         "--verbose",
     ]));
     qof.wait_for("each with a 2 MiB ring");
@@ -558,6 +561,15 @@ fn kernel_drops_are_counted_per_worker_and_in_all() {
     assert_eq!(workers.iter().map(|w| w.1).sum::<u64>(), dropped, "{text}");
     assert!(dropped > 0 && read > 0, "{text}");
     assert_eq!(read + dropped, frames.len() as u64, "{text}");
+    // The statistics record at the end (--stats) says the same: every frame read metered.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let stats: serde_json::Value = text
+        .lines()
+        .rfind(|l| l.contains("droppedPacketTotalCount"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no statistics record"));
+    assert_eq!(stats["droppedPacketTotalCount"], dropped, "{stats}");
+    assert_eq!(stats["packetTotalCount"], read, "{stats}");
 }
 
 /// Errors of a live capture with workers are one line.
