@@ -154,6 +154,15 @@ impl LiveSource {
                 Some(&mut group),
             )?);
         }
+        // Only now does any member take frames: the group's size no longer changes, so the
+        // kernel's hash sends every frame of a flow to the same member from the first one on
+        // (a member taking frames while another joined would see a flow's first frames,
+        // and the newcomer the rest of it).
+        let program = accepting_program(options);
+        for s in &sources {
+            attach_filter(&s.fd, &program)
+                .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
+        }
         Ok((sources, group.unwrap_or(0)))
     }
 
@@ -200,16 +209,7 @@ impl LiveSource {
             let _ = set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
         }
         // The filter is in place before the socket is bound: no frame it refuses is taken.
-        let program = match &options.program {
-            Some(p) => p.clone(),
-            // Accept everything, cut to the snap length.
-            None => vec![libc::sock_filter {
-                code: 0x06, // BPF_RET | BPF_K
-                jt: 0,
-                jf: 0,
-                k: options.snaplen,
-            }],
-        };
+        let program = accepting_program(options);
         // A socket that joins a fanout group takes nothing until it has joined (between its
         // bind and its join it would see every frame, the group's members seeing them too):
         // its filter refuses everything until then.
@@ -237,8 +237,7 @@ impl LiveSource {
                 join_fanout(&fd, *group)
                     .map_err(|e| open_error(name, "cannot join a PACKET_FANOUT group", e))?,
             );
-            attach_filter(&fd, &program)
-                .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
+            // (Its real filter comes once every member has joined: see `open_fanout`.)
         }
         Ok(LiveSource {
             ring,
@@ -252,6 +251,20 @@ impl LiveSource {
             failed: None,
             dropped: Cell::new(0),
         })
+    }
+}
+
+/// The filter a socket takes frames with: `--filter`'s program, or every frame cut to the
+/// snap length.
+fn accepting_program(options: &LiveOptions) -> Vec<libc::sock_filter> {
+    match &options.program {
+        Some(p) => p.clone(),
+        None => vec![libc::sock_filter {
+            code: 0x06, // BPF_RET | BPF_K
+            jt: 0,
+            jf: 0,
+            k: options.snaplen,
+        }],
     }
 }
 
