@@ -7,6 +7,8 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+pub mod timeouts;
+
 /// What the flow records are written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -104,6 +106,12 @@ pub struct Args {
     /// one per available core). Default 1: metering on the reading thread.
     #[arg(long, value_name = "N", default_value = "1")]
     pub workers: String,
+
+    /// A timeout, softflowd's `-t`: NAME=TIME, NAME one of general, tcp, tcp.rst, tcp.fin, udp,
+    /// icmp, maxlife (0 = off), expint; TIME as 300, 90s, 5m, 1h30m, 2d. Repeatable; overrides
+    /// the YAML file's.
+    #[arg(long = "timeout", value_name = "NAME=TIME")]
+    pub timeout: Vec<String>,
 
     /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time).
     #[arg(long, value_name = "BPF_FILTER")]
@@ -232,6 +240,8 @@ pub struct YamlConfig {
     /// Which timestamp echoes may replace a half-RTT: `not-larger` (default, QoF's paper) or
     /// `latest`.
     pub rtt_echo_rule: Option<EchoRuleName>,
+    /// Timeouts by softflowd's names (as `--timeout`): `tcp: 1h`, `udp: 90`, ...
+    pub timeouts: Option<std::collections::BTreeMap<String, timeouts::YamlTime>>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -100,7 +100,13 @@ fn run(args: &Args) -> Result<Outcome> {
     let (spec, _, needs) = qof::plugins::build(&named_plugins, &configured)?;
     let workers = args.workers()?;
     let features = spec.features();
-    let yaml_meter = yaml.meter()?;
+    let yaml_meter = qof::config::timeouts::apply(
+        yaml.meter()?,
+        yaml.timeouts.as_ref(),
+        yaml.idle_timeout.is_some(),
+        yaml.active_timeout.is_some(),
+        &args.timeout,
+    )?;
     let meter_cfg = MeterConfig {
         track_macs: features.mac(),
         track_transport: features.transport(),

@@ -18,6 +18,7 @@ mod table;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod timeouts;
 mod transport;
 
 pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
@@ -25,6 +26,7 @@ pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
+pub use timeouts::ProtoTimeouts;
 
 use crate::decode::{Details, FragInfo, Packet};
 use crate::time::Timestamp;
@@ -42,11 +44,14 @@ pub const MAX_FLOWS: usize = table::MAX_SLOTS;
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterConfig {
-    /// A flow with no packet for longer than this ends (reason idle).
+    /// A flow with no packet for longer than this ends (reason idle), unless `timeouts`
+    /// gives its protocol another (softflowd's `general`).
     pub idle_timeout_ms: u64,
     /// A flow longer than this is closed and continued in a new record (reason active),
-    /// keeping its flowId.
+    /// keeping its flowId (softflowd's `maxlife`; `u64::MAX`: never).
     pub active_timeout_ms: u64,
+    /// Idle timeouts by protocol, TCP linger after a RST or a close, the expiry interval.
+    pub timeouts: ProtoTimeouts,
     /// At most this many flows in memory; the least recently seen is evicted (reason 5).
     /// 0 = no limit but [`MAX_FLOWS`].
     pub max_flows: usize,
@@ -88,6 +93,7 @@ impl Default for MeterConfig {
         MeterConfig {
             idle_timeout_ms: 30_000,
             active_timeout_ms: 300_000,
+            timeouts: ProtoTimeouts::default(),
             max_flows: 1 << 20,
             max_frags: 1 << 18,
             silk_compatible: false,
@@ -206,6 +212,8 @@ pub struct Meter {
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
     scratch: Vec<Slot>,
+    /// The next second of packet time at which idle flows are looked for (`expint`).
+    next_sweep_sec: u64,
 }
 
 impl Meter {
@@ -217,7 +225,10 @@ impl Meter {
     pub fn with_plugins(cfg: MeterConfig, plugins: PluginSet) -> Self {
         Meter {
             plugins,
-            table: FlowTable::new(cfg.idle_timeout_ms / 1000),
+            table: FlowTable::new(timeouts::IdlePolicy::new(
+                cfg.idle_timeout_ms,
+                &cfg.timeouts,
+            )),
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
             pending: VecDeque::new(),
@@ -230,6 +241,7 @@ impl Meter {
             tcp: cfg.tcp.any().then(|| TcpTable::new(cfg.tcp)),
             stats: MeterStats::default(),
             scratch: Vec::new(),
+            next_sweep_sec: 0,
             cfg,
         }
     }
@@ -382,17 +394,29 @@ impl Meter {
         let new_second = now_ms / 1000 != self.clock_ms / 1000;
         self.clock_ms = now_ms;
         if new_second {
-            let idle = self.cfg.idle_timeout_ms;
-            let mut expired = std::mem::take(&mut self.scratch);
-            self.table
-                .expire_idle(now_ms, idle, |slot| expired.push(slot));
-            for &slot in &expired {
-                self.end_later(slot, end_reason::IDLE);
-            }
-            expired.clear();
-            self.scratch = expired;
-            self.frags.expire(now_ms);
+            self.sweep(now_ms);
         }
+    }
+
+    /// A new second of packet time: end the flows past their idle timeout (every `expint`
+    /// seconds) and forget stale fragments.
+    #[inline(never)]
+    fn sweep(&mut self, now_ms: u64) {
+        let now_sec = now_ms / 1000;
+        if now_sec < self.next_sweep_sec {
+            return;
+        }
+        let every = self.cfg.timeouts.expint_secs.max(1);
+        self.next_sweep_sec = (now_sec / every + 1) * every;
+        let mut expired = std::mem::take(&mut self.scratch);
+        self.table.expire_idle(now_ms, |slot| expired.push(slot));
+        for &slot in &expired {
+            let reason = self.table.policy().idle_reason(self.table.flow(slot));
+            self.end_later(slot, reason);
+        }
+        expired.clear();
+        self.scratch = expired;
+        self.frags.expire(now_ms);
     }
 
     /// Ask for the cache lines of the TCP state (for a TCP packet) or the transport counters
@@ -477,10 +501,25 @@ impl Meter {
             );
         }
         if ended || plugin_end {
-            // Nothing follows in this call, and the next one settles it first: the record can
-            // be made when it is polled, straight into the caller's hands.
-            self.end_later(slot, end_reason::END_OF_FLOW);
+            // A connection that ended may linger (`tcp.rst`, `tcp.fin`): its later packets
+            // join its record until its linger timeout passes.
+            if plugin_end || !self.linger(slot) {
+                // Nothing follows in this call, and the next one settles it first: the record
+                // can be made when it is polled, straight into the caller's hands.
+                self.end_later(slot, end_reason::END_OF_FLOW);
+            }
         }
+    }
+
+    /// Keep a TCP flow whose connection has just ended, if its linger timeout says so, on the
+    /// wheel at its new (shorter) deadline. False when it must end now.
+    #[inline(never)]
+    fn linger(&mut self, slot: Slot) -> bool {
+        if !self.table.policy().lingers(self.table.flow(slot)) {
+            return false;
+        }
+        self.table.reschedule(slot);
+        true
     }
 
     /// Show the plugins a packet of the flow in `slot` before the flow counts it: attach them
@@ -557,9 +596,13 @@ impl Meter {
             let ts = Timestamp::from_millis(now_ms);
             return (self.new_flow(ts, pkt, None), Side::Forward);
         }
-        if now_ms.saturating_sub(f.end_ms()) > self.cfg.idle_timeout_ms {
+        let idle_for = now_ms.saturating_sub(f.end_ms());
+        // (The shortest timeout first: a flow within it, as nearly every one is, needs no
+        // lookup of its own.)
+        if idle_for > self.table.policy().min_ms() && idle_for > self.table.idle_ms(slot) {
             // Idle, and the wheel has not swept it yet: it ends; the packet starts a new flow.
-            self.close(slot, end_reason::IDLE);
+            let reason = self.table.policy().idle_reason(f);
+            self.close(slot, reason);
             let ts = Timestamp::from_millis(now_ms);
             return (self.new_flow(ts, pkt, None), Side::Forward);
         }
