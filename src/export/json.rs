@@ -1,7 +1,7 @@
 //! JSON lines: one object per exported record, keys = Information Element names, values as
 //! the shared printer spells them (so `qofdump` prints identical lines for the IPFIX form).
 
-use super::output_file::OutputFile;
+use super::output_file::{OutputFile, OutputOptions};
 use super::RecordSink;
 use crate::ie::{self, write_json_value};
 use crate::ipfix::{stats_elements, stats_values, TemplateSpec};
@@ -13,6 +13,10 @@ pub struct JsonSink<W: Write> {
     force_biflow: bool,
     out: W,
     line: String,
+    /// Lines written so far, and their octets (the statistics record's message and octet
+    /// totals: a JSON output's messages are its lines).
+    lines: u64,
+    octets: u64,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -22,6 +26,8 @@ impl<W: Write> JsonSink<W> {
             force_biflow,
             out,
             line: String::with_capacity(512),
+            lines: 0,
+            octets: 0,
         }
     }
 
@@ -34,15 +40,22 @@ impl<W: Write> JsonSink<W> {
         let dims = self.spec.dims(rec, self.force_biflow);
         self.line.clear();
         self.line.push('{');
+        let mut next = 0;
         for (i, f) in self.spec.fields_for(dims).enumerate() {
             if i > 0 {
                 self.line.push(',');
             }
             ie::write_json_key(Some((f.ie, f.reverse)), 0, 0, &mut self.line);
             self.line.push(':');
-            write_json_value(&f.value(rec), &mut self.line);
+            write_json_value(&f.value_next(rec, &mut next), &mut self.line);
         }
         self.line.push_str("}\n");
+        self.emit()
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        self.lines += 1;
+        self.octets += self.line.len() as u64;
         self.out.write_all(self.line.as_bytes())
     }
 }
@@ -61,6 +74,11 @@ impl<W: Write> RecordSink for JsonSink<W> {
     }
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
+        let stats = &ProcessStats {
+            exported_messages: self.lines,
+            exported_octets: self.octets,
+            ..*stats
+        };
         self.line.clear();
         self.line.push('{');
         for (i, ((ie, _), v)) in stats_elements().zip(stats_values(stats).iter()).enumerate() {
@@ -72,10 +90,14 @@ impl<W: Write> RecordSink for JsonSink<W> {
             write_json_value(v, &mut self.line);
         }
         self.line.push_str("}\n");
-        self.out.write_all(self.line.as_bytes())
+        self.emit()
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -84,13 +106,20 @@ impl<W: Write> RecordSink for JsonSink<W> {
 /// renamed into place when complete ([`OutputFile`]), or written in place to a device or FIFO.
 pub struct JsonFileSink {
     json: JsonSink<BufWriter<OutputFile>>,
+    options: OutputOptions,
 }
 
 impl JsonFileSink {
-    pub fn new(spec: TemplateSpec, force_biflow: bool, file: OutputFile) -> Self {
+    pub fn new(
+        spec: TemplateSpec,
+        force_biflow: bool,
+        file: OutputFile,
+        options: OutputOptions,
+    ) -> Self {
         let out = BufWriter::with_capacity(1 << 16, file);
         JsonFileSink {
             json: JsonSink::new(spec, force_biflow, out),
+            options,
         }
     }
 }
@@ -111,5 +140,24 @@ impl RecordSink for JsonFileSink {
     fn finish(&mut self) -> io::Result<()> {
         self.json.finish()?;
         self.json.out.get_mut().publish()
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.json.flush_now()
+    }
+
+    /// SIGHUP: the lines so far are published under the output's name; a new file goes on.
+    fn reopen(&mut self) -> io::Result<()> {
+        if self.json.out.get_ref().in_place() {
+            return Ok(());
+        }
+        self.json.finish()?;
+        self.json.out.get_mut().publish()?;
+        let path = self.json.out.get_ref().target().to_path_buf();
+        let mut next = OutputFile::new(&path, self.options.clone())?;
+        next.start()?;
+        // (The old file is published: replacing the writer drops nothing unwritten.)
+        self.json.out = BufWriter::with_capacity(1 << 16, next);
+        Ok(())
     }
 }
