@@ -18,10 +18,10 @@
 
 use qof::capture::Frame;
 use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
-use qof::meter::PluginSet;
 use qof::meter::{
     FlowIds, FlowRecord, FlowSummary, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats,
 };
+use qof::meter::{KeyPolicy, PluginSet};
 use qof::time::Timestamp;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -84,17 +84,20 @@ impl Engine {
         workers: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: KeyPolicy,
         mut plugins: impl FnMut() -> PluginSet,
     ) -> std::io::Result<Engine> {
+        let keys = (!keys.is_default()).then_some(keys);
         if workers <= 1 {
             let meter = Lookahead::new(Meter::with_plugins(cfg, plugins()));
             return Ok(Engine::One(Box::new(One {
                 with_details: meter.wants_details(),
                 meter,
                 decode,
+                keys,
             })));
         }
-        Pool::start(workers, cfg, decode, plugins).map(|p| Engine::Many(Box::new(p)))
+        Pool::start(workers, cfg, decode, keys, plugins).map(|p| Engine::Many(Box::new(p)))
     }
 
     /// Decode and meter `frame`; a frame that cannot be used is answered with its reason, to
@@ -222,6 +225,8 @@ pub struct One {
     decode: DecodeConfig,
     /// Plugins read header facts the meter does not (decoded only for them).
     with_details: bool,
+    /// The flow key's policy, when it is not the default.
+    keys: Option<KeyPolicy>,
 }
 
 impl One {
@@ -229,7 +234,7 @@ impl One {
     fn meter_frame(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
         meter_frame(
             &mut self.meter,
-            &self.decode,
+            (&self.decode, self.keys.as_ref()),
             self.with_details,
             frame.ts,
             frame.linktype,
@@ -240,25 +245,33 @@ impl One {
 }
 
 /// Decode a frame into the meter's look-ahead and queue it; `ingress` is the index of the
-/// interface it came in on (part of the flow key).
+/// interface it came in on (part of the flow key); `how`: the decoder's configuration and
+/// the flow key's policy, if not the default (applied before the packet is queued).
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
-    cfg: &DecodeConfig,
+    how: (&DecodeConfig, Option<&KeyPolicy>),
     with_details: bool,
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
     ingress: u32,
 ) -> Result<(), Ignore> {
+    let (cfg, keys) = how;
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
         pkt.key.ingress = ingress;
+        if let Some(k) = keys {
+            k.apply(pkt);
+        }
     } else {
         let pkt = meter.next_packet();
         decode::decode(linktype, data, cfg, pkt)?;
         pkt.key.ingress = ingress;
+        if let Some(k) = keys {
+            k.apply(pkt);
+        }
     }
     meter.push(ts, data);
     Ok(())
@@ -321,6 +334,9 @@ pub struct Pool {
     /// GRE is decapsulated: a frame's worker follows its inner packet, which needs a full
     /// decode.
     gre: Option<DecodeConfig>,
+    /// The flow key's policy: aggregated addresses choose the worker as the key has them,
+    /// so every packet of an aggregate meets on one worker.
+    keys: Option<KeyPolicy>,
     hasher: foldhash::fast::RandomState,
     /// Pushes since replies were last looked for (they are looked for once a batch's worth).
     unpolled: usize,
@@ -345,6 +361,7 @@ impl Pool {
         n: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: Option<KeyPolicy>,
         mut plugins: impl FnMut() -> PluginSet,
     ) -> std::io::Result<Pool> {
         let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
@@ -358,9 +375,10 @@ impl Pool {
             let (tx, worker_rx) = mpsc::sync_channel(QUEUE_BATCHES);
             let reply = reply_tx.clone();
             let meter = Meter::with_plugins(cfg, set);
+            let k = keys.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("qof-meter-{i}"))
-                .spawn(move || work(i, meter, decode, worker_rx, reply))?;
+                .spawn(move || work(i, meter, decode, k, worker_rx, reply))?;
             workers.push(Worker {
                 tx,
                 thread: Some(thread),
@@ -373,6 +391,7 @@ impl Pool {
             ready: VecDeque::new(),
             spare: Vec::new(),
             gre: decode.gre_decap.then_some(decode),
+            keys,
             hasher: foldhash::fast::RandomState::default(),
             unpolled: 0,
             scratch: Packet::default(),
@@ -398,7 +417,14 @@ impl Pool {
                 .ok()
                 .map(|()| shard_key_of(p)),
         };
-        let Some(k) = key else { return 0 };
+        let Some(mut k) = key else { return 0 };
+        if let Some(keys) = &self.keys {
+            keys.address(k.ip_version, &mut k.low);
+            keys.address(k.ip_version, &mut k.high);
+            if k.low > k.high {
+                std::mem::swap(&mut k.low, &mut k.high);
+            }
+        }
         let mut h = self.hasher.build_hasher();
         h.write(&k.low);
         h.write(&k.high);
@@ -613,11 +639,19 @@ fn shard_key_of(p: &Packet) -> decode::ShardKey {
         low,
         high,
         vlan: p.key.vlan,
+        ip_version: p.key.ip_version,
     }
 }
 
 /// A worker: decodes and meters the frames it is given, hands records back.
-fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: SyncSender<Reply>) {
+fn work(
+    i: usize,
+    meter: Meter,
+    cfg: DecodeConfig,
+    keys: Option<KeyPolicy>,
+    rx: Receiver<Msg>,
+    reply: SyncSender<Reply>,
+) {
     let mut meter = Lookahead::new(meter);
     let with_details = meter.wants_details();
     let mut ignored = IgnoreCounts::default();
@@ -649,9 +683,15 @@ fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: Syn
             Msg::Packets(batch) => {
                 for &(ts, linktype, start, len, ingress) in &batch.frames {
                     let data = &batch.data[start as usize..(start + len) as usize];
-                    if let Err(why) =
-                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data, ingress)
-                    {
+                    if let Err(why) = meter_frame(
+                        &mut meter,
+                        (&cfg, keys.as_ref()),
+                        with_details,
+                        ts,
+                        linktype,
+                        data,
+                        ingress,
+                    ) {
                         ignored.add(why);
                     }
                 }

@@ -14,7 +14,8 @@ pub mod proto {
     pub const SCTP: u8 = 132;
 }
 
-/// Addresses, ports, protocol, IP version, VLAN and the interface the packets came in on.
+/// Addresses, ports, protocol, IP version, VLAN and the interface the packets came in on;
+/// optionally the DSCP and the outer VLAN (`meter::KeyPolicy`).
 ///
 /// Both address families share one layout so that one table holds every flow: an IPv4 address
 /// sits in the first four octets of its field and the other twelve are zero.
@@ -36,6 +37,12 @@ pub struct FlowKey {
     /// Part of the key, as ipt-netflow has it: a packet seen on two interfaces (forwarded
     /// between them) is in two flows, one per link.
     pub ingress: u32,
+    /// The DSCP of the IP header (the ToS / traffic class octet with its ECN bits cleared)
+    /// when `--key-tos` makes it part of the key, else 0.
+    pub tos: u8,
+    /// The outer VLAN id of a frame with two or more tags (802.1ad S-tag) when `--key-vlan`
+    /// makes it part of the key, else 0 (`vlan` is the innermost tag, always keyed).
+    pub outer_vlan: u16,
 }
 
 impl FlowKey {

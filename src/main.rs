@@ -69,6 +69,8 @@ struct Counters {
     /// Octets of the frames read, as long as they were on the wire.
     octets: u64,
     filtered: u64,
+    /// Frames `--sampler deterministic:N` or `random:N` passed over.
+    unsampled: u64,
     ignored: IgnoreCounts,
     records: u64,
     /// Packet time of the first frame read and of the latest (time never goes back here).
@@ -113,7 +115,12 @@ fn run(args: &Args) -> Result<Outcome> {
         yaml.active_timeout.is_some(),
         &args.timeout,
     )?;
+    let sampler = qof::config::flows::sampler(args, &yaml)?;
+    let keys = qof::config::flows::key_policy(args, &yaml)?;
+    let mut packet_sampler = sampler.and_then(|s| s.packet_sampler());
     let meter_cfg = MeterConfig {
+        flow_sampler: sampler.and_then(|s| s.flow_sampler()),
+        aggregated: keys.merges_connections(),
         track_macs: features.mac(),
         track_transport: features.transport(),
         tcp: TcpConfig {
@@ -163,6 +170,7 @@ fn run(args: &Args) -> Result<Outcome> {
         yaml.force_biflow(),
         sinks::input_file(input),
         live,
+        sampler,
     )?;
     // Inputs, devices written in place and the collector's socket are open: root is no longer
     // needed. Output files are created after the drop (`start`), by the user who will rename
@@ -190,7 +198,7 @@ fn run(args: &Args) -> Result<Outcome> {
             .map(|(_, set, _)| set)
             .unwrap_or_default()
     };
-    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, plugins)?;
+    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, keys, plugins)?;
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -248,6 +256,13 @@ fn run(args: &Args) -> Result<Outcome> {
             if let Some(f) = filter.as_mut() {
                 if !f.matches(frame.linktype, frame.orig_len, frame.data) {
                     n.filtered += 1;
+                    continue;
+                }
+            }
+            // Packet sampling, in input order (before any worker is chosen).
+            if let Some(s) = packet_sampler.as_mut() {
+                if !s.keep() {
+                    n.unsampled += 1;
                     continue;
                 }
             }
@@ -612,6 +627,12 @@ fn summary(
     } else {
         String::new()
     };
+    let unsampled = n.unsampled + m.unsampled;
+    let unsampled = if unsampled > 0 {
+        format!(", {unsampled} not sampled")
+    } else {
+        String::new()
+    };
     // Flows ended before their time to make room for new ones (YAML max-flows).
     let evicted = if m.flows_evicted > 0 {
         format!(
@@ -643,9 +664,9 @@ fn summary(
         (Some(r), _) => format!(": {}", delivery(&r)),
     };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
-        m.packets,
+        m.packets - m.unsampled,
         n.ignored.total() + meter.ignored.total(),
         n.records,
         secs,

@@ -42,7 +42,11 @@ impl YamlTime {
 
 /// Seconds in softflowd's time format: `300`, `90s`, `5m`, `1h30m`, `2d`, `1w`.
 pub fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = |why: &str| Err(format!("{text:?} is not a time ({why}; e.g. 300, 90s, 5m, 1h30m, 2d)"));
+    let bad = |why: &str| {
+        Err(format!(
+            "{text:?} is not a time ({why}; e.g. 300, 90s, 5m, 1h30m, 2d)"
+        ))
+    };
     let t = text.trim();
     if t.is_empty() {
         return bad("empty");
@@ -65,7 +69,9 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
         if digits.is_empty() {
             return bad("a unit needs a number before it");
         }
-        let n: u64 = digits.parse().map_err(|_| format!("{text:?}: number too large"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
@@ -73,7 +79,9 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
         digits.clear();
     }
     if !digits.is_empty() {
-        let n: u64 = digits.parse().map_err(|_| format!("{text:?}: number too large"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
         total = total
             .checked_add(n)
             .ok_or_else(|| format!("{text:?} is more than a year"))?;

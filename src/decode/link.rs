@@ -131,6 +131,7 @@ fn ethertype<D: DetailSink>(
     d: &mut D,
 ) -> Result<Network, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedL2;
+    let mut tagged = false;
     for _ in 0..MAX_SHIMS {
         if let Some(d) = d.get() {
             d.ethertype = etype;
@@ -140,6 +141,14 @@ fn ethertype<D: DetailSink>(
             ETH_IPV6 => return Ok(Network::V6(off)),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
                 let tci = u16_at(f, off, SHORT)?;
+                if tagged {
+                    // A second tag: the one before it was the outer.
+                    if out.outer_vlan == 0 {
+                        out.outer_vlan = out.key.vlan;
+                    }
+                } else {
+                    tagged = true;
+                }
                 out.key.vlan = tci & 0x0fff;
                 if let Some(d) = d.get() {
                     // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).

@@ -6,6 +6,7 @@ pub mod ext;
 mod flow;
 mod frag;
 mod index;
+mod keys;
 mod lookahead;
 pub mod plugin;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod plugin_tests;
 mod pool;
 mod prefetch;
 mod record;
+pub mod sampling;
 mod stream;
 mod table;
 mod tcp;
@@ -22,6 +24,7 @@ mod timeouts;
 mod transport;
 
 pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
+pub use keys::{KeyPolicy, PortRule, PrefixRule, TrackLevel};
 pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
@@ -52,6 +55,11 @@ pub struct MeterConfig {
     pub active_timeout_ms: u64,
     /// Idle timeouts by protocol, TCP linger after a RST or a close, the expiry interval.
     pub timeouts: ProtoTimeouts,
+    /// `--sampler hash:N`: only the flows this chooses are metered (by their key).
+    pub flow_sampler: Option<sampling::FlowSampler>,
+    /// Flows are aggregates, not connections ([`KeyPolicy::merges_connections`]): a TCP
+    /// close does not end one, nor does a SYN split it.
+    pub aggregated: bool,
     /// At most this many flows in memory; the least recently seen is evicted (reason 5).
     /// 0 = no limit but [`MAX_FLOWS`].
     pub max_flows: usize,
@@ -94,6 +102,8 @@ impl Default for MeterConfig {
             idle_timeout_ms: 30_000,
             active_timeout_ms: 300_000,
             timeouts: ProtoTimeouts::default(),
+            flow_sampler: None,
+            aggregated: false,
             max_flows: 1 << 20,
             max_frags: 1 << 18,
             silk_compatible: false,
@@ -123,6 +133,8 @@ pub struct MeterStats {
     pub flush_events: u64,
     /// Flows removed without a record (`qofctl delete-all`, `exit`).
     pub flows_deleted: u64,
+    /// Packets of flows `--sampler hash:N` did not choose (not in any record).
+    pub unsampled: u64,
 }
 
 impl MeterStats {
@@ -138,6 +150,7 @@ impl MeterStats {
         self.assembled_datagrams += o.assembled_datagrams;
         self.flush_events = self.flush_events.max(o.flush_events);
         self.flows_deleted += o.flows_deleted;
+        self.unsampled += o.unsampled;
     }
 }
 
@@ -489,6 +502,12 @@ impl Meter {
         held: Option<Held>,
         look: Option<(u64, Slot)>,
     ) {
+        if let Some(s) = &self.cfg.flow_sampler {
+            if !s.keep(&pkt.key) {
+                self.stats.unsampled += 1 + held.map_or(0, |h| u64::from(h.packets));
+                return;
+            }
+        }
         let now_ms = ts.millis();
         let (hash, candidate) = look.unwrap_or_else(|| (self.table.hash(&pkt.key), table::NIL));
         let mut found = self.table.lookup(hash, candidate, &pkt.key, |slot| {
@@ -523,7 +542,7 @@ impl Meter {
             self.transport
                 .packet(&mut self.ext[i], dirs, pkt, reverse, held.is_some());
         }
-        let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
+        let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse) && !self.cfg.aggregated;
         if let Some(h) = held {
             let f = self.table.flow_mut(slot);
             let d = if reverse { &mut f.rev } else { &mut f.fwd };
@@ -630,7 +649,7 @@ impl Meter {
         let opening = pkt.tcp.is_some_and(|t| t.flags & 0x12 == 0x02);
         let d = if reverse { &f.rev } else { &f.fwd };
         let only_syns = d.packets > 0 && d.initial_flags == 0x02 && d.union_flags & !0x02 == 0;
-        if opening && !only_syns {
+        if opening && !only_syns && !self.cfg.aggregated {
             // A SYN on ports whose flow has carried more than SYNs in this direction is a new
             // connection (stray last packets of the old one, or a port reused before the idle
             // timeout): that record ends, and the SYN starts a new flow. (A repeated SYN of a

@@ -330,9 +330,10 @@ impl V9Encoder {
         self.buf.extend_from_slice(&[0, 0]);
         self.buf
             .extend_from_slice(&self.settings.source_id.to_be_bytes());
-        // qof meters every packet: interval 1 (no --sampling option exists to change it).
-        self.buf.extend_from_slice(&1u32.to_be_bytes());
-        self.buf.push(DETERMINISTIC);
+        // Without --sampler qof meters every packet: deterministic, interval 1.
+        let (mode, n) = self.settings.sampling.unwrap_or((DETERMINISTIC, 1));
+        self.buf.extend_from_slice(&n.to_be_bytes());
+        self.buf.push(mode);
         self.count += 1;
         self.end_set(start);
     }
@@ -402,6 +403,7 @@ mod tests {
             source_id: 0xDEAD_BEEF,
             template_refresh_ms: 10_000,
             template_refresh_datagrams: 0,
+            sampling: None,
         }
     }
 

@@ -19,8 +19,10 @@
 use crate::key::FlowKey;
 use std::hash::{BuildHasher, Hasher};
 
-/// The largest N (a 32-bit count). NetFlow v5 carries at most 16383.
+/// The largest N (a 32-bit count).
 pub const MAX_N: u64 = u32::MAX as u64;
+/// The largest N NetFlow v5's header can carry (14 bits).
+pub const MAX_NETFLOW5_N: u32 = 0x3fff;
 
 /// How packets or flows are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +56,8 @@ impl SamplerSpec {
     /// `deterministic:N`, `random:N` or `hash:N`, the latter two with an optional `:KEY`
     /// (a number); N from 2.
     pub fn parse(text: &str) -> Result<SamplerSpec, String> {
-        let usage = "expected deterministic:N, random:N or hash:N (N from 2), hash:N:KEY or random:N:KEY";
+        let usage =
+            "expected deterministic:N, random:N or hash:N (N from 2), hash:N:KEY or random:N:KEY";
         let mut parts = text.split(':');
         let method = match parts.next().map(str::trim) {
             Some("deterministic") => Method::Deterministic,
@@ -85,6 +88,16 @@ impl SamplerSpec {
             return Err(format!("{text:?}: {usage}"));
         }
         Ok(SamplerSpec { method, n, key })
+    }
+
+    /// NetFlow's (SAMPLING_ALGORITHM, SAMPLING_INTERVAL): 1 deterministic, 2 random; hash
+    /// sampling is told as random, as ipt-netflow tells it (NetFlow has no hash mode).
+    pub fn netflow(&self) -> (u8, u32) {
+        let mode = match self.method {
+            Method::Deterministic => 1,
+            Method::Random | Method::Hash => 2,
+        };
+        (mode, self.n)
     }
 
     /// The packet sampler of this spec, `None` for flow sampling.
@@ -287,11 +300,13 @@ mod tests {
 
     #[test]
     fn bob_matches_jenkins_lookup2() {
-        // Values of Bob Jenkins' lookup2.c hash() (the reference driver's strings).
+        // Bob Jenkins' lookup2.c `hash()`, compiled from the reference source and run on
+        // these inputs (tails of 0, 1, 11 and 6 octets through its switch).
         assert_eq!(bob(b"", 0), 0xbd49_d10d);
-        assert_eq!(bob(b"a", 0), 0x6ddf_d7d7);
-        assert_eq!(bob(b"Four score and seven years ago", 0), 0x17770551);
-        assert_eq!(bob(b"Four score and seven years ago", 1), 0xcd628161);
+        assert_eq!(bob(b"a", 0), 0x29ee_c818);
+        assert_eq!(bob(b"abcdefghijk", 7), 0x24b0_0f7c);
+        assert_eq!(bob(b"Four score and seven years ago", 0), 0x50f2_424b);
+        assert_eq!(bob(b"Four score and seven years ago", 1), 0x89de_ae7e);
     }
 
     #[test]
@@ -300,8 +315,17 @@ mod tests {
         assert_eq!((s.method, s.n, s.key), (Method::Hash, 100, 7));
         assert_eq!(SamplerSpec::parse("deterministic:3").unwrap().n, 3);
         for bad in [
-            "", "hash", "hash:", "hash:1", "hash:0", "hash:x", "sometimes:5",
-            "deterministic:5:1", "random:5:x", "random:5:1:2", "hash:99999999999",
+            "",
+            "hash",
+            "hash:",
+            "hash:1",
+            "hash:0",
+            "hash:x",
+            "sometimes:5",
+            "deterministic:5:1",
+            "random:5:x",
+            "random:5:1:2",
+            "hash:99999999999",
         ] {
             assert!(SamplerSpec::parse(bad).is_err(), "{bad}");
         }
@@ -309,14 +333,20 @@ mod tests {
 
     #[test]
     fn deterministic_takes_every_nth() {
-        let mut s = SamplerSpec::parse("deterministic:4").unwrap().packet_sampler().unwrap();
+        let mut s = SamplerSpec::parse("deterministic:4")
+            .unwrap()
+            .packet_sampler()
+            .unwrap();
         let kept: Vec<usize> = (1..=20).filter(|_| s.keep()).collect();
         assert_eq!(kept, [4, 8, 12, 16, 20]);
     }
 
     #[test]
     fn random_takes_one_of_every_n() {
-        let mut s = SamplerSpec::parse("random:10:42").unwrap().packet_sampler().unwrap();
+        let mut s = SamplerSpec::parse("random:10:42")
+            .unwrap()
+            .packet_sampler()
+            .unwrap();
         let mut places = [0u32; 10];
         for _ in 0..10_000 {
             let window: Vec<bool> = (0..10).map(|_| s.keep()).collect();
@@ -324,7 +354,10 @@ mod tests {
             places[window.iter().position(|&k| k).unwrap()] += 1;
         }
         // Each place about 1,000 times (binomial sd 30): within 6 sd.
-        assert!(places.iter().all(|&p| (820..=1180).contains(&p)), "{places:?}");
+        assert!(
+            places.iter().all(|&p| (820..=1180).contains(&p)),
+            "{places:?}"
+        );
     }
 
     #[test]
