@@ -739,3 +739,198 @@ fn nfcapd_reads_the_netflow_sampling_fields() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Track levels, aggregation, DSCP and VLAN keys.
+
+/// (source, destination, source port, destination port, protocol) -> (packets, reverse
+/// packets), over every record.
+fn totals(recs: &[Value]) -> BTreeMap<(String, String, u64, u64, u64), (u64, u64)> {
+    let mut m = BTreeMap::new();
+    for r in recs {
+        let k = (
+            s(r, "sourceIPv4Address"),
+            s(r, "destinationIPv4Address"),
+            n(r, "sourceTransportPort"),
+            n(r, "destinationTransportPort"),
+            n(r, "protocolIdentifier"),
+        );
+        let e = m.entry(k).or_insert((0, 0));
+        e.0 += n(r, "packetDeltaCount");
+        e.1 += n(r, "reversePacketDeltaCount");
+    }
+    m
+}
+
+fn key(src: &str, dst: &str, sp: u64, dp: u64, proto: u64) -> (String, String, u64, u64, u64) {
+    (src.to_string(), dst.to_string(), sp, dp, proto)
+}
+
+#[test]
+fn aggregation_rules_make_one_record_per_prefix_both_directions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = [10, 0, 0, 1];
+    let mut v = Vec::new();
+    // Two hosts of 192.168.1.0/24 and one of 192.168.2.0/24, each a connection to the
+    // server and its answer; the first connection is reset before the second opens.
+    for (i, host) in [[192, 168, 1, 5], [192, 168, 1, 7], [192, 168, 2, 9]]
+        .into_iter()
+        .enumerate()
+    {
+        let t = i as u64 * 1000;
+        let mut syn = Pkt::new(t, TCP, host, server, 40_000 + i as u16, 80);
+        syn.tcp_flags = 0x02;
+        let mut back = syn.back(t + 10);
+        back.tcp_flags = 0x12;
+        let mut rst = syn.clone();
+        rst.ms = t + 20;
+        rst.tcp_flags = 0x04;
+        v.extend([syn, back, rst]);
+    }
+    let cap = write_pcap(tmp.path(), "hosts.pcap", &v);
+    // Without rules: a record per connection.
+    assert_eq!(records(&cap, &[]).len(), 3);
+    let rules = "192.168.0.0/16=24, 1024-65535=1024";
+    let want = BTreeMap::from([
+        (key("192.168.1.0", "10.0.0.1", 1024, 80, 6), (4, 2)),
+        (key("192.168.2.0", "10.0.0.1", 1024, 80, 6), (2, 1)),
+    ]);
+    for workers in ["1", "2"] {
+        let recs = records(&cap, &["--aggregation", rules, "--workers", workers]);
+        assert_eq!(totals(&recs), want, "--workers {workers}");
+        // Aggregates are not connections: the first host's RST did not end the /24's record,
+        // nor did the second host's SYN split it.
+        assert_eq!(recs.len(), 2, "--workers {workers}: {recs:?}");
+    }
+    // ipt-netflow's single port form, and the YAML list form.
+    let recs = records(&cap, &["--aggregation", "80=8080"]);
+    assert!(recs
+        .iter()
+        .all(|r| n(r, "destinationTransportPort") == 8080));
+    let y = tmp.path().join("a.yaml");
+    std::fs::write(
+        &y,
+        "aggregation:\n  - 192.168.0.0/16=24\n  - 1024-65535=1024\n",
+    )
+    .unwrap();
+    assert_eq!(
+        totals(&records(&cap, &["--yaml", y.to_str().unwrap()])),
+        want
+    );
+}
+
+#[test]
+fn track_levels_keep_one_record_per_host_pair_or_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let v = vec![
+        Pkt::new(0, TCP, a, b, 40_000, 80),
+        Pkt::new(1, TCP, a, b, 40_001, 443),
+        Pkt::new(2, TCP, a, b, 40_000, 80).back(2),
+        Pkt::new(3, UDP, a, b, 5353, 53),
+        Pkt::new(4, UDP, b, a, 53, 5353),
+        Pkt::new(5, ICMP, a, b, 0, 0),
+    ];
+    let cap = write_pcap(tmp.path(), "pair.pcap", &v);
+    assert_eq!(records(&cap, &["--track-level", "full"]).len(), 4);
+    assert_eq!(
+        totals(&records(&cap, &["--track-level", "proto"])),
+        BTreeMap::from([
+            (key("10.0.0.1", "10.0.0.2", 0, 0, 1), (1, 0)),
+            (key("10.0.0.1", "10.0.0.2", 0, 0, 6), (2, 1)),
+            (key("10.0.0.1", "10.0.0.2", 0, 0, 17), (1, 1)),
+        ])
+    );
+    for workers in ["1", "2"] {
+        assert_eq!(
+            totals(&records(
+                &cap,
+                &["--track-level", "ip", "--workers", workers]
+            )),
+            BTreeMap::from([(key("10.0.0.1", "10.0.0.2", 0, 0, 0), (4, 2))])
+        );
+    }
+}
+
+#[test]
+fn dscp_and_outer_vlan_as_key_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut v = Vec::new();
+    // One UDP 5-tuple: DSCP 0, then EF (0xb8) twice, the second with an ECN mark.
+    for (ms, tos) in [(0, 0x00), (1, 0xb8), (2, 0xb9)] {
+        let mut p = Pkt::new(ms, UDP, a, b, 7000, 7001);
+        p.tos = tos;
+        v.push(p);
+    }
+    let cap = write_pcap(tmp.path(), "tos.pcap", &v);
+    assert_eq!(records(&cap, &[]).len(), 1);
+    let recs = records(&cap, &["--key-tos", "--plugin", "headers"]);
+    let got: BTreeSet<(u64, u64)> = recs
+        .iter()
+        .map(|r| (n(r, "ipClassOfService"), n(r, "packetDeltaCount")))
+        .collect();
+    // ECN bits are not part of the key: they change within a connection.
+    assert_eq!(got, BTreeSet::from([(0, 1), (0xb8, 2)]), "{recs:?}");
+
+    // Q-in-Q: the same inner VLAN (10) under two outer ones, and a reply.
+    let mut v = Vec::new();
+    for (ms, outer) in [(0u64, 100u16), (1, 200), (2, 100)] {
+        let mut p = Pkt::new(ms, UDP, a, b, 7000, 7001);
+        p.vlans = vec![outer, 10];
+        v.push(if ms == 2 { p.back(ms) } else { p });
+    }
+    let cap = write_pcap(tmp.path(), "qinq.pcap", &v);
+    assert_eq!(records(&cap, &[]).len(), 1);
+    let recs = records(&cap, &["--key-vlan", "--plugin", "vlan"]);
+    let got: BTreeSet<(u64, u64, u64, u64)> = recs
+        .iter()
+        .map(|r| {
+            (
+                n(r, "dot1qVlanId"),
+                n(r, "dot1qCustomerVlanId"),
+                n(r, "packetDeltaCount"),
+                n(r, "reversePacketDeltaCount"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([(100, 10, 1, 1), (200, 10, 1, 0)]),
+        "{recs:?}"
+    );
+    let y = tmp.path().join("k.yaml");
+    std::fs::write(&y, "key-vlan: true\nkey-tos: 1\n").unwrap();
+    assert_eq!(records(&cap, &["--yaml", y.to_str().unwrap()]).len(), 2);
+}
+
+#[test]
+fn bad_track_levels_and_aggregation_rules_are_one_line_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = write_pcap(tmp.path(), "one.pcap", &numbered(1));
+    for (args, says) in [
+        (["--track-level", "ports"], "unknown track level \"ports\""),
+        (["--track-level", ""], "unknown track level"),
+        (["--aggregation", "10.0.0.0/33=8"], "at most 32"),
+        (["--aggregation", "2001:db8::/32=129"], "at most 128"),
+        (["--aggregation", "ten/8=16"], "not an IP address"),
+        (["--aggregation", "10.0.0.0/8"], "no '='"),
+        (["--aggregation", "10.0.0.0/x=8"], "whole numbers"),
+        (["--aggregation", "90-80=80"], "low port is above"),
+        (["--aggregation", "80-x=1"], "ports are whole numbers"),
+        (["--aggregation", "70000=1"], "ports are whole numbers"),
+        (["--aggregation", "80=,"], "ports are whole numbers"),
+    ] {
+        refused(&cap, &args, says);
+    }
+    for (yaml, says) in [
+        ("track-level: pairs\n", "track-level"),
+        ("aggregation: 1.2.3.4/8\n", "aggregation"),
+        ("aggregation:\n  - 80=80\n  - x\n", "aggregation"),
+        ("key-tos: maybe\n", "expected true, false, 1 or 0"),
+    ] {
+        let y = tmp.path().join("bad.yaml");
+        std::fs::write(&y, yaml).unwrap();
+        refused(&cap, &["--yaml", y.to_str().unwrap()], says);
+    }
+}
