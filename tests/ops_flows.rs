@@ -745,7 +745,10 @@ fn nfcapd_reads_the_netflow_sampling_fields() {
 
 /// (source, destination, source port, destination port, protocol) -> (packets, reverse
 /// packets), over every record.
-fn totals(recs: &[Value]) -> BTreeMap<(String, String, u64, u64, u64), (u64, u64)> {
+/// Source, destination, their ports, protocol.
+type Key = (String, String, u64, u64, u64);
+
+fn totals(recs: &[Value]) -> BTreeMap<Key, (u64, u64)> {
     let mut m = BTreeMap::new();
     for r in recs {
         let k = (
@@ -762,7 +765,7 @@ fn totals(recs: &[Value]) -> BTreeMap<(String, String, u64, u64, u64), (u64, u64
     m
 }
 
-fn key(src: &str, dst: &str, sp: u64, dp: u64, proto: u64) -> (String, String, u64, u64, u64) {
+fn key(src: &str, dst: &str, sp: u64, dp: u64, proto: u64) -> Key {
     (src.to_string(), dst.to_string(), sp, dp, proto)
 }
 
