@@ -18,6 +18,7 @@
 
 use qof::capture::Frame;
 use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
+use qof::meter::sampling::FlowSampler;
 use qof::meter::{
     FlowIds, FlowRecord, FlowSummary, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats,
 };
@@ -87,7 +88,7 @@ impl Engine {
         keys: KeyPolicy,
         mut plugins: impl FnMut() -> PluginSet,
     ) -> std::io::Result<Engine> {
-        let keys = (!keys.is_default()).then_some(keys);
+        let keys = Admit::new(keys, cfg.flow_sampler);
         if workers <= 1 {
             let meter = Lookahead::new(Meter::with_plugins(cfg, plugins()));
             return Ok(Engine::One(Box::new(One {
@@ -225,8 +226,34 @@ pub struct One {
     decode: DecodeConfig,
     /// Plugins read header facts the meter does not (decoded only for them).
     with_details: bool,
-    /// The flow key's policy, when it is not the default.
-    keys: Option<KeyPolicy>,
+    /// The flow key's policy and hash sampling, when not the default.
+    keys: Option<Admit>,
+}
+
+/// What a decoded packet's key is and whether it is metered, when either is not qof's
+/// default (one test per packet for both in the default configuration).
+#[derive(Clone)]
+pub struct Admit {
+    keys: KeyPolicy,
+    /// `--sampler hash:N` for unfragmented packets, before they are queued (the meter decides
+    /// for fragments, once their datagram's key is known).
+    sampler: Option<FlowSampler>,
+}
+
+impl Admit {
+    fn new(keys: KeyPolicy, sampler: Option<FlowSampler>) -> Option<Admit> {
+        (!keys.is_default() || sampler.is_some()).then_some(Admit { keys, sampler })
+    }
+
+    /// Rewrite the key; false when the packet is passed over.
+    #[inline]
+    fn admit(&self, pkt: &mut Packet) -> bool {
+        self.keys.apply(pkt);
+        match &self.sampler {
+            Some(s) => pkt.frag.is_some() || s.keep(&pkt.key),
+            None => true,
+        }
+    }
 }
 
 impl One {
@@ -250,27 +277,33 @@ impl One {
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
-    how: (&DecodeConfig, Option<&KeyPolicy>),
+    how: (&DecodeConfig, Option<&Admit>),
     with_details: bool,
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
     ingress: u32,
 ) -> Result<(), Ignore> {
-    let (cfg, keys) = how;
+    let (cfg, admit) = how;
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
         pkt.key.ingress = ingress;
-        if let Some(k) = keys {
-            k.apply(pkt);
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
         }
     } else {
         let pkt = meter.next_packet();
         decode::decode(linktype, data, cfg, pkt)?;
         pkt.key.ingress = ingress;
-        if let Some(k) = keys {
-            k.apply(pkt);
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
         }
     }
     meter.push(ts, data);
@@ -336,7 +369,7 @@ pub struct Pool {
     gre: Option<DecodeConfig>,
     /// The flow key's policy: aggregated addresses choose the worker as the key has them,
     /// so every packet of an aggregate meets on one worker.
-    keys: Option<KeyPolicy>,
+    keys: Option<Admit>,
     hasher: foldhash::fast::RandomState,
     /// Pushes since replies were last looked for (they are looked for once a batch's worth).
     unpolled: usize,
@@ -361,7 +394,7 @@ impl Pool {
         n: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
-        keys: Option<KeyPolicy>,
+        keys: Option<Admit>,
         mut plugins: impl FnMut() -> PluginSet,
     ) -> std::io::Result<Pool> {
         let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
@@ -418,9 +451,9 @@ impl Pool {
                 .map(|()| shard_key_of(p)),
         };
         let Some(mut k) = key else { return 0 };
-        if let Some(keys) = &self.keys {
-            keys.address(k.ip_version, &mut k.low);
-            keys.address(k.ip_version, &mut k.high);
+        if let Some(a) = &self.keys {
+            a.keys.address(k.ip_version, &mut k.low);
+            a.keys.address(k.ip_version, &mut k.high);
             if k.low > k.high {
                 std::mem::swap(&mut k.low, &mut k.high);
             }
@@ -648,7 +681,7 @@ fn work(
     i: usize,
     meter: Meter,
     cfg: DecodeConfig,
-    keys: Option<KeyPolicy>,
+    keys: Option<Admit>,
     rx: Receiver<Msg>,
     reply: SyncSender<Reply>,
 ) {

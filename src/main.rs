@@ -666,7 +666,7 @@ fn summary(
     eprintln!(
         "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
-        m.packets - m.unsampled,
+        m.packets,
         n.ignored.total() + meter.ignored.total(),
         n.records,
         secs,

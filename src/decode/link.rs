@@ -131,7 +131,6 @@ fn ethertype<D: DetailSink>(
     d: &mut D,
 ) -> Result<Network, Ignore> {
     const SHORT: Ignore = Ignore::TruncatedL2;
-    let mut tagged = false;
     for _ in 0..MAX_SHIMS {
         if let Some(d) = d.get() {
             d.ethertype = etype;
@@ -141,15 +140,11 @@ fn ethertype<D: DetailSink>(
             ETH_IPV6 => return Ok(Network::V6(off)),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
                 let tci = u16_at(f, off, SHORT)?;
-                if tagged {
-                    // A second tag: the one before it was the outer.
-                    if out.outer_vlan == 0 {
-                        out.outer_vlan = out.key.vlan;
-                    }
-                } else {
-                    tagged = true;
-                }
                 out.key.vlan = tci & 0x0fff;
+                if out.outer_vlan == 0 {
+                    // The first (outermost) tag.
+                    out.outer_vlan = out.key.vlan;
+                }
                 if let Some(d) = d.get() {
                     // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).
                     if let Some(t) = d.vlan_tci.get_mut(usize::from(d.vlan_tags)) {

@@ -209,8 +209,8 @@ pub struct Packet {
     pub dst_mac: [u8; 6],
     /// The IPv4 ToS or IPv6 traffic-class octet (DSCP and ECN).
     pub tos: u8,
-    /// The VLAN id of the outer tag of a frame with two or more (the key's `vlan` is the
-    /// innermost), else 0.
+    /// The VLAN id of the outermost tag (the key's `vlan` is the innermost: the same with one
+    /// tag), 0 when untagged.
     pub outer_vlan: u16,
 }
 

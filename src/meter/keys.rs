@@ -67,7 +67,8 @@ pub struct KeyPolicy {
     pub ports: Vec<PortRule>,
     /// The DSCP (ToS octet without its ECN bits) is part of the key.
     pub tos: bool,
-    /// The outer VLAN id (of a frame with two or more tags) is part of the key.
+    /// The outermost VLAN id (of Q-in-Q frames; with one tag it is the innermost) is part of
+    /// the key.
     pub outer_vlan: bool,
 }
 
@@ -178,10 +179,10 @@ impl KeyPolicy {
     pub fn apply(&self, pkt: &mut Packet) {
         let k: &mut FlowKey = &mut pkt.key;
         if self.tos {
-            k.tos = pkt.tos & !3;
+            k.set_tos(pkt.tos);
         }
         if self.outer_vlan {
-            k.outer_vlan = pkt.outer_vlan;
+            k.set_outer_vlan(pkt.outer_vlan);
         }
         if !self.prefixes.is_empty() {
             let v = k.ip_version;
@@ -260,7 +261,7 @@ mod tests {
         };
         k.apply(&mut p);
         assert_eq!((p.key.src_port, p.key.dst_port, p.key.proto), (0, 0, 0));
-        assert_eq!((p.key.tos, p.key.outer_vlan), (0xb8, 7));
+        assert_eq!((p.key.tos(), p.key.outer_vlan()), (0xb8, 7));
         assert!(TrackLevel::parse("proto").is_ok());
         assert!(TrackLevel::parse("ports").is_err());
         let mut m = [0xffu8; 16];

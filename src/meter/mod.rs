@@ -118,7 +118,8 @@ impl Default for MeterConfig {
 /// What the meter has counted so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MeterStats {
-    /// Packets handed to the meter (fragments included).
+    /// Packets metered (fragments included; not those `--sampler hash` passed over, which
+    /// `unsampled` counts).
     pub packets: u64,
     pub flows_created: u64,
     pub records_emitted: u64,
@@ -337,7 +338,24 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
+        if self.sampled_out(pkt) {
+            return;
+        }
         self.meter_packet(ts, pkt, None, None);
+    }
+
+    /// `--sampler hash:N` passes over the packet (counted): its key is not chosen. For an
+    /// unfragmented packet only: a fragment's key is known once its datagram's first fragment
+    /// is (see `handle_fragment`). [`Lookahead`]'s caller asks before it queues a packet.
+    #[inline]
+    pub fn sampled_out(&mut self, pkt: &Packet) -> bool {
+        match &self.cfg.flow_sampler {
+            Some(s) if pkt.frag.is_none() && !s.keep(&pkt.key) => {
+                self.stats.unsampled += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Account one decoded packet captured at `ts`, with the header facts only plugins use
@@ -350,6 +368,9 @@ impl Meter {
         details: &Details,
         payload: &[u8],
     ) {
+        if self.sampled_out(pkt) {
+            return;
+        }
         self.meter_packet(ts, pkt, Some((details, payload)), None);
     }
 
@@ -502,12 +523,6 @@ impl Meter {
         held: Option<Held>,
         look: Option<(u64, Slot)>,
     ) {
-        if let Some(s) = &self.cfg.flow_sampler {
-            if !s.keep(&pkt.key) {
-                self.stats.unsampled += 1 + held.map_or(0, |h| u64::from(h.packets));
-                return;
-            }
-        }
         let now_ms = ts.millis();
         let (hash, candidate) = look.unwrap_or_else(|| (self.table.hash(&pkt.key), table::NIL));
         let mut found = self.table.lookup(hash, candidate, &pkt.key, |slot| {
@@ -542,7 +557,7 @@ impl Meter {
             self.transport
                 .packet(&mut self.ext[i], dirs, pkt, reverse, held.is_some());
         }
-        let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse) && !self.cfg.aggregated;
+        let ended = self.table.flow_mut(slot).add_packet(ts, pkt, reverse);
         if let Some(h) = held {
             let f = self.table.flow_mut(slot);
             let d = if reverse { &mut f.rev } else { &mut f.fwd };
@@ -563,6 +578,10 @@ impl Meter {
             );
         }
         if ended || plugin_end {
+            if !plugin_end && self.cfg.aggregated {
+                // An aggregate is not a connection: it goes on.
+                return;
+            }
             // A connection that ended may linger (`tcp.rst`, `tcp.fin`): its later packets
             // join its record until its linger timeout passes.
             if plugin_end || !self.linger(slot) {
@@ -634,6 +653,12 @@ impl Meter {
         (slot, view.reverse, end)
     }
 
+    /// Flows are connections (no aggregation): a SYN may start a new one.
+    #[cold]
+    fn connections(&self) -> bool {
+        !self.cfg.aggregated
+    }
+
     /// Apply the active and idle timeouts and counter limits to an existing flow before a new
     /// packet joins it; returns the slot the packet belongs to (a continuation when the old
     /// flow was closed).
@@ -649,7 +674,7 @@ impl Meter {
         let opening = pkt.tcp.is_some_and(|t| t.flags & 0x12 == 0x02);
         let d = if reverse { &f.rev } else { &f.fwd };
         let only_syns = d.packets > 0 && d.initial_flags == 0x02 && d.union_flags & !0x02 == 0;
-        if opening && !only_syns && !self.cfg.aggregated {
+        if opening && !only_syns && self.connections() {
             // A SYN on ports whose flow has carried more than SYNs in this direction is a new
             // connection (stray last packets of the old one, or a port reused before the idle
             // timeout): that record ends, and the SYN starts a new flow. (A repeated SYN of a
@@ -740,6 +765,27 @@ impl Meter {
         let share = pkt.ip_len.saturating_sub(pkt.ip_header_len);
         let first = frag.offset == 0;
         let d = self.frags.note(fk, now_ms, frag.offset, share, frag.more);
+        // `--sampler hash`: the datagram's flow decides, once its first fragment has shown it;
+        // fragments held for it go with it.
+        let key = if first {
+            Some(d.key.unwrap_or(pkt.key))
+        } else {
+            d.key
+        };
+        if let (Some(s), Some(k)) = (&self.cfg.flow_sampler, key) {
+            if !s.keep(&k) {
+                let held = std::mem::take(&mut d.held);
+                d.key.get_or_insert(k);
+                // (Counted as metered when they came: they were not.)
+                let n = 1 + u64::from(held.packets);
+                self.stats.unsampled += n;
+                self.stats.packets = self.stats.packets.saturating_sub(n);
+                if self.frags_complete(&fk) {
+                    self.frags.finish(&fk);
+                }
+                return;
+            }
+        }
         if first && d.key.is_none() {
             d.key = Some(pkt.key);
             let held = std::mem::take(&mut d.held);

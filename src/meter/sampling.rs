@@ -218,8 +218,8 @@ impl FlowSampler {
         b[36] = k.proto;
         b[37] = k.ip_version;
         b[38..40].copy_from_slice(&k.vlan.to_be_bytes());
-        b[40] = k.tos;
-        b[41..43].copy_from_slice(&k.outer_vlan.to_be_bytes());
+        b[40] = k.tos();
+        b[41..43].copy_from_slice(&k.outer_vlan().to_be_bytes());
         bob(&b, self.init)
     }
 }

@@ -88,11 +88,10 @@ fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
         | u64::from(key.proto) << 32
         | u64::from(key.ip_version) << 40
         | u64::from(key.vlan) << 48;
-    // (The interface, DSCP and outer VLAN are mixed in rather than hashed as a sixth word: they
-    // are 0 for files and by default.)
-    let tail = tail
-        ^ (u64::from(key.ingress) | u64::from(key.tos) << 32 | u64::from(key.outer_vlan) << 40)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // (The interface and the optional fields, one word, are mixed in rather than hashed as
+    // a sixth word: they are 0 for files and by default.)
+    let extra = u64::from(key.ingress) | u64::from(key.extra) << 32;
+    let tail = tail ^ extra.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut h = hasher.build_hasher();
     for w in [lo.0, lo.1, hi.0, hi.1, tail] {
         h.write_u64(w);

@@ -52,6 +52,9 @@ pub(crate) struct IdlePolicy {
     linger_fin: bool,
     min_ms: u64,
     max_ms: u64,
+    /// Every flow has the same timeout (no per-protocol timeout, no linger: the default):
+    /// nothing to look up.
+    uniform: bool,
 }
 
 impl IdlePolicy {
@@ -77,7 +80,8 @@ impl IdlePolicy {
             linger_rst: rst.is_some(),
             linger_fin: fin.is_some(),
             min_ms: used.clone().min().unwrap_or(general_ms),
-            max_ms: used.max().unwrap_or(general_ms),
+            max_ms: used.clone().max().unwrap_or(general_ms),
+            uniform: rst.is_none() && fin.is_none() && used.clone().all(|ms| ms == general_ms),
         }
     }
 
@@ -113,6 +117,9 @@ impl IdlePolicy {
     /// The idle timeout of `f` now.
     #[inline]
     pub fn idle_ms(&self, f: &Flow) -> u64 {
+        if self.uniform {
+            return self.min_ms;
+        }
         self.by_class[self.class(f) as usize]
     }
 

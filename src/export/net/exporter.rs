@@ -1548,8 +1548,7 @@ mod tests {
                 ip_version: 4,
                 vlan: 0,
                 ingress: 0,
-                tos: 0,
-                outer_vlan: 0,
+                extra: 0,
             },
             ..FlowRecord::default()
         };
