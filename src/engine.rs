@@ -28,10 +28,11 @@
 
 use qof::capture::{CaptureError, Frame, PacketSource};
 use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
-use qof::meter::PluginSet;
+use qof::meter::sampling::FlowSampler;
 use qof::meter::{
     FlowIds, FlowRecord, FlowSummary, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats,
 };
+use qof::meter::{KeyPolicy, PluginSet};
 use qof::time::Timestamp;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -99,11 +100,13 @@ impl Engine {
         workers: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: KeyPolicy,
         mut plugins: impl FnMut() -> PluginSet,
         feeds: Vec<Feed>,
     ) -> std::io::Result<Engine> {
+        let keys = Admit::new(keys, cfg.flow_sampler);
         if !feeds.is_empty() {
-            return Pool::start(feeds.len(), cfg, decode, plugins, feeds)
+            return Pool::start(feeds.len(), cfg, decode, keys, plugins, feeds)
                 .map(|p| Engine::Many(Box::new(p)));
         }
         if workers <= 1 {
@@ -112,9 +115,11 @@ impl Engine {
                 with_details: meter.wants_details(),
                 meter,
                 decode,
+                keys,
             })));
         }
-        Pool::start(workers, cfg, decode, plugins, Vec::new()).map(|p| Engine::Many(Box::new(p)))
+        Pool::start(workers, cfg, decode, keys, plugins, Vec::new())
+            .map(|p| Engine::Many(Box::new(p)))
     }
 
     /// Decode and meter `frame`; a frame that cannot be used is answered with its reason, to
@@ -242,6 +247,34 @@ pub struct One {
     decode: DecodeConfig,
     /// Plugins read header facts the meter does not (decoded only for them).
     with_details: bool,
+    /// The flow key's policy and hash sampling, when not the default.
+    keys: Option<Admit>,
+}
+
+/// What a decoded packet's key is and whether it is metered, when either is not qof's
+/// default (one test per packet for both in the default configuration).
+#[derive(Clone)]
+pub struct Admit {
+    keys: KeyPolicy,
+    /// `--sampler hash:N` for unfragmented packets, before they are queued (the meter decides
+    /// for fragments, once their datagram's key is known).
+    sampler: Option<FlowSampler>,
+}
+
+impl Admit {
+    fn new(keys: KeyPolicy, sampler: Option<FlowSampler>) -> Option<Admit> {
+        (!keys.is_default() || sampler.is_some()).then_some(Admit { keys, sampler })
+    }
+
+    /// Rewrite the key; false when the packet is passed over.
+    #[inline]
+    fn admit(&self, pkt: &mut Packet) -> bool {
+        self.keys.apply(pkt);
+        match &self.sampler {
+            Some(s) => pkt.frag.is_some() || s.keep(&pkt.key),
+            None => true,
+        }
+    }
 }
 
 impl One {
@@ -249,7 +282,7 @@ impl One {
     fn meter_frame(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
         meter_frame(
             &mut self.meter,
-            &self.decode,
+            (&self.decode, self.keys.as_ref()),
             self.with_details,
             frame.ts,
             frame.linktype,
@@ -260,25 +293,39 @@ impl One {
 }
 
 /// Decode a frame into the meter's look-ahead and queue it; `ingress` is the index of the
-/// interface it came in on (part of the flow key).
+/// interface it came in on (part of the flow key); `how`: the decoder's configuration and
+/// the flow key's policy, if not the default (applied before the packet is queued).
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
-    cfg: &DecodeConfig,
+    how: (&DecodeConfig, Option<&Admit>),
     with_details: bool,
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
     ingress: u32,
 ) -> Result<(), Ignore> {
+    let (cfg, admit) = how;
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
         pkt.key.ingress = ingress;
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
+        }
     } else {
         let pkt = meter.next_packet();
         decode::decode(linktype, data, cfg, pkt)?;
         pkt.key.ingress = ingress;
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
+        }
     }
     meter.push(ts, data);
     Ok(())
@@ -341,6 +388,9 @@ pub struct Pool {
     /// GRE is decapsulated: a frame's worker follows its inner packet, which needs a full
     /// decode.
     gre: Option<DecodeConfig>,
+    /// The flow key's policy: aggregated addresses choose the worker as the key has them,
+    /// so every packet of an aggregate meets on one worker.
+    keys: Option<Admit>,
     hasher: foldhash::fast::RandomState,
     /// Pushes since replies were last looked for (they are looked for once a batch's worth).
     unpolled: usize,
@@ -367,6 +417,7 @@ impl Pool {
         n: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: Option<Admit>,
         mut plugins: impl FnMut() -> PluginSet,
         feeds: Vec<Feed>,
     ) -> std::io::Result<Pool> {
@@ -384,11 +435,11 @@ impl Pool {
             let reply = reply_tx.clone();
             let meter = Meter::with_plugins(cfg, set);
             let builder = std::thread::Builder::new().name(format!("qof-meter-{i}"));
+            let k = keys.clone();
             let thread = match feeds.next() {
-                Some(feed) => {
-                    builder.spawn(move || work_fed(i, meter, decode, feed, worker_rx, reply))?
-                }
-                None => builder.spawn(move || work(i, meter, decode, worker_rx, reply))?,
+                Some(feed) => builder
+                    .spawn(move || work_fed(i, meter, (decode, k), feed, worker_rx, reply))?,
+                None => builder.spawn(move || work(i, meter, (decode, k), worker_rx, reply))?,
             };
             workers.push(Worker {
                 tx,
@@ -402,6 +453,7 @@ impl Pool {
             ready: VecDeque::new(),
             spare: Vec::new(),
             gre: decode.gre_decap.then_some(decode),
+            keys,
             hasher: foldhash::fast::RandomState::default(),
             unpolled: 0,
             scratch: Packet::default(),
@@ -428,7 +480,14 @@ impl Pool {
                 .ok()
                 .map(|()| shard_key_of(p)),
         };
-        let Some(k) = key else { return 0 };
+        let Some(mut k) = key else { return 0 };
+        if let Some(a) = &self.keys {
+            a.keys.address(k.ip_version, &mut k.low);
+            a.keys.address(k.ip_version, &mut k.high);
+            if k.low > k.high {
+                std::mem::swap(&mut k.low, &mut k.high);
+            }
+        }
         let mut h = self.hasher.build_hasher();
         h.write(&k.low);
         h.write(&k.high);
@@ -651,6 +710,7 @@ fn shard_key_of(p: &Packet) -> decode::ShardKey {
         low,
         high,
         vlan: p.key.vlan,
+        ip_version: p.key.ip_version,
     }
 }
 
@@ -688,6 +748,7 @@ struct WorkerMeter {
     i: usize,
     meter: Lookahead,
     cfg: DecodeConfig,
+    keys: Option<Admit>,
     with_details: bool,
     ignored: IgnoreCounts,
     out: Vec<FlowRecord>,
@@ -695,13 +756,19 @@ struct WorkerMeter {
 }
 
 impl WorkerMeter {
-    fn new(i: usize, meter: Meter, cfg: DecodeConfig, reply: SyncSender<Reply>) -> WorkerMeter {
+    fn new(
+        i: usize,
+        meter: Meter,
+        (cfg, keys): (DecodeConfig, Option<Admit>),
+        reply: SyncSender<Reply>,
+    ) -> WorkerMeter {
         let meter = Lookahead::new(meter);
         WorkerMeter {
             i,
             with_details: meter.wants_details(),
             meter,
             cfg,
+            keys,
             ignored: IgnoreCounts::default(),
             out: Vec::with_capacity(RECORD_BATCH),
             reply,
@@ -712,7 +779,7 @@ impl WorkerMeter {
     fn meter_frame(&mut self, ts: Timestamp, linktype: u32, data: &[u8], ingress: u32) {
         if let Err(why) = meter_frame(
             &mut self.meter,
-            &self.cfg,
+            (&self.cfg, self.keys.as_ref()),
             self.with_details,
             ts,
             linktype,
@@ -783,7 +850,13 @@ impl WorkerMeter {
 }
 
 /// A worker: decodes and meters the frames it is given, hands records back.
-fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: SyncSender<Reply>) {
+fn work(
+    i: usize,
+    meter: Meter,
+    cfg: (DecodeConfig, Option<Admit>),
+    rx: Receiver<Msg>,
+    reply: SyncSender<Reply>,
+) {
     let mut w = WorkerMeter::new(i, meter, cfg, reply);
     for msg in rx {
         if !w.obey(msg) {
@@ -826,7 +899,7 @@ const FED_BATCH: usize = 64;
 fn work_fed(
     i: usize,
     meter: Meter,
-    cfg: DecodeConfig,
+    cfg: (DecodeConfig, Option<Admit>),
     feed: Feed,
     rx: Receiver<Msg>,
     reply: SyncSender<Reply>,

@@ -69,6 +69,8 @@ struct Counters {
     /// Octets of the frames read, as long as they were on the wire.
     octets: u64,
     filtered: u64,
+    /// Frames `--sampler deterministic:N` or `random:N` passed over.
+    unsampled: u64,
     ignored: IgnoreCounts,
     records: u64,
     /// Packet time of the first frame read and of the latest (time never goes back here).
@@ -106,8 +108,19 @@ fn run(args: &Args) -> Result<Outcome> {
     let (spec, _, needs) = qof::plugins::build(&named_plugins, &configured)?;
     let workers = args.workers()?;
     let features = spec.features();
-    let yaml_meter = yaml.meter()?;
+    let yaml_meter = qof::config::timeouts::apply(
+        yaml.meter()?,
+        yaml.timeouts.as_ref(),
+        yaml.idle_timeout.is_some(),
+        yaml.active_timeout.is_some(),
+        &args.timeout,
+    )?;
+    let sampler = qof::config::flows::sampler(args, &yaml)?;
+    let keys = qof::config::flows::key_policy(args, &yaml)?;
+    let mut packet_sampler = sampler.and_then(|s| s.packet_sampler());
     let meter_cfg = MeterConfig {
+        flow_sampler: sampler.and_then(|s| s.flow_sampler()),
+        aggregated: keys.merges_connections(),
         track_macs: features.mac(),
         track_transport: features.transport(),
         tcp: TcpConfig {
@@ -148,7 +161,13 @@ fn run(args: &Args) -> Result<Outcome> {
         mut source,
         feeds,
         fanout,
-    } = open_input(args, Arc::clone(&stop), &live_options, &mut filter, workers)?;
+    } = open_input(
+        args,
+        Arc::clone(&stop),
+        &live_options,
+        &mut filter,
+        (workers, packet_sampler.is_none()),
+    )?;
     let live = source.is_live();
     // The control socket, the metrics port and the pid file (before privileges go: they may
     // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
@@ -161,6 +180,7 @@ fn run(args: &Args) -> Result<Outcome> {
         yaml.force_biflow(),
         sinks::input_file(input),
         live,
+        sampler,
     )?;
     // Inputs, devices written in place and the collector's socket are open: root is no longer
     // needed. Output files are created after the drop (`start`), by the user who will rename
@@ -188,7 +208,7 @@ fn run(args: &Args) -> Result<Outcome> {
             .map(|(_, set, _)| set)
             .unwrap_or_default()
     };
-    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, plugins, feeds)?;
+    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, keys, plugins, feeds)?;
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -249,6 +269,13 @@ fn run(args: &Args) -> Result<Outcome> {
             if let Some(f) = filter.as_mut() {
                 if !f.matches(frame.linktype, frame.orig_len, frame.data) {
                     n.filtered += 1;
+                    continue;
+                }
+            }
+            // Packet sampling, in input order (before any worker is chosen).
+            if let Some(s) = packet_sampler.as_mut() {
+                if !s.keep() {
+                    n.unsampled += 1;
                     continue;
                 }
             }
@@ -396,7 +423,7 @@ fn open_input(
     stop: Arc<AtomicBool>,
     live_options: &capture::live::LiveOptions,
     filter: &mut Option<Filter>,
-    workers: usize,
+    (workers, fanout_ok): (usize, bool),
 ) -> Result<Input> {
     let inputs = args.inputs();
     let rules = args.interface_rules()?;
@@ -436,7 +463,12 @@ fn open_input(
                     .collect(),
             );
         }
-        if inputs.len() == 1 && workers > 1 {
+        if inputs.len() == 1 && workers > 1 && !fanout_ok {
+            tracing::info!(
+                "--sampler counts packets in the order they come: one socket, the reading \
+                 thread sharing the frames out to the {workers} workers"
+            );
+        } else if inputs.len() == 1 && workers > 1 {
             if let Some(input) = open_fanout(name, &stop, options.clone(), &rules, workers)? {
                 *filter = None;
                 return Ok(input);
@@ -742,6 +774,12 @@ fn summary(
     } else {
         String::new()
     };
+    let unsampled = n.unsampled + m.unsampled;
+    let unsampled = if unsampled > 0 {
+        format!(", {unsampled} not sampled")
+    } else {
+        String::new()
+    };
     // Flows ended before their time to make room for new ones (YAML max-flows).
     let evicted = if m.flows_evicted > 0 {
         format!(
@@ -773,7 +811,7 @@ fn summary(
         (Some(r), _) => format!(": {}", delivery(&r)),
     };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total() + meter.ignored.total(),
