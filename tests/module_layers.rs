@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("time", 0),
     ("key", 0),
     ("capture", 1),
+    ("natevent", 1),
     ("filter", 1),
     ("decode", 2),
     ("meter", 3),
