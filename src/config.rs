@@ -114,7 +114,18 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "1")]
     pub workers: String,
 
-    /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time).
+    /// Live capture: keep at most this many octets of each frame (the kernel cuts them; the
+    /// wire length is kept). Default 2048.
+    #[arg(long, value_name = "OCTETS")]
+    pub snaplen: Option<u32>,
+
+    /// Live capture: the receive ring's size in MiB, what waits while qof is busy (default
+    /// 64).
+    #[arg(long, value_name = "MIB")]
+    pub ring_size: Option<usize>,
+
+    /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time;
+    /// on a live interface the kernel runs it, and refused frames never reach qof).
     #[arg(long, value_name = "BPF_FILTER")]
     pub filter: Option<String>,
 
@@ -536,6 +547,31 @@ impl Args {
             None if live => QueueFull::Drop,
             None => QueueFull::Wait,
         }
+    }
+
+    /// The live capture's settings (`--snaplen`, `--ring-size`), checked; the kernel's filter
+    /// program is added by the caller.
+    pub fn live_options(&self) -> Result<crate::capture::live::LiveOptions> {
+        let is_live = self.inputs().iter().all(|i| i.starts_with("int:"));
+        if !is_live && (self.snaplen.is_some() || self.ring_size.is_some()) {
+            bail!("--snaplen and --ring-size apply to live capture (--in int:IFACE)");
+        }
+        let d = crate::capture::live::LiveOptions::default();
+        let snaplen = match self.snaplen {
+            None => d.snaplen,
+            Some(n @ 64..=262_144) => n,
+            Some(n) => bail!("--snaplen {n}: expected 64 to 262144 octets"),
+        };
+        let ring_blocks = match self.ring_size {
+            None => d.ring_blocks,
+            Some(n @ 2..=65_536) => n,
+            Some(n) => bail!("--ring-size {n}: expected 2 to 65536 MiB"),
+        };
+        Ok(crate::capture::live::LiveOptions {
+            snaplen,
+            ring_blocks,
+            program: None,
+        })
     }
 
     /// `--workers`: how many metering workers (1 = on the reading thread).

@@ -142,8 +142,9 @@ fn run(args: &Args) -> Result<Outcome> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&status))?;
 
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
+    let live_options = args.live_options()?;
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
-    let mut source = open_input(args, Arc::clone(&stop))?;
+    let mut source = open_input(args, Arc::clone(&stop), &live_options, &mut filter)?;
     let live = source.is_live();
     // The control socket, the metrics port and the pid file (before privileges go: they may
     // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
@@ -347,31 +348,55 @@ fn run(args: &Args) -> Result<Outcome> {
 
 /// The input: a file, standard input, or one or several live interfaces, whose frames carry
 /// their interface's index (the kernel's, or what `--interface-rules` makes of its name).
-fn open_input(args: &Args, stop: Arc<AtomicBool>) -> Result<Box<dyn capture::PacketSource + Send>> {
+fn open_input(
+    args: &Args,
+    stop: Arc<AtomicBool>,
+    live_options: &capture::live::LiveOptions,
+    filter: &mut Option<Filter>,
+) -> Result<Box<dyn capture::PacketSource + Send>> {
     let inputs = args.inputs();
     let rules = args.interface_rules()?;
     let all_live = inputs.iter().all(|i| i.starts_with("int:"));
-    #[cfg(target_os = "linux")]
-    if all_live && (inputs.len() > 1 || !rules.is_empty()) {
-        use capture::live::{LiveSource, MultiLive};
-        let mut sources = Vec::new();
-        for i in &inputs {
-            let name = i.strip_prefix("int:").unwrap_or(i);
-            sources.push(LiveSource::open_indexed(
-                name,
-                Arc::clone(&stop),
-                |n, k| qof::config::interface_index(&rules, n, k),
-            )?);
-        }
-        if sources.len() == 1 {
-            if let Some(one) = sources.pop() {
-                return Ok(Box::new(one));
-            }
-        }
-        return Ok(Box::new(MultiLive::new(sources)));
+    if !all_live {
+        let _ = rules;
+        return Ok(capture::open_stoppable(inputs[0], stop, live_options)?);
     }
-    let _ = (all_live, rules);
-    Ok(capture::open_stoppable(inputs[0], stop)?)
+    use capture::live::{LiveSource, MultiLive};
+    let mut sources = Vec::new();
+    for i in &inputs {
+        let name = i.strip_prefix("int:").unwrap_or(i);
+        let mut options = live_options.clone();
+        if let Some(f) = filter.as_ref() {
+            // A live interface's filter runs in the kernel, compiled for that interface's
+            // link type: the frames it refuses are never copied to qof (and not counted as
+            // filtered out).
+            let program = f.kernel_program(capture::live::link_type(name), options.snaplen)?;
+            options.program = Some(
+                program
+                    .iter()
+                    .map(|i| libc::sock_filter {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect(),
+            );
+        }
+        sources.push(LiveSource::open_indexed(
+            name,
+            Arc::clone(&stop),
+            &options,
+            |n, k| qof::config::interface_index(&rules, n, k),
+        )?);
+    }
+    *filter = None;
+    if sources.len() == 1 {
+        if let Some(one) = sources.pop() {
+            return Ok(Box::new(one));
+        }
+    }
+    Ok(Box::new(MultiLive::new(sources)))
 }
 
 /// The plugins `--plugin` and the YAML `plugins:` list name, parsed.

@@ -16,7 +16,7 @@
 //! `unsafe` here is confined to the socket calls nix does not wrap: `bind` to a link-layer
 //! address, and setting and reading `SOL_PACKET` options.
 
-use super::ring::{set_packet_option, Ring, RingFrame, RETIRE_MS};
+use super::ring::{attach_filter, set_packet_option, Ring, RingFrame, BLOCKS, RETIRE_MS};
 use super::{linktype, CaptureError, CaptureErrorKind, Frame, PacketSource};
 use crate::time::Timestamp;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
@@ -32,6 +32,42 @@ const WAKE_MS: u16 = 100;
 /// `ARPHRD_` interface types that carry Ethernet frames.
 const ARPHRD_ETHER: u32 = 1;
 const ARPHRD_LOOPBACK: u32 = 772;
+
+/// How a live capture is set up (`--snaplen`, `--ring-size`, and the filter run in the
+/// kernel).
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// The kernel keeps at most this many octets of each frame (the wire length is kept).
+    pub snaplen: u32,
+    /// Blocks of 1 MiB in the receive ring.
+    pub ring_blocks: usize,
+    /// A classic BPF program for the kernel to run on every frame (the `--filter`
+    /// expression compiled for [`link_type`] with the snap length as its accepting return
+    /// value); `None`: every frame, cut to the snap length.
+    pub program: Option<Vec<libc::sock_filter>>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            snaplen: DEFAULT_SNAPLEN,
+            ring_blocks: BLOCKS,
+            program: None,
+        }
+    }
+}
+
+/// The snap length live frames are cut to by default.
+pub const DEFAULT_SNAPLEN: u32 = 2048;
+
+/// The LINKTYPE_ frames of interface `name` will have (Ethernet, or raw IP for interfaces
+/// without a link-layer header), for compiling a filter before the capture opens.
+pub fn link_type(name: &str) -> u32 {
+    match interface_type(name).unwrap_or(ARPHRD_ETHER) {
+        ARPHRD_ETHER | ARPHRD_LOOPBACK => linktype::ETHERNET,
+        _ => linktype::RAW,
+    }
+}
 
 pub struct LiveSource {
     /// (Before `fd`: fields drop in order, so the ring is unmapped before the socket closes.)
@@ -77,8 +113,12 @@ fn interface_type(name: &str) -> Option<u32> {
 
 impl LiveSource {
     /// Capture on interface `name` until `stop` is set.
-    pub fn open(name: &str, stop: Arc<AtomicBool>) -> Result<LiveSource, CaptureError> {
-        Self::open_indexed(name, stop, |_, kernel| kernel)
+    pub fn open(
+        name: &str,
+        stop: Arc<AtomicBool>,
+        options: &LiveOptions,
+    ) -> Result<LiveSource, CaptureError> {
+        Self::open_indexed(name, stop, options, |_, kernel| kernel)
     }
 
     /// The same, its frames carrying the index `index` gives for the interface's name and
@@ -86,6 +126,7 @@ impl LiveSource {
     pub fn open_indexed(
         name: &str,
         stop: Arc<AtomicBool>,
+        options: &LiveOptions,
         index: impl Fn(&str, u32) -> u32,
     ) -> Result<LiveSource, CaptureError> {
         let no_such = || CaptureError {
@@ -121,7 +162,21 @@ impl LiveSource {
             // later; older kernels queue it, and it is skipped when read).
             let _ = set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
         }
-        let ring = Ring::new(&fd).map_err(|e| open_error(name, "cannot map a receive ring", e))?;
+        // The filter is in place before the socket is bound: no frame it refuses is taken.
+        let program = match &options.program {
+            Some(p) => p.clone(),
+            // Accept everything, cut to the snap length.
+            None => vec![libc::sock_filter {
+                code: 0x06, // BPF_RET | BPF_K
+                jt: 0,
+                jf: 0,
+                k: options.snaplen,
+            }],
+        };
+        attach_filter(&fd, &program)
+            .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
+        let ring = Ring::new(&fd, options.ring_blocks)
+            .map_err(|e| open_error(name, "cannot map a receive ring", e))?;
         promiscuous(&fd, ifindex)
             .map_err(|e| open_error(name, "cannot set promiscuous mode", e))?;
         bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;

@@ -140,7 +140,11 @@ pub const DEFAULT_BUFFER: usize = 2 * 1024 * 1024;
 pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     #[cfg(target_os = "linux")]
     if spec.starts_with("int:") {
-        return open_stoppable(spec, std::sync::Arc::default());
+        return open_stoppable(
+            spec,
+            std::sync::Arc::default(),
+            &live::LiveOptions::default(),
+        );
     }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path == "-" {
@@ -201,10 +205,11 @@ fn open_path(
 pub fn open_stoppable(
     spec: &str,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(target_os = "linux")] live: &live::LiveOptions,
 ) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     #[cfg(target_os = "linux")]
     if let Some(name) = spec.strip_prefix("int:") {
-        return Ok(Box::new(live::LiveSource::open(name, stop)?));
+        return Ok(Box::new(live::LiveSource::open(name, stop, live)?));
     }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path != "-" {

@@ -40,13 +40,14 @@ impl<W: Write> JsonSink<W> {
         let dims = self.spec.dims(rec, self.force_biflow);
         self.line.clear();
         self.line.push('{');
+        let mut next = 0;
         for (i, f) in self.spec.fields_for(dims).enumerate() {
             if i > 0 {
                 self.line.push(',');
             }
             ie::write_json_key(Some((f.ie, f.reverse)), 0, 0, &mut self.line);
             self.line.push(':');
-            write_json_value(&f.value(rec), &mut self.line);
+            write_json_value(&f.value_next(rec, &mut next), &mut self.line);
         }
         self.line.push_str("}\n");
         self.emit()
