@@ -255,6 +255,8 @@ pub struct YamlConfig {
     /// Which timestamp echoes may replace a half-RTT: `not-larger` (default, QoF's paper) or
     /// `latest`.
     pub rtt_echo_rule: Option<EchoRuleName>,
+    /// Export NAT translation events, as `--natevents`.
+    pub natevents: Option<Flag>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +363,10 @@ impl YamlConfig {
 
     pub fn gre_decap(&self) -> bool {
         self.gre_decap.is_some_and(|f| f.0)
+    }
+
+    pub fn natevents(&self) -> bool {
+        self.natevents.is_some_and(|f| f.0)
     }
 }
 

@@ -10,6 +10,10 @@
 use crate::time::Timestamp;
 use std::io;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// natEvent values (IANA, RFC 8158): NAT44 session create and delete; the generic "NAT
 /// translation create/delete" for IPv6 (NAT66 has no code of its own).
@@ -50,6 +54,9 @@ impl NatEvent {
 const NLMSG_HDR: usize = 16;
 const NFGENMSG: usize = 4;
 const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const IPCTNL_MSG_CT_GET_STATS: u16 = 5;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
@@ -86,6 +93,7 @@ fn attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
         }
         let payload = buf.get(at + 4..at + len)?;
         at += len.div_ceil(4) * 4;
+        // (`len` is at most 65,535: `at` cannot overflow.)
         Some((ty & NLA_TYPE_MASK, payload))
     })
 }
@@ -146,37 +154,52 @@ fn tuple(buf: &[u8]) -> Option<Tuple> {
     })
 }
 
-/// What one read from the socket brought: the translations in it (`time` stamps them), and
-/// how many conntrack messages it held.
-pub fn parse(buf: &[u8], time: Timestamp, out: &mut Vec<NatEvent>) -> usize {
+/// What [`parse`] found in one read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Conntrack new and destroy messages read whole (translated or not).
+    pub messages: usize,
+    /// Messages skipped as malformed: a length that does not fit (the rest of the read goes
+    /// with it: nothing after it can be found), a conntrack message without both tuples.
+    pub malformed: usize,
+}
+
+/// What one read from the socket brought: the translations in it (`time` stamps them) go to
+/// `out`. Any bytes are read without a panic; what cannot be read is counted and skipped.
+pub fn parse(buf: &[u8], time: Timestamp, out: &mut Vec<NatEvent>) -> Parsed {
     let mut at = 0;
-    let mut messages = 0;
-    while let Some(h) = buf.get(at..at + NLMSG_HDR) {
+    let mut p = Parsed::default();
+    while at < buf.len() {
+        let Some(h) = buf.get(at..at + NLMSG_HDR) else {
+            p.malformed += 1;
+            break;
+        };
         let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let ty = u16::from_ne_bytes([h[4], h[5]]);
-        if len < NLMSG_HDR || at + len > buf.len() {
+        let Some(body) = buf.get(at + NLMSG_HDR..at.saturating_add(len)) else {
+            p.malformed += 1;
             break;
-        }
-        let body = &buf[at + NLMSG_HDR..at + len];
-        at += len.div_ceil(4) * 4;
+        };
+        at = at.saturating_add(len.div_ceil(4) * 4);
         if ty == NLMSG_ERROR || ty >> 8 != NFNL_SUBSYS_CTNETLINK {
             continue;
         }
-        messages += 1;
         let event = match ty & 0xff {
             IPCTNL_MSG_CT_NEW => true,
             IPCTNL_MSG_CT_DELETE => false,
             _ => continue,
         };
-        let Some(a) = body.get(NFGENMSG..) else {
+        let tuples = body.get(NFGENMSG..).and_then(|a| {
+            Some((
+                attr(a, CTA_TUPLE_ORIG).and_then(tuple)?,
+                attr(a, CTA_TUPLE_REPLY).and_then(tuple)?,
+            ))
+        });
+        let Some((orig, reply)) = tuples else {
+            p.malformed += 1;
             continue;
         };
-        let (Some(orig), Some(reply)) = (
-            attr(a, CTA_TUPLE_ORIG).and_then(tuple),
-            attr(a, CTA_TUPLE_REPLY).and_then(tuple),
-        ) else {
-            continue;
-        };
+        p.messages += 1;
         // Untranslated, the reply tuple is the original one reversed. (ICMP's id is in the
         // same place both ways, and the reply's type is not the request's.)
         let (post_src, post_dst) = (reply.dst, reply.src);
@@ -212,7 +235,7 @@ pub fn parse(buf: &[u8], time: Timestamp, out: &mut Vec<NatEvent>) -> usize {
             post_dst_port: post_dport,
         });
     }
-    messages
+    p
 }
 
 /// The conntrack event socket.
@@ -221,6 +244,8 @@ pub struct Listener {
     buf: Vec<u8>,
     /// Times the kernel said events were lost (the socket's buffer overflowed).
     pub overflows: u64,
+    /// What the reads found, summed.
+    pub parsed: Parsed,
 }
 
 /// Why NAT events cannot be read here, in one line.
@@ -228,7 +253,7 @@ fn refused(e: nix::errno::Errno, what: &str) -> io::Error {
     use nix::errno::Errno;
     let hint = match e {
         Errno::EPERM | Errno::EACCES => " (conntrack events need root or CAP_NET_ADMIN)",
-        Errno::EPROTONOSUPPORT | Errno::ENOENT | Errno::EAFNOSUPPORT => {
+        Errno::EPROTONOSUPPORT | Errno::ENOENT | Errno::EAFNOSUPPORT | Errno::EOPNOTSUPP => {
             " (this kernel has no conntrack netlink: load nf_conntrack_netlink)"
         }
         _ => "",
@@ -239,14 +264,94 @@ fn refused(e: nix::errno::Errno, what: &str) -> io::Error {
     )
 }
 
+/// The answer to a request, read from the messages of one reply: `Some(0)` for an
+/// acknowledgement, `Some(errno)` for an error, `None` if the reply holds neither.
+pub fn ack_of(buf: &[u8]) -> Option<i32> {
+    let mut at = 0;
+    while let Some(h) = buf.get(at..at + NLMSG_HDR) {
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let ty = u16::from_ne_bytes([h[4], h[5]]);
+        let body = buf.get(at + NLMSG_HDR..at.saturating_add(len))?;
+        if ty == NLMSG_ERROR {
+            let code = i32::from_ne_bytes(body.get(..4)?.try_into().ok()?);
+            return Some(code.saturating_neg());
+        }
+        if len < NLMSG_HDR {
+            return None;
+        }
+        at = at.saturating_add(len.div_ceil(4) * 4);
+    }
+    None
+}
+
+/// Ask the kernel's conntrack netlink for its statistics, acknowledged: it answers only if it
+/// is there (the kernel loads it on the way if it can) and qof may talk to it.
+fn probe() -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{
+        recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
+        SockType,
+    };
+    use std::os::fd::{AsFd, AsRawFd};
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .map_err(|e| refused(e, "open a netfilter netlink socket"))?;
+    let mut req = Vec::with_capacity(NLMSG_HDR + NFGENMSG);
+    req.extend_from_slice(&((NLMSG_HDR + NFGENMSG) as u32).to_ne_bytes());
+    req.extend_from_slice(&(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET_STATS).to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    req.extend_from_slice(&[0, 0, 0, 0]); // AF_UNSPEC, version 0, resource 0
+    sendto(
+        fd.as_raw_fd(),
+        &req,
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )
+    .map_err(|e| refused(e, "ask conntrack netlink"))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "--natevents: conntrack netlink did not answer (is nf_conntrack_netlink loaded?)",
+            )),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(refused(e, "ask conntrack netlink")),
+        }
+        let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(e) => return Err(refused(e, "ask conntrack netlink")),
+        };
+        match ack_of(&buf[..n]) {
+            Some(0) => return Ok(()),
+            Some(errno) => return Err(refused(Errno::from_raw(errno), "ask conntrack netlink")),
+            None => continue,
+        }
+    }
+}
+
 impl Listener {
-    /// Subscribe to conntrack's new and destroy events.
+    /// Subscribe to conntrack's new and destroy events, after making sure the kernel has
+    /// conntrack netlink and lets qof use it: any problem is one line naming it.
     pub fn open() -> io::Result<Listener> {
         use nix::sys::socket::{
-            bind, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag,
-            SockProtocol, SockType,
+            bind, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag, SockProtocol,
+            SockType,
         };
         use std::os::fd::AsRawFd;
+        probe()?;
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Raw,
@@ -271,11 +376,12 @@ impl Listener {
             fd,
             buf: vec![0; 1 << 16],
             overflows: 0,
+            parsed: Parsed::default(),
         })
     }
 
     /// Wait at most `timeout` for events; the translations read go to `out` (stamped now).
-    pub fn read(&mut self, timeout: std::time::Duration, out: &mut Vec<NatEvent>) -> io::Result<()> {
+    pub fn read(&mut self, timeout: Duration, out: &mut Vec<NatEvent>) -> io::Result<()> {
         use nix::errno::Errno;
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::socket::{recv, MsgFlags};
@@ -290,16 +396,103 @@ impl Listener {
         loop {
             match recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => {
+                    // (observationTimeMilliseconds: to the millisecond, as exported.)
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64);
-                    parse(&self.buf[..n], Timestamp::from_nanos(now), out);
+                        .map_or(0, |d| d.as_millis() as u64);
+                    let got = parse(&self.buf[..n], Timestamp::from_millis(now), out);
+                    self.parsed.messages += got.messages;
+                    self.parsed.malformed += got.malformed;
                 }
                 Err(Errno::ENOBUFS) => self.overflows += 1,
                 Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Read on a thread of its own: each batch of events is handed over and `wake` raised
+    /// (the reading loop then writes them out at its next housekeeping).
+    pub fn spawn(mut self, wake: Arc<AtomicBool>) -> io::Result<Feed> {
+        let (tx, rx) = mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(FeedCounts::default());
+        let (d, c) = (Arc::clone(&done), Arc::clone(&counts));
+        let thread = std::thread::Builder::new()
+            .name("natevents".into())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                while !d.load(Ordering::Relaxed) {
+                    if let Err(e) = self.read(Duration::from_millis(100), &mut batch) {
+                        tracing::error!("--natevents: reading conntrack events: {e}");
+                        c.failed.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    c.overflows.store(self.overflows, Ordering::Relaxed);
+                    c.messages
+                        .store(self.parsed.messages as u64, Ordering::Relaxed);
+                    c.malformed
+                        .store(self.parsed.malformed as u64, Ordering::Relaxed);
+                    if !batch.is_empty() {
+                        if tx.send(std::mem::take(&mut batch)).is_err() {
+                            break;
+                        }
+                        wake.store(true, Ordering::Relaxed);
+                    }
+                }
+            })?;
+        Ok(Feed {
+            rx,
+            done,
+            counts,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// What the reading thread counted.
+#[derive(Default, Debug)]
+pub struct FeedCounts {
+    /// Conntrack messages read (translated or not), malformed ones skipped.
+    pub messages: AtomicU64,
+    pub malformed: AtomicU64,
+    /// Times the socket's buffer overflowed: events lost.
+    pub overflows: AtomicU64,
+    /// The socket failed: no more events.
+    pub failed: AtomicBool,
+}
+
+/// NAT events read on their own thread ([`Listener::spawn`]).
+pub struct Feed {
+    rx: Receiver<Vec<NatEvent>>,
+    done: Arc<AtomicBool>,
+    pub counts: Arc<FeedCounts>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feed {
+    /// The events read so far, oldest first.
+    pub fn take(&self) -> Vec<NatEvent> {
+        let mut all = Vec::new();
+        while let Ok(mut batch) = self.rx.try_recv() {
+            all.append(&mut batch);
+        }
+        all
+    }
+
+    /// Stop reading (within 0.1 s): the events read until then.
+    pub fn stop(&mut self) -> Vec<NatEvent> {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.take()
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
     }
 }
 
@@ -328,7 +521,11 @@ mod tests {
         .concat();
         nla(
             ty | 0x8000,
-            &[nla(CTA_TUPLE_IP | 0x8000, &ip), nla(CTA_TUPLE_PROTO | 0x8000, &pr)].concat(),
+            &[
+                nla(CTA_TUPLE_IP | 0x8000, &ip),
+                nla(CTA_TUPLE_PROTO | 0x8000, &pr),
+            ]
+            .concat(),
         )
     }
 
@@ -348,21 +545,50 @@ mod tests {
     #[test]
     fn translated_connections_become_events() {
         let orig = tuple_nla(CTA_TUPLE_ORIG, [10, 0, 0, 1], [192, 0, 2, 9], 17, 40000, 53);
-        let reply = tuple_nla(CTA_TUPLE_REPLY, [192, 0, 2, 9], [198, 51, 100, 1], 17, 53, 61000);
-        let plain = tuple_nla(CTA_TUPLE_REPLY, [192, 0, 2, 9], [10, 0, 0, 1], 17, 53, 40000);
+        let reply = tuple_nla(
+            CTA_TUPLE_REPLY,
+            [192, 0, 2, 9],
+            [198, 51, 100, 1],
+            17,
+            53,
+            61000,
+        );
+        let plain = tuple_nla(
+            CTA_TUPLE_REPLY,
+            [192, 0, 2, 9],
+            [10, 0, 0, 1],
+            17,
+            53,
+            40000,
+        );
         let mut buf = message(IPCTNL_MSG_CT_NEW, &[orig.clone(), reply.clone()].concat());
         buf.extend(message(IPCTNL_MSG_CT_NEW, &[orig.clone(), plain].concat()));
         buf.extend(message(IPCTNL_MSG_CT_DELETE, &[orig, reply].concat()));
         let t = Timestamp::from_millis(1_700_000_000_123);
         let mut out = Vec::new();
-        assert_eq!(parse(&buf, t, &mut out), 3);
+        assert_eq!(
+            parse(&buf, t, &mut out),
+            Parsed {
+                messages: 3,
+                malformed: 0
+            }
+        );
         assert_eq!(out.len(), 2);
         let e = out[0];
-        assert_eq!((e.event, e.proto, e.time), (code::NAT44_SESSION_CREATE, 17, t));
+        assert_eq!(
+            (e.event, e.proto, e.time),
+            (code::NAT44_SESSION_CREATE, 17, t)
+        );
         assert_eq!((e.src.to_string(), e.src_port), ("10.0.0.1".into(), 40000));
         assert_eq!((e.dst.to_string(), e.dst_port), ("192.0.2.9".into(), 53));
-        assert_eq!((e.post_src.to_string(), e.post_src_port), ("198.51.100.1".into(), 61000));
-        assert_eq!((e.post_dst.to_string(), e.post_dst_port), ("192.0.2.9".into(), 53));
+        assert_eq!(
+            (e.post_src.to_string(), e.post_src_port),
+            ("198.51.100.1".into(), 61000)
+        );
+        assert_eq!(
+            (e.post_dst.to_string(), e.post_dst_port),
+            ("192.0.2.9".into(), 53)
+        );
         assert_eq!(out[1].event, code::NAT44_SESSION_DELETE);
         // Every cut of the stream, and flipped bytes: no panic.
         for cut in 0..buf.len() {
