@@ -422,8 +422,15 @@ impl Listener {
             .name("natevents".into())
             .spawn(move || {
                 let mut batch = Vec::new();
-                while !d.load(Ordering::Relaxed) {
-                    if let Err(e) = self.read(Duration::from_millis(100), &mut batch) {
+                loop {
+                    // (Once stopped, what the socket holds is still read, without waiting.)
+                    let stopping = d.load(Ordering::Relaxed);
+                    let wait = if stopping {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_millis(100)
+                    };
+                    if let Err(e) = self.read(wait, &mut batch) {
                         tracing::error!("--natevents: reading conntrack events: {e}");
                         c.failed.store(true, Ordering::Relaxed);
                         break;
@@ -438,6 +445,9 @@ impl Listener {
                             break;
                         }
                         wake.store(true, Ordering::Relaxed);
+                    }
+                    if stopping {
+                        break;
                     }
                 }
             })?;

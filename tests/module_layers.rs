@@ -2,7 +2,8 @@
 //! cycle: read from the sources (every `crate::` and `super::` path outside test modules), so
 //! that a change that makes a cycle fails here, not in a review.
 //!
-//! Layers, lowest first: `time`, `key`; `capture`, `filter`; `decode`; `meter`; `ie`;
+//! Layers, lowest first: `time`, `key`; `capture`, `natevent` (the I/O edge, like capture),
+//! `filter`; `decode`; `meter`; `ie`;
 //! `ipfix`, `netflow`; `plugins`, `config`; `export`; `control`, `metrics`. The sans-IO meter knows nothing of the
 //! element table, the encoders or the plugins built on its seam.
 
