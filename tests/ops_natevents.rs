@@ -857,6 +857,33 @@ fn a_translating_router_exports_its_nat_events() {
         S("--pidfile"),
         P(pid1.clone()),
     ]);
+    // A UDP collector on the router's loopback, keeping every datagram, for a third qof.
+    let (received, ready) = (tmp.path().join("udp.ipfix"), tmp.path().join("udp.ready"));
+    let collector = Running(Some(
+        Command::new("ip")
+            .args(["netns", "exec", &r, "python3", "-c"])
+            .arg(format!(
+                "import socket\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 4739))\n\
+                 f = open('{}', 'wb'); open('{}', 'w').close()\n\
+                 while True:\n    f.write(s.recv(65535)); f.flush()\n",
+                received.display(),
+                ready.display()
+            ))
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(&ready, "the UDP collector");
+    let pid3 = tmp.path().join("3.pid");
+    let q3 = spawn(vec![
+        S("--natevents"),
+        S("--ipfix"),
+        S("udp"),
+        S("--out"),
+        S("127.0.0.1"),
+        S("--pidfile"),
+        P(pid3.clone()),
+    ]);
     let q2 = spawn(vec![
         S("--yaml"),
         P(yaml.clone()),
@@ -870,6 +897,7 @@ fn a_translating_router_exports_its_nat_events() {
     // (The pid file is written once the conntrack events are subscribed to.)
     wait_for(&pid1, "qof (IPFIX)");
     wait_for(&pid2, "qof (JSON)");
+    wait_for(&pid3, "qof (IPFIX over UDP)");
 
     // The server: TCP port 80, one connection.
     let server = Running(Some(
@@ -906,15 +934,21 @@ fn a_translating_router_exports_its_nat_events() {
     std::thread::sleep(Duration::from_millis(300));
     let deletes = have_tool("conntrack");
     if deletes {
-        sh(&r, &["conntrack", "-D"]);
+        // (Each family: conntrack(8) takes IPv4 alone by default.)
+        sh(&r, &["conntrack", "-D", "-f", "ipv4"]);
+        sh(&r, &["conntrack", "-D", "-f", "ipv6"]);
     } else {
         eprintln!("ops_natevents: conntrack(8) is missing: delete events are not provoked");
     }
     std::thread::sleep(Duration::from_millis(500));
     let (code1, err1) = q1.stop();
     let (code2, err2) = q2.stop();
+    let (code3, err3) = q3.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(collector);
     assert_eq!(code1, Some(0), "{err1}");
     assert_eq!(code2, Some(0), "{err2}");
+    assert_eq!(code3, Some(0), "{err3}");
     let ended = Timestamp::from_millis(now_ms());
 
     let from_json = nat_lines(&std::fs::read_to_string(&json).unwrap());
@@ -929,6 +963,31 @@ fn a_translating_router_exports_its_nat_events() {
     assert!(
         err1.contains(&format!("{} NAT event records exported", from_ipfix.len())),
         "{err1}"
+    );
+    // Over UDP: the same events; the collector's count of flow records sent is the flow
+    // records' alone (NAT events are not counted as flows).
+    let dumped = run(qofdump().arg(&received));
+    assert!(dumped.status.success());
+    let from_udp = nat_lines(&String::from_utf8(dumped.stdout).unwrap());
+    assert_eq!(
+        from_udp.iter().map(untimed).collect::<Vec<_>>(),
+        from_json.iter().map(untimed).collect::<Vec<_>>(),
+        "IPFIX over UDP and JSON agree"
+    );
+    let summary = err3
+        .lines()
+        .find(|l| l.contains("flow records exported"))
+        .unwrap();
+    let flows: String = summary
+        .split("; ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(
+        summary.contains(&format!("{flows} flow records exported: {flows} sent")),
+        "{summary}"
     );
 
     let find = |ev: u64, key: &str, val: &str, port_key: &str, port: u64| {
