@@ -195,7 +195,11 @@ pub fn parse(buf: &[u8], time: Timestamp, out: &mut Vec<NatEvent>) -> Parsed {
                 attr(a, CTA_TUPLE_REPLY).and_then(tuple)?,
             ))
         });
-        let Some((orig, reply)) = tuples else {
+        // (Both tuples of one family: a mix is no connection conntrack makes.)
+        let Some((orig, reply)) = tuples.filter(|(o, r)| {
+            let v4 = o.src.is_ipv4();
+            [o.dst, r.src, r.dst].iter().all(|a| a.is_ipv4() == v4)
+        }) else {
             p.malformed += 1;
             continue;
         };

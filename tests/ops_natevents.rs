@@ -373,6 +373,15 @@ fn parser_survives_cut_and_hostile_input() {
             0
         )
     );
+    // Tuples of two families: counted, skipped.
+    let mixed = ct(
+        IPCTNL_MSG_CT_NEW,
+        2,
+        &tuple(CTA_TUPLE_ORIG, "10.0.0.1", "10.0.0.2", 17, 1, 2),
+        &tuple(CTA_TUPLE_REPLY, "2001:db8::2", "2001:db8::1", 17, 2, 1),
+    );
+    let (p, events) = good(&mixed);
+    assert_eq!((p.messages, p.malformed, events), (0, 1, 0));
     // Flipped bytes everywhere, and random bytes: no panic.
     for i in 0..buf.len() {
         let mut b = buf.clone();
