@@ -3,9 +3,14 @@
 //! messages are read here into [`NatEvent`]s, one per connection that is translated (its
 //! reply tuple is not the reverse of its original one: source NAT, destination NAT or both).
 //!
-//! The parser ([`parse`]) is sans-IO and reads any bytes without panicking; the socket
-//! ([`Listener`]) is the OS boundary (through nix: no `unsafe`). Events are stamped with the
-//! wall clock when read: conntrack carries no time of its own.
+//! The parser ([`parse`]) is sans-IO and reads any bytes without panicking, counting what it
+//! must skip; the socket ([`Listener`]) is the OS boundary (through nix: no `unsafe`), opened
+//! after a probe that asks conntrack netlink for an acknowledgement (so a kernel without it, or
+//! a user without CAP_NET_ADMIN, is one clear error before anything is read), and read on a
+//! thread of its own ([`Feed`]) that hands events to the reading loop and raises its wake
+//! flag. Events are stamped with the wall clock when read: conntrack carries no time of its
+//! own. Like `capture`, this is an edge of the pipeline: nothing below `export` sees it but
+//! the NAT event record's encoders.
 
 use crate::time::Timestamp;
 use std::io;

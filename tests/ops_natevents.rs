@@ -940,7 +940,27 @@ fn a_translating_router_exports_its_nat_events() {
         ],
     );
     drop(server);
-    std::thread::sleep(Duration::from_millis(300));
+    // Every connection is in the router's table (its create event sent) before any is
+    // deleted: a loaded machine may take a while to resolve the IPv6 neighbours.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table =
+            run(Command::new("ip").args(["netns", "exec", &r, "cat", "/proc/net/nf_conntrack"]));
+        let table = String::from_utf8_lossy(&table.stdout);
+        if [
+            "sport=40001 ",
+            "sport=40002 ",
+            "sport=40003 ",
+            "sport=40004 ",
+        ]
+        .iter()
+        .all(|p| table.contains(p))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "conntrack table: {table}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let deletes = have_tool("conntrack");
     if deletes {
         // (Each family: conntrack(8) takes IPv4 alone by default.)
