@@ -110,7 +110,8 @@ pub struct Args {
     pub plugins: Vec<String>,
 
     /// Meter on N threads, each with its own flow table, fed by the reading thread (`auto`:
-    /// one per available core). Default 1: metering on the reading thread.
+    /// one per available core); on one live interface each reads a socket of its own in a
+    /// PACKET_FANOUT group. Default 1: metering on the reading thread.
     #[arg(long, value_name = "N", default_value = "1")]
     pub workers: String,
 
@@ -120,7 +121,7 @@ pub struct Args {
     pub snaplen: Option<u32>,
 
     /// Live capture: the receive ring's size in MiB, what waits while qof is busy (default
-    /// 64).
+    /// 64; with --workers N on one interface, shared by the N sockets' rings).
     #[arg(long, value_name = "MIB")]
     pub ring_size: Option<usize>,
 

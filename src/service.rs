@@ -291,6 +291,12 @@ impl Service {
             "fragments: {} datagrams pending, {} fragments expired, {} datagrams assembled",
             f.fragments_pending, f.fragments_expired, f.fragments_assembled
         );
+        for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "worker {i}: {read} packets read, {dropped} dropped by the kernel"
+            );
+        }
         for r in &f.rates {
             let _ = writeln!(
                 out,
