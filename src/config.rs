@@ -301,6 +301,8 @@ pub struct YamlConfig {
     pub key_tos: Option<Flag>,
     /// As `--key-vlan`.
     pub key_vlan: Option<Flag>,
+    /// Export NAT translation events, as `--natevents`.
+    pub natevents: Option<Flag>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,6 +409,10 @@ impl YamlConfig {
 
     pub fn gre_decap(&self) -> bool {
         self.gre_decap.is_some_and(|f| f.0)
+    }
+
+    pub fn natevents(&self) -> bool {
+        self.natevents.is_some_and(|f| f.0)
     }
 }
 

@@ -29,6 +29,7 @@ pub mod ipfix;
 pub mod key;
 pub mod meter;
 pub mod metrics;
+pub mod natevent;
 pub mod netflow;
 pub mod plugins;
 pub mod time;

@@ -76,6 +76,8 @@ struct Counters {
     /// Packet time of the first frame read and of the latest (time never goes back here).
     first_ts: Option<Timestamp>,
     last_ts: Timestamp,
+    /// `--natevents`: NAT event records written.
+    nat_events: Option<u64>,
 }
 
 fn run(args: &Args) -> Result<Outcome> {
@@ -96,6 +98,8 @@ fn run(args: &Args) -> Result<Outcome> {
     if args.netflow.is_some() && yaml.template.is_some() {
         bail!("--netflow records have fixed fields: remove `template:` from the YAML file");
     }
+    let natevents = args.ops.natevents || yaml.natevents();
+    args.check_natevents(natevents)?;
     let named_plugins = plugin_specs(args, &yaml)?;
     if args.netflow.is_some() && !named_plugins.is_empty() {
         bail!("--netflow records have fixed fields: plugins' elements need IPFIX or JSON output");
@@ -169,8 +173,11 @@ fn run(args: &Args) -> Result<Outcome> {
         (workers, packet_sampler.is_none()),
     )?;
     let live = source.is_live();
+    // Conntrack's events (root or CAP_NET_ADMIN): subscribed before privileges go.
+    let nat_listener = natevents.then(qof::natevent::Listener::open).transpose()?;
     // The control socket, the metrics port and the pid file (before privileges go: they may
-    // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
+    // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop, as
+    // NAT events do.
     let mut service = service::Service::start(args, meter_cfg, Arc::new(AtomicBool::new(false)))?;
     // A pipe or an interface may keep the next read waiting; a regular file does not.
     let read_may_wait = source.len_hint().is_none();
@@ -209,7 +216,15 @@ fn run(args: &Args) -> Result<Outcome> {
             .unwrap_or_default()
     };
     let mut meter = Engine::new(workers, meter_cfg, decode_cfg, keys, plugins, feeds)?;
-    let mut n = Counters::default();
+    let mut n = Counters {
+        nat_events: natevents.then_some(0),
+        ..Counters::default()
+    };
+    // NAT events are read on a thread of their own and written out at housekeeping.
+    let mut nat_feed = match nat_listener {
+        Some(l) => Some(l.spawn(Arc::clone(&service.wake))?),
+        None => None,
+    };
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
@@ -292,6 +307,9 @@ fn run(args: &Args) -> Result<Outcome> {
         let stopping = stop.load(Ordering::Relaxed) && !live;
         if quiet || n.frames & 0xfff == 0 || stopping || service.wake.load(Ordering::Relaxed) {
             service.wake.store(false, Ordering::Relaxed);
+            if let Some(feed) = &nat_feed {
+                write_nat_events(feed.take(), sink.as_mut(), &mut n)?;
+            }
             if service.attend(&mut meter, sink.as_mut(), &mut n, source.as_ref(), &stop)?
                 == service::Next::Stop
                 && !live
@@ -338,6 +356,21 @@ fn run(args: &Args) -> Result<Outcome> {
         log_status(&meter.snapshot(), &n, sink.as_ref(), source.as_ref());
     }
 
+    if let Some(feed) = nat_feed.as_mut() {
+        write_nat_events(feed.stop(), sink.as_mut(), &mut n)?;
+        let c = &feed.counts;
+        let lost = c.overflows.load(Ordering::Relaxed);
+        if lost > 0 {
+            tracing::warn!(
+                "--natevents: the kernel's event buffer overflowed {lost} times: NAT events were lost"
+            );
+        }
+        tracing::debug!(
+            "--natevents: {} conntrack messages read, {} malformed ones skipped",
+            c.messages.load(Ordering::Relaxed),
+            c.malformed.load(Ordering::Relaxed)
+        );
+    }
     tracing::debug!("{}", memory_line(&meter.snapshot()));
     meter.flush();
     export_ready(&mut meter, sink.as_mut(), &mut n)?;
@@ -598,6 +631,24 @@ fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// Write NAT events out, and send them at once (a collector sees a translation as it
+/// happens, not when a message fills).
+fn write_nat_events(
+    events: Vec<qof::natevent::NatEvent>,
+    sink: &mut dyn qof::export::RecordSink,
+    n: &mut Counters,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for e in &events {
+        sink.write_nat(e)?;
+    }
+    *n.nat_events.get_or_insert(0) += events.len() as u64;
+    sink.flush_now()?;
+    Ok(())
+}
+
 /// Hand every record the meter has ready to the sink.
 fn export_ready(
     meter: &mut Engine,
@@ -810,8 +861,12 @@ fn summary(
         }
         (Some(r), _) => format!(": {}", delivery(&r)),
     };
+    let nat = match n.nat_events {
+        Some(k) => format!("; {k} NAT event records exported"),
+        None => String::new(),
+    };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}{nat}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total() + meter.ignored.total(),

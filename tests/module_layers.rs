@@ -2,7 +2,8 @@
 //! cycle: read from the sources (every `crate::` and `super::` path outside test modules), so
 //! that a change that makes a cycle fails here, not in a review.
 //!
-//! Layers, lowest first: `time`, `key`; `capture`, `filter`; `decode`; `meter`; `ie`;
+//! Layers, lowest first: `time`, `key`; `capture`, `natevent` (the I/O edge, like capture),
+//! `filter`; `decode`; `meter`; `ie`;
 //! `ipfix`, `netflow`; `plugins`, `config`; `export`; `control`, `metrics`. The sans-IO meter knows nothing of the
 //! element table, the encoders or the plugins built on its seam.
 
@@ -14,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("time", 0),
     ("key", 0),
     ("capture", 1),
+    ("natevent", 1),
     ("filter", 1),
     ("decode", 2),
     ("meter", 3),

@@ -318,8 +318,19 @@ impl Args {
                 "--interface-rules maps interface names: it needs a live capture (--in int:IFACE)"
             );
         }
-        if o.natevents && self.netflow.is_some() {
+        self.check_natevents(o.natevents)
+    }
+
+    /// `--natevents` (or the YAML file's `natevents: true`, `on`) with the other options.
+    pub fn check_natevents(&self, on: bool) -> Result<()> {
+        if !on {
+            return Ok(());
+        }
+        if self.netflow.is_some() {
             bail!("--natevents: NAT event records need IPFIX or JSON output, not --netflow");
+        }
+        if !self.inputs().iter().all(|i| i.starts_with("int:")) {
+            bail!("--natevents: NAT events are read as the kernel translates: it needs a live capture (--in int:IFACE), not a file");
         }
         Ok(())
     }
@@ -519,6 +530,17 @@ mod tests {
         assert_eq!(interface_index(&rules, "ethx", 3), 3);
         assert_eq!(interface_index(&rules, "eth", 3), 3);
         assert_eq!(interface_index(&rules, "lo", 1), 1);
-        assert!(error(&["--netflow", "9", "--out", "h", "--natevents"]).contains("--natevents"));
+        assert!(error(&[
+            "--in",
+            "int:lo",
+            "--netflow",
+            "9",
+            "--out",
+            "h",
+            "--natevents"
+        ])
+        .contains("need IPFIX or JSON output"));
+        assert!(error(&["--in", "x.pcap", "--natevents"]).contains("needs a live capture"));
+        assert!(check(&["--in", "int:lo", "--natevents"]).is_ok());
     }
 }

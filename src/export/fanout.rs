@@ -46,6 +46,10 @@ impl RecordSink for FanOut {
         self.each(|m| m.write_stats(stats))
     }
 
+    fn write_nat(&mut self, event: &crate::natevent::NatEvent) -> io::Result<()> {
+        self.each(|m| m.write_nat(event))
+    }
+
     fn start(&mut self) -> io::Result<()> {
         self.each(|m| m.start())
     }

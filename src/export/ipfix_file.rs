@@ -189,6 +189,14 @@ impl RecordSink for IpfixFileSink {
         self.with_writer(|enc, w| enc.encode_stats(&stats, t, &mut MessageOut(w)))
     }
 
+    fn write_nat(&mut self, event: &crate::natevent::NatEvent) -> io::Result<()> {
+        if self.file.is_none() && self.stdout.is_none() {
+            self.rotate_to(event.time)?;
+        }
+        let t = export_time();
+        self.with_writer(|enc, w| enc.encode_nat(event, t, &mut MessageOut(w)))
+    }
+
     fn resend_templates(&mut self) {
         self.enc.resend_templates();
     }

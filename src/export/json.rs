@@ -4,8 +4,9 @@
 use super::output_file::{OutputFile, OutputOptions};
 use super::RecordSink;
 use crate::ie::{self, write_json_value};
-use crate::ipfix::{stats_elements, stats_values, TemplateSpec};
+use crate::ipfix::{nat_elements, nat_values, stats_elements, stats_values, TemplateSpec};
 use crate::meter::{FlowRecord, ProcessStats};
+use crate::natevent::NatEvent;
 use std::io::{self, BufWriter, Write};
 
 pub struct JsonSink<W: Write> {
@@ -93,6 +94,26 @@ impl<W: Write> RecordSink for JsonSink<W> {
         self.emit()
     }
 
+    /// One line: `{"observationTimeMilliseconds":...,"natEvent":4,...}`.
+    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+        self.line.clear();
+        self.line.push('{');
+        let values = nat_values(event);
+        for (i, ((ie, _), v)) in nat_elements(!event.is_ipv4())
+            .zip(values.iter())
+            .enumerate()
+        {
+            if i > 0 {
+                self.line.push(',');
+            }
+            ie::write_json_key(Some((ie, false)), 0, 0, &mut self.line);
+            self.line.push(':');
+            write_json_value(v, &mut self.line);
+        }
+        self.line.push_str("}\n");
+        self.emit()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -135,6 +156,10 @@ impl RecordSink for JsonFileSink {
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
         self.json.write_stats(stats)
+    }
+
+    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+        self.json.write_nat(event)
     }
 
     fn finish(&mut self) -> io::Result<()> {

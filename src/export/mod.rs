@@ -17,6 +17,7 @@ pub use netflow_udp::{resolve_collector, NetflowUdpSink, Pacing, NETFLOW_MAX_DAT
 pub use output_file::{remove_unfinished, FileId, OutputFile, OutputOptions};
 
 use crate::meter::{FlowRecord, ProcessStats};
+use crate::natevent::NatEvent;
 use crate::time::Timestamp;
 use std::io;
 use std::net::UdpSocket;
@@ -106,6 +107,15 @@ pub trait RecordSink {
 
     /// Write the process statistics (the IPFIX options record of `--stats`).
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()>;
+
+    /// Write one NAT event record (`--natevents`). Outputs without a record for it refuse.
+    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+        let _ = event;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this output has no record for NAT events",
+        ))
+    }
 
     /// Called once before the first packet is read, when qof runs as the user it will finish
     /// as (after `--become-user`): create the output files now, as that user, so that a

@@ -10,6 +10,7 @@ use super::template::{Dims, Field, TemplateSpec};
 use crate::ie::{self, IeType, InfoElement, Value};
 use crate::meter::sampling::{FlowSampler, Method, SamplerSpec};
 use crate::meter::{FlowRecord, ProcessStats};
+use crate::natevent::NatEvent;
 use std::collections::HashMap;
 use std::io;
 
@@ -24,6 +25,9 @@ const OPTIONS_TEMPLATE_SET: u16 = 3;
 pub const STATS_TEMPLATE_ID: u16 = 0xD000;
 /// Template ID of the sampling (PSAMP selector) options template.
 pub const SAMPLING_TEMPLATE_ID: u16 = 0xD001;
+/// Template IDs of the NAT event records (`--natevents`), IPv4 and IPv6.
+pub const NAT4_TEMPLATE_ID: u16 = 0xD002;
+pub const NAT6_TEMPLATE_ID: u16 = 0xD003;
 
 /// Where finished messages go.
 pub trait MessageSink {
@@ -205,9 +209,96 @@ pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 18] {
 
 /// The statistics elements, resolved in the element table.
 pub fn stats_elements() -> impl Iterator<Item = (&'static InfoElement, u16)> {
-    STATS_FIELDS
+    resolve(STATS_FIELDS)
+}
+
+fn resolve(fields: &'static [(&str, u16)]) -> impl Iterator<Item = (&'static InfoElement, u16)> {
+    fields
         .iter()
         .filter_map(|&(name, len)| ie::by_name(name).map(|(ie, _)| (ie, len)))
+}
+
+/// The NAT event template's fields (RFC 8158's NAT44 session and IPv6 translation events, as
+/// ipt-netflow sends them): when, what, the connection before translation, after it.
+const NAT4_FIELDS: &[(&str, u16)] = &[
+    ("observationTimeMilliseconds", 8),
+    ("natEvent", 1),
+    ("protocolIdentifier", 1),
+    ("sourceIPv4Address", 4),
+    ("destinationIPv4Address", 4),
+    ("sourceTransportPort", 2),
+    ("destinationTransportPort", 2),
+    ("postNATSourceIPv4Address", 4),
+    ("postNATDestinationIPv4Address", 4),
+    ("postNAPTSourceTransportPort", 2),
+    ("postNAPTDestinationTransportPort", 2),
+];
+
+const NAT6_FIELDS: &[(&str, u16)] = &[
+    ("observationTimeMilliseconds", 8),
+    ("natEvent", 1),
+    ("protocolIdentifier", 1),
+    ("sourceIPv6Address", 16),
+    ("destinationIPv6Address", 16),
+    ("sourceTransportPort", 2),
+    ("destinationTransportPort", 2),
+    ("postNATSourceIPv6Address", 16),
+    ("postNATDestinationIPv6Address", 16),
+    ("postNAPTSourceTransportPort", 2),
+    ("postNAPTDestinationTransportPort", 2),
+];
+
+/// The NAT event elements (of an IPv4 event, or an IPv6 one), resolved in the element table.
+pub fn nat_elements(ipv6: bool) -> impl Iterator<Item = (&'static InfoElement, u16)> {
+    resolve(if ipv6 { NAT6_FIELDS } else { NAT4_FIELDS })
+}
+
+/// The values of [`nat_elements`] for `e`, in order. (An event whose addresses are of two
+/// families, which conntrack does not make, has its IPv4 ones mapped into IPv6.)
+pub fn nat_values(e: &NatEvent) -> [Value<'static>; 11] {
+    use std::net::IpAddr;
+    let ipv6 = !e.is_ipv4();
+    let addr = |a: IpAddr| match (a, ipv6) {
+        (IpAddr::V4(a), false) => Value::Ipv4(a.octets()),
+        (IpAddr::V4(a), true) => Value::Ipv6(a.to_ipv6_mapped().octets()),
+        (IpAddr::V6(a), true) => Value::Ipv6(a.octets()),
+        (IpAddr::V6(a), false) => Value::Ipv4(a.to_ipv4().map_or([0; 4], |a| a.octets())),
+    };
+    let u = Value::Unsigned;
+    [
+        Value::Time(e.time),
+        u(e.event.into()),
+        u(e.proto.into()),
+        addr(e.src),
+        addr(e.dst),
+        u(e.src_port.into()),
+        u(e.dst_port.into()),
+        addr(e.post_src),
+        addr(e.post_dst),
+        u(e.post_src_port.into()),
+        u(e.post_dst_port.into()),
+    ]
+}
+
+/// A template whose fields never change (statistics, NAT events): its set, announced or not
+/// in this stream, and the length of its records.
+struct Fixed {
+    id: u16,
+    set: Vec<u8>,
+    len: usize,
+    sent: bool,
+}
+
+/// Indexes of [`Encoder::fixed`].
+const STATS: usize = 0;
+const NAT4: usize = 1;
+const NAT6: usize = 2;
+
+/// Which template a record goes under: a flow template (an index in `compiled`) or a fixed one.
+#[derive(Clone, Copy)]
+enum Slot {
+    Flow(usize),
+    Fixed(usize),
 }
 
 pub struct Encoder {
@@ -223,8 +314,8 @@ pub struct Encoder {
     with_plugins: HashMap<Dims, u32>,
     /// The id the next template with plugin elements gets.
     next_id: u16,
-    /// The statistics template was announced in this stream.
-    stats_sent: bool,
+    /// The statistics and NAT event templates.
+    fixed: [Fixed; 3],
     /// `--sampler`: the selector options template set and its one record.
     sampling: Option<(Vec<u8>, Vec<u8>)>,
     /// The sampling template and record are in this stream.
@@ -235,8 +326,6 @@ pub struct Encoder {
     /// Data records sent in this stream before the current message.
     sequence: u32,
     records_in_msg: u32,
-    stats_set: Vec<u8>,
-    stats_len: usize,
     /// Messages handed out so far (every stream), and their octets.
     messages: u64,
     octets: u64,
@@ -258,7 +347,22 @@ impl Encoder {
         max_message: usize,
         force_biflow: bool,
     ) -> Encoder {
-        let (stats_set, stats_len) = stats_template_set();
+        let (set, len) = stats_template_set();
+        let stats = Fixed {
+            id: STATS_TEMPLATE_ID,
+            set,
+            len,
+            sent: false,
+        };
+        let nat = |id, ipv6| {
+            let (set, len) = fixed_template_set(TEMPLATE_SET, id, 0, nat_elements(ipv6));
+            Fixed {
+                id,
+                set,
+                len,
+                sent: false,
+            }
+        };
         Encoder {
             spec,
             observation_domain,
@@ -268,15 +372,17 @@ impl Encoder {
             core: [NOT_YET; Dims::COUNT],
             with_plugins: HashMap::new(),
             next_id: FIRST_PLUGIN_TEMPLATE,
-            stats_sent: false,
+            fixed: [
+                stats,
+                nat(NAT4_TEMPLATE_ID, false),
+                nat(NAT6_TEMPLATE_ID, true),
+            ],
             sampling: None,
             sampling_sent: false,
             msg: Vec::with_capacity(max_message),
             open_set: None,
             sequence: 0,
             records_in_msg: 0,
-            stats_set,
-            stats_len,
             messages: 0,
             octets: 0,
             record: Vec::new(),
@@ -311,7 +417,14 @@ impl Encoder {
 
     /// Octets of one statistics options record.
     pub fn stats_record_len(&self) -> usize {
-        self.stats_len
+        self.fixed[STATS].len
+    }
+
+    /// Data records of the fixed templates (statistics, NAT events: not flows) in `set_id`'s
+    /// data set of `set_len` octets (header included), if it is one of theirs.
+    pub fn fixed_records(&self, set_id: u16, set_len: usize) -> Option<u32> {
+        let t = self.fixed.iter().find(|t| t.id == set_id)?;
+        Some((set_len.saturating_sub(4) / t.len.max(1)) as u32)
     }
 
     /// True while a message is being filled: [`Encoder::flush`] would hand one out.
@@ -333,7 +446,9 @@ impl Encoder {
         for t in &mut self.compiled {
             t.sent = false;
         }
-        self.stats_sent = false;
+        for t in &mut self.fixed {
+            t.sent = false;
+        }
         self.sampling_sent = false;
     }
 
@@ -341,8 +456,8 @@ impl Encoder {
     /// has built it. A stream transport puts it in front of data that a new connection has not
     /// seen the template for.
     pub fn template_set(&self, id: u16) -> Option<&[u8]> {
-        if id == STATS_TEMPLATE_ID {
-            return Some(&self.stats_set);
+        if let Some(t) = self.fixed.iter().find(|t| t.id == id) {
+            return Some(&t.set);
         }
         if id == SAMPLING_TEMPLATE_ID {
             return self.sampling.as_ref().map(|(set, _)| set.as_slice());
@@ -390,7 +505,7 @@ impl Encoder {
             self.encode_fields(rec, full, &mut record);
             full
         };
-        let result = self.reserve(Some(t), record.len(), export_time, out);
+        let result = self.reserve(Slot::Flow(t), record.len(), export_time, out);
         if result.is_ok() {
             self.msg.extend_from_slice(&record);
             self.records_in_msg += 1;
@@ -468,16 +583,48 @@ impl Encoder {
         export_time: u32,
         out: &mut dyn MessageSink,
     ) -> io::Result<()> {
-        let len = self.stats_len;
-        self.reserve(None, len, export_time, out)?;
-        let values = stats_values(stats);
+        self.encode_fixed(
+            STATS,
+            stats_elements(),
+            &stats_values(stats),
+            export_time,
+            out,
+        )
+    }
+
+    /// Add a NAT event record (under the IPv4 or the IPv6 NAT event template).
+    pub fn encode_nat(
+        &mut self,
+        event: &NatEvent,
+        export_time: u32,
+        out: &mut dyn MessageSink,
+    ) -> io::Result<()> {
+        let ipv6 = !event.is_ipv4();
+        let t = if ipv6 { NAT6 } else { NAT4 };
+        self.encode_fixed(t, nat_elements(ipv6), &nat_values(event), export_time, out)
+    }
+
+    /// Add a record of fixed template `t` whose fields are `elements` and values `values`.
+    fn encode_fixed(
+        &mut self,
+        t: usize,
+        elements: impl Iterator<Item = (&'static InfoElement, u16)>,
+        values: &[Value<'_>],
+        export_time: u32,
+        out: &mut dyn MessageSink,
+    ) -> io::Result<()> {
+        let len = self.fixed[t].len;
+        self.reserve(Slot::Fixed(t), len, export_time, out)?;
         let start = self.msg.len();
         self.msg.resize(start + len, 0);
         let mut pos = start;
-        for ((ie, flen), v) in stats_elements().zip(values.iter()) {
+        for ((ie, flen), v) in elements.zip(values.iter()) {
             let flen = usize::from(flen);
-            if !v.encode(ie.ty, flen, &mut self.msg[pos..pos + flen]) {
-                self.msg[pos..pos + flen].fill(0);
+            let Some(field) = self.msg.get_mut(pos..pos + flen) else {
+                break;
+            };
+            if !v.encode(ie.ty, flen, field) {
+                field.fill(0);
             }
             pos += flen;
         }
@@ -485,12 +632,11 @@ impl Encoder {
         Ok(())
     }
 
-    /// Make room for one record of template `t` (an index in `compiled`; `None` for the
-    /// statistics template): flush a full message, announce the template if this stream has
-    /// not seen it, open a data set for it.
+    /// Make room for one record of template `t`: flush a full message, announce the template
+    /// if this stream has not seen it, open a data set for it.
     fn reserve(
         &mut self,
-        t: Option<usize>,
+        t: Slot,
         record_len: usize,
         export_time: u32,
         out: &mut dyn MessageSink,
@@ -498,9 +644,15 @@ impl Encoder {
         if !self.sampling_sent && self.sampling.is_some() {
             self.put_sampling(export_time, out)?;
         }
-        let (id, needs_template, set_len) = match t.and_then(|t| self.compiled.get(t)) {
-            Some(c) => (c.id, !c.sent, c.set.len()),
-            None => (STATS_TEMPLATE_ID, !self.stats_sent, self.stats_set.len()),
+        let (id, needs_template, set_len) = match t {
+            Slot::Flow(i) => self
+                .compiled
+                .get(i)
+                .map_or((0, false, 0), |c| (c.id, !c.sent, c.set.len())),
+            Slot::Fixed(i) => {
+                let f = &self.fixed[i];
+                (f.id, !f.sent, f.set.len())
+            }
         };
         let set_len = if needs_template { set_len } else { 0 };
         let same_set = matches!(self.open_set, Some((open, _)) if open == id) && !needs_template;
@@ -513,15 +665,13 @@ impl Encoder {
         }
         if needs_template {
             self.close_set();
-            match t.and_then(|t| self.compiled.get_mut(t)) {
-                Some(c) => {
-                    self.msg.extend_from_slice(&c.set);
-                    c.sent = true;
-                }
-                None => {
-                    self.msg.extend_from_slice(&self.stats_set);
-                    self.stats_sent = true;
-                }
+            let announced = match t {
+                Slot::Flow(i) => self.compiled.get_mut(i).map(|c| (&c.set, &mut c.sent)),
+                Slot::Fixed(i) => self.fixed.get_mut(i).map(|f| (&f.set, &mut f.sent)),
+            };
+            if let Some((set, sent)) = announced {
+                self.msg.extend_from_slice(set);
+                *sent = true;
             }
             // A template and its first record that do not fit one message together (plugin
             // elements make both large) go in two: a message over the limit would be cut or
@@ -605,15 +755,15 @@ impl Encoder {
     /// Make sure the statistics template is in the stream (a stream that carries nothing else
     /// still starts with a template, so no output file is ever empty).
     pub fn announce(&mut self) {
-        if self.stats_sent {
+        if self.fixed[STATS].sent {
             return;
         }
         if self.msg.is_empty() {
             self.start_message();
         }
         self.close_set();
-        self.msg.extend_from_slice(&self.stats_set);
-        self.stats_sent = true;
+        self.msg.extend_from_slice(&self.fixed[STATS].set);
+        self.fixed[STATS].sent = true;
         if !self.sampling_sent {
             // (A message just begun, with a template in it: room for a few dozen octets.)
             let mut none = io::sink();
@@ -825,14 +975,29 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
 
 /// The statistics options template set and its record length.
 fn stats_template_set() -> (Vec<u8>, usize) {
+    // (One scope field: the exporting process.)
+    fixed_template_set(OPTIONS_TEMPLATE_SET, STATS_TEMPLATE_ID, 1, stats_elements())
+}
+
+/// A template set (`kind` 2) or options template set (3, with `scope` scope fields) for
+/// template `id` of `elements`, and its records' length.
+fn fixed_template_set(
+    kind: u16,
+    id: u16,
+    scope: u16,
+    elements: impl Iterator<Item = (&'static InfoElement, u16)>,
+) -> (Vec<u8>, usize) {
+    let elements: Vec<_> = elements.collect();
     let mut set = Vec::new();
-    set.extend_from_slice(&OPTIONS_TEMPLATE_SET.to_be_bytes());
+    set.extend_from_slice(&kind.to_be_bytes());
     set.extend_from_slice(&[0, 0]);
-    set.extend_from_slice(&STATS_TEMPLATE_ID.to_be_bytes());
-    set.extend_from_slice(&(STATS_FIELDS.len() as u16).to_be_bytes());
-    set.extend_from_slice(&1u16.to_be_bytes()); // scope field count
+    set.extend_from_slice(&id.to_be_bytes());
+    set.extend_from_slice(&(elements.len() as u16).to_be_bytes());
+    if kind == OPTIONS_TEMPLATE_SET {
+        set.extend_from_slice(&scope.to_be_bytes());
+    }
     let mut len = 0;
-    for (ie, flen) in stats_elements() {
+    for (ie, flen) in elements {
         debug_assert!(ie.ty != IeType::String);
         push_field_spec(&mut set, ie, false, flen);
         len += usize::from(flen);

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::export::pace::Pacer;
 use crate::ipfix::decode::{be16, be32};
-use crate::ipfix::{Encoder, MessageSink, TemplateSpec, STATS_TEMPLATE_ID};
+use crate::ipfix::{Encoder, MessageSink, TemplateSpec};
 use crate::meter::{FlowRecord, ProcessStats};
 use std::collections::VecDeque;
 use std::io;
@@ -48,6 +48,8 @@ use std::time::{Duration, Instant};
 pub(crate) enum Cmd {
     Flow(FlowRecord),
     Stats(ProcessStats),
+    /// A NAT event record (`--natevents`).
+    Nat(crate::natevent::NatEvent),
     /// Send every template again before the next record (`qofctl send-template`).
     SendTemplates,
     /// Send the partly filled message now.
@@ -233,12 +235,13 @@ fn templates_needed(msg: &[u8], known: &[u16]) -> Vec<u16> {
     needed
 }
 
-/// Statistics (options) records in one of our messages.
-fn options_records(msg: &[u8], record_len: usize) -> u32 {
+/// Records in one of our messages that are not flows: statistics (options) records and NAT
+/// events.
+fn options_records(msg: &[u8], enc: &Encoder) -> u32 {
     let mut n = 0;
     scan(msg, |u| {
-        if let SetUse::Uses(STATS_TEMPLATE_ID, len) = u {
-            n += (len.saturating_sub(4) / record_len.max(1)) as u32;
+        if let SetUse::Uses(id, len) = u {
+            n += enc.fixed_records(id, len).unwrap_or(0);
         }
     });
     n
@@ -997,7 +1000,7 @@ impl Exporter {
                 loop {
                     match rx.recv() {
                         Ok(Cmd::Flow(_)) => Counters::add(&self.counters.lost, 1),
-                        Ok(Cmd::Stats(_) | Cmd::SendTemplates | Cmd::Flush) => {}
+                        Ok(Cmd::Stats(_) | Cmd::Nat(_) | Cmd::SendTemplates | Cmd::Flush) => {}
                         Ok(Cmd::Finish) | Err(_) => break 'run,
                     }
                 }
@@ -1049,6 +1052,7 @@ impl Exporter {
                     crate::export::sockopt::exporter_addresses(self.counters.local());
                 self.encode(|enc, t, out| enc.encode_stats(&s, t, out));
             }
+            Cmd::Nat(e) => self.encode(|enc, t, out| enc.encode_nat(&e, t, out)),
             Cmd::SendTemplates => self.enc.resend_templates(),
             Cmd::Flush => self.flush_partial(),
             Cmd::Finish => return false,
@@ -1261,7 +1265,7 @@ impl Exporter {
         for (i, msg) in done.drain(..).enumerate() {
             let next = seqs.get(i + 1).copied().unwrap_or(after);
             let records = next.wrapping_sub(seqs[i]);
-            let flows = records.saturating_sub(options_records(&msg, self.enc.stats_record_len()));
+            let flows = records.saturating_sub(options_records(&msg, &self.enc));
             let q = Queued {
                 bytes: msg,
                 records,

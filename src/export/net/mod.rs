@@ -38,6 +38,7 @@ pub use crate::config::QueueFull;
 use crate::config::{IpfixTransport, SocketOptions};
 use crate::ipfix::TemplateSpec;
 use crate::meter::{FlowRecord, ProcessStats};
+use crate::natevent::NatEvent;
 use anyhow::{anyhow, Result};
 use exporter::{Cmd, Counters, Exporter};
 use std::io;
@@ -354,6 +355,10 @@ impl RecordSink for IpfixNetSink {
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
         self.hand_over(Cmd::Stats(*stats))
+    }
+
+    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+        self.hand_over(Cmd::Nat(*event))
     }
 
     /// Flush, wait for the collector to take everything held (while it makes progress, and
