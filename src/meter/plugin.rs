@@ -109,7 +109,8 @@ pub trait FlowPlugin: Send + 'static {
 pub trait Hosted: Send {
     fn number(&self) -> u8;
     fn splits(&self) -> bool;
-    fn attach(&mut self, slot: u32, p: &PacketView<'_>);
+    /// Offer the plugin a new flow; true when it attached (keeps state for the flow).
+    fn attach(&mut self, slot: u32, p: &PacketView<'_>) -> bool;
     fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict;
     fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool;
     /// The plugin still reads the stream of the flow in `slot`.
@@ -183,12 +184,12 @@ impl<P: FlowPlugin> Hosted for Host<P> {
         P::SPLITS
     }
 
-    fn attach(&mut self, slot: u32, p: &PacketView<'_>) {
+    fn attach(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
         // A slot is attached to once per flow; a state left over (its flow ended without an
         // export, which the meter never does) is dropped here rather than leaked.
         drop(self.take(slot));
         let Some(state) = self.plugin.attach(p) else {
-            return;
+            return false;
         };
         let entry = Entry::Live { state, done: false };
         let i = match self.free {
@@ -210,6 +211,7 @@ impl<P: FlowPlugin> Hosted for Host<P> {
         self.index[slot as usize] = i;
         self.live += 1;
         self.peak = self.peak.max(self.live);
+        true
     }
 
     fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> Verdict {
@@ -288,8 +290,19 @@ pub struct PluginSet {
     free_streams: Vec<u32>,
     /// Some plugin may split flows.
     splits: bool,
+    /// By flow slot: bit *i* set while plugin *i* is attached to the flow and still wants its
+    /// packets, so that a packet calls only those (with many plugins enabled most flows
+    /// concern few of them: calling each one to learn that it has nothing cost more than the
+    /// parsers' own work). Plugins past the 64th are always called.
+    calls: Vec<u64>,
     /// Octets of list and string data to make room for in a record's values.
     data_hint: usize,
+}
+
+/// Plugin `i`'s bit in [`PluginSet::calls`] (every plugin past the 64th shares the last).
+#[inline]
+fn bit(i: usize) -> u64 {
+    1u64 << i.min(63)
 }
 
 /// The most data room taken up front for a record's values.
@@ -323,6 +336,7 @@ impl PluginSet {
             stream_index: Vec::new(),
             streams: Vec::new(),
             free_streams: Vec::new(),
+            calls: Vec::new(),
             data_hint: 0,
         }
     }
@@ -337,41 +351,102 @@ impl PluginSet {
     }
 
     pub(super) fn attach(&mut self, slot: u32, p: &PacketView<'_>) {
-        for h in &mut self.plugins {
-            h.attach(slot, p);
+        let mut calls = 0u64;
+        for (i, h) in self.plugins.iter_mut().enumerate() {
+            if h.attach(slot, p) {
+                calls |= bit(i);
+            }
         }
+        super::grow_to(&mut self.calls, slot as usize, 0);
+        self.calls[slot as usize] = calls;
+    }
+
+    /// The plugins attached to the flow in `slot` that still want its packets.
+    #[inline]
+    fn calls(&self, slot: u32) -> u64 {
+        self.calls.get(slot as usize).copied().unwrap_or(0)
     }
 
     /// True when some plugin wants `p` to start a new flow.
     pub(super) fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
-        self.splits && self.plugins.iter_mut().any(|h| h.split_before(slot, p))
+        if !self.splits {
+            return false;
+        }
+        let calls = self.calls(slot);
+        self.plugins
+            .iter_mut()
+            .enumerate()
+            .any(|(i, h)| calls & bit(i) != 0 && h.split_before(slot, p))
+    }
+
+    /// Plugins in `calls` see `p`; a plugin done with the flow (or dropping its state) is
+    /// not called again for it. True when one of them ends the flow after `p`.
+    fn call(
+        plugins: &mut [Box<dyn Hosted>],
+        by_slot: &mut [u64],
+        slot: u32,
+        calls: u64,
+        p: &PacketView<'_>,
+    ) -> bool {
+        let mut end = false;
+        let mut still = calls;
+        for (i, h) in plugins.iter_mut().enumerate() {
+            if calls & bit(i) == 0 {
+                continue;
+            }
+            match h.packet(slot, p) {
+                Verdict::EndAfter => end = true,
+                Verdict::Done | Verdict::Drop => still &= !bit(i),
+                Verdict::Continue => {}
+            }
+        }
+        if still != calls {
+            if let Some(c) = by_slot.get_mut(slot as usize) {
+                *c = still;
+            }
+        }
+        end
     }
 
     /// Every plugin sees `p` (with its direction's stream, for TCP when streams are read);
     /// true when one of them ends the flow after it.
     pub(super) fn packet(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
-        let mut end = false;
+        let calls = self.calls(slot);
+        if calls == 0 {
+            // No plugin attached, or each is done with the flow: its stream (if any) goes.
+            if self.stream_cap > 0
+                && self
+                    .stream_index
+                    .get(slot as usize)
+                    .is_some_and(|&i| i != NONE && i != CLOSED)
+            {
+                self.free_stream(slot);
+                self.stream_index[slot as usize] = CLOSED;
+            }
+            return false;
+        }
+        let end;
         match (self.stream_cap, p.pkt.tcp) {
             (cap, Some(tcp)) if cap > 0 && self.stream_open(slot) => {
                 let i = self.stream_entry(slot);
                 let syn = tcp.flags & 0x02 != 0;
                 let stream = self.streams[i].push(cap, p.reverse, tcp.seq, syn, p.payload);
                 let view = PacketView { stream, ..*p };
-                for h in &mut self.plugins {
-                    end |= h.packet(slot, &view) == Verdict::EndAfter;
-                }
-                if !self.plugins.iter().any(|h| h.wants_stream(slot)) {
+                end = Self::call(&mut self.plugins, &mut self.calls, slot, calls, &view);
+                let calls = self.calls(slot);
+                let wants = self
+                    .plugins
+                    .iter()
+                    .enumerate()
+                    .any(|(i, h)| calls & bit(i) != 0 && h.wants_stream(slot));
+                if !wants {
                     // Nobody reads this flow's stream any more: its buffer goes now, not
                     // with the flow (thousands of long TCP flows would each hold one).
                     self.free_stream(slot);
                     self.stream_index[slot as usize] = CLOSED;
                 }
             }
-            _ => {
-                for h in &mut self.plugins {
-                    end |= h.packet(slot, p) == Verdict::EndAfter;
-                }
-            }
+            _ => end = Self::call(&mut self.plugins, &mut self.calls, slot, calls, p),
         }
         end
     }
@@ -416,6 +491,9 @@ impl PluginSet {
     pub(super) fn export(&mut self, slot: u32, flow: &FlowSummary) -> Option<Box<Extensions>> {
         if self.stream_cap > 0 {
             self.free_stream(slot);
+        }
+        if let Some(c) = self.calls.get_mut(slot as usize) {
+            *c = 0;
         }
         // Room for every value at once, and for as much list and string data as the largest
         // record so far had: a record's values are not grown one by one.
