@@ -1,8 +1,10 @@
 //! Record sinks: where flow records go (IPFIX files, JSON lines, IPFIX to a collector,
-//! NetFlow over UDP).
+//! NetFlow over UDP, Kafka with the `kafka` feature).
 
 mod ipfix_file;
 mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod net;
 mod netflow_udp;
 mod output_file;
@@ -69,8 +71,10 @@ pub struct ExportReport {
     pub lost: u64,
     /// Of those, dropped at a full export queue (live capture).
     pub overflow: u64,
-    /// Delivery is confirmed by acknowledgements (TCP, TLS).
+    /// Delivery is confirmed by acknowledgements (TCP, TLS, Kafka).
     pub acknowledged: bool,
+    /// Who acknowledges, for the summary line ("the collector's TCP").
+    pub confirmed_by: &'static str,
 }
 
 /// A destination for flow records. Records arrive in the order the meter closed the flows.

@@ -339,6 +339,7 @@ impl RecordSink for NetflowUdpSink {
             lost: self.lost_records(),
             overflow: self.link.overflow,
             acknowledged: false,
+            confirmed_by: "",
         })
     }
 }

@@ -12,7 +12,7 @@ pub mod dns;
 mod dns_source;
 pub mod dns_wire;
 pub mod dnssd;
-mod flowhash;
+pub mod flowhash;
 mod headers;
 mod icmp;
 mod idpcontent;

@@ -355,6 +355,7 @@ impl RecordSink for IpfixNetSink {
             lost: t.lost + t.overflow,
             overflow: t.overflow,
             acknowledged: self.acknowledged,
+            confirmed_by: "the collector's TCP",
         })
     }
 
