@@ -30,3 +30,6 @@ pub mod meter;
 pub mod netflow;
 pub mod plugins;
 pub mod time;
+
+/// qof's version, as `qof --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
