@@ -26,7 +26,7 @@ fn ok(cmd: &mut Command) -> String {
 #[test]
 #[ignore = "builds a release package: scripts/test runs it"]
 fn the_package_installs_what_a_user_needs() {
-    let out = ok(Command::new(
+    let out = ok(&mut Command::new(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package"),
     ));
     let deb = PathBuf::from(out.lines().last().expect("scripts/package printed nothing"));
@@ -78,11 +78,11 @@ fn the_package_installs_what_a_user_needs() {
     }
 
     // The binaries run: the version, and the sample's records as the tests' build makes them.
-    let qof = root.join("usr/bin/qof");
-    let qofdump = root.join("usr/bin/qofdump");
-    assert!(ok(Command::new(&qof).arg("--version")).starts_with("qof 0."));
-    assert!(ok(Command::new(&qofdump).arg("--version")).starts_with("qofdump 0."));
-    let packaged = ok(Command::new(&qof)
+    let packaged_qof = root.join("usr/bin/qof");
+    let packaged_qofdump = root.join("usr/bin/qofdump");
+    assert!(ok(Command::new(&packaged_qof).arg("--version")).starts_with("qof 0."));
+    assert!(ok(Command::new(&packaged_qofdump).arg("--version")).starts_with("qofdump 0."));
+    let packaged = ok(Command::new(&packaged_qof)
         .arg("--in")
         .arg(sample())
         .args(["--format", "json"]));
@@ -91,7 +91,7 @@ fn the_package_installs_what_a_user_needs() {
     assert!(!packaged.is_empty());
     // Built with Kafka: an unreachable broker is a run with every record counted lost, not
     // "built without Kafka support".
-    let o = run(Command::new(&qof).arg("--in").arg(sample()).args([
+    let o = run(Command::new(&packaged_qof).arg("--in").arg(sample()).args([
         "--kafka",
         "127.0.0.1:1",
         "--kafka-topic",
