@@ -7,6 +7,11 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+mod collector;
+mod ops;
+pub use collector::{parse_collectors, parse_ip, CollectorSpec};
+pub use ops::{interface_index, parse_size, InterfaceRule, OpsArgs, SocketOptions};
+
 /// What the flow records are written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -27,6 +32,9 @@ pub const DEFAULT_EXPORT_RATE: u64 = 50_000;
 /// NetFlow versions of `--netflow`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum NetflowVersion {
+    /// NetFlow v1: IPv4 only, fixed records, no sequence numbers (softflowd's -v 1).
+    #[value(name = "1")]
+    V1,
     /// NetFlow v5: IPv4 only, fixed records.
     #[value(name = "5")]
     V5,
@@ -129,9 +137,10 @@ pub const MIN_QUEUE_BYTES: usize = 8192;
 #[command(name = "qof", version, about, disable_version_flag = true)]
 pub struct Args {
     /// Input: a pcap or pcapng file (plain or gzip), `-` for standard input; the libtrace
-    /// prefix `pcapfile:` is accepted. Default: standard input.
+    /// prefix `pcapfile:` is accepted; `int:IFACE` captures live (Linux; repeatable: several
+    /// interfaces at once). Default: standard input.
     #[arg(long = "in", value_name = "INPUT")]
-    pub input: Option<String>,
+    pub input: Vec<String>,
 
     /// Output file, `-` for standard output (the default). With --rotate, the file-name prefix.
     #[arg(long = "out", value_name = "OUTPUT")]
@@ -157,7 +166,18 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "1")]
     pub workers: String,
 
-    /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time).
+    /// Live capture: keep at most this many octets of each frame (the kernel cuts them; the
+    /// wire length is kept). Default 2048.
+    #[arg(long, value_name = "OCTETS")]
+    pub snaplen: Option<u32>,
+
+    /// Live capture: the receive ring's size in MiB, what waits while qof is busy (default
+    /// 64).
+    #[arg(long, value_name = "MIB")]
+    pub ring_size: Option<usize>,
+
+    /// Only meter packets matching this tcpdump filter expression (needs libpcap at run time;
+    /// on a live interface the kernel runs it, and refused frames never reach qof).
     #[arg(long, value_name = "BPF_FILTER")]
     pub filter: Option<String>,
 
@@ -292,6 +312,9 @@ pub struct Args {
     /// Print the version (on standard output) and exit.
     #[arg(short = 'V', long)]
     pub version: bool,
+
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 // The command line of `qofdump` lives here, beside qof's, so that the man pages and shell
@@ -481,6 +504,7 @@ impl Args {
     /// Options that are accepted by QoF but not implemented by this version yet, and
     /// combinations that make no sense: one clear error each.
     pub fn check(&self) -> Result<()> {
+        self.check_ops()?;
         if self.kafka.is_some() {
             return self.check_kafka();
         }
@@ -639,8 +663,9 @@ impl Args {
             bail!("--netflow needs --out HOST: the collector's address or host name");
         }
         match (self.netflow, self.template_refresh) {
-            (Some(NetflowVersion::V5), Some(_)) => {
-                bail!("--template-refresh applies to NetFlow v9; v5 has no templates")
+            (Some(v @ (NetflowVersion::V1 | NetflowVersion::V5)), Some(_)) => {
+                let n = if v == NetflowVersion::V1 { 1 } else { 5 };
+                bail!("--template-refresh applies to NetFlow v9; v{n} has no templates")
             }
             (_, Some(0)) => bail!("--template-refresh 0: the interval must be at least one second"),
             _ => {}
@@ -673,7 +698,7 @@ impl Args {
             bail!("--export-rate paces UDP export (--ipfix udp, --netflow); TCP, TLS and SCTP follow the collector");
         }
         if self.export_queue_full == Some(QueueFull::Wait)
-            && self.input.as_deref().is_some_and(|i| i.starts_with("int:"))
+            && self.inputs().iter().any(|i| i.starts_with("int:"))
         {
             bail!("--export-queue-full wait: a live capture cannot wait for the collector (its packets would be lost instead); it drops and counts");
         }
@@ -739,6 +764,31 @@ impl Args {
             None if live => QueueFull::Drop,
             None => QueueFull::Wait,
         }
+    }
+
+    /// The live capture's settings (`--snaplen`, `--ring-size`), checked; the kernel's filter
+    /// program is added by the caller.
+    pub fn live_options(&self) -> Result<crate::capture::live::LiveOptions> {
+        let is_live = self.inputs().iter().all(|i| i.starts_with("int:"));
+        if !is_live && (self.snaplen.is_some() || self.ring_size.is_some()) {
+            bail!("--snaplen and --ring-size apply to live capture (--in int:IFACE)");
+        }
+        let d = crate::capture::live::LiveOptions::default();
+        let snaplen = match self.snaplen {
+            None => d.snaplen,
+            Some(n @ 64..=262_144) => n,
+            Some(n) => bail!("--snaplen {n}: expected 64 to 262144 octets"),
+        };
+        let ring_blocks = match self.ring_size {
+            None => d.ring_blocks,
+            Some(n @ 2..=65_536) => n,
+            Some(n) => bail!("--ring-size {n}: expected 2 to 65536 MiB"),
+        };
+        Ok(crate::capture::live::LiveOptions {
+            snaplen,
+            ring_blocks,
+            program: None,
+        })
     }
 
     /// `--workers`: how many metering workers (1 = on the reading thread).

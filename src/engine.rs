@@ -19,7 +19,9 @@
 use qof::capture::Frame;
 use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
 use qof::meter::PluginSet;
-use qof::meter::{FlowIds, FlowRecord, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats};
+use qof::meter::{
+    FlowIds, FlowRecord, FlowSummary, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats,
+};
 use qof::time::Timestamp;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -45,6 +47,8 @@ pub struct Snapshot {
     /// Frames the workers' decoders could not use (on the reading thread, the caller counts
     /// them).
     pub ignored: IgnoreCounts,
+    /// Datagrams awaiting their first fragment.
+    pub frags: usize,
 }
 
 impl Snapshot {
@@ -54,6 +58,7 @@ impl Snapshot {
             memory: m.memory(),
             active: m.active_flows(),
             ignored,
+            frags: m.pending_fragments(),
         }
     }
 
@@ -62,6 +67,7 @@ impl Snapshot {
         self.memory.merge(&o.memory);
         self.active += o.active;
         self.ignored.merge(&o.ignored);
+        self.frags += o.frags;
     }
 }
 
@@ -146,6 +152,52 @@ impl Engine {
         }
     }
 
+    /// Every flow in memory ends now (`qofctl expire-all`); their records follow.
+    pub fn expire_all(&mut self) {
+        match self {
+            Engine::One(one) => one.meter.expire_all(),
+            Engine::Many(p) => {
+                // (Then every worker's records are back, ready to export.)
+                p.broadcast(|| Msg::ExpireAll);
+                p.sync();
+            }
+        }
+    }
+
+    /// Every flow in memory goes without a record (`qofctl delete-all`); how many.
+    pub fn delete_all(&mut self) -> u64 {
+        match self {
+            Engine::One(one) => one.meter.delete_all(),
+            Engine::Many(p) => p
+                .ask(|| Msg::DeleteAll)
+                .into_iter()
+                .map(|a| match a {
+                    Answer::Deleted(n) => n,
+                    Answer::Flows(_) => 0,
+                })
+                .sum(),
+        }
+    }
+
+    /// The flows in memory, oldest first (`qofctl dump-flows`).
+    pub fn flows(&mut self) -> Vec<FlowSummary> {
+        match self {
+            Engine::One(one) => one.meter.flows(),
+            Engine::Many(p) => {
+                let mut all: Vec<FlowSummary> = p
+                    .ask(|| Msg::Dump)
+                    .into_iter()
+                    .flat_map(|a| match a {
+                        Answer::Flows(v) => v,
+                        Answer::Deleted(_) => Vec::new(),
+                    })
+                    .collect();
+                all.sort_unstable_by_key(|f| (f.start, f.flow_id));
+                all
+            }
+        }
+    }
+
     /// End of input: every flow ends.
     pub fn flush(&mut self) {
         match self {
@@ -182,11 +234,13 @@ impl One {
             frame.ts,
             frame.linktype,
             frame.data,
+            frame.ifindex,
         )
     }
 }
 
-/// Decode a frame into the meter's look-ahead and queue it.
+/// Decode a frame into the meter's look-ahead and queue it; `ingress` is the index of the
+/// interface it came in on (part of the flow key).
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
@@ -195,12 +249,16 @@ fn meter_frame(
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
+    ingress: u32,
 ) -> Result<(), Ignore> {
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
+        pkt.key.ingress = ingress;
     } else {
-        decode::decode(linktype, data, cfg, meter.next_packet())?;
+        let pkt = meter.next_packet();
+        decode::decode(linktype, data, cfg, pkt)?;
+        pkt.key.ingress = ingress;
     }
     meter.push(ts, data);
     Ok(())
@@ -209,8 +267,8 @@ fn meter_frame(
 /// Frames for one worker: their bytes one after another in `data`.
 #[derive(Default)]
 struct Batch {
-    /// (capture time, link type, start in `data`, length).
-    frames: Vec<(Timestamp, u32, u32, u32)>,
+    /// (capture time, link type, start in `data`, length, ingress interface).
+    frames: Vec<(Timestamp, u32, u32, u32, u32)>,
     data: Vec<u8>,
 }
 
@@ -226,6 +284,9 @@ enum Msg {
     Tick(Timestamp),
     Sync,
     Flush,
+    ExpireAll,
+    DeleteAll,
+    Dump,
 }
 
 enum Reply {
@@ -233,6 +294,14 @@ enum Reply {
     Records(Vec<FlowRecord>, Option<Batch>),
     Synced(usize, Snapshot),
     Done(usize, Snapshot),
+    /// A worker's answer to DeleteAll or Dump.
+    Answered(Answer),
+}
+
+/// What a worker answers to a question about its flows.
+enum Answer {
+    Deleted(u64),
+    Flows(Vec<FlowSummary>),
 }
 
 struct Worker {
@@ -266,6 +335,8 @@ pub struct Pool {
     synced: usize,
     /// Workers finished (after a flush).
     done: usize,
+    /// Answers to the last question asked of every worker.
+    answers: Vec<Answer>,
     flushing: bool,
 }
 
@@ -310,6 +381,7 @@ impl Pool {
             snapshots: vec![Snapshot::default(); n],
             synced: 0,
             done: 0,
+            answers: Vec::new(),
             flushing: false,
         })
     }
@@ -349,8 +421,13 @@ impl Pool {
         let b = &mut self.workers[w].batch;
         let start = b.data.len() as u32;
         b.data.extend_from_slice(frame.data);
-        b.frames
-            .push((ts, frame.linktype, start, frame.data.len() as u32));
+        b.frames.push((
+            ts,
+            frame.linktype,
+            start,
+            frame.data.len() as u32,
+            frame.ifindex,
+        ));
         if b.frames.len() >= BATCH {
             self.send_batch(w);
         }
@@ -411,8 +488,20 @@ impl Pool {
                 self.snapshots[w] = s;
                 self.done += 1;
             }
+            Reply::Answered(a) => self.answers.push(a),
         }
         true
+    }
+
+    /// Ask every worker `msg` and wait for each one's answer (records handed back meanwhile
+    /// are kept, in order).
+    fn ask(&mut self, msg: impl Fn() -> Msg) -> Vec<Answer> {
+        self.answers.clear();
+        self.broadcast(msg);
+        while self.answers.len() < self.workers.len() && !self.worker_lost() {
+            self.receive(Some(Duration::from_millis(100)));
+        }
+        std::mem::take(&mut self.answers)
     }
 
     /// A worker's thread ended without being asked to (it panicked).
@@ -558,10 +647,10 @@ fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: Syn
     for msg in rx {
         let alive = match msg {
             Msg::Packets(batch) => {
-                for &(ts, linktype, start, len) in &batch.frames {
+                for &(ts, linktype, start, len, ingress) in &batch.frames {
                     let data = &batch.data[start as usize..(start + len) as usize];
                     if let Err(why) =
-                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data)
+                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data, ingress)
                     {
                         ignored.add(why);
                     }
@@ -578,6 +667,20 @@ fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: Syn
                     && reply
                         .send(Reply::Synced(i, Snapshot::of(meter.meter(), ignored)))
                         .is_ok()
+            }
+            Msg::ExpireAll => {
+                meter.expire_all();
+                hand_back(&mut meter, &mut out, None)
+            }
+            Msg::DeleteAll => {
+                let n = meter.delete_all();
+                hand_back(&mut meter, &mut out, None)
+                    && reply.send(Reply::Answered(Answer::Deleted(n))).is_ok()
+            }
+            Msg::Dump => {
+                let flows = meter.flows();
+                hand_back(&mut meter, &mut out, None)
+                    && reply.send(Reply::Answered(Answer::Flows(flows))).is_ok()
             }
             Msg::Flush => {
                 meter.flush();

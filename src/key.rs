@@ -14,7 +14,7 @@ pub mod proto {
     pub const SCTP: u8 = 132;
 }
 
-/// Addresses, ports, protocol, IP version and VLAN.
+/// Addresses, ports, protocol, IP version, VLAN and the interface the packets came in on.
 ///
 /// Both address families share one layout so that one table holds every flow: an IPv4 address
 /// sits in the first four octets of its field and the other twelve are zero.
@@ -31,6 +31,11 @@ pub struct FlowKey {
     pub ip_version: u8,
     /// The 12-bit 802.1Q VLAN id that is kept (see `decode`), 0 when untagged.
     pub vlan: u16,
+    /// ingressInterface: the index of the interface the packets were captured on (the
+    /// kernel's ifindex for a live capture, `--ingress-interface` for files; 0 = unknown).
+    /// Part of the key, as ipt-netflow has it: a packet seen on two interfaces (forwarded
+    /// between them) is in two flows, one per link.
+    pub ingress: u32,
 }
 
 impl FlowKey {

@@ -20,6 +20,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod decode;
 pub mod export;
 pub mod filter;
@@ -27,6 +28,7 @@ pub mod ie;
 pub mod ipfix;
 pub mod key;
 pub mod meter;
+pub mod metrics;
 pub mod netflow;
 pub mod plugins;
 pub mod time;

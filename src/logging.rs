@@ -2,7 +2,55 @@
 
 use anyhow::{bail, Context, Result};
 use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::EnvFilter;
+
+/// A log file that SIGHUP reopens (after logrotate moved it away, the new lines go to a new
+/// file under the name).
+struct ReopenFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl io::Write for &ReopenFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.lock() {
+            Ok(mut f) => f.write(buf),
+            Err(p) => p.into_inner().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log file, when `--log` names one.
+static LOG_FILE: OnceLock<Arc<ReopenFile>> = OnceLock::new();
+
+fn open_log(path: &std::path::Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// SIGHUP: open the log file again (a no-op for standard error and syslog).
+pub fn reopen() -> io::Result<()> {
+    let Some(log) = LOG_FILE.get() else {
+        return Ok(());
+    };
+    let fresh = open_log(&log.path)
+        .map_err(|e| io::Error::new(e.kind(), format!("--log {}: {e}", log.path.display())))?;
+    match log.file.lock() {
+        Ok(mut f) => *f = fresh,
+        Err(p) => *p.into_inner() = fresh,
+    }
+    Ok(())
+}
 
 pub fn init(spec: &str, level: &str) -> Result<()> {
     let filter = EnvFilter::new(format!("qof={level},{level}"));
@@ -16,15 +64,13 @@ pub fn init(spec: &str, level: &str) -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     } else if spec.starts_with('/') {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(spec)
-            .with_context(|| format!("--log {spec}"))?;
-        builder
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .init();
+        let file = open_log(std::path::Path::new(spec)).with_context(|| format!("--log {spec}"))?;
+        let log = Arc::new(ReopenFile {
+            path: PathBuf::from(spec),
+            file: Mutex::new(file),
+        });
+        let _ = LOG_FILE.set(log.clone());
+        builder.with_ansi(false).with_writer(log).init();
     } else if let Some(facility) = facility(spec) {
         let ident: &'static CStr = c"qof";
         let Some(syslog) = syslog_tracing::Syslog::new(ident, Default::default(), facility) else {

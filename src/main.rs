@@ -21,6 +21,7 @@ mod logging;
 mod notify;
 mod privilege;
 mod progress;
+mod service;
 mod sinks;
 
 fn main() -> ExitCode {
@@ -66,9 +67,14 @@ enum Outcome {
 #[derive(Default)]
 struct Counters {
     frames: u64,
+    /// Octets of the frames read, as long as they were on the wire.
+    octets: u64,
     filtered: u64,
     ignored: IgnoreCounts,
     records: u64,
+    /// Packet time of the first frame read and of the latest (time never goes back here).
+    first_ts: Option<Timestamp>,
+    last_ts: Timestamp,
 }
 
 fn run(args: &Args) -> Result<Outcome> {
@@ -122,7 +128,11 @@ fn run(args: &Args) -> Result<Outcome> {
         headers: needs.headers,
     };
 
-    let input = args.input.as_deref().unwrap_or("-");
+    let input = args.inputs()[0];
+    // How errors name the input: every interface when several are captured.
+    let input_name = args.inputs().join(",");
+    // ingressInterface of frames from files and standard input.
+    let file_ingress = args.ingress_interface()?.unwrap_or(0);
     if matches!(input, "-" | "pcapfile:-") && std::io::stdin().is_terminal() {
         bail!("refusing to read a capture from a terminal: give --in FILE or pipe pcap data in");
     }
@@ -133,9 +143,13 @@ fn run(args: &Args) -> Result<Outcome> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&status))?;
 
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
+    let live_options = args.live_options()?;
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
-    let mut source = capture::open_stoppable(input, Arc::clone(&stop))?;
+    let mut source = open_input(args, Arc::clone(&stop), &live_options, &mut filter)?;
     let live = source.is_live();
+    // The control socket, the metrics port and the pid file (before privileges go: they may
+    // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
+    let mut service = service::Service::start(args, meter_cfg, Arc::new(AtomicBool::new(false)))?;
     // A pipe or an interface may keep the next read waiting; a regular file does not.
     let read_may_wait = source.len_hint().is_none();
     let mut sink = sinks::open(
@@ -178,8 +192,8 @@ fn run(args: &Args) -> Result<Outcome> {
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
     let mut next_stats_ms: Option<u64> = None;
-    let mut last_ts = Timestamp::ZERO;
     let mut outcome = Outcome::Clean;
+    service.publish(&meter, sink.as_ref(), &n, source.as_ref());
 
     loop {
         let mut quiet = false;
@@ -197,32 +211,37 @@ fn run(args: &Args) -> Result<Outcome> {
                 // A live interface gone quiet: its clock still runs, and flows idle past
                 // their timeout end without waiting for the next frame. (Housekeeping below,
                 // as after a frame.)
-                last_ts = last_ts.max(now);
-                meter.handle_timeout(last_ts);
+                n.last_ts = n.last_ts.max(now);
+                meter.handle_timeout(n.last_ts);
                 quiet = true;
             }
         }
         if !quiet {
-            let frame = match source.next_frame() {
+            let mut frame = match source.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 // Standard input cut short by a signal: a stop, not damage.
                 Err(_) if stop.load(Ordering::Relaxed) => break,
                 Err(e) => {
                     // One line on standard error; the log gets it too when it goes elsewhere.
-                    eprintln!("qof: {input}: {e}");
+                    eprintln!("qof: {input_name}: {e}");
                     if args.log != "stderr" {
-                        tracing::error!("{input}: {e}; exported the flows read before it");
+                        tracing::error!("{input_name}: {e}; exported the flows read before it");
                     }
                     outcome = Outcome::InputError;
                     break;
                 }
             };
             n.frames += 1;
+            n.octets += u64::from(frame.orig_len);
+            if !live {
+                frame.ifindex = file_ingress;
+            }
             if n.frames == 1 {
                 sink.first_packet(frame.ts)?;
+                n.first_ts = Some(frame.ts);
             }
-            last_ts = last_ts.max(frame.ts);
+            n.last_ts = n.last_ts.max(frame.ts);
             if let Some(f) = filter.as_mut() {
                 if !f.matches(frame.linktype, frame.orig_len, frame.data) {
                     n.filtered += 1;
@@ -234,12 +253,20 @@ fn run(args: &Args) -> Result<Outcome> {
             }
         }
         export_ready(&mut meter, sink.as_mut(), &mut n)?;
-        // Housekeeping every 4096 frames, at once on a signal, and whenever a live interface
-        // is quiet: signals, file rotation, statistics, progress.
+        // Housekeeping every 4096 frames, at once on a signal, a command or a scrape (the wake
+        // flag), and whenever a live interface is quiet: signals, commands, metrics, file
+        // rotation, statistics, progress.
         // (A live source ends the input itself after a stop, once it has given the frames
         // captured before it.)
         let stopping = stop.load(Ordering::Relaxed) && !live;
-        if quiet || n.frames & 0xfff == 0 || stopping || status.load(Ordering::Relaxed) {
+        if quiet || n.frames & 0xfff == 0 || stopping || service.wake.load(Ordering::Relaxed) {
+            service.wake.store(false, Ordering::Relaxed);
+            if service.attend(&mut meter, sink.as_mut(), &mut n, source.as_ref(), &stop)?
+                == service::Next::Stop
+                && !live
+            {
+                break;
+            }
             // A collector that took nothing for --export-timeout while the input waited: stop
             // reading (the flows in memory are still handed over, and counted as lost).
             if stopping || sink.failure().is_some() {
@@ -250,9 +277,9 @@ fn run(args: &Args) -> Result<Outcome> {
                 meter_held(&mut meter, sink.as_mut(), &mut n)?;
                 log_status(&meter.snapshot(), &n, sink.as_ref());
             }
-            sink.tick(last_ts)?;
+            sink.tick(n.last_ts)?;
             if let Some(every) = stats_every {
-                let now = last_ts.millis();
+                let now = n.last_ts.millis();
                 let due = *next_stats_ms.get_or_insert(now);
                 if now >= due {
                     meter_held(&mut meter, sink.as_mut(), &mut n)?;
@@ -262,7 +289,6 @@ fn run(args: &Args) -> Result<Outcome> {
                         source.as_ref(),
                         args,
                         init_millis,
-                        started,
                     ))?;
                     next_stats_ms = Some(now + every);
                 }
@@ -272,7 +298,9 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     progress.finish();
     notify::notify("STOPPING=1");
-    if stop.load(Ordering::Relaxed) {
+    if service.commanded_stop {
+        tracing::warn!("qofctl: stopping input and exporting every flow in memory");
+    } else if stop.load(Ordering::Relaxed) {
         tracing::warn!("signal received: stopping input and exporting every flow in memory");
     }
     meter_held(&mut meter, sink.as_mut(), &mut n)?;
@@ -290,7 +318,6 @@ fn run(args: &Args) -> Result<Outcome> {
             source.as_ref(),
             args,
             init_millis,
-            started,
         ))?;
     }
     // The summary first: a sink that fails to finish (NetFlow records lost) still had a run.
@@ -302,7 +329,14 @@ fn run(args: &Args) -> Result<Outcome> {
         other => other,
     };
     let report = sink.export_report();
-    summary(&meter.snapshot(), &n, started, report, source.dropped());
+    summary(
+        &meter.snapshot(),
+        &n,
+        started,
+        report,
+        &sink.collectors(),
+        source.dropped(),
+    );
     finished.context("closing the output")?;
     if let Some(why) = sink.failure() {
         eprintln!("qof: {why}");
@@ -314,6 +348,59 @@ fn run(args: &Args) -> Result<Outcome> {
         outcome = Outcome::Undelivered;
     }
     Ok(outcome)
+}
+
+/// The input: a file, standard input, or one or several live interfaces, whose frames carry
+/// their interface's index (the kernel's, or what `--interface-rules` makes of its name).
+fn open_input(
+    args: &Args,
+    stop: Arc<AtomicBool>,
+    live_options: &capture::live::LiveOptions,
+    filter: &mut Option<Filter>,
+) -> Result<Box<dyn capture::PacketSource + Send>> {
+    let inputs = args.inputs();
+    let rules = args.interface_rules()?;
+    let all_live = inputs.iter().all(|i| i.starts_with("int:"));
+    if !all_live {
+        let _ = rules;
+        return Ok(capture::open_stoppable(inputs[0], stop, live_options)?);
+    }
+    use capture::live::{LiveSource, MultiLive};
+    let mut sources = Vec::new();
+    for i in &inputs {
+        let name = i.strip_prefix("int:").unwrap_or(i);
+        let mut options = live_options.clone();
+        if let Some(f) = filter.as_ref() {
+            // A live interface's filter runs in the kernel, compiled for that interface's
+            // link type: the frames it refuses are never copied to qof (and not counted as
+            // filtered out).
+            let program = f.kernel_program(capture::live::link_type(name), options.snaplen)?;
+            options.program = Some(
+                program
+                    .iter()
+                    .map(|i| libc::sock_filter {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect(),
+            );
+        }
+        sources.push(LiveSource::open_indexed(
+            name,
+            Arc::clone(&stop),
+            &options,
+            |n, k| qof::config::interface_index(&rules, n, k),
+        )?);
+    }
+    *filter = None;
+    if sources.len() == 1 {
+        if let Some(one) = sources.pop() {
+            return Ok(Box::new(one));
+        }
+    }
+    Ok(Box::new(MultiLive::new(sources)))
 }
 
 /// The plugins `--plugin` and the YAML `plugins:` list name, parsed.
@@ -431,10 +518,14 @@ fn process_stats(
     source: &dyn PacketSource,
     args: &Args,
     init_millis: u64,
-    started: Instant,
 ) -> ProcessStats {
     let m = meter.stats;
-    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    // Rates per second of packet time (a file read in a moment still has its traffic's
+    // rates), over at least a second.
+    let span = n
+        .first_ts
+        .map_or(0, |first| n.last_ts.saturating_since(first).nanos());
+    let secs = (span as f64 / 1e9).max(1.0);
     ProcessStats {
         system_init_millis: init_millis,
         exported_flows: m.records_emitted,
@@ -451,6 +542,31 @@ fn process_stats(
         observation_domain: args.observation_domain,
         mean_flow_rate: (m.flows_created as f64 / secs).round() as u32,
         mean_packet_rate: (m.packets as f64 / secs).round() as u32,
+        // Filled in by each sink: its own address and totals.
+        exporter_ipv4: [0; 4],
+        exporter_ipv6: [0; 16],
+        exported_messages: 0,
+        exported_octets: 0,
+    }
+}
+
+/// What became of the records handed to one network export (or to all, summed).
+fn delivery(r: &qof::export::ExportReport) -> String {
+    let overflow = if r.overflow > 0 {
+        format!(" ({} of them at the full export queue)", r.overflow)
+    } else {
+        String::new()
+    };
+    let lost = format!("{} records lost to the network{overflow}", r.lost);
+    if r.acknowledged {
+        format!(
+            "{} delivered (acknowledged by {}), {lost}",
+            r.delivered, r.confirmed_by
+        )
+    } else if r.lost > 0 {
+        format!("{} sent (delivery not confirmed), {lost}", r.delivered)
+    } else {
+        format!("{} sent (delivery not confirmed)", r.delivered)
     }
 }
 
@@ -460,6 +576,7 @@ fn summary(
     n: &Counters,
     started: Instant,
     report: Option<qof::export::ExportReport>,
+    collectors: &[qof::export::CollectorStatus],
     dropped: u64,
 ) {
     let m = meter.stats;
@@ -511,26 +628,17 @@ fn summary(
     // Every record handed to a network export is delivered or counted as lost; over UDP
     // (and SCTP) delivery cannot be confirmed, so those are "sent", and no loss is claimed
     // to be zero.
-    let lost = match report {
-        None => String::new(),
-        Some(r) => {
-            let overflow = if r.overflow > 0 {
-                format!(" ({} of them at the full export queue)", r.overflow)
-            } else {
-                String::new()
-            };
-            let lost = format!("{} records lost to the network{overflow}", r.lost);
-            if r.acknowledged {
-                format!(
-                    ": {} delivered (acknowledged by {}), {lost}",
-                    r.delivered, r.confirmed_by
-                )
-            } else if r.lost > 0 {
-                format!(": {} sent (delivery not confirmed), {lost}", r.delivered)
-            } else {
-                format!(": {} sent (delivery not confirmed)", r.delivered)
-            }
+    let lost = match (report, collectors) {
+        (None, _) => String::new(),
+        // Several collectors: each one's own delivery and loss.
+        (Some(_), list) if list.len() > 1 => {
+            let each: Vec<String> = list
+                .iter()
+                .map(|c| format!("{}: {}", c.name, delivery(&c.report())))
+                .collect();
+            format!(": {}", each.join("; "))
         }
+        (Some(r), _) => format!(": {}", delivery(&r)),
     };
     eprintln!(
         "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",

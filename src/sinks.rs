@@ -2,14 +2,14 @@
 //! collector over the network), JSON, or NetFlow over UDP.
 
 use anyhow::{bail, Context, Result};
-use qof::config::{Args, Format, IpfixTransport, NetflowVersion, NETFLOW_PORT};
+use qof::config::{Args, Format, IpfixTransport, NetflowVersion, SocketOptions, NETFLOW_PORT};
 use qof::export::net::{
     IpfixNetSink, NetConfig, TlsFiles, IPFIX_PORT, IPFIX_TLS_PORT, MAX_STREAM_MESSAGE,
     MAX_UDP_MESSAGE,
 };
 use qof::export::{
-    resolve_collector, FileId, FileOutput, IpfixFileSink, JsonFileSink, JsonSink, NetflowUdpSink,
-    OutputFile, OutputOptions, Pacing, RecordSink, NETFLOW_MAX_DATAGRAM,
+    resolve_collector, FanOut, FileId, FileOutput, IpfixFileSink, JsonFileSink, JsonSink,
+    NetflowUdpSink, OutputFile, OutputOptions, Pacing, RecordSink, NETFLOW_MAX_DATAGRAM,
 };
 use qof::ipfix::TemplateSpec;
 use qof::netflow::{Settings, Version};
@@ -68,11 +68,12 @@ pub fn open(
                 ))),
                 Some(p) => {
                     let options = OutputOptions { lock: false, input };
-                    let file = OutputFile::new(&p, options)?;
+                    let file = OutputFile::new(&p, options.clone())?;
                     Ok(Box::new(JsonFileSink::new(
                         spec.clone(),
                         force_biflow,
                         file,
+                        options,
                     )))
                 }
             }
@@ -90,12 +91,22 @@ pub fn input_file(input: &str) -> Option<FileId> {
     }
 }
 
-/// NetFlow over UDP to `--out HOST`, port `--ipfix-port` (default 2055).
+/// One sink, or a fan-out over several (one per collector).
+fn one_or_all(mut sinks: Vec<Box<dyn RecordSink>>) -> Box<dyn RecordSink> {
+    if sinks.len() == 1 {
+        if let Some(s) = sinks.pop() {
+            return s;
+        }
+    }
+    Box::new(FanOut::new(sinks))
+}
+
+/// NetFlow over UDP to each collector of `--out HOST[:PORT],...` (port default `--ipfix-port`,
+/// else 2055).
 fn netflow(args: &Args, version: NetflowVersion, live: bool) -> Result<Box<dyn RecordSink>> {
-    let host = args.output.as_deref().unwrap_or_default();
-    let port = args.ipfix_port.unwrap_or(NETFLOW_PORT);
     let settings = Settings {
         version: match version {
+            NetflowVersion::V1 => Version::V1,
             NetflowVersion::V5 => Version::V5,
             NetflowVersion::V9 => Version::V9,
         },
@@ -105,61 +116,102 @@ fn netflow(args: &Args, version: NetflowVersion, live: bool) -> Result<Box<dyn R
             .unwrap_or((args.observation_domain & 0xff) as u8),
         source_id: args.observation_domain,
         template_refresh_ms: args.template_refresh.unwrap_or(60).saturating_mul(1000),
+        template_refresh_datagrams: args.template_refresh_messages()?.unwrap_or(0),
     };
-    let collector = resolve_collector(host, port).with_context(|| format!("--out {host}"))?;
     let pacing = Pacing {
         rate: args.export_rate(),
         when_full: args.when_export_full(live),
         queue_bytes: args.export_queue_bytes(NETFLOW_MAX_DATAGRAM)?,
     };
-    let sink = NetflowUdpSink::connect(collector, &settings, pacing)
-        .with_context(|| format!("--out {host}: NetFlow to {collector}"))?;
-    Ok(Box::new(sink))
+    let defaults = args.socket_options()?;
+    let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
+    for c in args.collectors()? {
+        let port = c.port.or(args.ipfix_port).unwrap_or(NETFLOW_PORT);
+        let name = collector_name(&c.host, port);
+        let collector =
+            resolve_collector(&c.host, port).with_context(|| format!("--out {name}"))?;
+        let options = SocketOptions {
+            source: c.source.or(defaults.source),
+            ..defaults
+        };
+        let sink = NetflowUdpSink::connect_with(collector, &settings, pacing, &options)
+            .with_context(|| format!("--out {name}: NetFlow to {collector}"))?;
+        sinks.push(Box::new(sink));
+    }
+    Ok(one_or_all(sinks))
 }
 
-/// `--ipfix tcp|udp|sctp --out HOST`: export to a collector.
+/// `host:port`, IPv6 in brackets: how errors name a collector.
+fn collector_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `--ipfix tcp|udp|sctp --out HOST[:PORT],...`: export to each collector, over its own
+/// transport when it names one (`udp://...`).
 fn open_net(
     args: &Args,
     spec: &TemplateSpec,
     force_biflow: bool,
     live: bool,
 ) -> Result<Box<dyn RecordSink>> {
-    let Some(transport) = args.ipfix_transport()? else {
+    let Some(default_transport) = args.ipfix_transport()? else {
         bail!("--ipfix is not given");
     };
-    let host = args.output.clone().unwrap_or_default();
-    let tls = match (args.tls, &args.tls_ca, &args.tls_cert, &args.tls_key) {
-        (true, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
-            ca: ca.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => None,
-    };
-    let default_port = if tls.is_some() {
-        IPFIX_TLS_PORT
-    } else {
-        IPFIX_PORT
-    };
-    let refresh = args.template_refresh_secs();
-    let cfg = NetConfig {
-        transport,
-        host,
-        port: args.ipfix_port.unwrap_or(default_port),
-        tls,
-        template_refresh: (refresh > 0).then(|| std::time::Duration::from_secs(refresh)),
-        queue_bytes: args.export_queue_bytes(if transport == IpfixTransport::Udp {
-            MAX_UDP_MESSAGE
+    let defaults = args.socket_options()?;
+    let refresh_messages = args.template_refresh_messages()?;
+    let mut sinks: Vec<Box<dyn RecordSink>> = Vec::new();
+    for c in args.collectors()? {
+        let transport = c.transport.unwrap_or(default_transport);
+        let tls = match (args.tls, &args.tls_ca, &args.tls_cert, &args.tls_key) {
+            (true, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        let default_port = if tls.is_some() {
+            IPFIX_TLS_PORT
         } else {
-            MAX_STREAM_MESSAGE
-        })?,
-        when_full: args.when_export_full(live),
-        rate: args.export_rate(),
-        timeout: std::time::Duration::from_secs(args.export_timeout_secs()),
-        observation_domain: args.observation_domain,
-        force_biflow,
-    };
-    Ok(Box::new(IpfixNetSink::open(cfg, spec.clone())?))
+            IPFIX_PORT
+        };
+        let udp = transport == IpfixTransport::Udp;
+        // RFC 7011 §8.4 wants periodic templates over UDP (QoF's 60 s); streams send each
+        // once per session.
+        let refresh = match args.template_refresh {
+            Some(s) => s,
+            None if udp => 60,
+            None => 0,
+        };
+        let cfg = NetConfig {
+            transport,
+            host: c.host.clone(),
+            port: c.port.or(args.ipfix_port).unwrap_or(default_port),
+            tls,
+            template_refresh: (refresh > 0).then(|| std::time::Duration::from_secs(refresh)),
+            queue_bytes: args.export_queue_bytes(if udp {
+                MAX_UDP_MESSAGE
+            } else {
+                MAX_STREAM_MESSAGE
+            })?,
+            when_full: args.when_export_full(live),
+            rate: args.export_rate(),
+            timeout: std::time::Duration::from_secs(args.export_timeout_secs()),
+            observation_domain: args.observation_domain,
+            force_biflow,
+            sockets: SocketOptions {
+                source: c.source.or(defaults.source),
+                ..defaults
+            },
+            refresh_messages: if udp { refresh_messages } else { None },
+        };
+        sinks.push(Box::new(IpfixNetSink::open(cfg, spec.clone())?));
+    }
+    Ok(one_or_all(sinks))
 }
 
 /// `--kafka BROKERS --kafka-topic TOPIC`: one message per record.

@@ -957,7 +957,7 @@ fn pcap_oversized_record_is_damage_not_an_allocation() {
 fn damaged_frames_through_the_whole_pipeline_never_panic() {
     let mut rng = Rng(0x0bad_f00d_dead_beef);
     let dir = tempfile::tempdir().expect("tempdir");
-    let tcp_all = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-all.yaml");
+    let every_tcp = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-causes.yaml");
     let mut checked = 0;
     for path in corpus_files() {
         let (frames, _) = read_file(&path);
@@ -1014,7 +1014,7 @@ fn damaged_frames_through_the_whole_pipeline_never_panic() {
         let runs: [&[&str]; 4] = [
             &[
                 "--yaml",
-                tcp_all.to_str().expect("utf-8"),
+                every_tcp.to_str().expect("utf-8"),
                 "--format",
                 "json",
             ],

@@ -16,7 +16,7 @@ fn ipfix_files_read_back_identically_and_cleanly() {
 /// reduced size), over the corpus and the TCP lab captures.
 #[test]
 fn tcp_template_files_read_back_identically_and_cleanly() {
-    let yaml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-all.yaml");
+    let yaml = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tcp-causes.yaml");
     let mut files = corpus_files();
     let lab = lab_captures_dir();
     for e in std::fs::read_dir(&lab).unwrap() {

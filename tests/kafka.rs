@@ -620,3 +620,108 @@ fn a_killed_partition_leader_loses_nothing_acknowledged() {
     );
     assert!(o.status.success(), "{stderr}");
 }
+
+/// `qofctl statistics` on a running qof shows Kafka as its collector: a record expired by
+/// `qofctl expire-all` is one message handed to librdkafka and held there (no broker
+/// answers), neither delivered nor lost; at SIGTERM it is counted lost. A live capture on the
+/// loopback interface (a file read would leave no time to ask), skipped without CAP_NET_RAW.
+#[test]
+fn qofctl_sees_the_kafka_export() {
+    if socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None).is_err() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctl = tmp.path().join("qof.ctl");
+    let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = target.local_addr().unwrap().port();
+    let brokers = format!("127.0.0.1:{}", closed_port());
+    let child = qof()
+        .args([
+            "--in",
+            "int:lo",
+            "--filter",
+            &format!("udp and dst port {port}"),
+        ])
+        .arg("--ctl")
+        .arg(&ctl)
+        .args(["--kafka", &brokers, "--kafka-topic", "flows"])
+        .args(["--export-timeout", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (Killed if an assertion fails first.)
+    struct Kill(Option<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut child = Kill(Some(child));
+    let qofctl = |command: &str| -> String {
+        let o = run(Command::new(env!("CARGO_BIN_EXE_qofctl"))
+            .arg("-c")
+            .arg(&ctl)
+            .arg(command));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the control socket", &|| {
+        std::os::unix::net::UnixStream::connect(&ctl).is_ok()
+    });
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // (Sent until qof sees it: its packet socket may not be bound to lo yet.)
+    wait_for("the flow in memory", &|| {
+        sender.send_to(&[7; 40], ("127.0.0.1", port)).unwrap();
+        qofctl("dump-flows").starts_with("1 flows in memory")
+    });
+    let peer = format!("collector kafka {brokers} topic flows: ");
+    let line = |stats: &str| -> String {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&peer))
+            .unwrap_or_else(|| panic!("no {peer:?} in {stats}"))
+            .to_string()
+    };
+    assert!(
+        line(&qofctl("statistics")).starts_with(&format!(
+            "{peer}0 records delivered, 0 lost (0 at the full queue), 0 messages queued, 0 \
+             messages (0 octets) sent"
+        )),
+        "{}",
+        qofctl("statistics")
+    );
+    assert_eq!(
+        qofctl("expire-all"),
+        "1 flows expired: their records are exported\n"
+    );
+    wait_for("the record's message held by librdkafka", &|| {
+        line(&qofctl("statistics")).contains(" 1 messages queued, 1 messages (")
+    });
+    let stats = line(&qofctl("statistics"));
+    assert!(
+        stats.starts_with(&format!("{peer}0 records delivered, 0 lost")),
+        "{stats}"
+    );
+
+    let mut c = child.0.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = c.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(summary_counts(&stderr), (1, 0, 1, 0), "{stderr}");
+}

@@ -387,3 +387,86 @@ fn a_live_capture_drops_and_counts_what_an_absent_collector_cannot_take() {
         "{stderr}"
     );
 }
+
+/// `--filter` on a live interface runs in the kernel: frames it refuses never reach qof (the
+/// summary reads only the accepted ones), and `--snaplen` cuts what the kernel copies (the
+/// wire length, and so the octet counts, stay whole). With `--workers 2`, live packets are
+/// metered by workers and the records are the same.
+#[test]
+fn the_kernel_filters_and_cuts_live_frames() {
+    if !can_capture() {
+        return;
+    }
+    let _one_at_a_time = LOOPBACK.lock().unwrap_or_else(|e| e.into_inner());
+    for workers in ["1", "2"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("live.json");
+        let wanted = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let filter = format!("udp dst port {}", wanted.local_addr().unwrap().port());
+        let child = capture_on(
+            "lo",
+            &[
+                "--format",
+                "json",
+                "--out",
+                out.to_str().unwrap(),
+                "--filter",
+                &filter,
+                "--snaplen",
+                "64",
+                "--workers",
+                workers,
+            ],
+        );
+        for i in 0..30u8 {
+            sender
+                .send_to(&[i; 1000], wanted.local_addr().unwrap())
+                .unwrap();
+            sender
+                .send_to(&[i; 1000], other.local_addr().unwrap())
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (status, stderr) = terminate(child);
+        assert!(status.success(), "{stderr}");
+        let (recs, text) = records(&out);
+        assert_eq!(
+            recs.len(),
+            1,
+            "workers {workers}: only the filtered flow: {text}"
+        );
+        let f = &recs[0];
+        assert_eq!(
+            f["destinationTransportPort"],
+            wanted.local_addr().unwrap().port()
+        );
+        assert_eq!(f["packetDeltaCount"], 30, "{f}");
+        // Whole wire lengths though the kernel kept 64 octets of each frame.
+        assert_eq!(f["octetDeltaCount"], 30 * 1028, "{f}");
+        assert!(
+            stderr.contains("qof: 30 packets read"),
+            "workers {workers}: the refused frames never reached qof: {stderr}"
+        );
+        assert!(!stderr.contains("filtered out"), "{stderr}");
+    }
+}
+
+#[test]
+fn live_options_are_checked() {
+    for (args, says) in [
+        (&["--in", "int:lo", "--snaplen", "10"][..], "--snaplen 10"),
+        (&["--in", "int:lo", "--ring-size", "1"][..], "--ring-size 1"),
+        (
+            &["--in", "x.pcap", "--snaplen", "100"][..],
+            "apply to live capture",
+        ),
+    ] {
+        let out = run(qof().args(args).args(["--out", "/dev/null"]));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+    }
+}

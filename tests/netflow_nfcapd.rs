@@ -686,9 +686,10 @@ fn netflow_option_mistakes_get_one_clear_line() {
             &["--netflow", "9", "--out", "127.0.0.1", "--ipfix", "udp"],
             "--ipfix",
         ),
+        // (`HOST:PORT` names the port, softflowd's -n style; a bad one is named.)
         (
-            &["--netflow", "9", "--out", "127.0.0.1:2055"],
-            "--ipfix-port",
+            &["--netflow", "9", "--out", "127.0.0.1:0"],
+            "port `0` is not a number from 1 to 65535",
         ),
         (
             &["--netflow", "9", "--out", "no-such-host.invalid"],

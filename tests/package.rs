@@ -55,8 +55,11 @@ fn the_package_installs_what_a_user_needs() {
     for path in [
         "./usr/bin/qof",
         "./usr/bin/qofdump",
+        "./usr/bin/qofctl",
         "./usr/share/man/man1/qof.1.gz",
         "./usr/share/man/man1/qofdump.1.gz",
+        "./usr/share/man/man1/qofctl.1.gz",
+        "./usr/share/bash-completion/completions/qofctl",
         "./usr/share/bash-completion/completions/qof",
         "./usr/share/zsh/vendor-completions/_qof",
         "./usr/share/fish/vendor_completions.d/qof.fish",
@@ -82,6 +85,9 @@ fn the_package_installs_what_a_user_needs() {
     let packaged_qofdump = root.join("usr/bin/qofdump");
     assert!(ok(Command::new(&packaged_qof).arg("--version")).starts_with("qof 0."));
     assert!(ok(Command::new(&packaged_qofdump).arg("--version")).starts_with("qofdump 0."));
+    assert!(
+        ok(Command::new(root.join("usr/bin/qofctl")).arg("--version")).starts_with("qofctl 0.")
+    );
     let packaged = ok(Command::new(&packaged_qof)
         .arg("--in")
         .arg(sample())
@@ -111,6 +117,7 @@ fn the_package_installs_what_a_user_needs() {
             &["--in", "--kafka-topic", "--export-timeout", "--plugin"][..],
         ),
         ("qofdump", &["--element-xml", "--kafka"][..]),
+        ("qofctl", &["--ctl", "statistics"][..]),
     ] {
         let file = root.join(format!("usr/share/man/man1/{page}.1.gz"));
         let text = ok(Command::new("man")
@@ -170,6 +177,7 @@ fn the_package_installs_what_a_user_needs() {
         "AmbientCapabilities=CAP_NET_RAW",
         "EnvironmentFile=/etc/qof/%i.conf",
         "ExecStart=/usr/bin/qof --yaml /etc/qof/%i.yaml $QOF_ARGS",
+        "RuntimeDirectory=qof/%i",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }

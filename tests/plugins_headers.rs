@@ -972,7 +972,7 @@ const ELEMENT_FILE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <record><name>tcpSynSize</name><dataType>unsigned16</dataType>
       <cert:enterpriseId>8057</cert:enterpriseId><elementId>902</elementId></record>
     <record><name>flowKeyHash</name><dataType>unsigned64</dataType>
-      <cert:enterpriseId>35566</cert:enterpriseId><elementId>1053</elementId></record>
+      <cert:enterpriseId>35566</cert:enterpriseId><elementId>1060</elementId></record>
   </registry>
 </registry>
 "#;
@@ -1195,7 +1195,7 @@ fn tshark_ipfix_records(text: &str) -> Vec<BTreeMap<String, String>> {
         ("(CESNET) Type 900", "tcpMss"),
         ("(CESNET) Type 901", "tcpMssRev"),
         ("(CESNET) Type 902", "tcpSynSize"),
-        ("(trammell.ch) Type 1053", "flowKeyHash"),
+        ("(trammell.ch) Type 1060", "flowKeyHash"),
     ];
     let number = |v: &str| match v.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),

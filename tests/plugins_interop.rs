@@ -117,6 +117,17 @@ fn same(dump: &str, json: &serde_json::Value) -> bool {
     if dump == ours {
         return true;
     }
+    // Variable-length strings and octet arrays: ipfixDump writes "(len: N) " before the
+    // value, octets as 0x and hex.
+    if let Some((n, value)) = dump.strip_prefix("(len: ").and_then(|r| r.split_once(')')) {
+        let value = value.trim_start();
+        let n: usize = n.parse().unwrap_or(usize::MAX);
+        let octets = value
+            .strip_prefix("0x")
+            .is_some_and(|hex| n * 2 == ours.len() && hex.eq_ignore_ascii_case(&ours));
+        let text = n == ours.len() && value == ours;
+        return octets || text;
+    }
     if dump.len() == 23 && dump.as_bytes().get(10) == Some(&b' ') {
         // 2013-11-07 12:34:56.789 -> 2013-11-07T12:34:56.789Z
         return format!("{}T{}Z", &dump[..10], &dump[11..]) == ours;

@@ -31,6 +31,8 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(lean, full);
     if full.is_ok() {
         assert_eq!(lean_packet, format!("{packet:?}"));
-        assert!(details.payload_off as usize <= frame.len());
+        // (The payload's offset may lie past the frame's end: a snap length cuts payloads,
+        // and headers too. What follows it is read with `get`.)
+        let _ = frame.get(details.payload_off as usize..);
     }
 });

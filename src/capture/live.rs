@@ -16,7 +16,7 @@
 //! `unsafe` here is confined to the socket calls nix does not wrap: `bind` to a link-layer
 //! address, and setting and reading `SOL_PACKET` options.
 
-use super::ring::{set_packet_option, Ring, RingFrame, RETIRE_MS};
+use super::ring::{attach_filter, set_packet_option, Ring, RingFrame, BLOCKS, RETIRE_MS};
 use super::{linktype, CaptureError, CaptureErrorKind, Frame, PacketSource};
 use crate::time::Timestamp;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
@@ -33,11 +33,51 @@ const WAKE_MS: u16 = 100;
 const ARPHRD_ETHER: u32 = 1;
 const ARPHRD_LOOPBACK: u32 = 772;
 
+/// How a live capture is set up (`--snaplen`, `--ring-size`, and the filter run in the
+/// kernel).
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// The kernel keeps at most this many octets of each frame (the wire length is kept).
+    pub snaplen: u32,
+    /// Blocks of 1 MiB in the receive ring.
+    pub ring_blocks: usize,
+    /// A classic BPF program for the kernel to run on every frame (the `--filter`
+    /// expression compiled for [`link_type`] with the snap length as its accepting return
+    /// value); `None`: every frame, cut to the snap length.
+    pub program: Option<Vec<libc::sock_filter>>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            snaplen: DEFAULT_SNAPLEN,
+            ring_blocks: BLOCKS,
+            program: None,
+        }
+    }
+}
+
+/// The snap length live frames are cut to by default.
+pub const DEFAULT_SNAPLEN: u32 = 2048;
+
+/// The LINKTYPE_ frames of interface `name` will have (Ethernet, or raw IP for interfaces
+/// without a link-layer header), for compiling a filter before the capture opens.
+pub fn link_type(name: &str) -> u32 {
+    match interface_type(name).unwrap_or(ARPHRD_ETHER) {
+        ARPHRD_ETHER | ARPHRD_LOOPBACK => linktype::ETHERNET,
+        _ => linktype::RAW,
+    }
+}
+
 pub struct LiveSource {
     /// (Before `fd`: fields drop in order, so the ring is unmapped before the socket closes.)
     ring: Ring,
     fd: OwnedFd,
     linktype: u32,
+    /// The interface's name, and the index its frames carry (ingressInterface: the kernel's
+    /// ifindex unless a name-to-index rule gave another).
+    name: String,
+    ifindex: u32,
     /// Loopback: skip the sent copy of each packet.
     skip_outgoing: bool,
     stop: Arc<AtomicBool>,
@@ -73,7 +113,22 @@ fn interface_type(name: &str) -> Option<u32> {
 
 impl LiveSource {
     /// Capture on interface `name` until `stop` is set.
-    pub fn open(name: &str, stop: Arc<AtomicBool>) -> Result<LiveSource, CaptureError> {
+    pub fn open(
+        name: &str,
+        stop: Arc<AtomicBool>,
+        options: &LiveOptions,
+    ) -> Result<LiveSource, CaptureError> {
+        Self::open_indexed(name, stop, options, |_, kernel| kernel)
+    }
+
+    /// The same, its frames carrying the index `index` gives for the interface's name and
+    /// kernel index (`--interface-rules`).
+    pub fn open_indexed(
+        name: &str,
+        stop: Arc<AtomicBool>,
+        options: &LiveOptions,
+        index: impl Fn(&str, u32) -> u32,
+    ) -> Result<LiveSource, CaptureError> {
         let no_such = || CaptureError {
             offset: 0,
             kind: CaptureErrorKind::Open(io::Error::new(
@@ -107,7 +162,21 @@ impl LiveSource {
             // later; older kernels queue it, and it is skipped when read).
             let _ = set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
         }
-        let ring = Ring::new(&fd).map_err(|e| open_error(name, "cannot map a receive ring", e))?;
+        // The filter is in place before the socket is bound: no frame it refuses is taken.
+        let program = match &options.program {
+            Some(p) => p.clone(),
+            // Accept everything, cut to the snap length.
+            None => vec![libc::sock_filter {
+                code: 0x06, // BPF_RET | BPF_K
+                jt: 0,
+                jf: 0,
+                k: options.snaplen,
+            }],
+        };
+        attach_filter(&fd, &program)
+            .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
+        let ring = Ring::new(&fd, options.ring_blocks)
+            .map_err(|e| open_error(name, "cannot map a receive ring", e))?;
         promiscuous(&fd, ifindex)
             .map_err(|e| open_error(name, "cannot set promiscuous mode", e))?;
         bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;
@@ -115,6 +184,8 @@ impl LiveSource {
             ring,
             fd,
             linktype,
+            name: name.to_string(),
+            ifindex: index(name, ifindex),
             skip_outgoing: hw == ARPHRD_LOOPBACK,
             stop,
             stopping: None,
@@ -178,11 +249,189 @@ impl LiveSource {
 
     fn frame(&self, f: RingFrame) -> Frame<'_> {
         Frame {
-            ts: Timestamp::from_nanos(u64::from(f.sec) * 1_000_000_000 + u64::from(f.nsec)),
+            ts: ring_time(&f),
             linktype: self.linktype,
             orig_len: f.wire_len,
             data: self.ring.bytes(&f),
+            ifindex: self.ifindex,
         }
+    }
+
+    /// The index this interface's frames carry.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// A frame if one is there now (skipping the loopback's sent copies), without waiting:
+    /// `Quiet` when none is, `Stopped` once a stop has come and its grace time is over.
+    fn poll_frame(&mut self) -> Result<Got, CaptureError> {
+        if let Some(e) = self.failed.take() {
+            return Err(self.named(e));
+        }
+        if self.stop.load(Ordering::Relaxed) && self.stopping.is_none() {
+            self.stopping = Some(
+                std::time::Instant::now()
+                    + std::time::Duration::from_millis(2 * u64::from(RETIRE_MS)),
+            );
+        }
+        if self
+            .stopping
+            .is_some_and(|until| std::time::Instant::now() >= until)
+        {
+            return Ok(Got::Stopped);
+        }
+        loop {
+            match self.ring.next() {
+                Some(f) if self.skip_outgoing && f.pkttype == libc::PACKET_OUTGOING => continue,
+                Some(f) => return Ok(Got::Frame(f)),
+                None => return Ok(Got::Quiet),
+            }
+        }
+    }
+
+    /// A socket error of this interface, naming it (several interfaces are captured).
+    fn named(&self, e: io::Error) -> CaptureError {
+        CaptureError::new(
+            0,
+            CaptureErrorKind::Live(io::Error::new(e.kind(), format!("int:{}: {e}", self.name))),
+        )
+    }
+}
+
+fn ring_time(f: &RingFrame) -> Timestamp {
+    Timestamp::from_nanos(u64::from(f.sec) * 1_000_000_000 + u64::from(f.nsec))
+}
+
+/// Several interfaces at once (`--in int:a --in int:b`): frames come in time order as far as
+/// the rings show it (each interface's next frame is held, and the earliest goes first; a
+/// frame still in a block the kernel has not handed over, at most [`RETIRE_MS`], may come
+/// after a later one of another interface: the meter takes time that steps back). Each frame
+/// carries its interface's index. A socket error on any interface ends the capture, as with
+/// one interface.
+pub struct MultiLive {
+    sources: Vec<LiveSource>,
+    /// Each source's next frame, read from its ring and not yet given out.
+    heads: Vec<Option<RingFrame>>,
+    stopped: Vec<bool>,
+}
+
+impl MultiLive {
+    pub fn new(sources: Vec<LiveSource>) -> MultiLive {
+        let n = sources.len();
+        MultiLive {
+            sources,
+            heads: vec![None; n],
+            stopped: vec![false; n],
+        }
+    }
+
+    /// Fill the heads that are empty from what the rings hold now; true when every source
+    /// has stopped and nothing is held.
+    fn fill(&mut self) -> Result<bool, CaptureError> {
+        for i in 0..self.sources.len() {
+            if self.heads[i].is_some() || self.stopped[i] {
+                continue;
+            }
+            match self.sources[i].poll_frame()? {
+                Got::Frame(f) => self.heads[i] = Some(f),
+                Got::Stopped => self.stopped[i] = true,
+                Got::Quiet => {}
+            }
+        }
+        Ok(self.stopped.iter().all(|&s| s) && self.heads.iter().all(Option::is_none))
+    }
+
+    /// Wait at most [`WAKE_MS`] for any interface; a socket error is kept for its source.
+    fn wait_any(&mut self) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        for (s, h) in self.sources.iter_mut().zip(&self.heads) {
+            if h.is_none() {
+                s.ring.release_spent();
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = self
+            .sources
+            .iter()
+            .map(|s| PollFd::new(s.fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        if poll(&mut fds, PollTimeout::from(WAKE_MS)).is_err() {
+            return; // (EINTR: a signal; look again)
+        }
+        let bad = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+        let failed: Vec<usize> = fds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.revents().is_some_and(|r| r.intersects(bad)))
+            .map(|(i, _)| i)
+            .collect();
+        drop(fds);
+        for i in failed {
+            let s = &mut self.sources[i];
+            if s.failed.is_none() {
+                let code =
+                    nix::sys::socket::getsockopt(&s.fd, nix::sys::socket::sockopt::SocketError)
+                        .unwrap_or(0);
+                s.failed = Some(match code {
+                    0 => io::Error::other("the socket reports an error"),
+                    c => io::Error::from_raw_os_error(c),
+                });
+            }
+        }
+    }
+
+    /// The source whose held frame is the earliest.
+    fn earliest(&self) -> Option<usize> {
+        self.heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.map(|f| (ring_time(&f), i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+}
+
+impl PacketSource for MultiLive {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        loop {
+            if self.fill()? {
+                return Ok(None);
+            }
+            if let Some(i) = self.earliest() {
+                let f = self.heads[i].take().ok_or_else(|| {
+                    CaptureError::new(0, CaptureErrorKind::Malformed("no frame held"))
+                })?;
+                return Ok(Some(self.sources[i].frame(f)));
+            }
+            self.wait_any();
+        }
+    }
+
+    fn frame_ready(&self) -> bool {
+        self.heads.iter().any(Option::is_some) || self.sources.iter().any(|s| s.ring.ready())
+    }
+
+    fn wait_quiet(&mut self) -> Option<Timestamp> {
+        if self.frame_ready() || self.sources.iter().any(|s| s.stop.load(Ordering::Relaxed)) {
+            return None;
+        }
+        self.wait_any();
+        if self.frame_ready() || self.sources.iter().any(|s| s.failed.is_some()) {
+            return None;
+        }
+        Some(Timestamp::from_nanos(
+            now()
+                .nanos()
+                .saturating_sub(2 * u64::from(RETIRE_MS) * 1_000_000),
+        ))
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn dropped(&self) -> u64 {
+        self.sources.iter().map(PacketSource::dropped).sum()
     }
 }
 

@@ -71,6 +71,9 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// The captured bytes, exactly `caplen` long (pcapng block padding already removed).
     pub data: &'a [u8],
+    /// The index of the interface it came in on (ingressInterface): a live interface's; 0
+    /// from files, whose frames the caller numbers (`--ingress-interface`).
+    pub ifindex: u32,
 }
 
 /// Something that yields frames: a capture file, standard input, a live interface.
@@ -137,7 +140,11 @@ pub const DEFAULT_BUFFER: usize = 2 * 1024 * 1024;
 pub fn open(spec: &str) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     #[cfg(target_os = "linux")]
     if spec.starts_with("int:") {
-        return open_stoppable(spec, std::sync::Arc::default());
+        return open_stoppable(
+            spec,
+            std::sync::Arc::default(),
+            &live::LiveOptions::default(),
+        );
     }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path == "-" {
@@ -198,10 +205,11 @@ fn open_path(
 pub fn open_stoppable(
     spec: &str,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(target_os = "linux")] live: &live::LiveOptions,
 ) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     #[cfg(target_os = "linux")]
     if let Some(name) = spec.strip_prefix("int:") {
-        return Ok(Box::new(live::LiveSource::open(name, stop)?));
+        return Ok(Box::new(live::LiveSource::open(name, stop, live)?));
     }
     let path = spec.strip_prefix("pcapfile:").unwrap_or(spec);
     if path != "-" {

@@ -164,6 +164,7 @@ impl PacketSource for PcapReader {
             linktype,
             orig_len,
             data,
+            ifindex: 0,
         }))
     }
 

@@ -388,6 +388,7 @@ impl PacketSource for PcapngReader {
                         linktype: p.linktype,
                         orig_len: p.orig_len,
                         data,
+                        ifindex: 0,
                     }));
                 }
             }

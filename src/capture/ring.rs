@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Block size: a power of two of pages, large enough for any frame (64 KiB on loopback).
 pub const BLOCK_SIZE: usize = 1 << 20;
-/// Blocks in the ring: what waits while qof is busy.
+/// Blocks in the ring by default (64 MiB): what waits while qof is busy.
 pub const BLOCKS: usize = 64;
 /// A block not yet full is handed over after this long, so quiet traffic is not held back.
 pub const RETIRE_MS: u32 = 100;
@@ -46,6 +46,7 @@ pub struct RingFrame {
 pub struct Ring {
     base: NonNull<u8>,
     len: usize,
+    blocks: usize,
     /// The block read now.
     block: usize,
     /// Whether qof holds `block` (its status says user), and what is left of it.
@@ -70,7 +71,9 @@ fn read_u16(b: &[u8], at: usize) -> u16 {
 
 impl Ring {
     /// Switch the packet socket `fd` to `TPACKET_V3` and map its receive ring.
-    pub fn new(fd: &OwnedFd) -> io::Result<Ring> {
+    /// `blocks` of [`BLOCK_SIZE`] (at least 2).
+    pub fn new(fd: &OwnedFd, blocks: usize) -> io::Result<Ring> {
+        let blocks = blocks.max(2);
         set_packet_option(
             fd,
             libc::PACKET_VERSION,
@@ -78,15 +81,15 @@ impl Ring {
         )?;
         let req = libc::tpacket_req3 {
             tp_block_size: BLOCK_SIZE as u32,
-            tp_block_nr: BLOCKS as u32,
+            tp_block_nr: blocks as u32,
             tp_frame_size: 2048,
-            tp_frame_nr: (BLOCK_SIZE / 2048 * BLOCKS) as u32,
+            tp_frame_nr: (BLOCK_SIZE / 2048 * blocks) as u32,
             tp_retire_blk_tov: RETIRE_MS,
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
         set_packet_option(fd, libc::PACKET_RX_RING, &req)?;
-        let len = BLOCK_SIZE * BLOCKS;
+        let len = BLOCK_SIZE * blocks;
         // SAFETY: a fresh shared mapping of the socket's ring, of the size the kernel was
         // just told; no existing memory is touched. Released in `Drop`.
         let base = unsafe {
@@ -102,6 +105,7 @@ impl Ring {
         Ok(Ring {
             base: base.cast(),
             len,
+            blocks,
             block: 0,
             held: false,
             left: 0,
@@ -141,7 +145,7 @@ impl Ring {
             return true;
         }
         let block = if self.held {
-            (self.block + 1) % BLOCKS
+            (self.block + 1) % self.blocks
         } else {
             self.block
         };
@@ -198,7 +202,7 @@ impl Ring {
         self.status(self.block)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.held = false;
-        self.block = (self.block + 1) % BLOCKS;
+        self.block = (self.block + 1) % self.blocks;
     }
 
     /// Wait until the kernel hands over a block, at most `timeout_ms` (wait only once nothing
@@ -248,6 +252,36 @@ pub(super) fn set_packet_option<T: Copy>(
             opt,
             (value as *const T).cast::<libc::c_void>(),
             std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Attach a classic BPF program to the packet socket `fd` (`SO_ATTACH_FILTER`): the kernel
+/// runs it on every frame before the ring, keeps only the frames it accepts, and cuts each to
+/// the length it returns (so a program's accepting return value is a snap length).
+pub(super) fn attach_filter(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // (The kernel only reads through this pointer, during the call.)
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `program`, `len` instructions, alive for the whole call; the
+    // kernel copies the program and checks it (an invalid one is refused with EINVAL); `fd`
+    // is an open packet socket.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
     };
     if r == 0 {

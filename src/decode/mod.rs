@@ -55,12 +55,53 @@ pub struct TcpOptions {
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
     pub sack_permitted: bool,
-    /// Right edge of the last SACK block, when SACK blocks are present.
-    pub sack_right_edge: Option<u32>,
+    /// SACK blocks, when present.
+    pub sack: Option<Sack>,
     /// (TSval, TSecr).
     pub timestamp: Option<(u32, u32)>,
     /// An option had an impossible length; parsing stopped there. The packet is still metered.
     pub malformed: bool,
+}
+
+/// What the meter reads of a segment's SACK blocks. (The D-SACK flag rides in the edge's
+/// padding, in a byte that is never zero, so that no SACK is all zeros: options stay 28 bytes
+/// and are cleared with zeros for every TCP packet, as before.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sack {
+    /// Right edge of the last block.
+    pub right_edge: u32,
+    kind: std::num::NonZeroU8,
+    /// (Explicit, so that options copy in whole words rather than byte by byte.)
+    pad: [u8; 3],
+}
+
+impl Sack {
+    /// `dsack`: the first block reports a duplicate (RFC 2883's D-SACK): it starts below the
+    /// acknowledgement number, or lies within the second block (Linux's test, as the sender
+    /// reads it).
+    pub fn new(right_edge: u32, dsack: bool) -> Self {
+        Sack {
+            right_edge,
+            kind: std::num::NonZeroU8::MIN.saturating_add(u8::from(dsack)),
+            pad: [0; 3],
+        }
+    }
+
+    pub fn dsack(&self) -> bool {
+        self.kind.get() == 2
+    }
+}
+
+impl TcpOptions {
+    /// Right edge of the last SACK block, when SACK blocks are present.
+    pub fn sack_right_edge(&self) -> Option<u32> {
+        self.sack.map(|s| s.right_edge)
+    }
+
+    /// The first SACK block is a D-SACK.
+    pub fn dsack(&self) -> bool {
+        self.sack.is_some_and(|s| s.dsack())
+    }
 }
 
 /// Where an IP fragment sits in its datagram.

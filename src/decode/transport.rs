@@ -6,7 +6,7 @@
 
 use super::link::Network;
 use super::wire::{u16_at, u32_at, u8_at};
-use super::{DecodeConfig, DetailSink, Ignore, Packet, TcpInfo, TcpOptions};
+use super::{DecodeConfig, DetailSink, Ignore, Packet, Sack, TcpInfo, TcpOptions};
 use crate::key::proto;
 
 /// Decode the transport header that starts at `l4_at` in `frame` (whose IP packet ends at
@@ -94,7 +94,7 @@ fn tcp<D: DetailSink>(
     };
     if cfg.tcp_options && doff > 20 {
         let o = &h[20..doff];
-        info.options = tcp_options(o);
+        info.options = tcp_options(o, info.ack);
         if let Some(d) = d.get() {
             d.tcp_option_kinds = option_kinds(o);
         }
@@ -102,9 +102,11 @@ fn tcp<D: DetailSink>(
     Some(info)
 }
 
-/// MSS, window scale, SACK-permitted, SACK (right edge of the last block) and timestamps.
-/// A bad length marks the options malformed and stops there; the packet is still metered.
-fn tcp_options(o: &[u8]) -> TcpOptions {
+/// MSS, window scale, SACK-permitted, SACK (right edge of the last block, and whether the
+/// first is a D-SACK against acknowledgement number `ack`) and timestamps. A bad length marks
+/// the options malformed and stops there; the packet is still metered.
+#[inline]
+fn tcp_options(o: &[u8], ack: u32) -> TcpOptions {
     let mut t = TcpOptions::default();
     // What nearly every data segment of Linux and BSD stacks carries (RFC 7323 Appendix A's
     // layout): NOP, NOP, timestamps. Same result as the loop, in one comparison.
@@ -115,7 +117,7 @@ fn tcp_options(o: &[u8]) -> TcpOptions {
         ));
         return t;
     }
-    walk_tcp_options(o)
+    walk_tcp_options(o, ack)
 }
 
 /// The option kinds present, as the tcpOptions element (IANA 209) lays them out: kind 0 is
@@ -144,8 +146,10 @@ fn option_kinds(mut o: &[u8]) -> u64 {
     kinds
 }
 
-/// Every option in turn (the general case of [`tcp_options`]).
-fn walk_tcp_options(mut o: &[u8]) -> TcpOptions {
+/// Every option in turn (the general case of [`tcp_options`]; out of line, so that the usual
+/// case saves no registers for it).
+#[inline(never)]
+fn walk_tcp_options(mut o: &[u8], ack: u32) -> TcpOptions {
     let mut t = TcpOptions::default();
     while let Some(&kind) = o.first() {
         match kind {
@@ -171,8 +175,17 @@ fn walk_tcp_options(mut o: &[u8]) -> TcpOptions {
             (3, 1) => t.window_scale = Some(body[0]),
             (4, 0) => t.sack_permitted = true,
             (5, n) if n >= 8 && n % 8 == 0 => {
-                let last = &body[n - 4..];
-                t.sack_right_edge = Some(u32::from_be_bytes([last[0], last[1], last[2], last[3]]));
+                let at =
+                    |i: usize| u32::from_be_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+                // RFC 2883 §4: a first block below the cumulative ACK, or inside the second
+                // block, reports a segment the receiver got twice.
+                let (left, right) = (at(0), at(4));
+                let before = |a: u32, b: u32| (a.wrapping_sub(b) as i32) < 0;
+                t.sack = Some(Sack::new(
+                    at(n - 4),
+                    before(left, ack)
+                        || (n >= 16 && !before(left, at(8)) && !before(at(12), right)),
+                ));
             }
             (8, 8) => {
                 let val = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
@@ -255,12 +268,64 @@ mod options_tests {
         assert_eq!(option_kinds(&[200, 2, 3, 3, 7]), bit(3));
     }
 
+    /// SACK option bytes (kind 5) for `blocks`.
+    fn sack(blocks: &[(u32, u32)]) -> Vec<u8> {
+        let mut o = vec![5, 2 + 8 * blocks.len() as u8];
+        for (l, r) in blocks {
+            o.extend_from_slice(&l.to_be_bytes());
+            o.extend_from_slice(&r.to_be_bytes());
+        }
+        o
+    }
+
+    /// D-SACK (RFC 2883): a first block below the ACK, or within the second block; an
+    /// ordinary SACK block above the ACK is not one. Sequence numbers wrap.
+    #[test]
+    fn dsack_is_a_first_block_below_the_ack_or_inside_the_second() {
+        let ack = 10_000;
+        let cases: &[(&[(u32, u32)], bool)] = &[
+            (&[(11_000, 12_000)], false),                   // ordinary SACK
+            (&[(9_000, 10_000)], true),                     // below the cumulative ACK
+            (&[(12_000, 13_000), (11_000, 14_000)], true),  // inside the second block
+            (&[(12_000, 13_000), (13_000, 14_000)], false), // two ordinary blocks
+            (&[(11_000, 15_000), (12_000, 14_000)], false), // the second inside the first
+        ];
+        for &(blocks, want) in cases {
+            let o = sack(blocks);
+            assert_eq!(walk_tcp_options(&o, ack).dsack(), want, "{blocks:?}");
+            assert_eq!(tcp_options(&o, ack).dsack(), want, "{blocks:?}");
+        }
+        let o = sack(&[(u32::MAX - 10, u32::MAX)]);
+        assert!(
+            walk_tcp_options(&o, 5).dsack(),
+            "below an ACK past the wrap"
+        );
+        let o = sack(&[(5, 50)]);
+        assert!(
+            !walk_tcp_options(&o, u32::MAX - 100).dsack(),
+            "above an ACK before the wrap"
+        );
+    }
+
     /// The NOP-NOP-timestamps shortcut gives what walking the options gives, and anything
     /// that only resembles that layout takes the walk.
+    /// Options without any are all zeros (what every TCP packet is cleared with), and a SACK
+    /// costs them nothing in size.
+    #[test]
+    fn options_are_28_bytes_and_none_is_zero() {
+        assert_eq!(std::mem::size_of::<super::TcpOptions>(), 28);
+        assert_eq!(
+            std::mem::size_of::<Option<super::Sack>>(),
+            std::mem::size_of::<u64>()
+        );
+        let s = super::Sack::new(7, true);
+        assert!(s.dsack() && !super::Sack::new(7, false).dsack());
+    }
+
     #[test]
     fn timestamp_shortcut_agrees_with_the_walk() {
         let ts = [1, 1, 8, 10, 0, 0, 0x12, 0x34, 0xff, 0, 0, 1];
-        assert_eq!(tcp_options(&ts).timestamp, Some((0x1234, 0xff00_0001)));
+        assert_eq!(tcp_options(&ts, 0).timestamp, Some((0x1234, 0xff00_0001)));
         let mut cases: Vec<Vec<u8>> = vec![
             ts.to_vec(),
             vec![1, 1, 8, 9, 0, 0, 0, 1, 0, 0, 0, 2], // bad length: malformed
@@ -271,7 +336,7 @@ mod options_tests {
         ];
         cases.push([ts.as_slice(), &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 9]].concat());
         for c in &cases {
-            assert_eq!(tcp_options(c), walk_tcp_options(c), "{c:?}");
+            assert_eq!(tcp_options(c, 7), walk_tcp_options(c, 7), "{c:?}");
         }
     }
 }

@@ -175,7 +175,50 @@ impl RecordSink for IpfixFileSink {
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
         let t = export_time();
-        self.with_writer(|enc, w| enc.encode_stats(stats, t, &mut MessageOut(w)))
+        let (messages, octets) = self.enc.exported();
+        let stats = ProcessStats {
+            exported_messages: messages,
+            exported_octets: octets,
+            ..*stats
+        };
+        self.with_writer(|enc, w| enc.encode_stats(&stats, t, &mut MessageOut(w)))
+    }
+
+    fn resend_templates(&mut self) {
+        self.enc.resend_templates();
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        let t = export_time();
+        self.with_writer(|enc, w| {
+            enc.flush(t, &mut MessageOut(w))?;
+            w.flush()
+        })
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        let Some(path) = self.out.path.clone() else {
+            return Ok(()); // standard output goes on
+        };
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.writer.get_ref().in_place())
+        {
+            return Ok(()); // a device or FIFO is written in place: nothing to publish
+        }
+        let started = self.file.as_ref().map_or(Timestamp::ZERO, |f| f.started);
+        self.publish()?;
+        match self.out.rotate_secs {
+            // Rotation: the next record (or tick) starts the next file, named for its time.
+            Some(_) => Ok(()),
+            None => {
+                let mut file = OutputFile::new(&path, self.options())?;
+                file.start()?;
+                self.begin(file, started);
+                Ok(())
+            }
+        }
     }
 
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {

@@ -1,7 +1,7 @@
 //! JSON lines: one object per exported record, keys = Information Element names, values as
 //! the shared printer spells them (so `qofdump` prints identical lines for the IPFIX form).
 
-use super::output_file::OutputFile;
+use super::output_file::{OutputFile, OutputOptions};
 use super::RecordSink;
 use crate::ie::{self, write_json_value};
 use crate::ipfix::{stats_elements, stats_values, TemplateSpec};
@@ -51,13 +51,14 @@ impl JsonLines {
         let dims = self.spec.dims(rec, self.force_biflow);
         self.line.clear();
         self.line.push('{');
+        let mut next = 0;
         for (i, f) in self.spec.fields_for(dims).enumerate() {
             if i > 0 {
                 self.line.push(',');
             }
             ie::write_json_key(Some((f.ie, f.reverse)), 0, 0, &mut self.line);
             self.line.push(':');
-            write_json_value(&f.value(rec), &mut self.line);
+            write_json_value(&f.value_next(rec, &mut next), &mut self.line);
         }
         self.line.push_str("}\n");
     }
@@ -82,6 +83,10 @@ impl JsonLines {
 pub struct JsonSink<W: Write> {
     lines: JsonLines,
     out: W,
+    /// Lines written so far, and their octets (the statistics record's message and octet
+    /// totals: a JSON output's messages are its lines).
+    written: u64,
+    octets: u64,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -89,6 +94,8 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             lines: JsonLines::new(spec, force_biflow),
             out,
+            written: 0,
+            octets: 0,
         }
     }
 
@@ -99,17 +106,31 @@ impl<W: Write> JsonSink<W> {
 
 impl<W: Write> RecordSink for JsonSink<W> {
     fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        let out = &mut self.out;
-        self.lines
-            .flow(rec, &mut |line| out.write_all(line.as_bytes()))
+        let (out, written, octets) = (&mut self.out, &mut self.written, &mut self.octets);
+        self.lines.flow(rec, &mut |line| {
+            *written += 1;
+            *octets += line.len() as u64;
+            out.write_all(line.as_bytes())
+        })
     }
 
     fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
+        let stats = &ProcessStats {
+            exported_messages: self.written,
+            exported_octets: self.octets,
+            ..*stats
+        };
         let line = self.lines.stats(stats);
+        self.written += 1;
+        self.octets += line.len() as u64;
         self.out.write_all(line.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -118,13 +139,20 @@ impl<W: Write> RecordSink for JsonSink<W> {
 /// renamed into place when complete ([`OutputFile`]), or written in place to a device or FIFO.
 pub struct JsonFileSink {
     json: JsonSink<BufWriter<OutputFile>>,
+    options: OutputOptions,
 }
 
 impl JsonFileSink {
-    pub fn new(spec: TemplateSpec, force_biflow: bool, file: OutputFile) -> Self {
+    pub fn new(
+        spec: TemplateSpec,
+        force_biflow: bool,
+        file: OutputFile,
+        options: OutputOptions,
+    ) -> Self {
         let out = BufWriter::with_capacity(1 << 16, file);
         JsonFileSink {
             json: JsonSink::new(spec, force_biflow, out),
+            options,
         }
     }
 }
@@ -145,5 +173,24 @@ impl RecordSink for JsonFileSink {
     fn finish(&mut self) -> io::Result<()> {
         self.json.finish()?;
         self.json.out.get_mut().publish()
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.json.flush_now()
+    }
+
+    /// SIGHUP: the lines so far are published under the output's name; a new file goes on.
+    fn reopen(&mut self) -> io::Result<()> {
+        if self.json.out.get_ref().in_place() {
+            return Ok(());
+        }
+        self.json.finish()?;
+        self.json.out.get_mut().publish()?;
+        let path = self.json.out.get_ref().target().to_path_buf();
+        let mut next = OutputFile::new(&path, self.options.clone())?;
+        next.start()?;
+        // (The old file is published: replacing the writer drops nothing unwritten.)
+        self.json.out = BufWriter::with_capacity(1 << 16, next);
+        Ok(())
     }
 }

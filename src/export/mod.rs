@@ -1,6 +1,7 @@
 //! Record sinks: where flow records go (IPFIX files, JSON lines, IPFIX to a collector,
 //! NetFlow over UDP, Kafka with the `kafka` feature).
 
+mod fanout;
 mod ipfix_file;
 mod json;
 #[cfg(feature = "kafka")]
@@ -9,7 +10,9 @@ pub mod net;
 mod netflow_udp;
 mod output_file;
 pub mod pace;
+pub mod sockopt;
 
+pub use fanout::FanOut;
 pub use ipfix_file::{rotated_name, FileOutput, IpfixFileSink};
 pub use json::{JsonFileSink, JsonSink};
 pub use netflow_udp::{resolve_collector, NetflowUdpSink, Pacing, NETFLOW_MAX_DATAGRAM};
@@ -46,21 +49,6 @@ pub(crate) fn last_datagram_refused(sock: &UdpSocket) -> Option<io::Error> {
     }
 }
 
-/// The send buffer asked for on a UDP export socket. On the loopback a datagram goes straight
-/// into the collector's receive buffer and this does not matter; towards another host it holds
-/// the datagrams of a pacing burst while the interface's queue takes them, so that a send
-/// never finds it full (a full buffer would make the send wait, up to its 1 s timeout).
-const UDP_SEND_BUFFER: usize = 1 << 20;
-
-/// Size the send buffer of a UDP export socket (best effort: the kernel caps it at
-/// `net.core.wmem_max`).
-pub(crate) fn size_send_buffer(sock: &UdpSocket) {
-    let s = socket2::SockRef::from(sock);
-    if s.send_buffer_size().is_ok_and(|n| n < UDP_SEND_BUFFER) {
-        let _ = s.set_send_buffer_size(UDP_SEND_BUFFER);
-    }
-}
-
 /// What a network export did with the flow records handed to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExportReport {
@@ -75,6 +63,47 @@ pub struct ExportReport {
     pub acknowledged: bool,
     /// Who acknowledges, for the summary line ("the collector's TCP").
     pub confirmed_by: &'static str,
+}
+
+/// One collector's counts, for the summary, the status log, `qofctl statistics` and the
+/// metrics (ipt-netflow's per-socket statistics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CollectorStatus {
+    /// `udp 127.0.0.1:4739`, `tls collector:4740`, `netflow9 [::1]:2055`.
+    pub name: String,
+    /// Flow records delivered (acknowledged, or sent when delivery cannot be confirmed).
+    pub sent: u64,
+    /// Flow records known to be lost, `overflow` included.
+    pub lost: u64,
+    /// Of those, dropped at a full export queue.
+    pub overflow: u64,
+    /// Messages (datagrams) held: waiting, or written and not yet acknowledged.
+    pub queued: u64,
+    /// Messages (datagrams) handed to the kernel, and their octets.
+    pub messages: u64,
+    pub octets: u64,
+    /// Connections made (streams).
+    pub connections: u64,
+    /// Delivery is confirmed by acknowledgements (TCP, TLS, Kafka).
+    pub acknowledged: bool,
+    /// Who acknowledges ("the collector's TCP"), when `acknowledged`.
+    pub confirmed_by: &'static str,
+    /// The export to it was given up (it took nothing for --export-timeout while the input
+    /// waited): what it is handed from then on is counted lost.
+    pub failed: bool,
+}
+
+impl CollectorStatus {
+    /// What this collector delivered and lost, as a report.
+    pub fn report(&self) -> ExportReport {
+        ExportReport {
+            delivered: self.sent,
+            lost: self.lost,
+            overflow: self.overflow,
+            acknowledged: self.acknowledged,
+            confirmed_by: self.confirmed_by,
+        }
+    }
 }
 
 /// A destination for flow records. Records arrive in the order the meter closed the flows.
@@ -125,5 +154,26 @@ pub trait RecordSink {
     /// One line on the sink's state for a status log (SIGUSR1), if it has one worth telling.
     fn status(&self) -> Option<String> {
         None
+    }
+
+    /// Each collector's counts (network export; empty for files and standard output).
+    fn collectors(&self) -> Vec<CollectorStatus> {
+        Vec::new()
+    }
+
+    /// Send every template again before the next record (`qofctl send-template`).
+    fn resend_templates(&mut self) {}
+
+    /// Send what is buffered now, a partly filled message included (`qofctl expire-all`:
+    /// the records reach the collector at once).
+    fn flush_now(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// SIGHUP: finish the output file written so far (published under its name, as at the
+    /// end of a run) and go on in a new one; with rotation, rotate now. A no-op for standard
+    /// output, devices and collectors.
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

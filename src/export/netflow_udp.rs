@@ -1,4 +1,4 @@
-//! NetFlow v5/v9 export over UDP to one collector.
+//! NetFlow v1/v5/v9 export over UDP to one collector.
 //!
 //! Datagrams are paced (`--export-rate`, records per second; see [`crate::export::pace`]).
 //! Reading a file or standard input, the pacer's wait slows the reading down; a live capture
@@ -15,14 +15,14 @@
 //! [`RecordSink::finish`] fails when anything was lost, so `qof` ends with a non-zero status.
 
 use super::pace::Pacer;
-use super::{ExportReport, RecordSink};
-use crate::config::QueueFull;
+use super::{CollectorStatus, ExportReport, RecordSink};
+use crate::config::{QueueFull, SocketOptions};
 use crate::meter::{FlowRecord, ProcessStats};
 use crate::netflow::{Counters, DatagramSink, Encoder, Settings, Version};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Instant;
 
 /// The largest NetFlow datagram qof sends (v5's 30 records; v9 stays within 1400 octets): the
@@ -49,6 +49,7 @@ struct Link {
     sock: UdpSocket,
     peer: SocketAddr,
     sent_datagrams: u64,
+    sent_octets: u64,
     sent_records: u64,
     lost_records: u64,
     /// Records of the last datagram sent without error, until a later error blames it.
@@ -90,19 +91,24 @@ pub fn resolve_collector(host: &str, port: u16) -> io::Result<SocketAddr> {
 impl NetflowUdpSink {
     /// A sink sending to `collector` from an ephemeral port of the same address family.
     pub fn connect(collector: SocketAddr, settings: &Settings, pacing: Pacing) -> io::Result<Self> {
-        let local: IpAddr = match collector {
-            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-        };
-        let sock = UdpSocket::bind((local, 0))?;
-        sock.connect(collector)?;
-        super::size_send_buffer(&sock);
+        Self::connect_with(collector, settings, pacing, &SocketOptions::default())
+    }
+
+    /// The same, from a socket with `options` (source address, TTL, send buffer).
+    pub fn connect_with(
+        collector: SocketAddr,
+        settings: &Settings,
+        pacing: Pacing,
+        options: &SocketOptions,
+    ) -> io::Result<Self> {
+        let sock = super::sockopt::udp_socket(collector, options)?;
         Ok(NetflowUdpSink {
             enc: Encoder::new(settings),
             link: Link {
                 sock,
                 peer: collector,
                 sent_datagrams: 0,
+                sent_octets: 0,
                 sent_records: 0,
                 lost_records: 0,
                 unconfirmed: 0,
@@ -198,6 +204,7 @@ impl Link {
         match self.sock.send(datagram) {
             Ok(n) if n == datagram.len() => {
                 self.sent_datagrams += 1;
+                self.sent_octets += n as u64;
                 self.sent_records += u64::from(records);
                 self.unconfirmed = records;
             }
@@ -331,6 +338,31 @@ impl RecordSink for NetflowUdpSink {
             )),
             _ => Ok(()),
         }
+    }
+
+    fn collectors(&self) -> Vec<CollectorStatus> {
+        vec![CollectorStatus {
+            name: format!("netflow{} {}", self.enc.version().number(), self.link.peer),
+            sent: self.link.sent_records,
+            lost: self.lost_records(),
+            overflow: self.link.overflow,
+            queued: self.link.waiting.len() as u64,
+            messages: self.link.sent_datagrams,
+            octets: self.link.sent_octets,
+            connections: 0,
+            acknowledged: false,
+            confirmed_by: "",
+            failed: false,
+        }]
+    }
+
+    fn resend_templates(&mut self) {
+        self.enc.resend_templates();
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.enc.flush(&mut self.link);
+        Ok(())
     }
 
     fn export_report(&self) -> Option<ExportReport> {

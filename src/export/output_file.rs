@@ -169,6 +169,16 @@ impl OutputFile {
         Ok(())
     }
 
+    /// True for a device or FIFO written in place (nothing to publish, nothing to reopen).
+    pub fn in_place(&self) -> bool {
+        matches!(self.state, State::InPlace(_))
+    }
+
+    /// The name the file is published under.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// With rotation, before the first file: whether the directory takes a new file from this
     /// user (created and removed at once), so that a problem shows before the first packet.
     pub fn check_directory(prefix: &Path) -> io::Result<()> {

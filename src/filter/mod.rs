@@ -15,6 +15,7 @@
 pub mod bpf;
 mod libpcap;
 
+pub use bpf::Insn;
 use bpf::Program;
 use libpcap::Libpcap;
 use std::fmt;
@@ -185,6 +186,22 @@ impl Filter {
             Some((_, Some(program))) => program.run(data, wire_len) != 0,
             _ => false,
         }
+    }
+
+    /// The expression compiled for frames of `linktype`, its accepting return value
+    /// `snaplen`: a program for the kernel to run (`SO_ATTACH_FILTER`), which then keeps only
+    /// the frames it accepts, cut to `snaplen` octets.
+    pub fn kernel_program(&self, linktype: u32, snaplen: u32) -> Result<Vec<Insn>, FilterError> {
+        let bad = |message: String| FilterError::Expression {
+            expression: self.expression.clone(),
+            message,
+        };
+        let dlt = i32::try_from(linktype_to_dlt(linktype))
+            .map_err(|_| bad(format!("link type {linktype} out of range")))?;
+        let snaplen = i32::try_from(snaplen).map_err(|_| bad("snap length out of range".into()))?;
+        self.libpcap
+            .compile(linktype, dlt, snaplen, &self.expression)
+            .map_err(bad)
     }
 
     fn compile(&self, linktype: u32) -> Result<Program, FilterError> {

@@ -10,7 +10,7 @@ pub use registry::{registry_xml, type_name};
 pub use table::{dir_values, DirVal, DIR_VALS, TABLE};
 pub use value::{put_unsigned, write_json_key, write_json_str, write_json_value, Value};
 
-use crate::meter::{DirStats, ExtKey, ExtValue, FlowRecord, TcpConfig};
+use crate::meter::{DirStats, ExtKey, ExtValue, Extensions, FlowRecord, TcpConfig};
 
 /// Private Enterprise Numbers used by qof's elements.
 pub mod pen {
@@ -210,6 +210,10 @@ impl Features {
     pub const TS: Features = Features(1 << 8);
     pub const IAT: Features = Features(1 << 9);
     pub const TCPOPT: Features = Features(1 << 10);
+    /// Why segments were sent again, and reordering.
+    pub const CAUSE: Features = Features(1 << 11);
+    /// Mean and maximum RTT.
+    pub const RTTLOAD: Features = Features(1 << 12);
 
     pub const fn with(self, other: Features) -> Features {
         Features(self.0 | other.0)
@@ -237,7 +241,11 @@ impl Features {
     /// The TCP measurements these features switch on. (The mapping lives here, beside the
     /// features, so that the meter knows nothing of the element table.)
     pub fn tcp_config(self) -> TcpConfig {
-        let rtt = self.has(Features::RTT);
+        // Causes classify by the flow's RTT, RTT under load needs its samples, and RTT needs
+        // sequence tracking (to know which segments are new).
+        let causes = self.has(Features::CAUSE);
+        let rtt_load = self.has(Features::RTTLOAD);
+        let rtt = self.has(Features::RTT) || causes || rtt_load;
         TcpConfig {
             seq: self.has(Features::SEQ) || rtt,
             rtt,
@@ -246,6 +254,8 @@ impl Features {
             ts: self.has(Features::TS),
             iat: self.has(Features::IAT),
             options: self.has(Features::TCPOPT),
+            causes,
+            rtt_load,
             ..TcpConfig::default()
         }
     }
@@ -319,9 +329,28 @@ pub fn ext_value<'r>(
 ) -> Option<Value<'r>> {
     let (pen, id) = ie.wire_id(reverse);
     let v = rec.ext.as_ref()?.get(ExtKey { pen, id })?;
-    Some(match v {
+    Some(ext_to_value(ie, v))
+}
+
+/// [`ext_value`] for elements read in template order from the record's values `ext`: `next`
+/// carries where the last one was found (start at 0).
+pub fn ext_value_next<'r>(
+    ie: &'static InfoElement,
+    reverse: bool,
+    ext: &'r Extensions,
+    next: &mut usize,
+) -> Option<Value<'r>> {
+    let (pen, id) = ie.wire_id(reverse);
+    let v = ext.get_next(ExtKey { pen, id }, next)?;
+    Some(ext_to_value(ie, v))
+}
+
+/// A plugin's value as element `ie`'s value.
+fn ext_to_value<'r>(ie: &'static InfoElement, v: ExtValue<'r>) -> Value<'r> {
+    match v {
         ExtValue::Unsigned(x) => Value::Unsigned(x),
         ExtValue::Signed(x) => Value::Signed(x),
+        ExtValue::Float(x) if ie.ty == IeType::Float32 => Value::Float32(x as f32),
         ExtValue::Float(x) => Value::Float(x),
         ExtValue::Bytes(b) if ie.ty == IeType::String => {
             Value::Str(std::str::from_utf8(b).unwrap_or(""))
@@ -330,7 +359,7 @@ pub fn ext_value<'r>(
         ExtValue::List {
             item_len, items, ..
         } => Value::List(ie.ty, item_len, items),
-    })
+    }
 }
 
 /// One Information Element.
@@ -543,13 +572,21 @@ mod tests {
         t.ts_hz = 23;
         t.iat_min_us = 24_000;
         t.iat_max_us = 25_000;
+        t.fast_retransmits = 26;
+        t.timeout_retransmits = 27;
+        t.spurious_retransmits = 28;
+        t.reorders = 29;
         let mut all = [0; DIR_VALS];
-        dir_values(&d, true, &mut all);
+        dir_values(&d, true, true, &mut all);
         let mut basic = [0; DIR_VALS];
-        dir_values(&d, false, &mut basic);
+        dir_values(&d, false, true, &mut basic);
+        let mut no_causes = [0; DIR_VALS];
+        dir_values(&d, true, false, &mut no_causes);
         for v in DirVal::ALL {
             let want = if v.is_tcp() { 0 } else { v.of(&d) };
             assert_eq!(basic[*v as usize], want, "{v:?} without TCP");
+            let want = if v.is_cause() { 0 } else { v.of(&d) };
+            assert_eq!(no_causes[*v as usize], want, "{v:?} without causes");
         }
         assert!(DirVal::TcpSequenceCount.is_tcp() && !DirVal::PacketDeltaCount.is_tcp());
         assert_eq!(DirVal::ALL.len(), DIR_VALS);
@@ -564,6 +601,7 @@ mod tests {
         assert_eq!(DirVal::TcpControlBits.of(&d), 0x53);
         assert_eq!(DirVal::TcpRetransmitCount.of(&d), 9);
         assert_eq!(DirVal::MaxTcpIOTMilliseconds.of(&d), 25);
+        assert_eq!(DirVal::TcpReorderCount.of(&d), 29);
     }
 
     #[test]

@@ -117,11 +117,13 @@ fn v6(r: &FlowRecord, a: &[u8; 16]) -> V<'static> {
 }
 
 /// Defines [`DirVal`] and its readers from one list (of values every flow has, then of TCP
-/// measurements), so the value of each per-direction element is written once.
+/// measurements, then of the TCP causes), so the value of each per-direction element is
+/// written once.
 macro_rules! dir_values {
     (
         basic { $($bname:ident: |$bd:ident| $be:expr,)* }
         tcp { $($tname:ident: |$td:ident| $te:expr,)* }
+        causes { $($cname:ident: |$cd:ident| $ce:expr,)* }
     ) => {
         /// A per-direction unsigned element value. The encoder reads all of a record's at once,
         /// in straight-line code ([`dir_values`]), and then takes each field's with a load
@@ -130,15 +132,17 @@ macro_rules! dir_values {
         pub enum DirVal {
             $($bname,)*
             $($tname,)*
+            $($cname,)*
         }
 
         /// How many [`DirVal`]s there are.
         pub const DIR_VALS: usize = DirVal::ALL.len();
 
         /// Every [`DirVal`] of `d` into `all`, indexed by `DirVal as usize`; the TCP
-        /// measurements only when `tcp` (left as they were otherwise).
+        /// measurements only when `tcp`, and of them the causes only when `causes` too (left
+        /// as they were otherwise: a template without them pays nothing for them).
         #[inline]
-        pub fn dir_values(d: &DirStats, tcp: bool, all: &mut [u64; DIR_VALS]) {
+        pub fn dir_values(d: &DirStats, tcp: bool, causes: bool, all: &mut [u64; DIR_VALS]) {
             $(all[DirVal::$bname as usize] = {
                 let $bd = d;
                 $be
@@ -148,16 +152,29 @@ macro_rules! dir_values {
                     let $td = d;
                     $te
                 };)*
+                if causes {
+                    $(all[DirVal::$cname as usize] = {
+                        let $cd = d;
+                        $ce
+                    };)*
+                }
             }
         }
 
         impl DirVal {
             /// Every value, in index order.
-            pub const ALL: &[DirVal] = &[$(DirVal::$bname,)* $(DirVal::$tname,)*];
+            pub const ALL: &[DirVal] = &[
+                $(DirVal::$bname,)* $(DirVal::$tname,)* $(DirVal::$cname,)*
+            ];
 
-            /// A TCP measurement (zero in a record that has none).
+            /// A TCP measurement, causes included (zero in a record that has none).
             pub fn is_tcp(self) -> bool {
-                matches!(self, $(DirVal::$tname)|*)
+                matches!(self, $(DirVal::$tname)|* | $(DirVal::$cname)|*)
+            }
+
+            /// One of the causes (why segments were sent again, reordering).
+            pub fn is_cause(self) -> bool {
+                matches!(self, $(DirVal::$cname)|*)
             }
 
             /// This value of `d`.
@@ -170,6 +187,10 @@ macro_rules! dir_values {
                     $(DirVal::$tname => {
                         let $td = d;
                         $te
+                    })*
+                    $(DirVal::$cname => {
+                        let $cd = d;
+                        $ce
                     })*
                 }
             }
@@ -210,12 +231,24 @@ dir_values! {
         MinTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_min_us),
         MaxTcpIOTMilliseconds: |d| rtt_ms(d.tcp.iat_max_us),
     }
+    causes {
+        TcpFastRetransmitCount: |d| d.tcp.fast_retransmits.into(),
+        TcpTimeoutRetransmitCount: |d| d.tcp.timeout_retransmits.into(),
+        TcpSpuriousRetransmitCount: |d| d.tcp.spurious_retransmits.into(),
+        TcpReorderCount: |d| d.tcp.reorders.into(),
+    }
 }
 
 use Applies::{Ipv4 as A4, Ipv6 as A6, Stats as AS, Tcp as AT, TcpRtt as ATR, TcpTs as ATS};
 
 /// Chirp needs inter-segment times and the timestamp clock.
 const CHIRP: F = F::SEQ.with(F::IAT).with(F::TS).with(F::TCPOPT);
+
+/// Causes need sequence tracking, the flow's RTT, and TSvals and SACK blocks.
+const CAUSES: F = F::SEQ.with(F::RTT).with(F::TCPOPT).with(F::CAUSE);
+
+/// RTT under load: every RTT sample (timestamp echoes included).
+const RTT_LOAD: F = F::RTT.with(F::TCPOPT).with(F::RTTLOAD);
 
 /// Microseconds to whole milliseconds, rounded to nearest.
 fn rtt_ms(us: u32) -> u64 {
@@ -246,7 +279,7 @@ pub static TABLE: &[InfoElement] = &[
         .en(F::IPV4)
         .get(|r, _| v4(&r.key.src)),
     iana("sourceIPv4PrefixLength", 9, Unsigned8, 1),
-    iana("ingressInterface", 10, Unsigned32, 4),
+    iana("ingressInterface", 10, Unsigned32, 4).uint(|r, _| r.key.ingress.into()),
     iana("destinationTransportPort", 11, Unsigned16, 2).uint(|r, _| r.key.dst_port.into()),
     iana("destinationIPv4Address", 12, Ipv4Address, 4)
         .on(A4)
@@ -761,6 +794,41 @@ pub static TABLE: &[InfoElement] = &[
         .on(ATS)
         .en(CHIRP)
         .get(|_, d| V::Signed(d.tcp.chirp_mean_ms.into())),
+    // QoF's last: known (qofdump names it), not measured by this version.
+    ie("lastSynTcpFlags", pen::QOF, 1053, Unsigned8, 1).rev(),
+    // qof's own, in QoF's family after QoF's last (lastSynTcpFlags, 1053).
+    ie("tcpFastRetransmitCount", pen::QOF, 1054, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpFastRetransmitCount),
+    ie("tcpTimeoutRetransmitCount", pen::QOF, 1055, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpTimeoutRetransmitCount),
+    ie("tcpSpuriousRetransmitCount", pen::QOF, 1056, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpSpuriousRetransmitCount),
+    ie("tcpReorderCount", pen::QOF, 1057, Unsigned64, 8)
+        .rev()
+        .ctr()
+        .on(AT)
+        .en(CAUSES)
+        .dir(DirVal::TcpReorderCount),
+    ie("meanTcpRttMicroseconds", pen::QOF, 1058, Unsigned32, 4)
+        .on(ATR)
+        .en(RTT_LOAD)
+        .uint(|r, _| r.rtt.mean_us.into()),
+    ie("maxTcpRttMicroseconds", pen::QOF, 1059, Unsigned32, 4)
+        .on(ATR)
+        .en(RTT_LOAD)
+        .uint(|r, _| r.rtt.max_us.into()),
     // --- CESNET (PEN 8057): ipfixprobe's plugins. List elements travel as basicLists. ---
     // pstats. packetLength is signed16 in CESNET's registry, but lengths are never negative
     // and reach 65,535: qof declares (and ipfixprobe sends) unsigned16.
@@ -823,7 +891,7 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("IDPContentRev", 851, OctetArray, 0).by(PluginKind::Idpcontent),
     // flowhash: qof's own element; ipfixprobe sends its hash as flowId (148), which IANA
     // defines as unique per flow, and qof's flowId is.
-    ie("flowKeyHash", pen::QOF, 1053, Unsigned64, 8).by(PluginKind::Flowhash),
+    ie("flowKeyHash", pen::QOF, 1060, Unsigned64, 8).by(PluginKind::Flowhash),
     // icmp: each IP version's own element (ipfixprobe sends 32 for ICMPv6 too).
     iana("icmpTypeCodeIPv4", 32, Unsigned16, 2)
         .only_ip(4)
@@ -898,4 +966,98 @@ pub static TABLE: &[InfoElement] = &[
     cesnet("NTPOrig", 28, String, 0).by(PluginKind::Ntp),
     cesnet("NTPRecv", 29, String, 0).by(PluginKind::Ntp),
     cesnet("NTPSent", 30, String, 0).by(PluginKind::Ntp),
+    // --- mqtt (ipfixprobe's mqtt plugin). CESNET's registry lacks 1033-1039: names and
+    // types as ipfixprobe's code writes them (the topics string carries its length, RFC
+    // 7011 §7, as ipfixprobe's variable2ipfix_buffer does).
+    cesnet("mqttTypeCumulative", 1033, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttVersion", 1034, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttConnectionFlags", 1035, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttKeepAlive", 1036, Unsigned16, 2).by(PluginKind::Mqtt),
+    cesnet("mqttLastReturnCode", 1037, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttPublishFlags", 1038, Unsigned8, 1).by(PluginKind::Mqtt),
+    cesnet("mqttTopics", 1039, String, 0).by(PluginKind::Mqtt),
+    // --- ovpn (ipfixprobe's OpenVPN detector) ---
+    cesnet("OVPNConfLevel", 828, Unsigned8, 1).by(PluginKind::Ovpn),
+    // --- wg (ipfixprobe's WireGuard plugin) ---
+    cesnet("WGConfLevel", 1100, Unsigned8, 1).by(PluginKind::Wg),
+    cesnet("WGSrcPeer", 1101, Unsigned32, 4).by(PluginKind::Wg),
+    cesnet("WGDstPeer", 1102, Unsigned32, 4).by(PluginKind::Wg),
+    // --- tls: ipfixprobe's TLS plugin (ServerHello version and ALPN; the ClientHello's SNI,
+    // JA3, JA4 and extensions), in ipfixprobe's order. tlsJa3Fingerprint is 16 octets, sent
+    // with a variable length as ipfixprobe sends it; TLSJA4 (not in CESNET's registry) is
+    // 36 characters.
+    ie("tlsServerVersion", pen::FLOWMON, 333, Unsigned16, 2).by(PluginKind::Tls),
+    cesnet("TLSSNI", 808, String, 0).by(PluginKind::Tls),
+    ie("tlsAlpn", pen::FLOWMON, 337, String, 0).by(PluginKind::Tls),
+    ie("tlsJa3Fingerprint", pen::FLOWMON, 357, OctetArray, 0).by(PluginKind::Tls),
+    cesnet("TLSJA4", 809, String, 0).by(PluginKind::Tls),
+    cesnet("tlsExtTypeField", 802, Unsigned16, 2).list_by(PluginKind::Tls),
+    cesnet("tlsExtLenField", 803, Unsigned16, 2).list_by(PluginKind::Tls),
+    // --- quic: ipfixprobe's QUIC plugin (decrypted client Initials), in ipfixprobe's order.
+    // Connection IDs are octetArrays of up to 20 octets; quicTokenLength is 2^64-1 when
+    // unknown; quicPackets has one item per packet of the flow, its first 30.
+    cesnet("quicSNI", 890, String, 0).by(PluginKind::Quic),
+    cesnet("quicUserAgent", 891, String, 0).by(PluginKind::Quic),
+    cesnet("quicVersion", 892, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicClientVersion", 893, Unsigned32, 4).by(PluginKind::Quic),
+    cesnet("quicTokenLength", 894, Unsigned64, 8).by(PluginKind::Quic),
+    cesnet("quicOCCID", 895, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicOSCID", 896, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicSCID", 897, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicRetrySCID", 898, OctetArray, 0).by(PluginKind::Quic),
+    cesnet("quicMultiplexed", 899, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicZeroRTT", 889, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicServerPort", 887, Unsigned16, 2).by(PluginKind::Quic),
+    cesnet("quicPackets", 888, Unsigned8, 1).list_by(PluginKind::Quic),
+    cesnet("quicCHParsed", 886, Unsigned8, 1).by(PluginKind::Quic),
+    cesnet("quicTlsExtType", 885, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExtLen", 884, Unsigned16, 2).list_by(PluginKind::Quic),
+    cesnet("quicTlsExt", 883, OctetArray, 0).by(PluginKind::Quic),
+    // http (plugins::http): Flowmon's elements (PEN 39499) and CESNET's, in ipfixprobe's
+    // template order; strings of bounded length (plugins::http::max).
+    ie("httpUserAgent", pen::FLOWMON, 20, String, 0).by(PluginKind::Http),
+    cesnet("httpMethod", 200, String, 0).by(PluginKind::Http),
+    ie("httpHost", pen::FLOWMON, 1, String, 0).by(PluginKind::Http),
+    ie("httpReferer", pen::FLOWMON, 3, String, 0).by(PluginKind::Http),
+    ie("httpUrl", pen::FLOWMON, 2, String, 0).by(PluginKind::Http),
+    ie("httpContentType", pen::FLOWMON, 10, String, 0).by(PluginKind::Http),
+    cesnet("httpServer", 201, String, 0).by(PluginKind::Http),
+    cesnet("httpCookieNames", 202, String, 0).by(PluginKind::Http),
+    ie("httpStatusCode", pen::FLOWMON, 12, Unsigned16, 2).by(PluginKind::Http),
+    // rtsp (plugins::rtsp), in ipfixprobe's template order (Server before Content-Type).
+    cesnet("rtspMethod", 1040, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspUserAgent", 1041, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspURI", 1042, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspStatus", 1043, Unsigned16, 2).by(PluginKind::Rtsp),
+    cesnet("rtspServer", 1045, String, 0).by(PluginKind::Rtsp),
+    cesnet("rtspContentType", 1044, String, 0).by(PluginKind::Rtsp),
+    // sip (plugins::sip), in ipfixprobe's template order.
+    cesnet("SIPMsgType", 100, Unsigned16, 2).by(PluginKind::Sip),
+    cesnet("SIPStatusCode", 101, Unsigned16, 2).by(PluginKind::Sip),
+    cesnet("SIPCseq", 108, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCallingParty", 103, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCalledParty", 104, String, 0).by(PluginKind::Sip),
+    cesnet("SIPCallID", 102, String, 0).by(PluginKind::Sip),
+    cesnet("SIPUserAgent", 106, String, 0).by(PluginKind::Sip),
+    cesnet("SIPRequestURI", 107, String, 0).by(PluginKind::Sip),
+    cesnet("SIPVia", 105, String, 0).by(PluginKind::Sip),
+    // smtp (plugins::smtp), in ipfixprobe's template order.
+    cesnet("SMTPCommands", 810, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPMailCount", 811, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPRcptCount", 812, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPStatusCodes", 815, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode2XXCount", 816, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode3XXCount", 817, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode4XXCount", 818, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPCode5XXCount", 819, Unsigned32, 4).by(PluginKind::Smtp),
+    cesnet("SMTPDomain", 820, String, 0).by(PluginKind::Smtp),
+    cesnet("SMTPSender", 813, String, 0).by(PluginKind::Smtp),
+    cesnet("SMTPRecipient", 814, String, 0).by(PluginKind::Smtp),
+    // ssdp (plugins::ssdp), in ipfixprobe's template order. Each element carries what its
+    // name says (ipfixprobe 5.7.0 sends the Server values as SSDPUserAgent and the reverse).
+    cesnet("SSDPLocationPort", 821, Unsigned16, 2).by(PluginKind::Ssdp),
+    cesnet("SSDPNT", 824, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPUserAgent", 823, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPST", 825, String, 0).by(PluginKind::Ssdp),
+    cesnet("SSDPServer", 822, String, 0).by(PluginKind::Ssdp),
 ];

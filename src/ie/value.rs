@@ -11,6 +11,9 @@ pub enum Value<'a> {
     Unsigned(u64),
     Signed(i64),
     Float(f64),
+    /// A float32 element's value: printed as the shortest decimal that reads back as the
+    /// same float32, not as the float64 it widens to (`188.72467`, not `188.72467041015625`).
+    Float32(f32),
     Bool(bool),
     Mac([u8; 6]),
     Ipv4([u8; 4]),
@@ -42,7 +45,7 @@ impl<'a> Value<'a> {
                 let shift = 64 - 8 * n as u32;
                 Value::Signed(((uint(bytes) << shift) as i64) >> shift)
             }
-            Float32 if n == 4 => Value::Float(f64::from(f32::from_bits(uint(bytes) as u32))),
+            Float32 if n == 4 => Value::Float32(f32::from_bits(uint(bytes) as u32)),
             Float64 if n == 8 => Value::Float(f64::from_bits(uint(bytes))),
             Boolean if n == 1 => Value::Bool(bytes[0] == 1),
             MacAddress if n == 6 => Value::Mac(bytes.try_into().unwrap_or_default()),
@@ -105,7 +108,11 @@ impl<'a> Value<'a> {
         let int_len_ok = (1..=8).contains(&len);
         if matches!(
             self,
-            Value::Unsigned(_) | Value::Signed(_) | Value::Float(_) | Value::Time(_)
+            Value::Unsigned(_)
+                | Value::Signed(_)
+                | Value::Float(_)
+                | Value::Float32(_)
+                | Value::Time(_)
         ) && !int_len_ok
         {
             return false;
@@ -130,6 +137,8 @@ impl<'a> Value<'a> {
                 len >= 8 || ((v << shift) >> shift) == v
             }
             (Value::Float(f), IeType::Float32) => put_uint(u64::from((f as f32).to_bits()), out),
+            (Value::Float32(f), IeType::Float64) => put_uint(f64::from(f).to_bits(), out),
+            (Value::Float32(f), _) => put_uint(u64::from(f.to_bits()), out),
             (Value::Float(f), _) => put_uint(f.to_bits(), out),
             (Value::Bool(b), _) => {
                 out[0] = if b { 1 } else { 2 };
@@ -203,6 +212,8 @@ pub fn write_json_value(v: &Value, out: &mut String) {
         Value::Signed(n) => write!(out, "{n}"),
         Value::Float(f) if f.is_finite() => write!(out, "{f}"),
         Value::Float(_) => write!(out, "null"),
+        Value::Float32(f) if f.is_finite() => write!(out, "{f}"),
+        Value::Float32(_) => write!(out, "null"),
         Value::Bool(b) => write!(out, "{b}"),
         Value::Mac(m) => write!(
             out,

@@ -40,8 +40,10 @@ struct Compiled {
     id: u16,
     /// Per-direction values (see [`ie::DirVal`]) stored in 1, 2, 4 and 8 octets.
     dir: [Vec<DirOp>; 4],
-    /// Some of `dir` are TCP measurements (else the record's are not read).
+    /// Some of `dir` are TCP measurements (else the record's are not read), and of them
+    /// causes.
     dir_tcp: bool,
+    dir_causes: bool,
     /// Every other core field.
     other: Vec<FieldOp>,
     /// Octets of the core fields (all of fixed length).
@@ -167,10 +169,14 @@ const STATS_FIELDS: &[(&str, u16)] = &[
     ("flowTablePeakCount", 4),
     ("meanFlowRate", 4),
     ("meanPacketRate", 4),
+    ("exporterIPv4Address", 4),
+    ("exporterIPv6Address", 16),
+    ("exportedMessageTotalCount", 8),
+    ("exportedOctetTotalCount", 8),
 ];
 
 /// The values of [`STATS_FIELDS`], in order.
-pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 14] {
+pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 18] {
     let u = Value::Unsigned;
     [
         u(s.observation_domain.into()),
@@ -187,6 +193,10 @@ pub fn stats_values(s: &ProcessStats) -> [Value<'static>; 14] {
         u(s.flow_table_peak.min(u32::MAX.into())),
         u(s.mean_flow_rate.into()),
         u(s.mean_packet_rate.into()),
+        Value::Ipv4(s.exporter_ipv4),
+        Value::Ipv6(s.exporter_ipv6),
+        u(s.exported_messages),
+        u(s.exported_octets),
     ]
 }
 
@@ -220,6 +230,9 @@ pub struct Encoder {
     records_in_msg: u32,
     stats_set: Vec<u8>,
     stats_len: usize,
+    /// Messages handed out so far (every stream), and their octets.
+    messages: u64,
+    octets: u64,
     /// One data record, encoded before its template is chosen for good.
     record: Vec<u8>,
     /// The record's per-direction values (see [`ie::DirVal`]).
@@ -255,6 +268,8 @@ impl Encoder {
             records_in_msg: 0,
             stats_set,
             stats_len,
+            messages: 0,
+            octets: 0,
             record: Vec::new(),
             dir_values: [[0; ie::DIR_VALS]; 2],
         }
@@ -267,6 +282,11 @@ impl Encoder {
     /// Data records handed out in complete messages so far in this stream.
     pub fn sequence(&self) -> u32 {
         self.sequence
+    }
+
+    /// Messages handed out so far (over every stream), and their octets.
+    pub fn exported(&self) -> (u64, u64) {
+        (self.messages, self.octets)
     }
 
     /// Octets of one statistics options record.
@@ -397,8 +417,8 @@ impl Encoder {
         record.resize(t.record_len, 0);
         // (Filled in place: values a template does not read may be left from another record.)
         let [fwd, rev] = &mut self.dir_values;
-        ie::dir_values(&rec.fwd, t.dir_tcp, fwd);
-        ie::dir_values(&rec.rev, t.dir_tcp, rev);
+        ie::dir_values(&rec.fwd, t.dir_tcp, t.dir_causes, fwd);
+        ie::dir_values(&rec.rev, t.dir_tcp, t.dir_causes, rev);
         let vals = self.dir_values.as_flattened();
         let [d1, d2, d4, d8] = &t.dir;
         let mut fits = put_dir::<1>(d1, vals, record);
@@ -410,8 +430,9 @@ impl Encoder {
                 fits &= op.put(rec, out);
             }
         }
+        let mut next = 0;
         for (f, len) in &t.ext {
-            put_ext(f, *len, &f.value(rec), record);
+            put_ext(f, *len, &f.value_next(rec, &mut next), record);
         }
         fits
     }
@@ -475,6 +496,13 @@ impl Encoder {
                     self.stats_sent = true;
                 }
             }
+            // A template and its first record that do not fit one message together (plugin
+            // elements make both large) go in two: a message over the limit would be cut or
+            // lost on a datagram transport, its template with it.
+            if self.msg.len() + 4 + record_len > self.max_message {
+                self.flush(export_time, out)?;
+                self.start_message();
+            }
         }
         if !matches!(self.open_set, Some((open, _)) if open == id) {
             self.close_set();
@@ -514,6 +542,8 @@ impl Encoder {
         h[8..12].copy_from_slice(&self.sequence.to_be_bytes());
         h[12..16].copy_from_slice(&self.observation_domain.to_be_bytes());
         let result = out.send(&self.msg);
+        self.messages += 1;
+        self.octets += self.msg.len() as u64;
         self.sequence = self.sequence.wrapping_add(self.records_in_msg);
         self.msg.clear();
         self.records_in_msg = 0;
@@ -634,7 +664,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
     // Elements without a getter are refused when the template is built; zero regardless.
     let zero = ie::Getter::Unsigned(|_, _| 0);
     let mut dir: [Vec<DirOp>; 4] = Default::default();
-    let mut dir_tcp = false;
+    let (mut dir_tcp, mut dir_causes) = (false, false);
     let mut other = Vec::new();
     let mut off = 0;
     for (f, len) in &fields {
@@ -649,6 +679,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
         match (get, width) {
             (ie::Getter::Dir(v), Some(w)) => {
                 dir_tcp |= v.is_tcp();
+                dir_causes |= v.is_cause();
                 dir[w].push(DirOp {
                     off,
                     idx: dir_index(v, f.reverse),
@@ -684,6 +715,7 @@ fn compile(spec: &TemplateSpec, dims: Dims, id: u16) -> Compiled {
         id,
         dir,
         dir_tcp,
+        dir_causes,
         other,
         record_len,
         ext,
@@ -785,5 +817,75 @@ mod tests {
         assert_eq!(got[0].0, got[2].0);
         assert_eq!(got[1].0, got[3].0);
         assert_ne!(got[0].0, got[1].0);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::ie::PluginKind;
+    use crate::ipfix::decode::{Event, Message, Session};
+    use crate::meter::{ExtKey, ExtWriter, Extensions};
+
+    /// A template and its first record too large for one message together go in two, each
+    /// within the limit; the record still decodes with its template.
+    #[test]
+    fn a_large_template_and_record_are_split_over_two_messages() {
+        let spec = TemplateSpec::qof_default().with_plugins(&[PluginKind::Pstats]);
+        let keys = spec.ext_keys();
+        let mut ext = Extensions::default();
+        let mut w = ExtWriter::new(&mut ext, &keys);
+        let key = |id| ExtKey { pen: 8057, id };
+        w.list(key(1013), 2, (0..30).map(|i| 100 + i));
+        w.list(key(1014), 8, (0..30).map(|i| 1_700_000_000_000 + i));
+        w.list(key(1015), 1, (0..30).map(|_| 0x18));
+        w.list(
+            key(1016),
+            1,
+            (0..30).map(|i| if i % 2 == 0 { 1 } else { 0xff }),
+        );
+        ext.present = 1 << PluginKind::Pstats.number();
+        let mut rec = FlowRecord {
+            ext: Some(Box::new(ext)),
+            ..FlowRecord::default()
+        };
+        rec.key.proto = 17;
+        rec.key.set_ipv4([10, 0, 0, 1], [10, 0, 0, 2]);
+        rec.fwd.packets = 30;
+        rec.fwd.octets = 3000;
+        let mut enc = Encoder::new(spec, 1, 512, false);
+        let mut messages: Vec<Vec<u8>> = Vec::new();
+        struct Each<'a>(&'a mut Vec<Vec<u8>>);
+        impl MessageSink for Each<'_> {
+            fn send(&mut self, m: &[u8]) -> io::Result<()> {
+                self.0.push(m.to_vec());
+                Ok(())
+            }
+        }
+        enc.encode_flow(&rec, 0, &mut Each(&mut messages)).unwrap();
+        enc.flush(0, &mut Each(&mut messages)).unwrap();
+        assert_eq!(messages.len(), 2, "template, then record");
+        assert!(
+            messages.iter().all(|m| m.len() <= 512),
+            "{:?}",
+            messages.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let mut session = Session::new();
+        let mut records = 0;
+        for m in &messages {
+            let (msg, _) = Message::parse(m, 0).unwrap();
+            session
+                .decode(&msg, |e| match e {
+                    Event::Record(r) => {
+                        records += 1;
+                        // A one-way IPv4 record's 10 core fields, and pstats' 4 lists.
+                        assert_eq!(r.fields.len(), 10 + 4);
+                    }
+                    Event::Warning(w) => panic!("{w}"),
+                    _ => {}
+                })
+                .unwrap();
+        }
+        assert_eq!(records, 1);
     }
 }

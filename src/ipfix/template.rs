@@ -40,6 +40,19 @@ impl Field {
         }
     }
 
+    /// [`Field::value`] for fields read in template order, as encoders and printers read
+    /// them: `next` carries where the last plugin value was found (start at 0), so that each
+    /// is found with one look.
+    #[inline]
+    pub fn value_next<'r>(&self, rec: &'r FlowRecord, next: &mut usize) -> Value<'r> {
+        match (self.ie.value, &rec.ext) {
+            (Some(ie::Getter::Ext), Some(ext)) => {
+                ie::ext_value_next(self.ie, self.reverse, ext, next).unwrap_or_else(|| self.empty())
+            }
+            _ => self.value(rec),
+        }
+    }
+
     /// The value of a plugin element nobody wrote.
     fn empty(&self) -> Value<'static> {
         use crate::ie::IeType;

@@ -57,19 +57,76 @@ pub struct Extensions {
     pub present: u64,
     fields: Vec<(ExtKey, Stored)>,
     data: Vec<u8>,
+    /// `fields` is in key order (see [`Extensions::seal`]).
+    sealed: bool,
 }
 
 impl Extensions {
-    /// The value filed under `key`, if a plugin wrote one.
+    /// Room for `fields` values and `data` octets of lists and strings: taken once, not
+    /// grown value by value.
+    pub fn with_capacity(fields: usize, data: usize) -> Extensions {
+        Extensions {
+            present: 0,
+            fields: Vec::with_capacity(fields),
+            data: Vec::with_capacity(data),
+            sealed: false,
+        }
+    }
+
+    /// Done writing: a key written twice keeps only its last value. The values stay in the
+    /// order written, which is the template's (plugins write their elements in order, in the
+    /// template's order of plugins), so that exporters find each with one look
+    /// ([`Extensions::get_next`]).
+    pub fn seal(&mut self) {
+        let mut keys: Vec<ExtKey> = self.fields.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            // (Rare: a plugin that wrote a value twice.)
+            let mut i = self.fields.len();
+            while i > 0 {
+                i -= 1;
+                let k = self.fields[i].0;
+                if self.fields[i + 1..].iter().any(|(later, _)| *later == k) {
+                    self.fields.remove(i);
+                }
+            }
+        }
+        self.sealed = true;
+    }
+
+    /// [`Extensions::get`] for values read in the order they were written: `next` is where
+    /// the last value read was, plus one (start at 0). A value found there costs one compare.
+    pub fn get_next(&self, key: ExtKey, next: &mut usize) -> Option<ExtValue<'_>> {
+        if let Some((k, v)) = self.fields.get(*next) {
+            if *k == key && self.sealed {
+                *next += 1;
+                return Some(self.value(v));
+            }
+        }
+        let at = self.fields.iter().rposition(|(k, _)| *k == key)?;
+        *next = at + 1;
+        Some(self.value(&self.fields[at].1))
+    }
+
+    /// Octets of list and string data held.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The value filed under `key`, if a plugin wrote one (the last one written).
     pub fn get(&self, key: ExtKey) -> Option<ExtValue<'_>> {
-        let (_, v) = self.fields.iter().find(|(k, _)| *k == key)?;
+        let (_, v) = self.fields.iter().rfind(|(k, _)| *k == key)?;
+        Some(self.value(v))
+    }
+
+    fn value(&self, v: &Stored) -> ExtValue<'_> {
         let slice = |start: u32, len: usize| {
             let start = start as usize;
             self.data
                 .get(start..start.saturating_add(len))
                 .unwrap_or(&[])
         };
-        Some(match *v {
+        match *v {
             Stored::Unsigned(x) => ExtValue::Unsigned(x),
             Stored::Signed(x) => ExtValue::Signed(x),
             Stored::Float(x) => ExtValue::Float(x),
@@ -84,7 +141,7 @@ impl Extensions {
                 item_len,
                 items: slice(start, len as usize),
             },
-        })
+        }
     }
 
     /// Number of values filed.
@@ -101,11 +158,10 @@ impl Extensions {
         self.fields.capacity() * std::mem::size_of::<(ExtKey, Stored)>() + self.data.capacity()
     }
 
+    /// File a value.
     fn put(&mut self, key: ExtKey, v: Stored) {
-        match self.fields.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = v,
-            None => self.fields.push((key, v)),
-        }
+        self.fields.push((key, v));
+        self.sealed = false;
     }
 }
 
@@ -170,8 +226,23 @@ impl<'a> ExtWriter<'a> {
         }
         let n = usize::from(item_len).clamp(1, 8);
         let start = self.ext.data.len();
-        for v in items {
-            self.ext.data.extend_from_slice(&v.to_be_bytes()[8 - n..]);
+        let data = &mut self.ext.data;
+        // Fixed-size stores for the usual widths (a slice of a length known only at run time
+        // would cost a memcpy call per item).
+        match n {
+            1 => data.extend(items.into_iter().map(|v| v as u8)),
+            2 => items
+                .into_iter()
+                .for_each(|v| data.extend_from_slice(&(v as u16).to_be_bytes())),
+            4 => items
+                .into_iter()
+                .for_each(|v| data.extend_from_slice(&(v as u32).to_be_bytes())),
+            8 => items
+                .into_iter()
+                .for_each(|v| data.extend_from_slice(&v.to_be_bytes())),
+            _ => items
+                .into_iter()
+                .for_each(|v| data.extend_from_slice(&v.to_be_bytes()[8 - n..])),
         }
         self.put_list(key, n as u16, start);
     }
@@ -263,7 +334,13 @@ mod tests {
         w.unsigned(ExtKey { pen: 1, id: 1 }, 9);
         w.unsigned(C, 0x2e);
         w.unsigned(C, 0x2f);
-        assert_eq!(ext.len(), 3);
+        assert_eq!(
+            ext.get(C),
+            Some(ExtValue::Unsigned(0x2f)),
+            "before sealing too"
+        );
+        ext.seal();
+        assert_eq!(ext.len(), 3, "one value per key once sealed");
         assert_eq!(
             ext.get(A),
             Some(ExtValue::List {

@@ -29,6 +29,7 @@ pub(crate) struct FragKey {
     proto: u8,
     ip_version: u8,
     vlan: u16,
+    ingress: u32,
 }
 
 impl FragKey {
@@ -40,6 +41,7 @@ impl FragKey {
             proto: key.proto,
             ip_version: key.ip_version,
             vlan: key.vlan,
+            ingress: key.ingress,
         }
     }
 }
@@ -175,6 +177,11 @@ impl FragTable {
     }
 
     /// Forget everything (end of input); held fragments count as expired.
+    /// Datagrams held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub fn clear(&mut self) {
         for d in self.map.values() {
             self.expired_fragments += u64::from(d.held.packets);

@@ -229,6 +229,25 @@ impl Lookahead {
         self.meter.flush();
     }
 
+    /// Meter what is queued, then end every flow now (see [`Meter::expire_all`]).
+    pub fn expire_all(&mut self) {
+        self.drain();
+        self.meter.expire_all();
+    }
+
+    /// Meter what is queued, then remove every flow without a record (see
+    /// [`Meter::delete_all`]); returns how many.
+    pub fn delete_all(&mut self) -> u64 {
+        self.drain();
+        self.meter.delete_all()
+    }
+
+    /// Meter what is queued, then list the flows in memory (see [`Meter::flows`]).
+    pub fn flows(&mut self) -> Vec<super::FlowSummary> {
+        self.drain();
+        self.meter.flows()
+    }
+
     /// Packet time has reached `now` without a packet: meter what is queued, then expire
     /// flows (see [`Meter::handle_timeout`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {

@@ -113,8 +113,10 @@ pub struct MeterStats {
     pub expired_fragments: u64,
     /// Datagrams whose fragments were all attributed.
     pub assembled_datagrams: u64,
-    /// Times every flow was flushed at once (end of input).
+    /// Times every flow was flushed at once (end of input, expire-all).
     pub flush_events: u64,
+    /// Flows removed without a record (`qofctl delete-all`, `exit`).
+    pub flows_deleted: u64,
 }
 
 impl MeterStats {
@@ -129,6 +131,7 @@ impl MeterStats {
         self.expired_fragments += o.expired_fragments;
         self.assembled_datagrams += o.assembled_datagrams;
         self.flush_events = self.flush_events.max(o.flush_events);
+        self.flows_deleted += o.flows_deleted;
     }
 }
 
@@ -357,6 +360,14 @@ impl Meter {
 
     /// End of input: every flow in memory ends (reason forced), oldest first.
     pub fn flush(&mut self) {
+        self.expire_all();
+        self.frags.clear();
+    }
+
+    /// Every flow in memory ends now (reason forced, oldest first), as at the end of input,
+    /// but metering goes on (`qofctl expire-all`): fragments awaiting their first keep
+    /// waiting, and a later packet of an ended flow starts a new one.
+    pub fn expire_all(&mut self) {
         self.settle();
         let mut slots = self.table.slots();
         // Newest first, to be taken from the back (flow ids are unique: no ties).
@@ -367,8 +378,40 @@ impl Meter {
         // (Records still in `out`, if the caller has not drained it, come first: see
         // `poll_record`.)
         self.flushing = slots;
-        self.frags.clear();
         self.stats.flush_events += 1;
+    }
+
+    /// Remove every flow in memory without a record (`qofctl delete-all`); returns how many.
+    /// Records of flows that had already ended stay due.
+    pub fn delete_all(&mut self) -> u64 {
+        self.settle();
+        let slots = self.table.slots();
+        for &slot in &slots {
+            // (The record is made to free the flow's state, TCP and plugins' alike, as when
+            // it ends, and dropped.)
+            drop(self.close_record(slot, end_reason::FORCED));
+            self.stats.records_emitted -= 1;
+        }
+        self.stats.flows_deleted += slots.len() as u64;
+        slots.len() as u64
+    }
+
+    /// The flows in memory, oldest first (`qofctl dump-flows`): what their records would
+    /// say if they ended now.
+    pub fn flows(&self) -> Vec<FlowSummary> {
+        let mut v: Vec<FlowSummary> = self
+            .table
+            .slots()
+            .into_iter()
+            .map(|s| FlowSummary::of(&to_record(self.table.flow(s), 0)))
+            .collect();
+        v.sort_unstable_by_key(|f| (f.start, f.flow_id));
+        v
+    }
+
+    /// Datagrams whose first fragment is awaited (the fragment table's use).
+    pub fn pending_fragments(&self) -> usize {
+        self.frags.len()
     }
 
     // (Inlined: called for every packet; a second caller, the idle tick of live capture,
@@ -790,7 +833,17 @@ pub struct ProcessStats {
     pub flush_events: u64,
     pub flow_table_peak: u64,
     pub observation_domain: u32,
-    /// meanFlowRate / meanPacketRate: per second of packet time.
+    /// meanFlowRate / meanPacketRate: per second of packet time, from the first packet to
+    /// the last (at least one second), so that a file read in a moment reports the rates of
+    /// the traffic it holds, not of the reading.
     pub mean_flow_rate: u32,
     pub mean_packet_rate: u32,
+    /// exporterIPv4Address / exporterIPv6Address: the address the records are sent from (a
+    /// collector's socket; unspecified for files).
+    pub exporter_ipv4: [u8; 4],
+    pub exporter_ipv6: [u8; 16],
+    /// exportedMessageTotalCount / exportedOctetTotalCount: messages and octets this output
+    /// (this collector) has been sent so far, before this record's message.
+    pub exported_messages: u64,
+    pub exported_octets: u64,
 }

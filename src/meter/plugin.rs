@@ -91,6 +91,15 @@ pub trait FlowPlugin: Send + 'static {
     /// none of its plugins that read streams is still being called for it.
     const READS_STREAM: bool = false;
 
+    /// A plugin that reads streams and is still called for the flow may still want its
+    /// stream (asked after each packet): false once it has no more use for it (what it reads
+    /// lies past the stream's window) while it still reads packets. Once every plugin of the
+    /// flow says so the buffer is freed, and `PacketView::stream` stays empty for the flow.
+    fn wants_stream(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
+
     /// The flow has ended (`flow` sums it up): write the elements into `out`. False: the
     /// plugin has nothing for this flow, and the record's template leaves its elements out.
     fn export(&mut self, state: Self::State, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool;
@@ -242,10 +251,10 @@ impl<P: FlowPlugin> Hosted for Host<P> {
             return false;
         }
         let i = self.index.get(slot as usize).copied().unwrap_or(NONE);
-        matches!(
-            self.states.get(i as usize),
-            Some(Entry::Live { done: false, .. })
-        )
+        match self.states.get(i as usize) {
+            Some(Entry::Live { state, done: false }) => self.plugin.wants_stream(state),
+            _ => false,
+        }
     }
 
     fn export(&mut self, slot: u32, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
@@ -279,7 +288,12 @@ pub struct PluginSet {
     free_streams: Vec<u32>,
     /// Some plugin may split flows.
     splits: bool,
+    /// Octets of list and string data to make room for in a record's values.
+    data_hint: usize,
 }
+
+/// The most data room taken up front for a record's values.
+const MAX_DATA_HINT: usize = 4096;
 
 /// What plugins read of packets: the most payload (octets per packet) and the most of each
 /// TCP direction's stream.
@@ -309,6 +323,7 @@ impl PluginSet {
             stream_index: Vec::new(),
             streams: Vec::new(),
             free_streams: Vec::new(),
+            data_hint: 0,
         }
     }
 
@@ -402,7 +417,9 @@ impl PluginSet {
         if self.stream_cap > 0 {
             self.free_stream(slot);
         }
-        let mut ext = Extensions::default();
+        // Room for every value at once, and for as much list and string data as the largest
+        // record so far had: a record's values are not grown one by one.
+        let mut ext = Extensions::with_capacity(self.wanted.len(), self.data_hint);
         for h in &mut self.plugins {
             let n = h.number();
             let mut out = ExtWriter::new(&mut ext, &self.wanted);
@@ -410,7 +427,12 @@ impl PluginSet {
                 ext.present |= 1u64 << (n & 63);
             }
         }
-        (!ext.is_empty()).then(|| Box::new(ext))
+        if ext.is_empty() {
+            return None;
+        }
+        self.data_hint = self.data_hint.max(ext.data_len()).min(MAX_DATA_HINT);
+        ext.seal();
+        Some(Box::new(ext))
     }
 
     /// Octets of stream buffers held now (for tests: freed with their flows).

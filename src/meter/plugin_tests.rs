@@ -372,3 +372,95 @@ fn streams_reach_plugins_in_sequence_order() {
     assert_eq!(ext.get(keys[1]), Some(ExtValue::Bytes(b"ok")));
     assert_eq!(m.plugins().stream_buffers(), 0, "freed with the flow");
 }
+
+/// Reads streams until it has seen two payload packets, then wants them no more while still
+/// counting packets (and what stream each showed it).
+struct Skimmer;
+
+#[derive(Default)]
+struct Skimmed {
+    payloads: u32,
+    packets: u64,
+    streams_after: usize,
+}
+
+impl FlowPlugin for Skimmer {
+    type State = Skimmed;
+    const READS_STREAM: bool = true;
+
+    fn number(&self) -> u8 {
+        5
+    }
+
+    fn attach(&mut self, _: &PacketView<'_>) -> Option<Skimmed> {
+        Some(Skimmed::default())
+    }
+
+    fn packet(&mut self, s: &mut Skimmed, p: &PacketView<'_>) -> Verdict {
+        s.packets += 1;
+        if s.payloads >= 2 {
+            s.streams_after += p.stream.len();
+        }
+        if !p.payload.is_empty() {
+            s.payloads += 1;
+        }
+        Verdict::Continue
+    }
+
+    fn wants_stream(&self, s: &Skimmed) -> bool {
+        s.payloads < 2
+    }
+
+    fn export(&mut self, s: Skimmed, _: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        out.unsigned(ExtKey { pen: 2, id: 3 }, s.packets);
+        out.unsigned(ExtKey { pen: 2, id: 4 }, s.streams_after as u64);
+        true
+    }
+}
+
+/// A plugin still called for a flow frees its stream once it says it wants it no more: the
+/// buffer goes, later packets show no stream, and the plugin keeps counting.
+#[test]
+fn a_plugin_that_wants_no_more_stream_frees_it_and_goes_on() {
+    use crate::decode::TcpInfo;
+    let keys = vec![ExtKey { pen: 2, id: 3 }, ExtKey { pen: 2, id: 4 }];
+    let reads = Reads {
+        payload: 0,
+        stream: 64,
+    };
+    let mut m = Meter::with_plugins(
+        MeterConfig::default(),
+        PluginSet::new(vec![Box::new(Host::new(Skimmer))], keys.clone(), reads),
+    );
+    let k = v4(A, 40000, B, 1883, proto::TCP);
+    let details = crate::decode::Details::default();
+    for i in 0..6u32 {
+        let data: &[u8] = b"0123456789";
+        let p = Packet {
+            key: k,
+            ip_len: 50,
+            payload_len: 10,
+            ip_header_len: 20,
+            has_l4: true,
+            tcp: Some(TcpInfo {
+                seq: 1 + 10 * i,
+                flags: 0x18,
+                ..TcpInfo::default()
+            }),
+            ..Packet::default()
+        };
+        m.handle_packet_with_details(
+            Timestamp::from_millis(1_000 + u64::from(i)),
+            &p,
+            &details,
+            data,
+        );
+        let held = m.plugins().stream_buffers();
+        assert_eq!(held > 0, i == 0, "packet {i}: {held} octets held");
+    }
+    m.flush();
+    let rec = m.poll_record().unwrap();
+    let ext = rec.ext.as_ref().unwrap();
+    assert_eq!(ext.get(keys[0]), Some(ExtValue::Unsigned(6)));
+    assert_eq!(ext.get(keys[1]), Some(ExtValue::Unsigned(0)));
+}

@@ -6,7 +6,7 @@
 //! them is filled; retransmitted bytes are written again (the same bytes, in a sane
 //! connection). The stream starts after the SYN, or at the first segment seen when the meter
 //! joined the connection late. Nothing beyond `cap` octets is kept, and the buffer is taken
-//! only when a direction's first payload arrives.
+//! only when a direction's first payload arrives, and grown as data comes.
 
 /// Where filled ranges are tracked: a prefix and at most this many islands beyond gaps.
 const MAX_RANGES: usize = 8;
@@ -58,8 +58,13 @@ impl Direction {
             return;
         }
         let end = (off + data.len()).min(cap);
-        if self.buf.is_empty() {
-            self.buf = vec![0; cap];
+        if self.buf.len() < end {
+            // Grown as the data arrives (most streams' first segment is all a plugin reads),
+            // never past the cap.
+            if self.buf.capacity() < end {
+                self.buf.reserve_exact((end * 2).min(cap) - self.buf.len());
+            }
+            self.buf.resize(end, 0);
         }
         self.buf[off..end].copy_from_slice(&data[..end - off]);
         self.insert(off as u32, end as u32);

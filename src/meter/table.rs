@@ -85,6 +85,8 @@ fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
         | u64::from(key.proto) << 32
         | u64::from(key.ip_version) << 40
         | u64::from(key.vlan) << 48;
+    // (The interface is mixed in rather than hashed as a sixth word: it is 0 for files.)
+    let tail = tail ^ u64::from(key.ingress).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut h = hasher.build_hasher();
     for w in [lo.0, lo.1, hi.0, hi.1, tail] {
         h.write_u64(w);
@@ -208,7 +210,7 @@ impl FlowTable {
         let flows = &self.flows;
         let found = self.index.find(hash, |s| {
             if let Some(f) = flows.get(s as usize) {
-                // Fields spread over the flow's 104 bytes, so every line it spans is asked
+                // Fields spread over the flow's 112 bytes, so every line it spans is asked
                 // for (the compiler may order fields as it likes).
                 super::prefetch::line(&f.key);
                 super::prefetch::line(&f.fwd);

@@ -654,3 +654,56 @@ fn full_table_uses_expired_flows_before_evicting() {
     ports.sort();
     assert_eq!(ports, [2, 3]);
 }
+
+/// `qofctl dump-flows`, `expire-all` and `delete-all`: the flows in memory are listed as
+/// their records would be; expire-all ends every one (reason forced, oldest first) while
+/// metering goes on, and a later packet of an ended flow starts a new flow; delete-all
+/// removes them without a record, counted, and records already due still come.
+#[test]
+fn flows_in_memory_are_listed_expired_or_deleted_on_request() {
+    let mut h = Harness::new(MeterConfig::default());
+    let k1 = v4(A, 1000, B, 53, proto::UDP);
+    let k2 = v4(A, 1001, B, 53, proto::UDP);
+    h.at(0, udp(k1, 10));
+    h.at(5, udp(k2, 20));
+    h.at(7, udp(k1.reversed(), 30));
+    let listed = h.m.flows();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].key, k1);
+    assert_eq!((listed[0].packets, listed[0].octets), ([1, 1], [38, 58]));
+    assert_eq!(listed[1].key, k2);
+    assert!(h.records().is_empty(), "listing ends nothing");
+
+    h.m.expire_all();
+    let recs = h.records();
+    assert_eq!(
+        recs.iter()
+            .map(|r| (r.key, r.end_reason))
+            .collect::<Vec<_>>(),
+        [(k1, end_reason::FORCED), (k2, end_reason::FORCED)]
+    );
+    assert_eq!(h.m.active_flows(), 0);
+    assert_eq!(h.m.stats().flush_events, 1);
+    h.at(10, udp(k1, 10));
+    let listed = h.m.flows();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].flow_id > recs[1].flow_id, "a new flow");
+
+    // An idle expiry is due when delete-all comes: its record still comes; the live flow
+    // goes without one.
+    h.at(40_000, udp(k2, 5));
+    assert_eq!(h.m.delete_all(), 1);
+    let recs = h.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].key, recs[0].end_reason), (k1, end_reason::IDLE));
+    assert_eq!(h.m.active_flows(), 0);
+    let s = h.m.stats();
+    assert_eq!((s.flows_deleted, s.records_emitted), (1, 3));
+    assert!(h.finish().is_empty());
+}
+
+/// The flow's size, which the memory figures of the README rest on.
+#[test]
+fn a_flow_is_112_bytes() {
+    assert_eq!(std::mem::size_of::<flow::Flow>(), 112);
+}

@@ -1,4 +1,4 @@
-//! NetFlow v5 and v9 (RFC 3954) encoders for legacy collectors: sans-IO, flow records in,
+//! NetFlow v1, v5 and v9 (RFC 3954) encoders for legacy collectors: sans-IO, flow records in,
 //! UDP datagram payloads out.
 //!
 //! NetFlow records are unidirectional, so every biflow becomes its forward uniflow and, when
@@ -24,6 +24,7 @@
 //! * qof does not sample: v5 headers say sampling interval 0 (unsampled) and v9 announces
 //!   interval 1 (every packet) in an options record.
 
+pub mod v1;
 pub mod v5;
 pub mod v9;
 
@@ -33,6 +34,7 @@ use crate::time::Timestamp;
 /// Which NetFlow version to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    V1,
     V5,
     V9,
 }
@@ -40,6 +42,7 @@ pub enum Version {
 impl Version {
     pub fn number(self) -> u16 {
         match self {
+            Version::V1 => 1,
             Version::V5 => 5,
             Version::V9 => 9,
         }
@@ -59,6 +62,8 @@ pub struct Settings {
     pub source_id: u32,
     /// v9: send the templates again after this many milliseconds of packet time.
     pub template_refresh_ms: u64,
+    /// v9: and every this many datagrams (ipt-netflow's refresh-rate; 0 = by time only).
+    pub template_refresh_datagrams: u32,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             engine_id: 0,
             source_id: 0,
             template_refresh_ms: 60_000,
+            template_refresh_datagrams: 0,
         }
     }
 }
@@ -185,6 +191,7 @@ pub struct Encoder {
 }
 
 enum Inner {
+    V1(v1::V1Encoder),
     V5(v5::V5Encoder),
     V9(v9::V9Encoder),
 }
@@ -195,6 +202,7 @@ impl Encoder {
             clock: Clock::default(),
             counters: Counters::default(),
             inner: match settings.version {
+                Version::V1 => Inner::V1(v1::V1Encoder::new()),
                 Version::V5 => Inner::V5(v5::V5Encoder::new(settings)),
                 Version::V9 => Inner::V9(v9::V9Encoder::new(settings)),
             },
@@ -203,6 +211,7 @@ impl Encoder {
 
     pub fn version(&self) -> Version {
         match self.inner {
+            Inner::V1(_) => Version::V1,
             Inner::V5(_) => Version::V5,
             Inner::V9(_) => Version::V9,
         }
@@ -251,6 +260,7 @@ impl Encoder {
             out.send(datagram, flows);
         };
         let written = match &mut self.inner {
+            Inner::V1(e) => e.push(uni, &self.clock, &mut counted),
             Inner::V5(e) => e.push(uni, &self.clock, &mut counted),
             Inner::V9(e) => e.push(uni, &self.clock, &mut counted),
         };
@@ -272,12 +282,21 @@ impl Encoder {
         }
         self.clock.advance(now);
         let due = match &self.inner {
+            Inner::V1(e) => e.held_since_ms(),
             Inner::V5(e) => e.held_since_ms(),
             Inner::V9(e) => e.held_since_ms(),
         }
         .is_some_and(|since| self.clock.now_ms().saturating_sub(since) >= MAX_HOLD_MS);
         if due {
             self.flush(out);
+        }
+    }
+
+    /// v9: send the templates again with the next datagram (`qofctl send-template`); v1
+    /// and v5 have none.
+    pub fn resend_templates(&mut self) {
+        if let Inner::V9(e) = &mut self.inner {
+            e.forget_templates();
         }
     }
 
@@ -289,6 +308,7 @@ impl Encoder {
             out.send(datagram, flows);
         };
         match &mut self.inner {
+            Inner::V1(e) => e.flush(&self.clock, &mut counted),
             Inner::V5(e) => e.flush(&self.clock, &mut counted),
             Inner::V9(e) => e.flush(&self.clock, &mut counted),
         }

@@ -6,8 +6,8 @@
 //! records add up to the exact totals: a collector that sums (which is what collectors do)
 //! gets the right figures, where saturating at 2^32 − 1 would under-report silently.
 //! ICMP type and code travel in the destination port (`type << 8 | code`), as qof's key
-//! already holds them. Fields qof does not know (next hop, interfaces, AS numbers, masks,
-//! ToS) are zero.
+//! already holds them. The input interface is the flow key's ingress interface; fields qof
+//! does not know (next hop, output interface, AS numbers, masks, ToS) are zero.
 
 use super::{tcp_flags, Clock, DatagramSink, Settings};
 use crate::meter::FlowRecord;
@@ -69,7 +69,9 @@ impl V5Encoder {
         b.extend_from_slice(&k.src[..4]);
         b.extend_from_slice(&k.dst[..4]);
         b.extend_from_slice(&[0; 4]); // next hop
-        b.extend_from_slice(&[0; 4]); // input and output interface
+                                      // Input interface (16 bits in v5: a larger index keeps its low bits), output unknown.
+        b.extend_from_slice(&(k.ingress as u16).to_be_bytes());
+        b.extend_from_slice(&[0; 2]);
         b.extend_from_slice(&packets.to_be_bytes());
         b.extend_from_slice(&octets.to_be_bytes());
         b.extend_from_slice(&clock.uptime_at(uni.start.millis()).to_be_bytes());

@@ -52,6 +52,8 @@ pub enum Field {
     IcmpType,
     Direction,
     IpVersion,
+    /// INPUT_SNMP: the ingress interface's index (the flow key's).
+    InputSnmp,
 }
 
 impl Field {
@@ -60,6 +62,7 @@ impl Field {
             Field::InBytes => 1,
             Field::InPkts => 2,
             Field::Protocol => 4,
+            Field::InputSnmp => 10,
             Field::TcpFlags => 6,
             Field::L4SrcPort => 7,
             Field::Ipv4SrcAddr => 8,
@@ -83,6 +86,7 @@ impl Field {
     pub const fn octets(self) -> u16 {
         match self {
             Field::InBytes | Field::InPkts => 8,
+            Field::InputSnmp => 4,
             Field::FirstSwitched | Field::LastSwitched => 4,
             Field::Ipv4SrcAddr | Field::Ipv4DstAddr => 4,
             Field::Ipv6SrcAddr | Field::Ipv6DstAddr => 16,
@@ -93,7 +97,7 @@ impl Field {
     }
 }
 
-pub const IPV4_FIELDS: [Field; 18] = [
+pub const IPV4_FIELDS: [Field; 19] = [
     Field::InBytes,
     Field::InPkts,
     Field::FirstSwitched,
@@ -112,9 +116,10 @@ pub const IPV4_FIELDS: [Field; 18] = [
     Field::Direction,
     Field::EngineType,
     Field::EngineId,
+    Field::InputSnmp,
 ];
 
-pub const IPV6_FIELDS: [Field; 18] = [
+pub const IPV6_FIELDS: [Field; 19] = [
     Field::InBytes,
     Field::InPkts,
     Field::FirstSwitched,
@@ -133,6 +138,7 @@ pub const IPV6_FIELDS: [Field; 18] = [
     Field::Direction,
     Field::EngineType,
     Field::EngineId,
+    Field::InputSnmp,
 ];
 
 const fn record_len(fields: &[Field]) -> usize {
@@ -163,6 +169,8 @@ pub struct V9Encoder {
     /// Datagrams sent before this one (the header's sequence number).
     sequence: u32,
     templates_sent_ms: Option<u64>,
+    /// Datagrams sent since the last one with the templates.
+    since_templates: u32,
     held_since_ms: Option<u64>,
 }
 
@@ -178,6 +186,7 @@ impl V9Encoder {
             open: None,
             sequence: 0,
             templates_sent_ms: None,
+            since_templates: 0,
             held_since_ms: None,
         }
     }
@@ -259,6 +268,7 @@ impl V9Encoder {
                 b.extend_from_slice(&tc.to_be_bytes())
             }
             Field::IpVersion => b.push(k.ip_version),
+            Field::InputSnmp => b.extend_from_slice(&k.ingress.to_be_bytes()),
             // 0 = ingress: qof meters what it sees arriving.
             Field::Direction => b.push(0),
         }
@@ -267,14 +277,19 @@ impl V9Encoder {
     /// Start a datagram: the templates first when they are due.
     fn begin(&mut self, clock: &Clock) {
         let now = clock.now_ms();
+        let every = self.settings.template_refresh_datagrams;
         let due = match self.templates_sent_ms {
             None => true,
-            Some(t) => now.saturating_sub(t) >= self.settings.template_refresh_ms,
+            Some(t) => {
+                now.saturating_sub(t) >= self.settings.template_refresh_ms
+                    || (every > 0 && self.since_templates >= every)
+            }
         };
         if !due {
             return;
         }
         self.templates_sent_ms = Some(now);
+        self.since_templates = 0;
 
         let start = self.buf.len();
         self.buf.extend_from_slice(&TEMPLATE_FLOWSET.to_be_bytes());
@@ -357,6 +372,7 @@ impl V9Encoder {
         self.buf[..HEADER_LEN].copy_from_slice(&h);
         out.send(&self.buf, self.flows);
         self.sequence = self.sequence.wrapping_add(1);
+        self.since_templates = self.since_templates.saturating_add(1);
         self.count = 0;
         self.flows = 0;
         self.buf.truncate(HEADER_LEN);
@@ -385,6 +401,7 @@ mod tests {
             engine_id: 77,
             source_id: 0xDEAD_BEEF,
             template_refresh_ms: 10_000,
+            template_refresh_datagrams: 0,
         }
     }
 
@@ -539,7 +556,8 @@ mod tests {
                             data += 1;
                             let m: HashMap<V9Field, &FieldValue> =
                                 rec.iter().map(|(f, v)| (*f, v)).collect();
-                            assert_eq!(m.len(), 18, "{rec:?}");
+                            assert_eq!(m.len(), 19, "{rec:?}");
+                            assert_eq!(num(m[&V9Field::InputSnmp]), u64::from(r.key.ingress));
                             let (src, dst) = if r.key.is_ipv4() {
                                 (V9Field::Ipv4SrcAddr, V9Field::Ipv4DstAddr)
                             } else {
@@ -607,6 +625,32 @@ mod tests {
         }
         let at: Vec<usize> = (0..25).filter(|&i| with_templates[i]).collect();
         assert_eq!(at, [0, 10, 20], "every 10 s of packet time (refresh 10 s)");
+    }
+
+    /// `--template-refresh-packets 4`: every fourth datagram carries the templates as well as
+    /// those the time refresh makes (refresh 10 s, one datagram a second here).
+    #[test]
+    fn templates_also_return_after_a_count_of_datagrams() {
+        let mut clock = Clock::default();
+        clock.start(Timestamp::from_millis(T0));
+        let mut enc = V9Encoder::new(&Settings {
+            template_refresh_datagrams: 4,
+            ..settings()
+        });
+        let mut at = Vec::new();
+        for i in 0..13u64 {
+            let mut r = uniflow(0);
+            r.start = Timestamp::from_millis(T0 + i * 1000);
+            r.end = r.start;
+            clock.advance(r.end);
+            let mut d = Vec::new();
+            enc.push(&r, &clock, &mut |b: &[u8], _| d.push(b.to_vec()));
+            enc.flush(&clock, &mut |b: &[u8], _| d.push(b.to_vec()));
+            if d[0][HEADER_LEN..HEADER_LEN + 2] == [0, 0] {
+                at.push(i);
+            }
+        }
+        assert_eq!(at, [0, 4, 8, 12]);
     }
 
     #[test]

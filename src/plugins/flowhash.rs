@@ -1,6 +1,6 @@
 //! `flowhash`: a hash of the flow key that is the same on every run and every machine, for
 //! matching records of one flow across meters, files and restarts: flowKeyHash (QoF's PEN
-//! 35566, id 1053, unsigned64).
+//! 35566, id 1060, unsigned64; 1053 is QoF's lastSynTcpFlags).
 //!
 //! Why not ipfixprobe's element: ipfixprobe sends its hash as flowId (IANA 148), which IANA
 //! defines as "an identifier of a Flow that is unique within an Observation Domain"; a hash
@@ -33,7 +33,7 @@ pub static SPEC: Spec = Spec {
 
 const HASH: ExtKey = ExtKey {
     pen: pen::QOF,
-    id: 1053,
+    id: 1060,
 };
 
 fn build(_: &super::Options) -> Result<Built, PluginError> {

@@ -8,28 +8,48 @@
 
 mod basicplus;
 mod bstats;
+#[cfg(test)]
+mod corpus_payloads;
 pub mod dns;
 mod dns_source;
 pub mod dns_wire;
 pub mod dnssd;
 pub mod flowhash;
+pub mod framer;
 mod headers;
+pub mod http;
 mod icmp;
 mod idpcontent;
 mod mpls;
+pub mod mqtt;
 pub mod netbios;
 mod nettisa;
 pub mod ntp;
 mod options;
+pub mod ovpn;
 pub mod passivedns;
 mod phists;
 mod pstats;
+pub mod quic;
+pub mod rtsp;
+#[cfg(test)]
+mod sim;
+pub mod sip;
+pub mod smtp;
 mod ssadetector;
+pub mod ssdp;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]
 mod testing;
+pub mod text_flow;
+#[cfg(test)]
+mod text_harness;
+mod text_plugin;
+pub mod text_wire;
+pub mod tls;
 mod vlan;
+pub mod wg;
 
 pub use options::{Options, PluginSpec};
 
@@ -119,6 +139,16 @@ pub static REGISTRY: &[&Spec] = &[
     &ntp::SPEC,
     &dnssd::SPEC,
     &netbios::SPEC,
+    &mqtt::SPEC,
+    &ovpn::SPEC,
+    &wg::SPEC,
+    &tls::SPEC,
+    &quic::SPEC,
+    &http::SPEC,
+    &rtsp::SPEC,
+    &sip::SPEC,
+    &smtp::SPEC,
+    &ssdp::SPEC,
 ];
 
 /// The registry entry of a plugin.

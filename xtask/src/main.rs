@@ -1,10 +1,11 @@
 //! `cargo xtask dist DIR`: the files a package installs beside the binaries, generated from
-//! qof's and qofdump's clap definitions: man pages (`DIR/man/man1/qof.1`, `qofdump.1`) and
-//! shell completions for bash, zsh and fish (`DIR/completions/`).
+//! qof's, qofdump's and qofctl's clap definitions: man pages (`DIR/man/man1/qof.1`,
+//! `qofdump.1`, `qofctl.1`) and shell completions for bash, zsh and fish (`DIR/completions/`).
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use qof::config::{Args, DumpArgs};
+use qof::control::CtlArgs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,7 +32,7 @@ fn dist(out: &Path) -> std::io::Result<()> {
     let completions = out.join("completions");
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
-    for mut cmd in [Args::command(), DumpArgs::command()] {
+    for mut cmd in [Args::command(), DumpArgs::command(), CtlArgs::command()] {
         let name = cmd.get_name().to_string();
         cmd = cmd.version(env!("CARGO_PKG_VERSION"));
         let mut page = Vec::new();

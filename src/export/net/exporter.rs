@@ -48,6 +48,10 @@ use std::time::{Duration, Instant};
 pub(crate) enum Cmd {
     Flow(FlowRecord),
     Stats(ProcessStats),
+    /// Send every template again before the next record (`qofctl send-template`).
+    SendTemplates,
+    /// Send the partly filled message now.
+    Flush,
     /// End of input: flush, drain, close.
     Finish,
 }
@@ -59,6 +63,11 @@ pub(crate) struct Counters {
     pub overflow: AtomicU64,
     pub queued: AtomicU64,
     pub connections: AtomicU64,
+    /// Messages handed to the kernel, and their octets.
+    pub messages: AtomicU64,
+    pub octets: AtomicU64,
+    /// The socket's (or current session's) local address.
+    local: Mutex<Option<std::net::SocketAddr>>,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
 }
@@ -71,6 +80,28 @@ impl Counters {
             overflow: self.overflow.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+            octets: self.octets.load(Ordering::Relaxed),
+        }
+    }
+
+    /// One message of `octets` went to the kernel.
+    fn sent_message(&self, octets: usize) {
+        Self::add(&self.messages, 1);
+        Self::add(&self.octets, octets as u64);
+    }
+
+    pub fn set_local(&self, addr: Option<std::net::SocketAddr>) {
+        match self.local.lock() {
+            Ok(mut l) => *l = addr,
+            Err(p) => *p.into_inner() = addr,
+        }
+    }
+
+    pub fn local(&self) -> Option<std::net::SocketAddr> {
+        match self.local.lock() {
+            Ok(l) => *l,
+            Err(p) => *p.into_inner(),
         }
     }
 
@@ -474,6 +505,7 @@ impl Stream {
     }
 
     fn start_session(&mut self, t: Box<dyn Transport>, now: Instant) {
+        self.counters.set_local(t.local_addr());
         self.session = Some(Session::new(t, now));
         Counters::add(&self.counters.connections, 1);
         match self.down_since.take() {
@@ -631,6 +663,7 @@ impl Stream {
             let Some(msg) = self.pending.pop_front() else {
                 return;
             };
+            self.counters.sent_message(msg.bytes.len());
             if tracks {
                 self.inflight_bytes += msg.bytes.len();
                 self.inflight.push_back(InFlight { msg, end });
@@ -777,6 +810,7 @@ impl Datagram {
             self.progress_at = now;
             match self.t.send(&q.bytes) {
                 Ok(()) => {
+                    counters.sent_message(q.bytes.len());
                     Counters::add(&counters.sent, u64::from(q.flows));
                     self.unconfirmed = q.flows;
                     if self.failing {
@@ -850,6 +884,9 @@ pub(crate) struct Exporter {
     /// on is counted as lost.
     failed: bool,
     done: Vec<Vec<u8>>,
+    /// `--template-refresh-packets`: templates again after this many messages.
+    refresh_messages: Option<u32>,
+    since_refresh: u32,
 }
 
 impl Exporter {
@@ -878,6 +915,8 @@ impl Exporter {
             blocked_since: None,
             failed: false,
             done: Vec::new(),
+            refresh_messages: cfg.refresh_messages,
+            since_refresh: 0,
         }
     }
 
@@ -954,7 +993,7 @@ impl Exporter {
                 loop {
                     match rx.recv() {
                         Ok(Cmd::Flow(_)) => Counters::add(&self.counters.lost, 1),
-                        Ok(Cmd::Stats(_)) => {}
+                        Ok(Cmd::Stats(_) | Cmd::SendTemplates | Cmd::Flush) => {}
                         Ok(Cmd::Finish) | Err(_) => break 'run,
                     }
                 }
@@ -999,8 +1038,15 @@ impl Exporter {
             Cmd::Stats(mut s) => {
                 let t = self.counters.totals();
                 s.not_sent_flows = t.lost + t.overflow;
+                // This collector's own totals, and the address it is sent from.
+                s.exported_messages = t.messages;
+                s.exported_octets = t.octets;
+                (s.exporter_ipv4, s.exporter_ipv6) =
+                    crate::export::sockopt::exporter_addresses(self.counters.local());
                 self.encode(|enc, t, out| enc.encode_stats(&s, t, out));
             }
+            Cmd::SendTemplates => self.enc.resend_templates(),
+            Cmd::Flush => self.flush_partial(),
             Cmd::Finish => return false,
         }
         true
@@ -1217,6 +1263,14 @@ impl Exporter {
                 records,
                 flows,
             };
+            if let Some(every) = self.refresh_messages {
+                // (The encoder announces the templates again in front of its next record.)
+                self.since_refresh += 1;
+                if self.since_refresh >= every {
+                    self.enc.resend_templates();
+                    self.since_refresh = 0;
+                }
+            }
             if self.failed {
                 Counters::add(&self.counters.lost, u64::from(flows));
                 continue;
@@ -1472,6 +1526,8 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             observation_domain: 7,
             force_biflow: false,
+            sockets: Default::default(),
+            refresh_messages: None,
         }
     }
 
@@ -1486,6 +1542,7 @@ mod tests {
                 proto: 17,
                 ip_version: 4,
                 vlan: 0,
+                ingress: 0,
             },
             ..FlowRecord::default()
         };

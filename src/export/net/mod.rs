@@ -33,9 +33,9 @@ mod stream;
 pub mod tls;
 mod udp;
 
-use super::{ExportReport, RecordSink};
-use crate::config::IpfixTransport;
+use super::{CollectorStatus, ExportReport, RecordSink};
 pub use crate::config::QueueFull;
+use crate::config::{IpfixTransport, SocketOptions};
 use crate::ipfix::TemplateSpec;
 use crate::meter::{FlowRecord, ProcessStats};
 use anyhow::{anyhow, Result};
@@ -90,6 +90,10 @@ pub struct NetConfig {
     pub timeout: Duration,
     pub observation_domain: u32,
     pub force_biflow: bool,
+    /// Source address, TTL or hop limit, send buffer of the socket.
+    pub sockets: SocketOptions,
+    /// UDP: send the templates again every this many messages too.
+    pub refresh_messages: Option<u32>,
 }
 
 impl NetConfig {
@@ -150,6 +154,11 @@ pub trait Transport: Send {
     /// Octets handed to the kernel in this session (over TLS, record octets).
     fn written(&self) -> u64;
 
+    /// The session's local address (the exporter's address, for the statistics record).
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
     /// Of those, how many the collector's TCP has not acknowledged yet (the kernel's send
     /// queue), or `None` when the kernel cannot tell (SCTP): then written counts as delivered.
     fn unacked(&mut self) -> Option<u64>;
@@ -181,6 +190,11 @@ pub trait Datagrams: Send {
     /// After the last message: the error, if the collector refused it (see
     /// [`super::last_datagram_refused`]).
     fn last_refused(&mut self) -> Option<io::Error> {
+        None
+    }
+
+    /// The socket's local address (the exporter's address, for the statistics record).
+    fn local_addr(&self) -> Option<SocketAddr> {
         None
     }
 }
@@ -223,6 +237,9 @@ pub struct ExportTotals {
     pub queued: u64,
     /// Connections made (stream transports).
     pub connections: u64,
+    /// Messages handed to the kernel, and their octets.
+    pub messages: u64,
+    pub octets: u64,
 }
 
 /// The record sink of `--ipfix`.
@@ -253,8 +270,9 @@ impl IpfixNetSink {
         let exporter = match cfg.transport {
             IpfixTransport::Udp => {
                 let addrs = resolve(&cfg.host, cfg.port).map_err(unresolved)?;
-                let t = udp::UdpTransport::open(&addrs)
-                    .map_err(|e| anyhow!("--ipfix udp {peer}: {e}"))?;
+                let t = udp::UdpTransport::open(&addrs, &cfg.sockets)
+                    .map_err(|e| anyhow!("--ipfix {peer}: {e}"))?;
+                counters.set_local(t.local_addr());
                 Exporter::datagram(&cfg, spec, Box::new(t), peer.clone(), counters.clone())
             }
             IpfixTransport::Tcp | IpfixTransport::Sctp => {
@@ -268,7 +286,8 @@ impl IpfixNetSink {
                     cfg.port,
                     cfg.transport == IpfixTransport::Sctp,
                     cfg.connect_timeout(),
-                );
+                )
+                .with_options(cfg.sockets);
                 let mut connector: Box<dyn Connector> = match &cfg.tls {
                     Some(files) => Box::new(tls::TlsConnector::new(
                         tcp,
@@ -363,6 +382,32 @@ impl RecordSink for IpfixNetSink {
         self.counters.failure()
     }
 
+    fn collectors(&self) -> Vec<CollectorStatus> {
+        let t = self.totals();
+        vec![CollectorStatus {
+            name: self.peer.clone(),
+            sent: t.sent,
+            lost: t.lost + t.overflow,
+            overflow: t.overflow,
+            queued: t.queued,
+            messages: t.messages,
+            octets: t.octets,
+            connections: t.connections,
+            acknowledged: self.acknowledged,
+            confirmed_by: "the collector's TCP",
+            failed: self.counters.failure().is_some(),
+        }]
+    }
+
+    fn resend_templates(&mut self) {
+        // (An exporter that stopped has nothing to refresh.)
+        let _ = self.hand_over(Cmd::SendTemplates);
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.hand_over(Cmd::Flush)
+    }
+
     fn status(&self) -> Option<String> {
         let t = self.totals();
         let verb = if self.acknowledged {
@@ -412,6 +457,8 @@ mod tests {
             timeout: Duration::ZERO,
             observation_domain: 0,
             force_biflow: false,
+            sockets: SocketOptions::default(),
+            refresh_messages: None,
         }
     }
 

@@ -3,6 +3,8 @@
 //! (PR-SCTP and per-template streams are optional).
 
 use super::{resolve, sctp, ConnectError, Connector, Transport};
+use crate::config::SocketOptions;
+use crate::export::sockopt;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::MsgFlags;
@@ -18,6 +20,8 @@ pub struct SocketConnector {
     sctp: bool,
     /// One connection attempt (per address) waits at most this long: `--export-timeout`.
     timeout: Duration,
+    /// Source address, TTL, send buffer.
+    options: SocketOptions,
 }
 
 impl SocketConnector {
@@ -27,7 +31,14 @@ impl SocketConnector {
             port,
             sctp,
             timeout,
+            options: SocketOptions::default(),
         }
+    }
+
+    /// The same, each socket with `options`.
+    pub fn with_options(mut self, options: SocketOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// A connected (blocking) socket to the first of the collector's addresses that answers.
@@ -51,6 +62,7 @@ impl SocketConnector {
             Protocol::TCP
         };
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(proto))?;
+        sockopt::apply(&sock, &addr, &self.options, false)?;
         sock.connect_timeout(&addr.into(), self.timeout)?;
         if !self.sctp {
             // A message is written whole and then waits for nothing: no Nagle delay.
@@ -147,6 +159,10 @@ impl Transport for SocketSession {
 
     fn written(&self) -> u64 {
         self.written
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.sock.local_addr().ok()?.as_socket()
     }
 
     /// SCTP: Linux answers `SIOCOUTQ` only for TCP, and counts SCTP's unacknowledged data in

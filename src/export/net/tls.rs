@@ -290,6 +290,10 @@ impl Transport for TlsSession {
         Ok(n)
     }
 
+    fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sock.local_addr().ok()?.as_socket()
+    }
+
     fn flush(&mut self) -> io::Result<bool> {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.sock) {

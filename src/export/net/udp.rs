@@ -1,6 +1,7 @@
 //! UDP: one message per datagram, no connection, no retransmission.
 
 use super::Datagrams;
+use crate::config::SocketOptions;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -10,21 +11,14 @@ pub struct UdpTransport {
 }
 
 impl UdpTransport {
-    /// A socket connected to the first of the collector's addresses. Connected, so that the
-    /// kernel reports an ICMP "port unreachable" as an error on a later send: that datagram
-    /// and the one before it are counted as lost.
-    pub fn open(addrs: &[SocketAddr]) -> io::Result<Self> {
+    /// A socket connected to the first of the collector's addresses, with `options`.
+    /// Connected, so that the kernel reports an ICMP "port unreachable" as an error on a later
+    /// send: that datagram and the one before it are counted as lost.
+    pub fn open(addrs: &[SocketAddr], options: &SocketOptions) -> io::Result<Self> {
         let addr = *addrs
             .first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-        let local: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().map_err(io::Error::other)?
-        } else {
-            "[::]:0".parse().map_err(io::Error::other)?
-        };
-        let sock = UdpSocket::bind(local)?;
-        sock.connect(addr)?;
-        crate::export::size_send_buffer(&sock);
+        let sock = crate::export::sockopt::udp_socket(addr, options)?;
         sock.set_write_timeout(Some(Duration::from_secs(1)))?;
         Ok(UdpTransport { sock })
     }
@@ -44,5 +38,9 @@ impl Datagrams for UdpTransport {
 
     fn last_refused(&mut self) -> Option<io::Error> {
         crate::export::last_datagram_refused(&self.sock)
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.sock.local_addr().ok()
     }
 }

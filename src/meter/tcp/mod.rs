@@ -2,11 +2,15 @@
 //! observation loss and loss events ([`seq`]), round-trip time ([`rtt`]), options, receiver
 //! window, duplicate and selective ACKs, timestamp clock rate, inter-segment times and chirp.
 //!
+//! Why segments were sent again, and reordering ([`cause`]); RTT under load (mean and
+//! maximum over the samples).
+//!
 //! Only what the template asks for is tracked ([`TcpConfig`]); a flow gets TCP state only
 //! when something is asked for, from a slab beside the flow table. Times are microseconds
 //! after the flow's start (u32: a record spans at most 71 minutes of TCP timing, far beyond
 //! the default 5-minute active timeout; later packets are timed as at that limit).
 
+mod cause;
 mod rtt;
 mod seq;
 #[cfg(test)]
@@ -17,8 +21,16 @@ pub use seq::SeqCounters;
 
 use super::pool::{Pool, NONE};
 use crate::decode::TcpInfo;
+use cause::{AckSeen, Resent};
 use rtt::{RttInput, RttState};
-use seq::{seq_before, LossPool, SeqDir};
+use seq::{LossPool, SeqDir};
+
+/// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
+/// as before, as in QoF). (Here rather than in `seq`, which keeps the causes' state: `cause`
+/// uses it, and the two would depend on each other.)
+pub(crate) fn seq_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
 
 /// TCP flag bits.
 pub(crate) mod flag {
@@ -44,6 +56,10 @@ pub struct TcpConfig {
     pub iat: bool,
     /// Options-derived facts: declared MSS, characteristics (needs the decoder's options).
     pub options: bool,
+    /// Why segments were sent again, and reordering (needs `seq`, `rtt` and options).
+    pub causes: bool,
+    /// Mean and maximum RTT (needs `rtt`).
+    pub rtt_load: bool,
     /// Depth of each direction's gap stack.
     pub gap_depth: u8,
     pub echo_rule: EchoRule,
@@ -59,6 +75,8 @@ impl Default for TcpConfig {
             ts: false,
             iat: false,
             options: false,
+            causes: false,
+            rtt_load: false,
             gap_depth: 8,
             echo_rule: EchoRule::NotLarger,
         }
@@ -69,7 +87,15 @@ impl TcpConfig {
     /// What the template's elements switch on. RTT and loss events need sequence tracking
     /// (to know which segments are new).
     pub fn any(&self) -> bool {
-        self.seq || self.rtt || self.ack || self.rwin || self.ts || self.iat || self.options
+        self.seq
+            || self.rtt
+            || self.ack
+            || self.rwin
+            || self.ts
+            || self.iat
+            || self.options
+            || self.causes
+            || self.rtt_load
     }
 }
 
@@ -190,6 +216,7 @@ impl Payload {
         }
     }
 
+    #[inline]
     pub fn add(&mut self, len: u32) {
         *self = Payload::new(
             self.packets.saturating_add(u32::from(len > 0)),
@@ -238,6 +265,13 @@ pub struct TcpDirStats {
     pub chirp_min_ms: i16,
     pub chirp_max_ms: i16,
     pub chirp_mean_ms: i16,
+    /// Segments sent again on the receiver's feedback, on a timer, for nothing (the receiver
+    /// had them), and segments that arrived after higher ones without being sent again
+    /// ([`cause`]).
+    pub fast_retransmits: u32,
+    pub timeout_retransmits: u32,
+    pub spurious_retransmits: u32,
+    pub reorders: u32,
 }
 
 /// The biflow's RTT, as exported.
@@ -246,6 +280,105 @@ pub struct RttStats {
     pub min_us: u32,
     pub smoothed_us: u32,
     pub samples: u32,
+    /// Mean and maximum over the samples (with `rtt_load`; 0 without a sample).
+    pub mean_us: u32,
+    pub max_us: u32,
+}
+
+/// RTT under load: a biflow's RTT samples summed and their maximum, kept beside its TCP
+/// state (by the state's index) only when mean or maximum RTT is asked for (the state itself
+/// stays 248 bytes), and touched only when a half-RTT is observed. 28 bytes, 4-byte aligned.
+#[derive(Clone, Copy, Debug)]
+struct RttLoad {
+    /// The halves (point to receiver and back, each way) as prompt answers last showed them;
+    /// [`UNKNOWN`] before the first.
+    half_us: [u32; 2],
+    /// The sum of samples × their weight (µs·segments), as two 32-bit halves.
+    sum: [u32; 2],
+    /// Samples taken, and the data segments of the biflow when the last was taken: the
+    /// weights add up to their sum.
+    n: u32,
+    segs_at: u32,
+    max_us: u32,
+}
+
+/// A half not yet seen.
+const UNKNOWN: u32 = u32::MAX;
+
+impl Default for RttLoad {
+    fn default() -> Self {
+        RttLoad {
+            half_us: [UNKNOWN; 2],
+            sum: [0; 2],
+            n: 0,
+            segs_at: 0,
+            max_us: 0,
+        }
+    }
+}
+
+impl RttLoad {
+    /// A half-RTT seen in direction `o.dir`, when the biflow had carried `segs` data
+    /// segments: a sample once both halves are known.
+    fn observe(&mut self, o: &rtt::Observation, segs: u32) {
+        if !o.prompt {
+            return;
+        }
+        self.half_us[usize::from(o.dir & 1)] = o.us.min(UNKNOWN - 1);
+        if self.half_us.contains(&UNKNOWN) {
+            return;
+        }
+        let rtt = self.half_us[0].saturating_add(self.half_us[1]);
+        // Each sample stands for the data segments sent since the one before, and itself:
+        // one sample per round trip would weigh a slow round trip, under a queue, as little
+        // as a fast one. (Segments after the last sample are not counted.)
+        let w = u64::from(segs.wrapping_sub(self.segs_at)) + 1;
+        let sum = (u64::from(self.sum[1]) << 32 | u64::from(self.sum[0]))
+            .saturating_add(u64::from(rtt).saturating_mul(w));
+        self.sum = [sum as u32, (sum >> 32) as u32];
+        self.n = self.n.saturating_add(1);
+        self.segs_at = segs;
+        self.max_us = self.max_us.max(rtt);
+    }
+
+    /// The weighted mean.
+    fn mean(&self) -> u32 {
+        let sum = u64::from(self.sum[1]) << 32 | u64::from(self.sum[0]);
+        let weight = u64::from(self.segs_at) + u64::from(self.n);
+        sum.checked_div(weight)
+            .map_or(0, |m| m.min(u64::from(self.max_us)) as u32)
+    }
+}
+
+/// Entries per chunk of [`Side`] (as the state pool's).
+const SIDE_CHUNK: usize = 1024;
+
+/// Per-state values kept beside the state pool, by the same index, in chunks that never move
+/// (as [`Pool`]'s).
+#[derive(Default)]
+struct Side<T> {
+    chunks: Vec<Box<[T]>>,
+}
+
+impl<T: Copy + Default> Side<T> {
+    /// Entry `i`, reset to its default (the chunk is taken if new).
+    fn reset(&mut self, i: u32) {
+        let i = i as usize;
+        while self.chunks.len() <= i / SIDE_CHUNK {
+            self.chunks
+                .push(vec![T::default(); SIDE_CHUNK].into_boxed_slice());
+        }
+        self.chunks[i / SIDE_CHUNK][i % SIDE_CHUNK] = T::default();
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        let i = i as usize;
+        self.chunks.get_mut(i / SIDE_CHUNK)?.get_mut(i % SIDE_CHUNK)
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.len() * SIDE_CHUNK * std::mem::size_of::<T>()
+    }
 }
 
 /// Everything a TCP packet contributes, gathered by the meter.
@@ -264,6 +397,8 @@ pub(crate) struct TcpTable {
     pub cfg: TcpConfig,
     states: Pool<TcpState>,
     pool: LossPool,
+    /// With `rtt_load`: each state's RTT sum and maximum.
+    load: Side<RttLoad>,
 }
 
 impl TcpTable {
@@ -271,13 +406,18 @@ impl TcpTable {
         TcpTable {
             cfg,
             states: Pool::default(),
-            pool: LossPool::new(cfg.gap_depth),
+            pool: LossPool::new(cfg.gap_depth, cfg.causes),
+            load: Side::default(),
         }
     }
 
     /// A new TCP flow: the index of its state (the meter keeps it beside the flow).
     pub fn attach(&mut self) -> u32 {
-        self.states.alloc(TcpState::default())
+        let i = self.states.alloc(TcpState::default());
+        if self.cfg.rtt_load {
+            self.load.reset(i);
+        }
+        i
     }
 
     /// Ask for every cache line of state `i` (both directions: the packet's is not known
@@ -301,8 +441,30 @@ impl TcpTable {
 
     /// Account a TCP packet of the flow whose state is `i`.
     pub fn packet(&mut self, i: u32, p: &TcpPacket) {
-        if i != NONE {
-            self.states.get_mut(i).packet(&self.cfg, &mut self.pool, p);
+        if i == NONE {
+            return;
+        }
+        if self.cfg.causes || self.cfg.rtt_load {
+            self.packet_extra(i, p);
+        } else {
+            // Compiled without the causes and the RTT under load: as fast as before them.
+            self.states
+                .get_mut(i)
+                .packet::<false>(&self.cfg, &mut self.pool, p);
+        }
+    }
+
+    /// [`TcpTable::packet`] with causes or RTT under load (out of line: the TCP logic is
+    /// inlined once for each).
+    #[inline(never)]
+    fn packet_extra(&mut self, i: u32, p: &TcpPacket) {
+        let st = self.states.get_mut(i);
+        let seen = st.packet::<true>(&self.cfg, &mut self.pool, p);
+        if let (Some(o), true) = (seen, self.cfg.rtt_load) {
+            let segs = st.data_segments();
+            if let Some(l) = self.load.get_mut(i) {
+                l.observe(&o, segs);
+            }
         }
     }
 
@@ -312,7 +474,11 @@ impl TcpTable {
             return None;
         }
         let st = self.states.get_mut(i);
-        let out = st.export(&self.pool);
+        let mut out = st.export(&self.pool);
+        if let (true, Some(l)) = (self.cfg.rtt_load, self.load.get_mut(i)) {
+            out.1.mean_us = l.mean();
+            out.1.max_us = l.max_us;
+        }
         for d in &mut st.dir {
             d.seq.release(&mut self.pool);
         }
@@ -330,15 +496,32 @@ impl TcpTable {
         (self.states.in_use(), self.pool.in_use())
     }
 
-    /// Bytes held by TCP states and by loss blocks.
+    /// Bytes held by TCP states (and what is kept beside them) and by loss blocks.
     pub fn bytes(&self) -> (usize, usize) {
-        (self.states.bytes(), self.pool.bytes())
+        (self.states.bytes() + self.load.bytes(), self.pool.bytes())
     }
 }
 
 impl TcpState {
-    fn packet(&mut self, cfg: &TcpConfig, pool: &mut LossPool, p: &TcpPacket) {
+    /// Segments that carried payload, both directions.
+    fn data_segments(&self) -> u32 {
+        self.dir[0]
+            .payload
+            .packets
+            .wrapping_add(self.dir[1].payload.packets)
+    }
+
+    /// Account a packet; returns the half-RTT it observed, if any. `EXTRA`: causes or RTT
+    /// under load may be on (without, their code is compiled out).
+    #[inline(always)]
+    fn packet<const EXTRA: bool>(
+        &mut self,
+        cfg: &TcpConfig,
+        pool: &mut LossPool,
+        p: &TcpPacket,
+    ) -> Option<rtt::Observation> {
         let t = p.tcp;
+        let causes = EXTRA && cfg.causes;
         let syn = t.flags & flag::SYN != 0;
         let window_us = self.rtt.window_us();
         let (dir, other) = match p.dir {
@@ -366,8 +549,11 @@ impl TcpState {
             if opts.timestamp.is_some_and(|(v, _)| v != 0) {
                 dir.characteristics |= characteristic::TIMESTAMP;
             }
-            if opts.sack_right_edge.is_some_and(|e| e != 0) {
+            if opts.sack_right_edge().is_some_and(|e| e != 0) {
                 dir.characteristics |= characteristic::SACK;
+            }
+            if causes && ((syn && opts.sack_permitted) || opts.sack.is_some()) {
+                dir.seq.sack_ok = true;
             }
             dir.characteristics |= match p.ecn & 3 {
                 2 => characteristic::ECT0,
@@ -404,12 +590,15 @@ impl TcpState {
             dir.last_window = t.window;
         }
 
-        if cfg.ack && t.flags & flag::ACK != 0 {
+        // The highest ACK is followed for duplicate ACKs, and for causes (which need the
+        // receiver's ACK point when a direction's first anomaly comes).
+        if (cfg.ack || causes) && t.flags & flag::ACK != 0 {
             let first = !dir.has(bit::ACK);
             if first || seq_before(dir.highest_ack, t.ack) {
                 dir.set(bit::ACK);
                 dir.highest_ack = t.ack;
-            } else if t.ack == dir.highest_ack
+            } else if cfg.ack
+                && t.ack == dir.highest_ack
                 && p.payload_len == 0
                 && t.flags & (flag::SYN | flag::FIN | flag::RST) == 0
                 && (!cfg.rwin || t.window == prev_window)
@@ -419,22 +608,75 @@ impl TcpState {
                 let b = dir.seq.anomalies(pool);
                 b.dup_acks = b.dup_acks.saturating_add(1);
             }
-            if opts.sack_right_edge.is_some_and(|e| seq_before(t.ack, e)) {
+            if cfg.ack && opts.sack_right_edge().is_some_and(|e| seq_before(t.ack, e)) {
                 let b = dir.seq.anomalies(pool);
                 b.sel_acks = b.sel_acks.saturating_add(1);
             }
         }
 
         if !cfg.seq {
-            return;
+            return None;
         }
         if t.flags & flag::ACK != 0 && t.flags & flag::RST == 0 {
             other.seq.acknowledged(pool, t.ack, p.now_us, window_us);
+            if causes {
+                if let Some(c) = other.seq.causes_if_any(pool) {
+                    c.ack(&AckSeen {
+                        ack: t.ack,
+                        now_us: p.now_us,
+                        pure: p.payload_len == 0 && t.flags & (flag::SYN | flag::FIN) == 0,
+                        sack_above: opts.sack_right_edge().is_some_and(|e| seq_before(t.ack, e)),
+                        dsack: opts.dsack(),
+                    });
+                }
+            }
         }
         let was_started = dir.seq.started();
+        // Before this segment changes them (for causes): when the direction last sent new
+        // data, and its newest TSval.
+        let (last_adv_us, ts_last) = (dir.last_adv_us, dir.ts_last);
+        let (had_adv, had_ts) = (dir.has(bit::ADV), dir.has(bit::TS));
         let out = dir
             .seq
             .segment(pool, t.seq, p.payload_len, t.flags, p.now_us, window_us);
+        // (Not a keep-alive: the last octet again, after a pause, as tshark tells them.)
+        if causes
+            && (out.retransmitted || out.filled || out.repeated)
+            && !(p.payload_len == 1
+                && out.end == dir.seq.next_seq()
+                && t.flags & (flag::SYN | flag::FIN | flag::RST) == 0)
+        {
+            let tsval_order = match opts.timestamp {
+                Some((v, _)) if v != 0 && had_ts => Some(if seq_before(v, ts_last) {
+                    std::cmp::Ordering::Less
+                } else if v == ts_last {
+                    std::cmp::Ordering::Equal
+                } else {
+                    std::cmp::Ordering::Greater
+                }),
+                _ => None,
+            };
+            let r = Resent {
+                now_us: p.now_us,
+                seq: t.seq.wrapping_add(u32::from(syn)),
+                end: out.end,
+                seen_before: out.retransmitted,
+                fill_age_us: out
+                    .filled
+                    .then(|| p.now_us.saturating_sub(out.filled_gap_us)),
+                syn,
+                tsval_order,
+                rtt_min_us: self.rtt.min_us,
+                srtt_us: self.rtt.smoothed_us,
+                peer_ack: other.has(bit::ACK).then_some(other.highest_ack),
+                last_new_us: if had_adv { last_adv_us } else { p.now_us },
+                next_seq: dir.seq.next_seq(),
+                peer_sack: other.seq.sack_ok,
+            };
+            if let Some(c) = dir.seq.causes_mut(pool) {
+                c.resent(&r);
+            }
+        }
 
         if out.advanced {
             if cfg.iat && dir.has(bit::ADV) {
@@ -501,13 +743,17 @@ impl TcpState {
                 // A repeated SYN carries no payload but occupies sequence space all the same.
                 occupies: p.payload_len > 0 || (syn && was_started),
             };
-            self.rtt.packet(&input, cfg.echo_rule);
+            let seen = self.rtt.packet(&input, cfg.echo_rule);
+            return if EXTRA { seen } else { None };
         }
+        None
     }
 
     fn export(&self, pool: &LossPool) -> ([TcpDirStats; 2], RttStats, [Payload; 2]) {
         let d = |s: &DirState| {
             let rare = s.seq.block(pool);
+            let causes = s.seq.causes(pool).copied().unwrap_or_default();
+            let resent = causes.fast.saturating_add(causes.timeout);
             TcpDirStats {
                 seq: s.seq.counters(pool),
                 observed_mss: s.seq.max_payload,
@@ -529,6 +775,11 @@ impl TcpState {
                 } else {
                     (s.chirp_sum_ms / i32::from(s.chirp_n)) as i16
                 },
+                fast_retransmits: causes.fast,
+                timeout_retransmits: causes.timeout,
+                // (A D-SACK for a segment the meter did not see sent again counts nothing.)
+                spurious_retransmits: causes.spurious.min(resent),
+                reorders: causes.reorder,
             }
         };
         (
@@ -537,6 +788,7 @@ impl TcpState {
                 min_us: self.rtt.min_us,
                 smoothed_us: self.rtt.smoothed_us,
                 samples: self.rtt.samples,
+                ..RttStats::default()
             },
             [self.dir[0].payload, self.dir[1].payload],
         )
@@ -551,6 +803,7 @@ fn ms_i16(us: i32) -> i16 {
 impl DirState {
     /// The sender's timestamp clock rate, from the first to the latest timestamped segment
     /// carrying new data; `None` until the two are at least 10 ms apart.
+    #[inline(always)]
     fn ts_hz(&self) -> Option<u32> {
         let us = self.ts_last_us.wrapping_sub(self.ts_first_us);
         if !self.has(bit::TS) || us < 10_000 || self.ts_span == 0 {

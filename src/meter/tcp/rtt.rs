@@ -12,7 +12,7 @@
 //! starts at a segment that follows a hole. Times are microseconds after the flow's start, so a
 //! half-RTT under a millisecond (a meter next to a host) still counts.
 
-use super::seq::seq_before;
+use super::seq_before;
 
 /// Which timestamp-echo observations may replace a direction's half-RTT.
 ///
@@ -57,6 +57,17 @@ pub(crate) struct RttState {
     pub samples: u32,
 }
 
+/// A half-RTT seen: the time from a packet going in direction `dir` to its answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Observation {
+    pub us: u32,
+    pub dir: u8,
+    /// Answered at once: an ACK, or an echo of exactly the awaited TSval on a segment that
+    /// carries new data (one the sender sent as soon as it could). An echo on a segment sent
+    /// later, when the echoing side had nothing to send or its window was closed, is late.
+    pub prompt: bool,
+}
+
 /// What the RTT logic needs to know about one TCP packet.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RttInput {
@@ -80,8 +91,12 @@ pub(crate) struct RttInput {
 }
 
 impl RttState {
-    pub fn packet(&mut self, p: &RttInput, rule: EchoRule) {
+    /// Account a packet; returns the half-RTT it observed, if any (whether or not `rule` let
+    /// it replace the direction's half). (Inlined into both forms of the TCP state's packet.)
+    #[inline(always)]
+    pub fn packet(&mut self, p: &RttInput, rule: EchoRule) -> Option<Observation> {
         let d = p.dir;
+        let mut seen = None;
         let o = d ^ 1;
         // Answers to the other direction's waits. One packet may answer both; it yields one
         // observation (the ACK's).
@@ -91,7 +106,13 @@ impl RttState {
             if self.is(ACK_ARMED << o) && !seq_before(ack, w.target) {
                 self.known &= !(ACK_ARMED << o);
                 answered = true;
-                self.observe(o, p.now_us.wrapping_sub(w.since_us));
+                let us = p.now_us.wrapping_sub(w.since_us);
+                self.observe(o, us);
+                seen = Some(Observation {
+                    dir: o as u8,
+                    us,
+                    prompt: true,
+                });
             }
         }
         if let Some(tsecr) = p.tsecr {
@@ -101,8 +122,15 @@ impl RttState {
                 let obs = p.now_us.wrapping_sub(w.since_us);
                 let keep =
                     !self.is(HALF << o) || rule == EchoRule::Latest || obs <= self.half_us[o];
-                if !answered && keep {
-                    self.observe(o, obs);
+                if !answered {
+                    if keep {
+                        self.observe(o, obs);
+                    }
+                    seen = Some(Observation {
+                        dir: o as u8,
+                        us: obs,
+                        prompt: tsecr == w.target && p.advanced,
+                    });
                 }
             }
         }
@@ -130,29 +158,33 @@ impl RttState {
                 since_us: p.now_us,
             };
         }
+        seen
     }
 
     fn is(&self, bit: u8) -> bool {
         self.known & bit != 0
     }
 
+    /// A new half-RTT for `dir`: a new RTT sample, once both halves are known.
+    #[inline(always)]
     fn observe(&mut self, dir: usize, obs_us: u32) {
         self.half_us[dir] = obs_us;
         self.known |= HALF << dir;
-        if self.known & (HALF | HALF << 1) == (HALF | HALF << 1) {
-            let rtt = self.half_us[0].saturating_add(self.half_us[1]);
-            self.min_us = if self.samples == 0 {
-                rtt
-            } else {
-                self.min_us.min(rtt)
-            };
-            self.smoothed_us = if self.samples == 0 {
-                rtt
-            } else {
-                ((u64::from(self.smoothed_us) * 7 + u64::from(rtt)) / 8) as u32
-            };
-            self.samples = self.samples.saturating_add(1);
+        if self.known & (HALF | HALF << 1) != (HALF | HALF << 1) {
+            return;
         }
+        let rtt = self.half_us[0].saturating_add(self.half_us[1]);
+        self.min_us = if self.samples == 0 {
+            rtt
+        } else {
+            self.min_us.min(rtt)
+        };
+        self.smoothed_us = if self.samples == 0 {
+            rtt
+        } else {
+            ((u64::from(self.smoothed_us) * 7 + u64::from(rtt)) / 8) as u32
+        };
+        self.samples = self.samples.saturating_add(1);
     }
 
     /// The smoothed RTT, 0 before the first sample (loss events are then grouped by

@@ -17,11 +17,7 @@
 //! only on its first gap. A clean connection costs no loss memory at all, and one that only
 //! retransmits (the usual case: the meter saw the first copy) costs the counters alone.
 
-/// Wrap-aware "a is before b" on 32-bit sequence space (a difference of exactly 2^31 counts
-/// as before, as in QoF).
-pub(crate) fn seq_before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
+use super::cause::CauseBlock;
 
 /// Widened sequence numbers start here, so data up to 4 GiB before the first byte seen
 /// (segments reordered ahead of it) still has a positive widened number.
@@ -42,6 +38,14 @@ pub(crate) struct SegmentOutcome {
     pub retransmitted: bool,
     /// It started beyond `nsn`, leaving a gap.
     pub jumped: bool,
+    /// It filled (part of) a gap (only told when gaps are timed: see [`LossPool::new`]),
+    /// which opened at `filled_gap_us`. (Two fields, not an `Option`: the outcome stays 16
+    /// bytes, returned in registers.)
+    pub filled: bool,
+    pub filled_gap_us: u32,
+    /// A SYN repeated (same initial sequence number), or a FIN repeated: sent again, although
+    /// no octet of data was.
+    pub repeated: bool,
 }
 
 /// Counters of anomalies, taken from the pool on a direction's first anomaly, and the index
@@ -97,27 +101,52 @@ pub(crate) struct LossPool {
     /// `depth` gaps per stack: half-open [lo, hi) in widened sequence space, highest first.
     gaps: Vec<(u64, u64)>,
     free_stacks: Vec<u32>,
+    /// With causes: each gap's opening time (µs after the flow's start), beside `gaps`; and
+    /// each block's [`CauseBlock`], beside `blocks`. Both empty otherwise.
+    timed: bool,
+    gap_us: Vec<u32>,
+    causes: Vec<CauseBlock>,
 }
 
 impl LossPool {
-    pub fn new(depth: u8) -> Self {
+    /// Gap stacks of `depth`; `causes` keeps each block's [`CauseBlock`] and each gap's
+    /// opening time.
+    pub fn new(depth: u8, causes: bool) -> Self {
         LossPool {
             depth: usize::from(depth.max(1)),
             blocks: Vec::new(),
             free: Vec::new(),
             gaps: Vec::new(),
             free_stacks: Vec::new(),
+            timed: causes,
+            gap_us: Vec::new(),
+            causes: Vec::new(),
         }
     }
 
     fn take(&mut self) -> u32 {
         if let Some(i) = self.free.pop() {
             self.blocks[i as usize] = LossBlock::default();
+            if self.timed {
+                self.causes[i as usize] = CauseBlock::default();
+            }
             return i;
         }
         let i = self.blocks.len() as u32;
         self.blocks.push(LossBlock::default());
+        if self.timed {
+            self.causes.push(CauseBlock::default());
+        }
         i
+    }
+
+    /// Block `i`'s causes (with causes switched on).
+    pub fn cause(&self, i: u32) -> Option<&CauseBlock> {
+        self.causes.get(i as usize)
+    }
+
+    fn cause_mut(&mut self, i: u32) -> Option<&mut CauseBlock> {
+        self.causes.get_mut(i as usize)
     }
 
     /// Block `i`'s gap stack, taken now if it has none.
@@ -130,6 +159,9 @@ impl LossPool {
             None => {
                 let s = (self.gaps.len() / self.depth) as u32;
                 self.gaps.resize(self.gaps.len() + self.depth, (0, 0));
+                if self.timed {
+                    self.gap_us.resize(self.gaps.len(), 0);
+                }
                 s
             }
         };
@@ -166,20 +198,32 @@ impl LossPool {
     pub fn bytes(&self) -> usize {
         self.blocks.capacity() * std::mem::size_of::<LossBlock>()
             + self.gaps.capacity() * std::mem::size_of::<(u64, u64)>()
+            + self.gap_us.capacity() * std::mem::size_of::<u32>()
+            + self.causes.capacity() * std::mem::size_of::<CauseBlock>()
             + (self.free.capacity() + self.free_stacks.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Block `i` and its gap stack (empty when it has none: see [`LossPool::ensure_stack`]).
-    fn parts(&mut self, i: u32) -> (&mut LossBlock, &mut [(u64, u64)]) {
+    fn parts(&mut self, i: u32) -> (&mut LossBlock, Stack<'_>) {
         let b = &mut self.blocks[i as usize];
-        let gaps = match b.stack {
-            NONE => &mut [][..],
+        let stack = match b.stack {
+            NONE => Stack {
+                gaps: &mut [],
+                us: &mut [],
+            },
             s => {
                 let s = s as usize * self.depth;
-                &mut self.gaps[s..s + self.depth]
+                let us = match self.timed {
+                    true => &mut self.gap_us[s..s + self.depth],
+                    false => &mut [][..],
+                };
+                Stack {
+                    gaps: &mut self.gaps[s..s + self.depth],
+                    us,
+                }
             }
         };
-        (b, gaps)
+        (b, stack)
     }
 
     /// Octets still in the gaps of block `i`.
@@ -210,6 +254,9 @@ pub(crate) struct SeqDir {
     loss: u32,
     /// Largest payload seen (observedTcpMss).
     pub max_payload: u16,
+    /// The direction's host uses SACK (offered it in its SYN or sent a SACK block): it will
+    /// report duplicates itself (with causes only; the byte was padding).
+    pub(super) sack_ok: bool,
     /// [`STARTED`], [`SYN`] (the first segment was a SYN), [`FIN`] (a FIN was seen at `nsn`:
     /// it takes the sequence number after the data), [`START_HI`]; the high four bits are the
     /// direction's own (see `super::bit`), kept here so the state has no padding.
@@ -253,6 +300,7 @@ impl Default for SeqDir {
             start_lo: 0,
             loss: NONE,
             max_payload: 0,
+            sack_ok: false,
             flags: 0,
         }
     }
@@ -280,6 +328,11 @@ impl SeqDir {
         self.flags = (self.flags & !FIN) | if fin { FIN } else { 0 };
     }
 
+    /// The sequence number after the highest octet seen.
+    pub fn next_seq(&self) -> u32 {
+        self.nsn[0]
+    }
+
     /// True once the direction's first segment has been seen.
     pub fn started(&self) -> bool {
         self.flags & STARTED != 0
@@ -287,6 +340,8 @@ impl SeqDir {
 
     /// Account one segment of `len` payload octets. `window_us` is the loss-event window
     /// (the smoothed RTT; 0 when unknown) and `now_us` the time since the flow's start.
+    /// (Inlined into both forms of the TCP state's packet, as it was into the one.)
+    #[inline(always)]
     pub fn segment(
         &mut self,
         pool: &mut LossPool,
@@ -322,6 +377,12 @@ impl SeqDir {
             let marks_next =
                 flags & (flag::SYN | flag::RST) == 0 && flags & (flag::ACK | flag::FIN) != 0;
             let next = self.nsn() + u64::from(self.flags & FIN != 0);
+            if flags & (flag::SYN | flag::FIN) != 0 && self.repeats(at, flags) {
+                return SegmentOutcome {
+                    repeated: true,
+                    ..Default::default()
+                };
+            }
             if fin && at == self.nsn() && self.flags & FIN == 0 {
                 // The first FIN takes new sequence space: the RTT may time its ACK (it is
                 // acknowledged at once, where data often waits for the reply).
@@ -336,7 +397,7 @@ impl SeqDir {
                 return SegmentOutcome::default();
             }
             self.set_fin(fin);
-            self.push_gap(pool, self.nsn(), at);
+            self.push_gap(pool, self.nsn(), at, now_us);
             self.set_nsn(at);
             let mut out = SegmentOutcome {
                 jumped: true,
@@ -355,8 +416,10 @@ impl SeqDir {
         if lo < self.start() {
             let below_end = hi.min(self.start());
             if self.flags & SYN != 0 {
-                // Before the first byte after the SYN: nothing new can be there.
+                // Before the first byte after the SYN: nothing new can be there (a SYN that
+                // carries data, sent again, comes here).
                 retransmitted += below_end - lo;
+                out.repeated |= syn;
             } else {
                 // Picked up mid-stream, and this segment was reordered ahead of the first one
                 // seen: the data starts earlier than we thought, and these octets are new.
@@ -368,7 +431,7 @@ impl SeqDir {
             if lo >= self.nsn() {
                 if lo > self.nsn() {
                     out.jumped = true;
-                    self.push_gap(pool, self.nsn(), lo);
+                    self.push_gap(pool, self.nsn(), lo, now_us);
                 }
                 self.set_nsn(hi);
                 out.advanced = true;
@@ -377,7 +440,11 @@ impl SeqDir {
                 // advance nsn if it straddles it (QoF handled such segments as pure fills and
                 // later reported a phantom gap).
                 let fill_hi = hi.min(self.nsn());
-                retransmitted += (fill_hi - lo) - self.fill(pool, lo, fill_hi);
+                let (covered, gap_us) = self.fill(pool, lo, fill_hi);
+                retransmitted += (fill_hi - lo) - covered;
+                if let Some(us) = gap_us {
+                    (out.filled, out.filled_gap_us) = (true, us);
+                }
                 if hi > self.nsn() {
                     self.set_nsn(hi);
                     out.advanced = true;
@@ -396,6 +463,17 @@ impl SeqDir {
         out
     }
 
+    /// A SYN at `at` (widened) repeating the first one, or a FIN (without RST) repeating one
+    /// seen at the end of the data.
+    fn repeats(&self, at: u64, flags: u8) -> bool {
+        use super::flag;
+        if flags & flag::SYN != 0 {
+            self.flags & SYN != 0 && at.wrapping_add(1) == self.start()
+        } else {
+            flags & flag::RST == 0 && self.flags & FIN != 0 && at == self.nsn()
+        }
+    }
+
     /// The peer acknowledged up to `ack`. Beyond what this direction has shown (its data and
     /// FIN), that is data the receiver got and the meter never saw: a gap at the end, which
     /// no later segment may ever reveal (the last segments of a transfer).
@@ -409,7 +487,7 @@ impl SeqDir {
             return;
         }
         // The FIN, if that is what went unseen, takes the last number.
-        self.push_gap(pool, self.nsn(), at);
+        self.push_gap(pool, self.nsn(), at, now_us);
         self.set_nsn(at);
         self.set_fin(false);
         let mut out = SegmentOutcome {
@@ -454,6 +532,27 @@ impl SeqDir {
         pool.block(self.loss)
     }
 
+    /// The direction's causes, if it has a loss block (and causes are on).
+    pub fn causes<'p>(&self, pool: &'p LossPool) -> Option<&'p CauseBlock> {
+        pool.block(self.loss).and_then(|_| pool.cause(self.loss))
+    }
+
+    /// The direction's causes, taking a loss block now if it has none (`None` when causes are
+    /// off).
+    pub fn causes_mut<'p>(&mut self, pool: &'p mut LossPool) -> Option<&'p mut CauseBlock> {
+        let i = self.ensure_block(pool);
+        pool.cause_mut(i)
+    }
+
+    /// The direction's causes, if it already has a loss block: ACKs are followed only from a
+    /// direction's first anomaly on (a clean connection costs nothing).
+    pub fn causes_if_any<'p>(&self, pool: &'p mut LossPool) -> Option<&'p mut CauseBlock> {
+        match self.loss {
+            NONE => None,
+            i => pool.cause_mut(i),
+        }
+    }
+
     fn ensure_block(&mut self, pool: &mut LossPool) -> u32 {
         if self.loss == NONE {
             self.loss = pool.take();
@@ -461,30 +560,32 @@ impl SeqDir {
         self.loss
     }
 
-    /// A jump from `nsn` to `lo`: push the gap [nsn, lo) on top of the stack.
-    fn push_gap(&mut self, pool: &mut LossPool, lo: u64, hi: u64) {
+    /// A jump from `nsn` to `lo` at `now_us`: push the gap [nsn, lo) on top of the stack.
+    fn push_gap(&mut self, pool: &mut LossPool, lo: u64, hi: u64, now_us: u32) {
         let size = hi - lo;
         let mss = u64::from(self.max_payload.max(1));
         let i = self.ensure_block(pool);
         pool.ensure_stack(i);
-        let (b, gaps) = pool.parts(i);
+        let (b, mut stack) = pool.parts(i);
         b.jumps = b
             .jumps
             .saturating_add(u32::try_from(size.div_ceil(mss)).unwrap_or(u32::MAX));
         b.max_jump = b.max_jump.max(u32::try_from(size).unwrap_or(u32::MAX));
-        insert_gap(b, gaps, 0, (lo, hi));
+        insert_gap(b, &mut stack, 0, (lo, hi), now_us);
     }
 
-    /// Fill [lo, hi) (all below nsn) into the gaps; returns the octets that were in gaps.
-    fn fill(&mut self, pool: &mut LossPool, lo: u64, hi: u64) -> u64 {
+    /// Fill [lo, hi) (all below nsn) into the gaps; returns the octets that were in gaps, and
+    /// when the first gap it filled opened (if gaps are timed and it filled one).
+    fn fill(&mut self, pool: &mut LossPool, lo: u64, hi: u64) -> (u64, Option<u32>) {
         if self.loss == NONE {
-            return 0;
+            return (0, None);
         }
-        let (b, gaps) = pool.parts(self.loss);
+        let (b, mut stack) = pool.parts(self.loss);
         let mut covered = 0;
+        let mut opened = None;
         let mut i = 0;
         while i < usize::from(b.gaps) {
-            let (g_lo, g_hi) = gaps[i];
+            let (g_lo, g_hi) = stack.gaps[i];
             if g_hi <= lo {
                 break; // this gap and every later one lie below the segment
             }
@@ -494,28 +595,35 @@ impl SeqDir {
             }
             let (o_lo, o_hi) = (g_lo.max(lo), g_hi.min(hi));
             covered += o_hi - o_lo;
+            if opened.is_none() {
+                opened = stack.us.get(i).copied();
+            }
             match (g_lo < o_lo, o_hi < g_hi) {
                 (false, false) => {
                     let n = usize::from(b.gaps);
-                    gaps.copy_within(i + 1..n, i);
+                    stack.gaps.copy_within(i + 1..n, i);
+                    if !stack.us.is_empty() {
+                        stack.us.copy_within(i + 1..n, i);
+                    }
                     b.gaps -= 1;
                 }
                 (true, false) => {
-                    gaps[i].1 = o_lo;
+                    stack.gaps[i].1 = o_lo;
                     i += 1;
                 }
                 (false, true) => {
-                    gaps[i].0 = o_hi;
+                    stack.gaps[i].0 = o_hi;
                     i += 1;
                 }
                 (true, true) => {
-                    gaps[i] = (o_hi, g_hi);
-                    insert_gap(b, gaps, i + 1, (g_lo, o_lo));
+                    stack.gaps[i] = (o_hi, g_hi);
+                    let t = stack.us.get(i).copied().unwrap_or(0);
+                    insert_gap(b, &mut stack, i + 1, (g_lo, o_lo), t);
                     i += 2;
                 }
             }
         }
-        covered
+        (covered, opened)
     }
 
     /// The exported counters. Gaps still open count as lost (the state is not changed).
@@ -543,22 +651,38 @@ impl SeqDir {
     }
 }
 
-/// Insert `gap` at `at`, shifting lower gaps down; the lowest falls off a full stack and is
-/// counted as lost.
-fn insert_gap(b: &mut LossBlock, gaps: &mut [(u64, u64)], at: usize, gap: (u64, u64)) {
-    let depth = gaps.len();
+/// One gap stack, and its gaps' opening times when gaps are timed (empty otherwise).
+struct Stack<'a> {
+    gaps: &'a mut [(u64, u64)],
+    us: &'a mut [u32],
+}
+
+/// Insert `gap`, opened at `us`, at `at`, shifting lower gaps down; the lowest falls off a
+/// full stack and is counted as lost.
+fn insert_gap(b: &mut LossBlock, stack: &mut Stack, at: usize, gap: (u64, u64), us: u32) {
+    let depth = stack.gaps.len();
     let n = usize::from(b.gaps);
     if at >= depth {
         b.lost += gap.1 - gap.0;
         return;
     }
+    let timed = !stack.us.is_empty();
     if n == depth {
-        let (lo, hi) = gaps[depth - 1];
+        let (lo, hi) = stack.gaps[depth - 1];
         b.lost += hi - lo;
-        gaps.copy_within(at..depth - 1, at + 1);
+        stack.gaps.copy_within(at..depth - 1, at + 1);
+        if timed {
+            stack.us.copy_within(at..depth - 1, at + 1);
+        }
     } else {
-        gaps.copy_within(at..n, at + 1);
+        stack.gaps.copy_within(at..n, at + 1);
+        if timed {
+            stack.us.copy_within(at..n, at + 1);
+        }
         b.gaps += 1;
     }
-    gaps[at] = gap;
+    stack.gaps[at] = gap;
+    if timed {
+        stack.us[at] = us;
+    }
 }

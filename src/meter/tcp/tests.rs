@@ -7,7 +7,7 @@ use crate::meter::{EchoRule, FlowRecord, Meter, MeterConfig, TcpConfig};
 use crate::time::Timestamp;
 
 use super::flag::{ACK, FIN, RST, SYN};
-use super::seq::seq_before;
+use super::seq_before;
 
 const PSH: u8 = 0x08;
 const C: [u8; 4] = [10, 0, 0, 1];
@@ -91,6 +91,15 @@ impl Seg {
     }
     fn win(mut self, w: u16) -> Self {
         self.window = w;
+        self
+    }
+    fn sack_ok(mut self) -> Self {
+        self.options.sack_permitted = true;
+        self
+    }
+    /// A SACK block ending at `edge` (a D-SACK when `dsack`).
+    fn sack(mut self, edge: u32, dsack: bool) -> Self {
+        self.options.sack = Some(crate::decode::Sack::new(edge, dsack));
         self
     }
     fn packet(&self) -> Packet {
@@ -537,7 +546,7 @@ fn duplicate_acks_exclude_window_updates_and_data() {
     c.at(42_000, s2c(ACK, SISN + 1, a, 0).win(2000)); // window update
     c.at(43_000, s2c(ACK, SISN + 1, a, 100).win(2000)); // data
     let mut sack = s2c(ACK, SISN + 101, a, 0).win(2000);
-    sack.options.sack_right_edge = Some(a + 3000);
+    sack.options.sack = Some(crate::decode::Sack::new(a + 3000, false));
     c.at(44_000, sack); // duplicate with SACK
     let r = c.finish();
     // 40 ms (same ACK and window as the SYN/ACK), 41 ms and 44 ms.
@@ -635,6 +644,132 @@ fn tcp_state_fits_its_memory_budget() {
     );
     assert!(std::mem::size_of::<super::seq::LossBlock>() <= 48);
     assert!(104 + 9 + 4 + size <= 400, "TcpState grew to {size} bytes");
+    // Causes and RTT under load add nothing to the state: their state lives beside the loss
+    // block (taken on an anomaly) and beside the state (only when asked for).
+    assert!(size <= 248, "TcpState grew to {size} bytes");
+    assert!(std::mem::size_of::<super::cause::CauseBlock>() <= 48);
+    assert!(std::mem::size_of::<super::RttLoad>() <= 28);
+}
+
+fn causes_on() -> TcpConfig {
+    TcpConfig {
+        causes: true,
+        rtt_load: true,
+        ..all_on()
+    }
+}
+
+/// Seen near the client: a fast retransmission after SACKed duplicate ACKs, a spurious
+/// timeout (its ACK lost before the point, the receiver's D-SACK after the copy), and a
+/// segment that arrives after the one behind it, 1 ms later.
+#[test]
+fn causes_fast_timeout_spurious_and_reordering() {
+    let mut c = Conv::new(causes_on());
+    c.at(0, c2s(SYN, CISN, 0, 0).sack_ok());
+    c.at(10_000, s2c(SYN | ACK, SISN, CISN + 1, 0).sack_ok());
+    c.at(30_000, c2s(ACK, CISN + 1, SISN + 1, 0));
+    let (b, a) = (CISN + 1, SISN + 1);
+    for i in 0..4 {
+        c.at(40_000 + 1_000 * i, c2s(ACK, b + 100 * i as u32, a, 100));
+    }
+    c.at(60_000, s2c(ACK, a, b + 100, 0)); // the second segment was lost after the point
+    c.at(62_000, s2c(ACK, a, b + 100, 0).sack(b + 300, false));
+    c.at(63_000, s2c(ACK, a, b + 100, 0).sack(b + 400, false));
+    c.at(64_000, c2s(ACK, b + 100, a, 100)); // fast retransmission
+    c.at(85_000, s2c(ACK, a, b + 400, 0));
+    c.at(90_000, c2s(ACK, b + 400, a, 100));
+    // Its ACK is lost before the point: 310 ms later, the timer resends it.
+    c.at(400_000, c2s(ACK, b + 400, a, 100));
+    c.at(420_000, s2c(ACK, a, b + 500, 0).sack(b + 500, true));
+    // Reordering: the segment at 600 passes before the one at 500.
+    c.at(430_000, c2s(ACK, b + 600, a, 100));
+    c.at(431_000, c2s(ACK, b + 500, a, 100));
+    c.at(460_000, s2c(ACK, a, b + 700, 0));
+    let r = c.finish();
+    let t = r.fwd.tcp;
+    assert_eq!(t.seq.retransmits, 2);
+    assert_eq!(
+        (
+            t.fast_retransmits,
+            t.timeout_retransmits,
+            t.spurious_retransmits,
+            t.reorders
+        ),
+        (1, 1, 1, 1)
+    );
+    let u = r.rev.tcp;
+    assert_eq!(
+        (
+            u.fast_retransmits,
+            u.timeout_retransmits,
+            u.spurious_retransmits,
+            u.reorders
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+/// Near the server, after losses before the point: a copy that fills a hole a round trip
+/// after it opened is a retransmission (not reordering), and without SACK the copies of
+/// data the receiver had already acknowledged are spurious.
+#[test]
+fn causes_behind_a_loss_and_without_sack() {
+    let mut c = Conv::new(causes_on());
+    handshake(&mut c); // 30 ms
+    let (b, a) = (CISN + 1, SISN + 1);
+    c.at(40_000, c2s(ACK, b, a, 100));
+    c.at(41_000, c2s(ACK, b + 200, a, 100)); // [100, 200) lost before the point
+    c.at(41_100, s2c(ACK, a, b + 100, 0));
+    c.at(41_200, s2c(ACK, a, b + 100, 0));
+    c.at(71_000, c2s(ACK, b + 100, a, 100)); // fills the hole 30 ms later: fast
+    c.at(71_100, s2c(ACK, a, b + 300, 0));
+    // Go-back-N copies of what was just acknowledged.
+    c.at(71_200, c2s(ACK, b + 100, a, 100));
+    c.at(71_300, c2s(ACK, b + 200, a, 100));
+    let r = c.finish();
+    let t = r.fwd.tcp;
+    assert_eq!(t.seq.retransmits, 2, "the fill is not seen twice");
+    assert_eq!((t.fast_retransmits, t.reorders), (3, 0));
+    assert_eq!(t.spurious_retransmits, 2);
+}
+
+#[test]
+fn a_repeated_syn_is_a_timeout() {
+    let mut c = Conv::new(causes_on());
+    c.at(0, c2s(SYN, CISN, 0, 0));
+    c.at(1_000_000, c2s(SYN, CISN, 0, 0));
+    c.at(1_010_000, s2c(SYN | ACK, SISN, CISN + 1, 0));
+    c.at(1_030_000, c2s(ACK, CISN + 1, SISN + 1, 0));
+    let r = c.finish();
+    assert_eq!(
+        (r.fwd.tcp.timeout_retransmits, r.fwd.tcp.fast_retransmits),
+        (1, 0)
+    );
+    assert_eq!(r.fwd.tcp.seq.retransmits, 0, "QoF's count has octets only");
+}
+
+/// Mean and maximum RTT: each sample weighs by the data segments it stands for.
+#[test]
+fn rtt_under_load_weighs_samples_by_segments() {
+    let mut c = Conv::new(causes_on());
+    handshake(&mut c); // 30 ms, halves 10 ms (to the server) and 20 ms
+    let (b, a) = (CISN + 1, SISN + 1);
+    c.at(40_000, c2s(ACK, b, a, 100));
+    c.at(90_000, s2c(ACK, a, b + 100, 0)); // 50 ms: 70 ms, for one segment
+    c.at(100_000, c2s(ACK, b + 100, a, 100));
+    c.at(101_000, c2s(ACK, b + 200, a, 100));
+    c.at(200_000, s2c(ACK, a, b + 300, 0)); // 100 ms: 120 ms, for two
+    c.at(210_000, c2s(ACK, b + 300, a, 100)); // after the last sample: not counted
+    let r = c.finish();
+    assert_eq!(r.rtt.samples, 3);
+    assert_eq!(r.rtt.max_us, 120_000);
+    // (30 × 1 + 70 × 2 + 120 × 3) / 6: the handshake and each sample count once more.
+    assert_eq!(r.rtt.mean_us, 88_333);
+    // Without the elements, nothing is kept for them.
+    let mut c = Conv::new(all_on());
+    handshake(&mut c);
+    let r = c.finish();
+    assert_eq!((r.rtt.mean_us, r.rtt.max_us), (0, 0));
 }
 
 /// `TcpTable::prefetch` asks for a few fields to have every cache line of a state loaded: no
@@ -747,6 +882,14 @@ fn hostile_conversations_never_panic_and_lose_nothing() {
             tcp.ts = r0 & 16 == 16;
             tcp.iat = r0 & 32 == 32;
             tcp.options = r0 & 64 == 64;
+            tcp.causes = r0 & 128 == 128;
+            tcp.rtt_load = r0 & 256 == 256;
+            // (As the element table switches them on.)
+            tcp.rtt |= tcp.causes || tcp.rtt_load;
+            tcp.seq |= tcp.rtt;
+        } else {
+            tcp.causes = true;
+            tcp.rtt_load = true;
         }
         tcp.gap_depth = 1 + (r0 >> 8) as u8 % 8;
         tcp.echo_rule = if r0 >> 16 & 1 == 1 {
@@ -808,7 +951,10 @@ fn hostile_conversations_never_panic_and_lose_nothing() {
                 options.timestamp = Some((tsvals[d], ecr));
             }
             if o >> 41 & 3 == 0 {
-                options.sack_right_edge = Some(near(ack, o >> 43));
+                options.sack = Some(crate::decode::Sack::new(
+                    near(ack, o >> 43),
+                    o >> 62 & 1 == 1,
+                ));
             }
             options.malformed = o >> 63 == 1;
             let seg = Seg {
@@ -850,5 +996,14 @@ fn hostile_conversations_never_panic_and_lose_nothing() {
             "round {round}"
         );
         assert!(recs.iter().all(|r| r.fwd.packets > 0), "round {round}");
+        for r in &recs {
+            for d in [&r.fwd.tcp, &r.rev.tcp] {
+                assert!(
+                    d.spurious_retransmits <= d.fast_retransmits + d.timeout_retransmits,
+                    "round {round}: {d:?}"
+                );
+            }
+            assert!(r.rtt.mean_us <= r.rtt.max_us, "round {round}: {:?}", r.rtt);
+        }
     }
 }
