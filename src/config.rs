@@ -8,7 +8,9 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 mod collector;
+pub mod flows;
 mod ops;
+pub mod timeouts;
 pub use collector::{parse_collectors, parse_ip, CollectorSpec};
 pub use ops::{interface_index, parse_size, InterfaceRule, OpsArgs, SocketOptions};
 
@@ -162,9 +164,41 @@ pub struct Args {
     pub plugins: Vec<String>,
 
     /// Meter on N threads, each with its own flow table, fed by the reading thread (`auto`:
-    /// one per available core). Default 1: metering on the reading thread.
+    /// one per available core); on one live interface each reads a socket of its own in a
+    /// PACKET_FANOUT group. Default 1: metering on the reading thread.
     #[arg(long, value_name = "N", default_value = "1")]
     pub workers: String,
+
+    /// A timeout, softflowd's `-t`: NAME=TIME, NAME one of general, tcp, tcp.rst, tcp.fin, udp,
+    /// icmp, maxlife (0 = off), expint; TIME as 300, 90s, 5m, 1h30m, 2d. Repeatable; overrides
+    /// the YAML file's.
+    #[arg(long = "timeout", value_name = "NAME=TIME")]
+    pub timeout: Vec<String>,
+
+    /// Meter a sample: `deterministic:N` (every N-th packet), `random:N` (one packet of each
+    /// N at random; `random:N:SEED`), `hash:N` (about one flow in N, whole, by a keyed hash
+    /// of its key; `hash:N:KEY`). N from 2. Counts are reported as observed.
+    #[arg(long, value_name = "METHOD:N[:KEY]")]
+    pub sampler: Option<String>,
+
+    /// What a flow is, softflowd's `-T`: `full` (default: addresses, ports, protocol),
+    /// `proto` (addresses and protocol) or `ip` (addresses only).
+    #[arg(long, value_name = "LEVEL")]
+    pub track_level: Option<String>,
+
+    /// ipt-netflow's aggregation rules, comma-separated: `NET/LEN=BITS` keeps the first BITS
+    /// of an address inside NET/LEN; `PORT=TO` or `LOW-HIGH=TO` replaces a port in the range.
+    /// E.g. `192.168.0.0/16=24,10.0.0.0/8=16,1024-65535=1024`.
+    #[arg(long, value_name = "RULES")]
+    pub aggregation: Option<String>,
+
+    /// Make the DSCP (the ToS octet without its ECN bits) part of the flow key.
+    #[arg(long)]
+    pub key_tos: bool,
+
+    /// Make the outer VLAN id (of Q-in-Q frames) part of the flow key, beside the innermost.
+    #[arg(long)]
+    pub key_vlan: bool,
 
     /// Live capture: keep at most this many octets of each frame (the kernel cuts them; the
     /// wire length is kept). Default 2048.
@@ -172,7 +206,7 @@ pub struct Args {
     pub snaplen: Option<u32>,
 
     /// Live capture: the receive ring's size in MiB, what waits while qof is busy (default
-    /// 64).
+    /// 64; with --workers N on one interface, shared by the N sockets' rings).
     #[arg(long, value_name = "MIB")]
     pub ring_size: Option<usize>,
 
@@ -370,6 +404,18 @@ pub struct YamlConfig {
     /// Which timestamp echoes may replace a half-RTT: `not-larger` (default, QoF's paper) or
     /// `latest`.
     pub rtt_echo_rule: Option<EchoRuleName>,
+    /// Timeouts by softflowd's names (as `--timeout`): `tcp: 1h`, `udp: 90`, ...
+    pub timeouts: Option<std::collections::BTreeMap<String, timeouts::YamlTime>>,
+    /// As `--sampler`.
+    pub sampler: Option<String>,
+    /// As `--track-level`.
+    pub track_level: Option<String>,
+    /// As `--aggregation`: one string, or a list of rules.
+    pub aggregation: Option<flows::Rules>,
+    /// As `--key-tos`.
+    pub key_tos: Option<Flag>,
+    /// As `--key-vlan`.
+    pub key_vlan: Option<Flag>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,28 +11,41 @@
 //! stream (one set of templates and sequence numbers). flowIds stay unique: worker *i* of *n*
 //! numbers its flows *i* + 1, *i* + 1 + *n*, ...
 //!
+//! A live interface with workers (`--in int:IFACE --workers N`) is read by the workers
+//! themselves: each has a socket of its own in one `PACKET_FANOUT` group (the kernel shares
+//! the frames out by a symmetric hash of the flow: [`qof::capture::live::FANOUT_MODE`]), and
+//! decodes and meters what its socket gives, nothing passing through the reading thread. Its
+//! clock is moved by its own frames, and by the wall clock while its socket is quiet; it
+//! publishes what it has read and what its socket's kernel dropped ([`WorkerCounts`]), and
+//! hands its records back as above. The reading thread then only exports, and takes the
+//! commands, statistics and signals ([`FanoutInput`] stands for the input there). A stalled
+//! worker stalls only its own socket (the kernel drops what its ring cannot hold, counted).
+//!
 //! Packet time moves every worker's clock: when it passes a second, every worker is told,
 //! so a worker that gets no packets still ends its idle flows. A full worker queue makes the
 //! reading thread wait, taking records back meanwhile (a worker waiting to hand records over
 //! is then freed: the two waits cannot hold each other).
 
-use qof::capture::Frame;
+use qof::capture::{CaptureError, Frame, PacketSource};
 use qof::decode::{self, DecodeConfig, Ignore, IgnoreCounts, Packet};
-use qof::meter::PluginSet;
+use qof::meter::sampling::FlowSampler;
 use qof::meter::{
     FlowIds, FlowRecord, FlowSummary, Lookahead, MemoryUse, Meter, MeterConfig, MeterStats,
 };
+use qof::meter::{KeyPolicy, PluginSet};
 use qof::time::Timestamp;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Packets per batch handed to a worker.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// Batches queued per worker.
-const QUEUE_BATCHES: usize = 8;
+const QUEUE_BATCHES: usize = 4;
 /// Records per batch handed back.
 const RECORD_BATCH: usize = 256;
 /// Record batches queued from the workers, per worker.
@@ -80,21 +93,33 @@ pub enum Engine {
 impl Engine {
     /// `workers` meters (1: on this thread) with `cfg`, decoding with `decode`; `plugins`
     /// makes each one's plugin set.
+    ///
+    /// `feeds`: sources the workers read themselves, one each (a fanout group's sockets; then
+    /// there are as many workers as feeds); empty: the reading thread feeds them.
     pub fn new(
         workers: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: KeyPolicy,
         mut plugins: impl FnMut() -> PluginSet,
+        feeds: Vec<Feed>,
     ) -> std::io::Result<Engine> {
+        let keys = Admit::new(keys, cfg.flow_sampler);
+        if !feeds.is_empty() {
+            return Pool::start(feeds.len(), cfg, decode, keys, plugins, feeds)
+                .map(|p| Engine::Many(Box::new(p)));
+        }
         if workers <= 1 {
             let meter = Lookahead::new(Meter::with_plugins(cfg, plugins()));
             return Ok(Engine::One(Box::new(One {
                 with_details: meter.wants_details(),
                 meter,
                 decode,
+                keys,
             })));
         }
-        Pool::start(workers, cfg, decode, plugins).map(|p| Engine::Many(Box::new(p)))
+        Pool::start(workers, cfg, decode, keys, plugins, Vec::new())
+            .map(|p| Engine::Many(Box::new(p)))
     }
 
     /// Decode and meter `frame`; a frame that cannot be used is answered with its reason, to
@@ -222,6 +247,34 @@ pub struct One {
     decode: DecodeConfig,
     /// Plugins read header facts the meter does not (decoded only for them).
     with_details: bool,
+    /// The flow key's policy and hash sampling, when not the default.
+    keys: Option<Admit>,
+}
+
+/// What a decoded packet's key is and whether it is metered, when either is not qof's
+/// default (one test per packet for both in the default configuration).
+#[derive(Clone)]
+pub struct Admit {
+    keys: KeyPolicy,
+    /// `--sampler hash:N` for unfragmented packets, before they are queued (the meter decides
+    /// for fragments, once their datagram's key is known).
+    sampler: Option<FlowSampler>,
+}
+
+impl Admit {
+    fn new(keys: KeyPolicy, sampler: Option<FlowSampler>) -> Option<Admit> {
+        (!keys.is_default() || sampler.is_some()).then_some(Admit { keys, sampler })
+    }
+
+    /// Rewrite the key; false when the packet is passed over.
+    #[inline]
+    fn admit(&self, pkt: &mut Packet) -> bool {
+        self.keys.apply(pkt);
+        match &self.sampler {
+            Some(s) => pkt.frag.is_some() || s.keep(&pkt.key),
+            None => true,
+        }
+    }
 }
 
 impl One {
@@ -229,7 +282,7 @@ impl One {
     fn meter_frame(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
         meter_frame(
             &mut self.meter,
-            &self.decode,
+            (&self.decode, self.keys.as_ref()),
             self.with_details,
             frame.ts,
             frame.linktype,
@@ -240,25 +293,39 @@ impl One {
 }
 
 /// Decode a frame into the meter's look-ahead and queue it; `ingress` is the index of the
-/// interface it came in on (part of the flow key).
+/// interface it came in on (part of the flow key); `how`: the decoder's configuration and
+/// the flow key's policy, if not the default (applied before the packet is queued).
 #[inline(always)]
 fn meter_frame(
     meter: &mut Lookahead,
-    cfg: &DecodeConfig,
+    how: (&DecodeConfig, Option<&Admit>),
     with_details: bool,
     ts: Timestamp,
     linktype: u32,
     data: &[u8],
     ingress: u32,
 ) -> Result<(), Ignore> {
+    let (cfg, admit) = how;
     if with_details {
         let (pkt, details) = meter.next_packet_with_details();
         decode::decode_with_details(linktype, data, cfg, pkt, details)?;
         pkt.key.ingress = ingress;
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
+        }
     } else {
         let pkt = meter.next_packet();
         decode::decode(linktype, data, cfg, pkt)?;
         pkt.key.ingress = ingress;
+        if let Some(a) = admit {
+            if !a.admit(pkt) {
+                meter.pass_over();
+                return Ok(());
+            }
+        }
     }
     meter.push(ts, data);
     Ok(())
@@ -321,6 +388,9 @@ pub struct Pool {
     /// GRE is decapsulated: a frame's worker follows its inner packet, which needs a full
     /// decode.
     gre: Option<DecodeConfig>,
+    /// The flow key's policy: aggregated addresses choose the worker as the key has them,
+    /// so every packet of an aggregate meets on one worker.
+    keys: Option<Admit>,
     hasher: foldhash::fast::RandomState,
     /// Pushes since replies were last looked for (they are looked for once a batch's worth).
     unpolled: usize,
@@ -338,6 +408,8 @@ pub struct Pool {
     /// Answers to the last question asked of every worker.
     answers: Vec<Answer>,
     flushing: bool,
+    /// The workers read their own sources (their clocks are their own: no ticks).
+    fed: bool,
 }
 
 impl Pool {
@@ -345,10 +417,14 @@ impl Pool {
         n: usize,
         cfg: MeterConfig,
         decode: DecodeConfig,
+        keys: Option<Admit>,
         mut plugins: impl FnMut() -> PluginSet,
+        feeds: Vec<Feed>,
     ) -> std::io::Result<Pool> {
         let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
         let mut workers = Vec::with_capacity(n);
+        let fed = !feeds.is_empty();
+        let mut feeds = feeds.into_iter();
         for i in 0..n {
             let set = plugins();
             let cfg = MeterConfig {
@@ -358,9 +434,13 @@ impl Pool {
             let (tx, worker_rx) = mpsc::sync_channel(QUEUE_BATCHES);
             let reply = reply_tx.clone();
             let meter = Meter::with_plugins(cfg, set);
-            let thread = std::thread::Builder::new()
-                .name(format!("qof-meter-{i}"))
-                .spawn(move || work(i, meter, decode, worker_rx, reply))?;
+            let builder = std::thread::Builder::new().name(format!("qof-meter-{i}"));
+            let k = keys.clone();
+            let thread = match feeds.next() {
+                Some(feed) => builder
+                    .spawn(move || work_fed(i, meter, (decode, k), feed, worker_rx, reply))?,
+                None => builder.spawn(move || work(i, meter, (decode, k), worker_rx, reply))?,
+            };
             workers.push(Worker {
                 tx,
                 thread: Some(thread),
@@ -373,6 +453,7 @@ impl Pool {
             ready: VecDeque::new(),
             spare: Vec::new(),
             gre: decode.gre_decap.then_some(decode),
+            keys,
             hasher: foldhash::fast::RandomState::default(),
             unpolled: 0,
             scratch: Packet::default(),
@@ -383,6 +464,7 @@ impl Pool {
             done: 0,
             answers: Vec::new(),
             flushing: false,
+            fed,
         })
     }
 
@@ -398,7 +480,14 @@ impl Pool {
                 .ok()
                 .map(|()| shard_key_of(p)),
         };
-        let Some(k) = key else { return 0 };
+        let Some(mut k) = key else { return 0 };
+        if let Some(a) = &self.keys {
+            a.keys.address(k.ip_version, &mut k.low);
+            a.keys.address(k.ip_version, &mut k.high);
+            if k.low > k.high {
+                std::mem::swap(&mut k.low, &mut k.high);
+            }
+        }
         let mut h = self.hasher.build_hasher();
         h.write(&k.low);
         h.write(&k.high);
@@ -558,6 +647,9 @@ impl Pool {
     }
 
     fn tick(&mut self, now: Timestamp) {
+        if self.fed {
+            return;
+        }
         self.broadcast(|| Msg::Tick(now));
     }
 
@@ -594,6 +686,11 @@ impl Drop for Pool {
             .filter_map(|w| w.thread.take())
             .collect();
         self.workers.clear();
+        // A worker may be waiting to hand records over (qof ends early, on an error): what
+        // it hands is taken, and thrown away, until every worker has ended.
+        while !threads.iter().all(|t| t.is_finished()) {
+            let _ = self.rx.recv_timeout(Duration::from_millis(10));
+        }
         for t in threads {
             if t.join().is_err() {
                 eprintln!("qof: a metering worker failed");
@@ -613,86 +710,383 @@ fn shard_key_of(p: &Packet) -> decode::ShardKey {
         low,
         high,
         vlan: p.key.vlan,
+        ip_version: p.key.ip_version,
+    }
+}
+
+/// Hand back the records ready (in batches), and `batch` emptied; false when nobody listens
+/// any more.
+fn hand_back(
+    meter: &mut Lookahead,
+    out: &mut Vec<FlowRecord>,
+    batch: Option<Batch>,
+    reply: &SyncSender<Reply>,
+) -> bool {
+    let mut batch = batch;
+    loop {
+        while out.len() < RECORD_BATCH {
+            match meter.poll_record() {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        let more = out.len() >= RECORD_BATCH;
+        if !out.is_empty() || batch.is_some() {
+            let records = std::mem::replace(out, Vec::with_capacity(RECORD_BATCH));
+            if reply.send(Reply::Records(records, batch.take())).is_err() {
+                return false;
+            }
+        }
+        if !more {
+            return true;
+        }
+    }
+}
+
+/// A worker's meter, and what it needs to decode and answer.
+struct WorkerMeter {
+    i: usize,
+    meter: Lookahead,
+    cfg: DecodeConfig,
+    keys: Option<Admit>,
+    with_details: bool,
+    ignored: IgnoreCounts,
+    out: Vec<FlowRecord>,
+    reply: SyncSender<Reply>,
+}
+
+impl WorkerMeter {
+    fn new(
+        i: usize,
+        meter: Meter,
+        (cfg, keys): (DecodeConfig, Option<Admit>),
+        reply: SyncSender<Reply>,
+    ) -> WorkerMeter {
+        let meter = Lookahead::new(meter);
+        WorkerMeter {
+            i,
+            with_details: meter.wants_details(),
+            meter,
+            cfg,
+            keys,
+            ignored: IgnoreCounts::default(),
+            out: Vec::with_capacity(RECORD_BATCH),
+            reply,
+        }
+    }
+
+    #[inline(always)]
+    fn meter_frame(&mut self, ts: Timestamp, linktype: u32, data: &[u8], ingress: u32) {
+        if let Err(why) = meter_frame(
+            &mut self.meter,
+            (&self.cfg, self.keys.as_ref()),
+            self.with_details,
+            ts,
+            linktype,
+            data,
+            ingress,
+        ) {
+            self.ignored.add(why);
+        }
+    }
+
+    fn hand_back(&mut self, batch: Option<Batch>) -> bool {
+        hand_back(&mut self.meter, &mut self.out, batch, &self.reply)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::of(self.meter.meter(), self.ignored)
+    }
+
+    /// Carry out `msg`; false when the worker is to end (flushed, or nobody listens).
+    fn obey(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Packets(batch) => {
+                for &(ts, linktype, start, len, ingress) in &batch.frames {
+                    let data = &batch.data[start as usize..(start + len) as usize];
+                    self.meter_frame(ts, linktype, data, ingress);
+                }
+                self.hand_back(Some(batch))
+            }
+            Msg::Tick(now) => {
+                self.meter.handle_timeout(now);
+                self.hand_back(None)
+            }
+            Msg::Sync => {
+                self.meter.drain();
+                self.hand_back(None)
+                    && self
+                        .reply
+                        .send(Reply::Synced(self.i, self.snapshot()))
+                        .is_ok()
+            }
+            Msg::ExpireAll => {
+                self.meter.expire_all();
+                self.hand_back(None)
+            }
+            Msg::DeleteAll => {
+                let n = self.meter.delete_all();
+                self.hand_back(None) && self.reply.send(Reply::Answered(Answer::Deleted(n))).is_ok()
+            }
+            Msg::Dump => {
+                let flows = self.meter.flows();
+                self.hand_back(None)
+                    && self
+                        .reply
+                        .send(Reply::Answered(Answer::Flows(flows)))
+                        .is_ok()
+            }
+            Msg::Flush => {
+                self.meter.flush();
+                let _ = self.hand_back(None)
+                    && self
+                        .reply
+                        .send(Reply::Done(self.i, self.snapshot()))
+                        .is_ok();
+                false
+            }
+        }
     }
 }
 
 /// A worker: decodes and meters the frames it is given, hands records back.
-fn work(i: usize, meter: Meter, cfg: DecodeConfig, rx: Receiver<Msg>, reply: SyncSender<Reply>) {
-    let mut meter = Lookahead::new(meter);
-    let with_details = meter.wants_details();
-    let mut ignored = IgnoreCounts::default();
-    let mut out: Vec<FlowRecord> = Vec::with_capacity(RECORD_BATCH);
-    // Hand back the records ready (in batches); false when nobody listens any more.
-    let hand_back = |meter: &mut Lookahead, out: &mut Vec<FlowRecord>, batch: Option<Batch>| {
-        let mut batch = batch;
-        loop {
-            while out.len() < RECORD_BATCH {
-                match meter.poll_record() {
-                    Some(r) => out.push(r),
-                    None => break,
-                }
-            }
-            let more = out.len() >= RECORD_BATCH;
-            if !out.is_empty() || batch.is_some() {
-                let records = std::mem::replace(out, Vec::with_capacity(RECORD_BATCH));
-                if reply.send(Reply::Records(records, batch.take())).is_err() {
-                    return false;
-                }
-            }
-            if !more {
-                return true;
-            }
-        }
-    };
+fn work(
+    i: usize,
+    meter: Meter,
+    cfg: (DecodeConfig, Option<Admit>),
+    rx: Receiver<Msg>,
+    reply: SyncSender<Reply>,
+) {
+    let mut w = WorkerMeter::new(i, meter, cfg, reply);
     for msg in rx {
-        let alive = match msg {
-            Msg::Packets(batch) => {
-                for &(ts, linktype, start, len, ingress) in &batch.frames {
-                    let data = &batch.data[start as usize..(start + len) as usize];
-                    if let Err(why) =
-                        meter_frame(&mut meter, &cfg, with_details, ts, linktype, data, ingress)
-                    {
-                        ignored.add(why);
-                    }
-                }
-                hand_back(&mut meter, &mut out, Some(batch))
-            }
-            Msg::Tick(now) => {
-                meter.handle_timeout(now);
-                hand_back(&mut meter, &mut out, None)
-            }
-            Msg::Sync => {
-                meter.drain();
-                hand_back(&mut meter, &mut out, None)
-                    && reply
-                        .send(Reply::Synced(i, Snapshot::of(meter.meter(), ignored)))
-                        .is_ok()
-            }
-            Msg::ExpireAll => {
-                meter.expire_all();
-                hand_back(&mut meter, &mut out, None)
-            }
-            Msg::DeleteAll => {
-                let n = meter.delete_all();
-                hand_back(&mut meter, &mut out, None)
-                    && reply.send(Reply::Answered(Answer::Deleted(n))).is_ok()
-            }
-            Msg::Dump => {
-                let flows = meter.flows();
-                hand_back(&mut meter, &mut out, None)
-                    && reply.send(Reply::Answered(Answer::Flows(flows))).is_ok()
-            }
-            Msg::Flush => {
-                meter.flush();
-                let _ = hand_back(&mut meter, &mut out, None)
-                    && reply
-                        .send(Reply::Done(i, Snapshot::of(meter.meter(), ignored)))
-                        .is_ok();
-                return;
-            }
-        };
-        if !alive {
+        if !w.obey(msg) {
             return;
         }
+    }
+}
+
+/// A source a worker reads itself, and where it publishes what it read.
+pub struct Feed {
+    pub source: Box<dyn PacketSource + Send>,
+    pub counts: Arc<WorkerCounts>,
+}
+
+/// What a worker that reads its own source has read, for the reading thread (the summary,
+/// `--stats`, metrics, rotation's clock), published as it goes.
+#[derive(Default)]
+pub struct WorkerCounts {
+    pub frames: AtomicU64,
+    /// Octets of the frames read, as long as they were on the wire.
+    pub octets: AtomicU64,
+    /// Frames its socket's kernel dropped (its ring was full).
+    pub dropped: AtomicU64,
+    /// Packet time of its first frame (0: none yet), and its clock (its latest frame, or the
+    /// wall clock while quiet).
+    pub first_ns: AtomicU64,
+    pub clock_ns: AtomicU64,
+    /// Its source has ended (after a stop, or an error).
+    pub ended: AtomicBool,
+    /// The error that ended it (taken by [`FanoutInput`] to end the input with).
+    pub error: Mutex<Option<CaptureError>>,
+}
+
+/// Frames read per look at the worker's messages.
+const FED_BATCH: usize = 64;
+
+/// A worker that reads its own source: decodes and meters its frames, its clock moved by
+/// them and, while the source is quiet, by the wall clock (as with one meter); answers the
+/// reading thread's messages between batches of frames, and hands records back.
+fn work_fed(
+    i: usize,
+    meter: Meter,
+    cfg: (DecodeConfig, Option<Admit>),
+    feed: Feed,
+    rx: Receiver<Msg>,
+    reply: SyncSender<Reply>,
+) {
+    let mut w = WorkerMeter::new(i, meter, cfg, reply);
+    let Feed { mut source, counts } = feed;
+    let mut clock = Timestamp::ZERO;
+    let (mut frames, mut octets) = (0u64, 0u64);
+    let mut ended = false;
+    let mut unsent = 0usize;
+    loop {
+        // Messages: looked at between batches of frames; waited for once the source has
+        // ended (until the flush).
+        loop {
+            let msg = if ended {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            };
+            if !w.obey(msg) {
+                return;
+            }
+        }
+        let mut quiet = false;
+        for _ in 0..if ended { 0 } else { FED_BATCH } {
+            if !source.frame_ready() {
+                // Before a wait, the look-ahead's packets are metered (their records go).
+                w.meter.drain();
+                if let Some(now) = source.wait_quiet() {
+                    clock = clock.max(now);
+                    w.meter.handle_timeout(clock);
+                    quiet = true;
+                    break;
+                }
+            }
+            match source.next_frame() {
+                Ok(Some(f)) => {
+                    frames += 1;
+                    octets += u64::from(f.orig_len);
+                    if frames == 1 {
+                        counts
+                            .first_ns
+                            .store(f.ts.nanos().max(1), Ordering::Relaxed);
+                    }
+                    clock = clock.max(f.ts);
+                    w.meter_frame(f.ts, f.linktype, f.data, f.ifindex);
+                }
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(e) => {
+                    if let Ok(mut slot) = counts.error.lock() {
+                        *slot = Some(e);
+                    }
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            w.meter.drain();
+        }
+        counts.frames.store(frames, Ordering::Relaxed);
+        counts.octets.store(octets, Ordering::Relaxed);
+        counts.clock_ns.store(clock.nanos(), Ordering::Relaxed);
+        unsent += 1;
+        // Records go back in whole batches while frames come, at once when quiet or ended;
+        // the kernel's drop count is read as often (a system call).
+        if quiet || ended || unsent >= RECORD_BATCH / FED_BATCH * 4 {
+            unsent = 0;
+            counts.dropped.store(source.dropped(), Ordering::Relaxed);
+            if !w.hand_back(None) {
+                return;
+            }
+        }
+        if ended {
+            counts.ended.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The input on the reading thread when workers read their own sources: no frames of its
+/// own; it waits a moment, says the workers' latest clock, and ends once every worker's
+/// source has (an error of one stops the others, as on one socket, and is the input's).
+pub struct FanoutInput {
+    counts: Vec<Arc<WorkerCounts>>,
+    /// Set by a signal or `qofctl shutdown`.
+    stop: Arc<AtomicBool>,
+    /// The workers' sources' stop flag: set after `stop`, or when one of them has failed (the
+    /// others then stop too, and the failure, not a stop, ends the input).
+    halt: Arc<AtomicBool>,
+}
+
+/// What the workers of a [`FanoutInput`] have read, all together.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FanoutTotals {
+    pub frames: u64,
+    pub octets: u64,
+    pub first: Option<Timestamp>,
+    pub clock: Timestamp,
+}
+
+impl FanoutInput {
+    pub fn new(
+        counts: Vec<Arc<WorkerCounts>>,
+        stop: Arc<AtomicBool>,
+        halt: Arc<AtomicBool>,
+    ) -> FanoutInput {
+        FanoutInput { counts, stop, halt }
+    }
+
+    pub fn totals(counts: &[Arc<WorkerCounts>]) -> FanoutTotals {
+        let mut t = FanoutTotals::default();
+        for c in counts {
+            t.frames += c.frames.load(Ordering::Relaxed);
+            t.octets += c.octets.load(Ordering::Relaxed);
+            let first = c.first_ns.load(Ordering::Relaxed);
+            if first != 0 {
+                let first = Timestamp::from_nanos(first);
+                t.first = Some(t.first.map_or(first, |f| f.min(first)));
+            }
+            t.clock = t
+                .clock
+                .max(Timestamp::from_nanos(c.clock_ns.load(Ordering::Relaxed)));
+        }
+        t
+    }
+
+    fn failed(&self) -> bool {
+        self.counts
+            .iter()
+            .any(|c| c.error.lock().is_ok_and(|e| e.is_some()))
+    }
+}
+
+impl PacketSource for FanoutInput {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        for c in &self.counts {
+            if let Some(e) = c.error.lock().ok().and_then(|mut e| e.take()) {
+                return Err(e);
+            }
+        }
+        Ok(None)
+    }
+
+    /// `None` once every worker's source has ended.
+    fn wait_quiet(&mut self) -> Option<Timestamp> {
+        if self.failed() || self.stop.load(Ordering::Relaxed) {
+            self.halt.store(true, Ordering::Relaxed);
+        }
+        if self.counts.iter().all(|c| c.ended.load(Ordering::Acquire)) {
+            return None;
+        }
+        // (The workers answer the reading thread's messages between batches of frames: it
+        // need not come back sooner than this.)
+        std::thread::sleep(Duration::from_millis(10));
+        Some(Self::totals(&self.counts).clock)
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn dropped(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| c.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn per_reader(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .map(|c| {
+                (
+                    c.frames.load(Ordering::Relaxed),
+                    c.dropped.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 }

@@ -14,13 +14,19 @@ pub mod proto {
     pub const SCTP: u8 = 132;
 }
 
-/// Addresses, ports, protocol, IP version, VLAN and the interface the packets came in on.
+/// Addresses, ports, protocol, IP version, VLAN and the interface the packets came in on;
+/// optionally the DSCP and the outer VLAN (`meter::KeyPolicy`).
 ///
 /// Both address families share one layout so that one table holds every flow: an IPv4 address
 /// sits in the first four octets of its field and the other twelve are zero.
 /// For ICMP and ICMPv6 the source port is 0 and the destination port is `type << 8 | code`;
 /// for protocols without ports both are 0.
+///
+/// The fields are laid out in declaration order (`repr(C)`), 48 octets without a gap, so that
+/// comparing two keys (every packet's lookup does) compiles to wide compares, and the last
+/// eight octets (interface and [`FlowKey::extra`]) hash as one word.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct FlowKey {
     pub src: [u8; 16],
     pub dst: [u8; 16],
@@ -36,9 +42,33 @@ pub struct FlowKey {
     /// Part of the key, as ipt-netflow has it: a packet seen on two interfaces (forwarded
     /// between them) is in two flows, one per link.
     pub ingress: u32,
+    /// Optional key fields, 0 unless asked for: bits 0..12 the outermost VLAN id (802.1ad
+    /// S-tag of Q-in-Q; with one tag the same as `vlan`) with `--key-vlan` (`vlan`, the
+    /// innermost, is always keyed); bits 16..24 the ToS / traffic class octet with its ECN
+    /// bits cleared (the DSCP, shifted left 2) with `--key-tos`. See [`FlowKey::outer_vlan`]
+    /// and [`FlowKey::tos`].
+    pub extra: u32,
 }
 
 impl FlowKey {
+    /// The outermost VLAN id when keyed (`--key-vlan`), else 0.
+    pub fn outer_vlan(&self) -> u16 {
+        (self.extra & 0x0fff) as u16
+    }
+
+    /// The ToS octet without its ECN bits when keyed (`--key-tos`), else 0.
+    pub fn tos(&self) -> u8 {
+        (self.extra >> 16) as u8
+    }
+
+    pub fn set_outer_vlan(&mut self, vlan: u16) {
+        self.extra = (self.extra & !0x0fff) | u32::from(vlan & 0x0fff);
+    }
+
+    pub fn set_tos(&mut self, tos: u8) {
+        self.extra = (self.extra & !0x00ff_0000) | u32::from(tos & !3) << 16;
+    }
+
     pub fn is_ipv4(&self) -> bool {
         self.ip_version == 4
     }

@@ -70,6 +70,8 @@ struct Counters {
     /// Octets of the frames read, as long as they were on the wire.
     octets: u64,
     filtered: u64,
+    /// Frames `--sampler deterministic:N` or `random:N` passed over.
+    unsampled: u64,
     ignored: IgnoreCounts,
     records: u64,
     /// Packet time of the first frame read and of the latest (time never goes back here).
@@ -107,8 +109,19 @@ fn run(args: &Args) -> Result<Outcome> {
     let (spec, _, needs) = qof::plugins::build(&named_plugins, &configured)?;
     let workers = args.workers()?;
     let features = spec.features();
-    let yaml_meter = yaml.meter()?;
+    let yaml_meter = qof::config::timeouts::apply(
+        yaml.meter()?,
+        yaml.timeouts.as_ref(),
+        yaml.idle_timeout.is_some(),
+        yaml.active_timeout.is_some(),
+        &args.timeout,
+    )?;
+    let sampler = qof::config::flows::sampler(args, &yaml)?;
+    let keys = qof::config::flows::key_policy(args, &yaml)?;
+    let mut packet_sampler = sampler.and_then(|s| s.packet_sampler());
     let meter_cfg = MeterConfig {
+        flow_sampler: sampler.and_then(|s| s.flow_sampler()),
+        aggregated: keys.merges_connections(),
         track_macs: features.mac(),
         track_transport: features.transport(),
         tcp: TcpConfig {
@@ -145,7 +158,17 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut filter = args.filter.as_deref().map(Filter::new).transpose()?;
     let live_options = args.live_options()?;
     // Standard input ends when a signal comes, even if the writer holds the pipe open.
-    let mut source = open_input(args, Arc::clone(&stop), &live_options, &mut filter)?;
+    let Input {
+        mut source,
+        feeds,
+        fanout,
+    } = open_input(
+        args,
+        Arc::clone(&stop),
+        &live_options,
+        &mut filter,
+        (workers, packet_sampler.is_none()),
+    )?;
     let live = source.is_live();
     // The control socket, the metrics port and the pid file (before privileges go: they may
     // need root). SIGUSR1, SIGHUP, commands and scrapes raise one wake flag for the loop.
@@ -158,6 +181,7 @@ fn run(args: &Args) -> Result<Outcome> {
         yaml.force_biflow(),
         sinks::input_file(input),
         live,
+        sampler,
     )?;
     // Inputs, devices written in place and the collector's socket are open: root is no longer
     // needed. Output files are created after the drop (`start`), by the user who will rename
@@ -187,7 +211,7 @@ fn run(args: &Args) -> Result<Outcome> {
             .map(|(_, set, _)| set)
             .unwrap_or_default()
     };
-    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, plugins)?;
+    let mut meter = Engine::new(workers, meter_cfg, decode_cfg, keys, plugins, feeds)?;
     let mut n = Counters::default();
     let progress = progress::Progress::new(source.as_ref(), std::io::stderr().is_terminal());
     let stats_every = (args.stats > 0).then(|| args.stats * 1000);
@@ -212,6 +236,9 @@ fn run(args: &Args) -> Result<Outcome> {
                 // their timeout end without waiting for the next frame. (Housekeeping below,
                 // as after a frame.)
                 n.last_ts = n.last_ts.max(now);
+                if let Some(counts) = &fanout {
+                    fanout_counts(counts, &mut n, sink.as_mut())?;
+                }
                 meter.handle_timeout(n.last_ts);
                 quiet = true;
             }
@@ -248,6 +275,13 @@ fn run(args: &Args) -> Result<Outcome> {
                     continue;
                 }
             }
+            // Packet sampling, in input order (before any worker is chosen).
+            if let Some(s) = packet_sampler.as_mut() {
+                if !s.keep() {
+                    n.unsampled += 1;
+                    continue;
+                }
+            }
             if let Err(why) = meter.meter_frame(&frame) {
                 n.ignored.add(why);
             }
@@ -275,7 +309,7 @@ fn run(args: &Args) -> Result<Outcome> {
             if status.swap(false, Ordering::Relaxed) {
                 // (The packets the look-ahead holds are metered first: the counts then agree.)
                 meter_held(&mut meter, sink.as_mut(), &mut n)?;
-                log_status(&meter.snapshot(), &n, sink.as_ref());
+                log_status(&meter.snapshot(), &n, sink.as_ref(), source.as_ref());
             }
             sink.tick(n.last_ts)?;
             if let Some(every) = stats_every {
@@ -305,12 +339,18 @@ fn run(args: &Args) -> Result<Outcome> {
     }
     meter_held(&mut meter, sink.as_mut(), &mut n)?;
     if status.swap(false, Ordering::Relaxed) {
-        log_status(&meter.snapshot(), &n, sink.as_ref());
+        log_status(&meter.snapshot(), &n, sink.as_ref(), source.as_ref());
     }
 
     tracing::debug!("{}", memory_line(&meter.snapshot()));
     meter.flush();
     export_ready(&mut meter, sink.as_mut(), &mut n)?;
+    if let Some(counts) = &fanout {
+        fanout_counts(counts, &mut n, sink.as_mut())?;
+    }
+    for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+        tracing::info!("worker {i}: {read} packets read, {dropped} dropped by the kernel");
+    }
     if stats_every.is_some() {
         sink.write_stats(&process_stats(
             &meter.snapshot(),
@@ -350,20 +390,60 @@ fn run(args: &Args) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// What the reading loop reads, and what the workers read themselves.
+struct Input {
+    source: Box<dyn capture::PacketSource + Send>,
+    /// One live interface with `--workers`: a socket of a fanout group for each worker.
+    feeds: Vec<engine::Feed>,
+    /// Their counts, for the reading loop (summary, statistics, rotation's clock).
+    fanout: Option<Vec<Arc<engine::WorkerCounts>>>,
+}
+
+/// What the workers reading their own sockets have read so far, in the run's counts (the
+/// first frame starts the output's clock).
+fn fanout_counts(
+    counts: &[Arc<engine::WorkerCounts>],
+    n: &mut Counters,
+    sink: &mut dyn qof::export::RecordSink,
+) -> Result<()> {
+    let t = engine::FanoutInput::totals(counts);
+    if n.first_ts.is_none() {
+        if let Some(first) = t.first {
+            sink.first_packet(first)?;
+            n.first_ts = Some(first);
+        }
+    }
+    n.frames = t.frames;
+    n.octets = t.octets;
+    n.last_ts = n.last_ts.max(t.clock);
+    Ok(())
+}
+
 /// The input: a file, standard input, or one or several live interfaces, whose frames carry
 /// their interface's index (the kernel's, or what `--interface-rules` makes of its name).
+/// One interface with `--workers` N > 1: N sockets in a fanout group, read by the workers.
 fn open_input(
     args: &Args,
     stop: Arc<AtomicBool>,
     live_options: &capture::live::LiveOptions,
     filter: &mut Option<Filter>,
-) -> Result<Box<dyn capture::PacketSource + Send>> {
+    (workers, fanout_ok): (usize, bool),
+) -> Result<Input> {
     let inputs = args.inputs();
     let rules = args.interface_rules()?;
     let all_live = inputs.iter().all(|i| i.starts_with("int:"));
+    let just = |source| Input {
+        source,
+        feeds: Vec::new(),
+        fanout: None,
+    };
     if !all_live {
         let _ = rules;
-        return Ok(capture::open_stoppable(inputs[0], stop, live_options)?);
+        return Ok(just(capture::open_stoppable(
+            inputs[0],
+            stop,
+            live_options,
+        )?));
     }
     use capture::live::{LiveSource, MultiLive};
     let mut sources = Vec::new();
@@ -387,6 +467,23 @@ fn open_input(
                     .collect(),
             );
         }
+        if inputs.len() == 1 && workers > 1 && !fanout_ok {
+            tracing::info!(
+                "--sampler counts packets in the order they come: one socket, the reading \
+                 thread sharing the frames out to the {workers} workers"
+            );
+        } else if inputs.len() == 1 && workers > 1 {
+            if let Some(input) = open_fanout(name, &stop, options.clone(), &rules, workers)? {
+                *filter = None;
+                return Ok(input);
+            }
+        } else if workers > 1 && sources.is_empty() {
+            tracing::info!(
+                "{} interfaces: the reading thread shares their frames out to the {workers} \
+                 workers (a fanout group is for one interface)",
+                inputs.len()
+            );
+        }
         sources.push(LiveSource::open_indexed(
             name,
             Arc::clone(&stop),
@@ -397,10 +494,73 @@ fn open_input(
     *filter = None;
     if sources.len() == 1 {
         if let Some(one) = sources.pop() {
-            return Ok(Box::new(one));
+            return Ok(just(Box::new(one)));
         }
     }
-    Ok(Box::new(MultiLive::new(sources)))
+    Ok(just(Box::new(MultiLive::new(sources))))
+}
+
+/// `workers` sockets on interface `name` in one `PACKET_FANOUT` group, each read by its
+/// worker, each with an equal share of `--ring-size` (at least 2 MiB); `None` on a kernel
+/// whose fanout hash is not symmetric (the reading thread then shares frames out).
+fn open_fanout(
+    name: &str,
+    stop: &Arc<AtomicBool>,
+    mut options: capture::live::LiveOptions,
+    rules: &[qof::config::InterfaceRule],
+    workers: usize,
+) -> Result<Option<Input>> {
+    use capture::live::{self, LiveSource};
+    let kernel = live::kernel_version();
+    if kernel.is_some_and(|k| k < live::FANOUT_SYMMETRIC_SINCE) {
+        tracing::warn!(
+            "int:{name}: this kernel's PACKET_FANOUT hash is not symmetric (before Linux {}.{}): \
+             one socket, the reading thread sharing frames out to the {workers} workers",
+            live::FANOUT_SYMMETRIC_SINCE.0,
+            live::FANOUT_SYMMETRIC_SINCE.1
+        );
+        return Ok(None);
+    }
+    if kernel.is_some_and(|k| k < live::FANOUT_FULLY_SYMMETRIC_SINCE) {
+        tracing::warn!(
+            "int:{name}: before Linux 6.6 (unless a stable kernel has the fixes, README), the \
+             PACKET_FANOUT hash may send the two directions of an IPv6 flow labelled one way \
+             only, or of two IPv4 addresses 2^31 apart, to two workers (two records)"
+        );
+    }
+    options.ring_blocks = (options.ring_blocks / workers).max(2);
+    // The sockets stop when the reading thread says (after a stop, or another's failure).
+    let halt = Arc::new(AtomicBool::new(false));
+    let (sockets, group) = LiveSource::open_fanout(
+        name,
+        Arc::clone(&halt),
+        &options,
+        |n, k| qof::config::interface_index(rules, n, k),
+        workers,
+    )?;
+    tracing::info!(
+        "int:{name}: {workers} sockets in PACKET_FANOUT group {group} (symmetric flow hash, \
+         IPv4 fragments reassembled), one per worker, each with a {} MiB ring",
+        options.ring_blocks
+    );
+    let counts: Vec<Arc<engine::WorkerCounts>> = (0..workers).map(|_| Arc::default()).collect();
+    let feeds = sockets
+        .into_iter()
+        .zip(&counts)
+        .map(|(s, c)| engine::Feed {
+            source: Box::new(s),
+            counts: Arc::clone(c),
+        })
+        .collect();
+    Ok(Some(Input {
+        source: Box::new(engine::FanoutInput::new(
+            counts.clone(),
+            Arc::clone(stop),
+            halt,
+        )),
+        feeds,
+        fanout: Some(counts),
+    }))
 }
 
 /// The plugins `--plugin` and the YAML `plugins:` list name, parsed.
@@ -466,7 +626,12 @@ fn meter_held(
 }
 
 /// SIGUSR1: the flow and fragment tables' statistics, and the sink's state, in the log.
-fn log_status(meter: &Snapshot, n: &Counters, sink: &dyn qof::export::RecordSink) {
+fn log_status(
+    meter: &Snapshot,
+    n: &Counters,
+    sink: &dyn qof::export::RecordSink,
+    source: &dyn PacketSource,
+) {
     let m = meter.stats;
     // Logged as a warning so that the default log level shows what the operator asked for.
     tracing::warn!(
@@ -485,6 +650,9 @@ fn log_status(meter: &Snapshot, n: &Counters, sink: &dyn qof::export::RecordSink
         m.expired_fragments,
     );
     tracing::warn!("status: {}", memory_line(meter));
+    for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+        tracing::warn!("status: worker {i}: {read} packets read, {dropped} dropped by the kernel");
+    }
     if let Some(s) = sink.status() {
         tracing::warn!("status: {s}");
     }
@@ -610,6 +778,12 @@ fn summary(
     } else {
         String::new()
     };
+    let unsampled = n.unsampled + m.unsampled;
+    let unsampled = if unsampled > 0 {
+        format!(", {unsampled} not sampled")
+    } else {
+        String::new()
+    };
     // Flows ended before their time to make room for new ones (YAML max-flows).
     let evicted = if m.flows_evicted > 0 {
         format!(
@@ -641,7 +815,7 @@ fn summary(
         (Some(r), _) => format!(": {}", delivery(&r)),
     };
     eprintln!(
-        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
+        "qof: {} packets read{dropped}, {} metered, {} ignored{ignored}{filtered}{unsampled}{frags}{evicted}; {} flow records exported{lost}; {:.2} s, {:.0} packets/s",
         n.frames,
         m.packets,
         n.ignored.total() + meter.ignored.total(),

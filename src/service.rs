@@ -230,7 +230,27 @@ impl Service {
             Command::Timeouts => {
                 let c = &self.meter_cfg;
                 let _ = writeln!(out, "idle-timeout: {} s", c.idle_timeout_ms / 1000);
-                let _ = writeln!(out, "active-timeout: {} s", c.active_timeout_ms / 1000);
+                if c.active_timeout_ms == u64::MAX {
+                    let _ = writeln!(out, "active-timeout: off");
+                } else {
+                    let _ = writeln!(out, "active-timeout: {} s", c.active_timeout_ms / 1000);
+                }
+                // softflowd's per-protocol names, those given.
+                let t = &c.timeouts;
+                for (name, ms) in [
+                    ("tcp", t.tcp_ms),
+                    ("tcp.rst", t.tcp_rst_ms),
+                    ("tcp.fin", t.tcp_fin_ms),
+                    ("udp", t.udp_ms),
+                    ("icmp", t.icmp_ms),
+                ] {
+                    if let Some(ms) = ms {
+                        let _ = writeln!(out, "{name}: {} s", ms / 1000);
+                    }
+                }
+                if t.expint_secs > 1 {
+                    let _ = writeln!(out, "expint: {} s", t.expint_secs);
+                }
                 Next::Go
             }
             Command::SendTemplate => {
@@ -291,6 +311,12 @@ impl Service {
             "fragments: {} datagrams pending, {} fragments expired, {} datagrams assembled",
             f.fragments_pending, f.fragments_expired, f.fragments_assembled
         );
+        for (i, (read, dropped)) in source.per_reader().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "worker {i}: {read} packets read, {dropped} dropped by the kernel"
+            );
+        }
         for r in &f.rates {
             let _ = writeln!(
                 out,

@@ -12,6 +12,7 @@ use qof::export::{
     NetflowUdpSink, OutputFile, OutputOptions, Pacing, RecordSink, NETFLOW_MAX_DATAGRAM,
 };
 use qof::ipfix::TemplateSpec;
+use qof::meter::sampling::SamplerSpec;
 use qof::netflow::{Settings, Version};
 use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -25,15 +26,16 @@ pub fn open(
     force_biflow: bool,
     input: Option<FileId>,
     live: bool,
+    sampler: Option<SamplerSpec>,
 ) -> Result<Box<dyn RecordSink>> {
     if args.kafka.is_some() {
         return kafka(args, spec, force_biflow, live);
     }
     if let Some(version) = args.netflow {
-        return netflow(args, version, live);
+        return netflow(args, version, live, sampler);
     }
     if args.ipfix_transport()?.is_some() {
-        return open_net(args, spec, force_biflow, live);
+        return open_net(args, spec, force_biflow, live, sampler);
     }
     let path = args
         .output
@@ -52,8 +54,11 @@ pub fn open(
                 input,
             };
             // (Errors name the output themselves.)
-            let sink =
+            let mut sink =
                 IpfixFileSink::new(spec.clone(), args.observation_domain, force_biflow, out)?;
+            if let Some(s) = &sampler {
+                sink.set_sampling(s);
+            }
             Ok(Box::new(sink))
         }
         Format::Json => {
@@ -103,7 +108,12 @@ fn one_or_all(mut sinks: Vec<Box<dyn RecordSink>>) -> Box<dyn RecordSink> {
 
 /// NetFlow over UDP to each collector of `--out HOST[:PORT],...` (port default `--ipfix-port`,
 /// else 2055).
-fn netflow(args: &Args, version: NetflowVersion, live: bool) -> Result<Box<dyn RecordSink>> {
+fn netflow(
+    args: &Args,
+    version: NetflowVersion,
+    live: bool,
+    sampler: Option<SamplerSpec>,
+) -> Result<Box<dyn RecordSink>> {
     let settings = Settings {
         version: match version {
             NetflowVersion::V1 => Version::V1,
@@ -117,6 +127,7 @@ fn netflow(args: &Args, version: NetflowVersion, live: bool) -> Result<Box<dyn R
         source_id: args.observation_domain,
         template_refresh_ms: args.template_refresh.unwrap_or(60).saturating_mul(1000),
         template_refresh_datagrams: args.template_refresh_messages()?.unwrap_or(0),
+        sampling: sampler.map(|s| s.netflow()),
     };
     let pacing = Pacing {
         rate: args.export_rate(),
@@ -157,6 +168,7 @@ fn open_net(
     spec: &TemplateSpec,
     force_biflow: bool,
     live: bool,
+    sampler: Option<SamplerSpec>,
 ) -> Result<Box<dyn RecordSink>> {
     let Some(default_transport) = args.ipfix_transport()? else {
         bail!("--ipfix is not given");
@@ -208,6 +220,7 @@ fn open_net(
                 ..defaults
             },
             refresh_messages: if udp { refresh_messages } else { None },
+            sampling: sampler,
         };
         sinks.push(Box::new(IpfixNetSink::open(cfg, spec.clone())?));
     }

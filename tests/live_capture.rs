@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Whether process `pid` has a packet socket bound to interface `ifindex` (its sockets'
 /// inodes, from /proc/PID/fd, found in /proc/net/packet with that interface).
-fn capturing(pid: u32, ifindex: u32) -> bool {
+fn capturing(pid: u32, ifindex: u32) -> usize {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+        return 0;
     };
     let inodes: Vec<String> = fds
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -25,24 +25,32 @@ fn capturing(pid: u32, ifindex: u32) -> bool {
         })
         .collect();
     let table = std::fs::read_to_string("/proc/net/packet").unwrap();
-    table.lines().skip(1).any(|l| {
-        let cols: Vec<&str> = l.split_whitespace().collect();
-        cols.get(4) == Some(&ifindex.to_string().as_str())
-            && cols.get(8).is_some_and(|i| inodes.iter().any(|n| n == i))
-    })
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.get(4) == Some(&ifindex.to_string().as_str())
+                && cols.get(8).is_some_and(|i| inodes.iter().any(|n| n == i))
+        })
+        .count()
 }
 
-/// Wait until `child` captures on interface `iface`.
-fn wait_capturing_on(child: &std::process::Child, iface: &str) {
+/// Wait until `child` captures on interface `iface` with `sockets` sockets (one per worker:
+/// a fanout group's members take frames once the last has joined, a moment after its bind).
+fn wait_capturing_on(child: &std::process::Child, iface: &str, sockets: usize) {
     let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     let t0 = Instant::now();
-    while !capturing(child.id(), ifindex) {
+    while capturing(child.id(), ifindex) < sockets {
         assert!(t0.elapsed() < Duration::from_secs(20), "qof never bound");
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if sockets > 1 {
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -60,7 +68,12 @@ fn capture_on(iface: &str, args: &[&str]) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_capturing_on(&child, iface);
+    let workers = args
+        .iter()
+        .position(|a| *a == "--workers")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(1);
+    wait_capturing_on(&child, iface, workers);
     child
 }
 

@@ -129,6 +129,52 @@ impl LiveSource {
         options: &LiveOptions,
         index: impl Fn(&str, u32) -> u32,
     ) -> Result<LiveSource, CaptureError> {
+        Self::open_socket(name, stop, options, &index, None)
+    }
+
+    /// `n` sockets on interface `name` in one new `PACKET_FANOUT` group (one per `--workers`
+    /// worker), each with its own ring of `options.ring_blocks` and the same filter and snap
+    /// length: the kernel hands each frame to one of them by a symmetric hash of its flow
+    /// (see [`FANOUT_MODE`]); the group's id, which the kernel chose, comes with them.
+    pub fn open_fanout(
+        name: &str,
+        stop: Arc<AtomicBool>,
+        options: &LiveOptions,
+        index: impl Fn(&str, u32) -> u32,
+        n: usize,
+    ) -> Result<(Vec<LiveSource>, u16), CaptureError> {
+        let mut group = None;
+        let mut sources = Vec::with_capacity(n);
+        for _ in 0..n {
+            sources.push(Self::open_socket(
+                name,
+                Arc::clone(&stop),
+                options,
+                &index,
+                Some(&mut group),
+            )?);
+        }
+        // Only now does any member take frames: the group's size no longer changes, so the
+        // kernel's hash sends every frame of a flow to the same member from the first one on
+        // (a member taking frames while another joined would see a flow's first frames,
+        // and the newcomer the rest of it).
+        let program = accepting_program(options);
+        for s in &sources {
+            attach_filter(&s.fd, &program)
+                .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
+        }
+        Ok((sources, group.unwrap_or(0)))
+    }
+
+    /// One socket; with `fanout`, joined to the group it names (`None`: a new group, whose id
+    /// is put there).
+    fn open_socket(
+        name: &str,
+        stop: Arc<AtomicBool>,
+        options: &LiveOptions,
+        index: &dyn Fn(&str, u32) -> u32,
+        fanout: Option<&mut Option<u16>>,
+    ) -> Result<LiveSource, CaptureError> {
         let no_such = || CaptureError {
             offset: 0,
             kind: CaptureErrorKind::Open(io::Error::new(
@@ -163,23 +209,36 @@ impl LiveSource {
             let _ = set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
         }
         // The filter is in place before the socket is bound: no frame it refuses is taken.
-        let program = match &options.program {
-            Some(p) => p.clone(),
-            // Accept everything, cut to the snap length.
-            None => vec![libc::sock_filter {
-                code: 0x06, // BPF_RET | BPF_K
-                jt: 0,
-                jf: 0,
-                k: options.snaplen,
-            }],
+        let program = accepting_program(options);
+        // A socket that joins a fanout group takes nothing until it has joined (between its
+        // bind and its join it would see every frame, the group's members seeing them too):
+        // its filter refuses everything until then.
+        let refuse_all = [libc::sock_filter {
+            code: 0x06, // BPF_RET | BPF_K: keep 0 octets
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let first = if fanout.is_some() {
+            &refuse_all[..]
+        } else {
+            &program[..]
         };
-        attach_filter(&fd, &program)
+        attach_filter(&fd, first)
             .map_err(|e| open_error(name, "cannot attach the filter in the kernel", e))?;
         let ring = Ring::new(&fd, options.ring_blocks)
             .map_err(|e| open_error(name, "cannot map a receive ring", e))?;
         promiscuous(&fd, ifindex)
             .map_err(|e| open_error(name, "cannot set promiscuous mode", e))?;
         bind(&fd, ifindex).map_err(|e| open_error(name, "cannot bind to it", e))?;
+        if let Some(group) = fanout {
+            // (A socket joins only once bound.)
+            *group = Some(
+                join_fanout(&fd, *group)
+                    .map_err(|e| open_error(name, "cannot join a PACKET_FANOUT group", e))?,
+            );
+            // (Its real filter comes once every member has joined: see `open_fanout`.)
+        }
         Ok(LiveSource {
             ring,
             fd,
@@ -192,6 +251,20 @@ impl LiveSource {
             failed: None,
             dropped: Cell::new(0),
         })
+    }
+}
+
+/// The filter a socket takes frames with: `--filter`'s program, or every frame cut to the
+/// snap length.
+fn accepting_program(options: &LiveOptions) -> Vec<libc::sock_filter> {
+    match &options.program {
+        Some(p) => p.clone(),
+        None => vec![libc::sock_filter {
+            code: 0x06, // BPF_RET | BPF_K
+            jt: 0,
+            jf: 0,
+            k: options.snaplen,
+        }],
     }
 }
 
@@ -482,6 +555,86 @@ impl PacketSource for LiveSource {
             .set(self.dropped.get() + kernel_drops(&self.fd).unwrap_or(0));
         self.dropped.get()
     }
+}
+
+/// How a fanout group shares frames out: `PACKET_FANOUT_HASH`, the kernel's flow hash
+/// (`fanout_demux_hash`: `__skb_get_hash_symmetric`, symmetric since Linux 4.7, when
+/// eb70db875671 "packet: Use symmetric hash for PACKET_FANOUT_HASH" replaced `skb_get_hash`,
+/// which takes the NIC's RSS hash where there is one). Two holes were fixed later: its
+/// `__flow_hash_consistentify` put IPv4 addresses in order by a signed difference, so two
+/// addresses exactly 2^31 apart went two ways (64ae13ed4784, Linux 6.0 and 5.10+ stable,
+/// 2022); and it stopped at an IPv6 flow label, hashing such packets without ports, so a flow
+/// labelled in one direction only went two ways (a5e2151ff9d5, Linux 6.6 and 5.10+ stable,
+/// 2023). tests/workers_fanout.rs checks both on the running kernel. With
+/// `PACKET_FANOUT_FLAG_DEFRAG`: IPv4
+/// fragments are reassembled by the kernel before the hash (the socket gets the datagram
+/// whole, as one frame), so a fragmented datagram goes where its flow goes. The hash covers
+/// the addresses, the protocol and the ports; IPv6 fragments are not reassembled, and hash
+/// without ports (all of a datagram's fragments go the same way, maybe not its flow's).
+pub const FANOUT_MODE: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+
+/// The oldest kernel whose fanout hash is symmetric ([`FANOUT_MODE`]): 4.7.
+pub const FANOUT_SYMMETRIC_SINCE: (u32, u32) = (4, 7);
+
+/// The oldest kernel whose fanout hash is symmetric without the holes [`FANOUT_MODE`] tells
+/// of (stable kernels from 5.10 on may have the fixes: the version cannot say).
+pub const FANOUT_FULLY_SYMMETRIC_SINCE: (u32, u32) = (6, 6);
+
+/// The running kernel's version (major, minor), from its release string (as `uname -r`).
+pub fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Join the bound socket `fd` to fanout group `group`, or to a new group whose id the kernel
+/// picks, unused by any other process (`PACKET_FANOUT_FLAG_UNIQUEID`, Linux 4.5; before it,
+/// an id made of our process id); the group's id.
+fn join_fanout(fd: &OwnedFd, group: Option<u16>) -> io::Result<u16> {
+    let join = |id: u16, flags: u32| {
+        set_packet_option(
+            fd,
+            libc::PACKET_FANOUT,
+            &(u32::from(id) | ((FANOUT_MODE | flags) << 16)),
+        )
+    };
+    if let Some(id) = group {
+        join(id, 0)?;
+        return Ok(id);
+    }
+    match join(0, libc::PACKET_FANOUT_FLAG_UNIQUEID) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // An older kernel: an id of our own (a group of that id on another interface or
+            // of another mode is refused, and then so is the capture).
+            let id = (std::process::id() & 0xffff) as u16;
+            join(id, 0)?;
+            return Ok(id);
+        }
+        Err(e) => return Err(e),
+    }
+    let mut value: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live, initialised and writable for the call, and `len` is
+    // the size of `value`; `fd` is an open packet socket.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            (&mut value as *mut u32).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // (The id is the low 16 bits; the mode and flags above them.)
+    Ok((value & 0xffff) as u16)
 }
 
 /// Bind the packet socket to one interface (every protocol).

@@ -109,6 +109,12 @@ pub trait PacketSource {
         0
     }
 
+    /// When several readers share the input (one socket per worker of a fanout group): each
+    /// one's frames read and frames dropped by the kernel, in order; empty otherwise.
+    fn per_reader(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+
     /// Total size of the underlying file when known (a regular file; compressed size for gzip),
     /// to set against [`position`](PacketSource::position) in a progress bar.
     fn len_hint(&self) -> Option<u64> {

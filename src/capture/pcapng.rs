@@ -85,6 +85,12 @@ impl Interface {
     #[inline]
     fn timestamp(&self, high: u32, low: u32) -> Timestamp {
         let raw = (u64::from(high) << 32) | u64::from(low);
+        if let (TsUnit::NanosPerUnit(n), 0) = (self.unit, self.offset_secs) {
+            // The usual case (micro- or nanoseconds, no offset) in 64 bits.
+            if let Some(ns) = raw.checked_mul(n) {
+                return Timestamp(ns);
+            }
+        }
         let mut ns = self.unit.to_nanos(raw) as i128;
         if self.offset_secs != 0 {
             ns += i128::from(self.offset_secs) * 1_000_000_000;
@@ -145,6 +151,59 @@ impl PcapngReader {
             Some(None) => Ok(reader),
             _ => Err(malformed(at, "no section header block at the start")),
         }
+    }
+
+    /// Whether the next block is an Enhanced Packet Block wholly in the buffer: nearly every
+    /// block of a capture is one, and this is the check the reading loop makes per packet.
+    #[inline]
+    fn plain_packet_whole(&self) -> bool {
+        let b = self.buf.available();
+        let Some(head) = b.first_chunk::<8>() else {
+            return false;
+        };
+        let e = self.section.endian;
+        e.u32(word(head, 0)) == EPB_TYPE && e.u32(word(head, 4)) as usize <= b.len()
+    }
+
+    /// The common case, read in one go: an Enhanced Packet Block wholly in the buffer, on a
+    /// described interface, with every length check of [`read_block`](Self::read_block)
+    /// passing. Anything else (another block, a damaged one, the buffer's end) is `None` and
+    /// goes the general way, which reads it or says what is wrong with it.
+    #[inline]
+    fn plain_packet(&mut self) -> Option<(PacketAt, usize)> {
+        let b = self.buf.available();
+        let head = b.first_chunk::<28>()?;
+        let e = self.section.endian;
+        let total_len = e.u32(word(head, 4));
+        if e.u32(word(head, 0)) != EPB_TYPE
+            || total_len % 4 != 0
+            || !(32..=MAX_BLOCK_LEN).contains(&total_len)
+        {
+            return None;
+        }
+        let total = total_len as usize;
+        let trailer = b.get(total - 4..total)?.first_chunk::<4>()?;
+        if e.u32(*trailer) != total_len {
+            return None;
+        }
+        let iface = self.section.interfaces.get(e.u32(word(head, 8)) as usize)?;
+        let caplen = e.u32(word(head, 20));
+        if caplen > MAX_CAPLEN || caplen as usize > total - 32 {
+            return None;
+        }
+        let ts = iface.timestamp(e.u32(word(head, 12)), e.u32(word(head, 16)));
+        let linktype = iface.linktype;
+        self.section.last_ts = ts;
+        Some((
+            PacketAt {
+                data_start: 8 + 20,
+                caplen: caplen as usize,
+                orig_len: e.u32(word(head, 24)),
+                ts,
+                linktype,
+            },
+            total,
+        ))
     }
 
     /// Reads one block. `Ok(None)`: clean end of input. `Ok(Some(None))`: a non-packet block
@@ -373,6 +432,19 @@ impl Section {
 
 impl PacketSource for PcapngReader {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        if let Some((p, total)) = self.plain_packet() {
+            let block = self.buf.take(total);
+            let data = block
+                .get(p.data_start..p.data_start + p.caplen)
+                .unwrap_or_default();
+            return Ok(Some(Frame {
+                ts: p.ts,
+                linktype: p.linktype,
+                orig_len: p.orig_len,
+                data,
+                ifindex: 0,
+            }));
+        }
         loop {
             let at = self.buf.offset();
             match self.read_block(at)? {
@@ -398,6 +470,9 @@ impl PacketSource for PcapngReader {
     /// The blocks ahead are read in whole up to and including a packet block (other blocks
     /// come before it, such as interface descriptions, are read through).
     fn frame_ready(&self) -> bool {
+        if self.plain_packet_whole() {
+            return true;
+        }
         let mut b = self.buf.available();
         let mut e = self.section.endian;
         while let Some(head) = b.first_chunk::<12>() {

@@ -56,6 +56,7 @@ pub(super) fn ipv4<D: DetailSink>(
     out.ttl = u8_at(b, 8, SHORT)?;
     let tos = u8_at(b, 1, SHORT)?;
     out.ecn = tos & 3;
+    out.tos = tos;
     out.ip_len = ip_len as u32;
     out.ip_header_len = ihl as u32;
     let frag = u16_at(b, 6, SHORT)?;
@@ -170,6 +171,7 @@ pub(super) fn ipv6<D: DetailSink>(
     out.key.set_ipv6(array(b, 8, SHORT)?, array(b, 24, SHORT)?);
     let tos = (u16_at(b, 0, SHORT)? >> 4) as u8;
     out.ecn = tos & 3;
+    out.tos = tos;
     if let Some(d) = d.get() {
         d.tos = tos;
     }

@@ -141,6 +141,10 @@ fn ethertype<D: DetailSink>(
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
                 let tci = u16_at(f, off, SHORT)?;
                 out.key.vlan = tci & 0x0fff;
+                if out.outer_vlan == 0 {
+                    // The first (outermost) tag.
+                    out.outer_vlan = out.key.vlan;
+                }
                 if let Some(d) = d.get() {
                     // The outer two tags (S- and C-tag of Q-in-Q), whole (priority and VID).
                     if let Some(t) = d.vlan_tci.get_mut(usize::from(d.vlan_tags)) {

@@ -207,6 +207,11 @@ pub struct Packet {
     pub tcp: Option<TcpInfo>,
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
+    /// The IPv4 ToS or IPv6 traffic-class octet (DSCP and ECN).
+    pub tos: u8,
+    /// The VLAN id of the outermost tag (the key's `vlan` is the innermost: the same with one
+    /// tag), 0 when untagged.
+    pub outer_vlan: u16,
 }
 
 /// Why a frame was not metered. Each reason has its own counter.
@@ -297,6 +302,8 @@ pub struct ShardKey {
     pub low: [u8; 16],
     pub high: [u8; 16],
     pub vlan: u16,
+    /// 4 or 6.
+    pub ip_version: u8,
 }
 
 /// The [`ShardKey`] of a frame, or `None` when it is not IP (or cut before its addresses): the
@@ -308,14 +315,14 @@ pub fn shard_key(linktype: u32, data: &[u8], scratch: &mut Packet) -> Option<Sha
     let p = scratch;
     p.key.vlan = 0;
     let net = link::decode(linktype, data, p, &mut NoDetails).ok()?;
-    let (a, b) = match net {
+    let (a, b, ip_version) = match net {
         link::Network::V4(off) => {
             let h = data.get(off..off + 20)?;
             let mut a = [0u8; 16];
             let mut b = [0u8; 16];
             a[..4].copy_from_slice(&h[12..16]);
             b[..4].copy_from_slice(&h[16..20]);
-            (a, b)
+            (a, b, 4)
         }
         link::Network::V6(off) => {
             let h = data.get(off..off + 40)?;
@@ -323,7 +330,7 @@ pub fn shard_key(linktype: u32, data: &[u8], scratch: &mut Packet) -> Option<Sha
             let mut b = [0u8; 16];
             a.copy_from_slice(&h[8..24]);
             b.copy_from_slice(&h[24..40]);
-            (a, b)
+            (a, b, 6)
         }
     };
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
@@ -331,6 +338,7 @@ pub fn shard_key(linktype: u32, data: &[u8], scratch: &mut Packet) -> Option<Sha
         low,
         high,
         vlan: p.key.vlan,
+        ip_version,
     })
 }
 
@@ -386,6 +394,7 @@ fn decode_into<D: DetailSink>(
                 *out = Packet {
                     src_mac: out.src_mac,
                     dst_mac: out.dst_mac,
+                    outer_vlan: out.outer_vlan,
                     key: crate::key::FlowKey {
                         vlan: out.key.vlan,
                         ..Default::default()

@@ -80,6 +80,11 @@ impl IpfixFileSink {
         Ok(sink)
     }
 
+    /// Describe `--sampler` in the output (an options record: see [`Encoder::set_sampling`]).
+    pub fn set_sampling(&mut self, spec: &crate::meter::sampling::SamplerSpec) {
+        self.enc.set_sampling(spec);
+    }
+
     fn options(&self) -> OutputOptions {
         OutputOptions {
             lock: self.out.lock,

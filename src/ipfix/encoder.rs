@@ -8,6 +8,7 @@
 
 use super::template::{Dims, Field, TemplateSpec};
 use crate::ie::{self, IeType, InfoElement, Value};
+use crate::meter::sampling::{FlowSampler, Method, SamplerSpec};
 use crate::meter::{FlowRecord, ProcessStats};
 use std::collections::HashMap;
 use std::io;
@@ -21,6 +22,8 @@ const TEMPLATE_SET: u16 = 2;
 const OPTIONS_TEMPLATE_SET: u16 = 3;
 /// Template ID of the statistics options template.
 pub const STATS_TEMPLATE_ID: u16 = 0xD000;
+/// Template ID of the sampling (PSAMP selector) options template.
+pub const SAMPLING_TEMPLATE_ID: u16 = 0xD001;
 
 /// Where finished messages go.
 pub trait MessageSink {
@@ -222,6 +225,10 @@ pub struct Encoder {
     next_id: u16,
     /// The statistics template was announced in this stream.
     stats_sent: bool,
+    /// `--sampler`: the selector options template set and its one record.
+    sampling: Option<(Vec<u8>, Vec<u8>)>,
+    /// The sampling template and record are in this stream.
+    sampling_sent: bool,
     msg: Vec<u8>,
     /// The data set being filled: (template id, offset of its header in `msg`).
     open_set: Option<(u16, usize)>,
@@ -262,6 +269,8 @@ impl Encoder {
             with_plugins: HashMap::new(),
             next_id: FIRST_PLUGIN_TEMPLATE,
             stats_sent: false,
+            sampling: None,
+            sampling_sent: false,
             msg: Vec::with_capacity(max_message),
             open_set: None,
             sequence: 0,
@@ -277,6 +286,17 @@ impl Encoder {
 
     pub fn spec(&self) -> &TemplateSpec {
         &self.spec
+    }
+
+    /// Describe `--sampler` in every stream: an options template (scope selectorId) and one
+    /// record of it, sent before the stream's first record and again with the templates.
+    pub fn set_sampling(&mut self, spec: &SamplerSpec) {
+        self.sampling = Some(sampling_set(spec));
+        self.sampling_sent = false;
+        if !self.msg.is_empty() {
+            // A message already begun (announced templates): the record joins it.
+            let _ = self.put_sampling(0, &mut io::sink());
+        }
     }
 
     /// Data records handed out in complete messages so far in this stream.
@@ -314,6 +334,7 @@ impl Encoder {
             t.sent = false;
         }
         self.stats_sent = false;
+        self.sampling_sent = false;
     }
 
     /// The template set (or options template set) announcing template `id`, if this encoder
@@ -322,6 +343,9 @@ impl Encoder {
     pub fn template_set(&self, id: u16) -> Option<&[u8]> {
         if id == STATS_TEMPLATE_ID {
             return Some(&self.stats_set);
+        }
+        if id == SAMPLING_TEMPLATE_ID {
+            return self.sampling.as_ref().map(|(set, _)| set.as_slice());
         }
         self.compiled
             .iter()
@@ -471,6 +495,9 @@ impl Encoder {
         export_time: u32,
         out: &mut dyn MessageSink,
     ) -> io::Result<()> {
+        if !self.sampling_sent && self.sampling.is_some() {
+            self.put_sampling(export_time, out)?;
+        }
         let (id, needs_template, set_len) = match t.and_then(|t| self.compiled.get(t)) {
             Some(c) => (c.id, !c.sent, c.set.len()),
             None => (STATS_TEMPLATE_ID, !self.stats_sent, self.stats_set.len()),
@@ -510,6 +537,31 @@ impl Encoder {
             self.msg.extend_from_slice(&id.to_be_bytes());
             self.msg.extend_from_slice(&[0, 0]);
         }
+        Ok(())
+    }
+
+    /// The sampling options template and its record, in a message with room for them.
+    fn put_sampling(&mut self, export_time: u32, out: &mut dyn MessageSink) -> io::Result<()> {
+        let Some((set, rec)) = self.sampling.take() else {
+            return Ok(());
+        };
+        let needed = set.len() + 4 + rec.len();
+        if self.msg.is_empty() {
+            self.start_message();
+        } else if self.msg.len() + needed > self.max_message {
+            self.flush(export_time, out)?;
+            self.start_message();
+        }
+        self.close_set();
+        self.msg.extend_from_slice(&set);
+        self.msg
+            .extend_from_slice(&SAMPLING_TEMPLATE_ID.to_be_bytes());
+        self.msg
+            .extend_from_slice(&((4 + rec.len()) as u16).to_be_bytes());
+        self.msg.extend_from_slice(&rec);
+        self.records_in_msg += 1;
+        self.sampling_sent = true;
+        self.sampling = Some((set, rec));
         Ok(())
     }
 
@@ -562,7 +614,54 @@ impl Encoder {
         self.close_set();
         self.msg.extend_from_slice(&self.stats_set);
         self.stats_sent = true;
+        if !self.sampling_sent {
+            // (A message just begun, with a template in it: room for a few dozen octets.)
+            let mut none = io::sink();
+            let _ = self.put_sampling(0, &mut none);
+        }
     }
+}
+
+/// The sampling options template set (scope selectorId) and its record, by RFC 5477's
+/// selector algorithms (RFC 5475 §6.1 numbers):
+/// * `deterministic:N`: 1 Systematic count-based Sampling, samplingPacketInterval 1 and
+///   samplingPacketSpace N − 1 (one packet selected, N − 1 passed over);
+/// * `random:N`: 2 Random n-out-of-N Sampling, samplingSize 1 and samplingPopulation N;
+/// * `hash:N`: 6 Hash-based Filtering, hash output range 0..2^32 − 1, selected range
+///   0..⌊2^32 / N⌋ − 1, hashInitialiserValue (BOB over the flow key: see `sampling`).
+fn sampling_set(spec: &SamplerSpec) -> (Vec<u8>, Vec<u8>) {
+    let n = u64::from(spec.n);
+    let mut fields: Vec<(u16, u16, u64)> = vec![(302, 8, 1)];
+    match spec.method {
+        Method::Deterministic => fields.extend([(304, 2, 1), (305, 4, 1), (306, 4, n - 1)]),
+        Method::Random => fields.extend([(304, 2, 2), (309, 4, 1), (310, 4, n)]),
+        Method::Hash => {
+            let f = FlowSampler::new(spec.n, spec.key as u32);
+            fields.extend([
+                (304, 2, 6),
+                (329, 8, 0),
+                (330, 8, u64::from(u32::MAX)),
+                (331, 8, 0),
+                (332, 8, u64::from(f.selected_max())),
+                (334, 8, u64::from(f.init())),
+            ]);
+        }
+    }
+    let mut set = Vec::new();
+    set.extend_from_slice(&OPTIONS_TEMPLATE_SET.to_be_bytes());
+    set.extend_from_slice(&[0, 0]);
+    set.extend_from_slice(&SAMPLING_TEMPLATE_ID.to_be_bytes());
+    set.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+    set.extend_from_slice(&1u16.to_be_bytes()); // scope field count: selectorId
+    let mut rec = Vec::new();
+    for (id, len, v) in fields {
+        set.extend_from_slice(&id.to_be_bytes());
+        set.extend_from_slice(&len.to_be_bytes());
+        rec.extend_from_slice(&v.to_be_bytes()[8 - usize::from(len)..]);
+    }
+    let l = set.len() as u16;
+    set[2..4].copy_from_slice(&l.to_be_bytes());
+    (set, rec)
 }
 
 fn push_field_spec(set: &mut Vec<u8>, ie: &InfoElement, reverse: bool, len: u16) {

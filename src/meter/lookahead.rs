@@ -99,6 +99,12 @@ impl Lookahead {
         &self.meter
     }
 
+    /// Count a packet `--sampler hash` passed over before it was queued (see
+    /// [`Meter::sampled_out`]).
+    pub fn pass_over(&mut self) {
+        self.meter.stats.unsampled += 1;
+    }
+
     /// Where to decode the next packet (the ring entry after the newest).
     #[inline]
     pub fn next_packet(&mut self) -> &mut Packet {

@@ -6,6 +6,7 @@ pub mod ext;
 mod flow;
 mod frag;
 mod index;
+mod keys;
 mod lookahead;
 pub mod plugin;
 #[cfg(test)]
@@ -13,18 +14,22 @@ mod plugin_tests;
 mod pool;
 mod prefetch;
 mod record;
+pub mod sampling;
 mod stream;
 mod table;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod timeouts;
 mod transport;
 
 pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
+pub use keys::{KeyPolicy, PortRule, PrefixRule, TrackLevel};
 pub use lookahead::Lookahead;
 pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
+pub use timeouts::ProtoTimeouts;
 
 use crate::decode::{Details, FragInfo, Packet};
 use crate::time::Timestamp;
@@ -42,11 +47,19 @@ pub const MAX_FLOWS: usize = table::MAX_SLOTS;
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterConfig {
-    /// A flow with no packet for longer than this ends (reason idle).
+    /// A flow with no packet for longer than this ends (reason idle), unless `timeouts`
+    /// gives its protocol another (softflowd's `general`).
     pub idle_timeout_ms: u64,
     /// A flow longer than this is closed and continued in a new record (reason active),
-    /// keeping its flowId.
+    /// keeping its flowId (softflowd's `maxlife`; `u64::MAX`: never).
     pub active_timeout_ms: u64,
+    /// Idle timeouts by protocol, TCP linger after a RST or a close, the expiry interval.
+    pub timeouts: ProtoTimeouts,
+    /// `--sampler hash:N`: only the flows this chooses are metered (by their key).
+    pub flow_sampler: Option<sampling::FlowSampler>,
+    /// Flows are aggregates, not connections ([`KeyPolicy::merges_connections`]): a TCP
+    /// close does not end one, nor does a SYN split it.
+    pub aggregated: bool,
     /// At most this many flows in memory; the least recently seen is evicted (reason 5).
     /// 0 = no limit but [`MAX_FLOWS`].
     pub max_flows: usize,
@@ -88,6 +101,9 @@ impl Default for MeterConfig {
         MeterConfig {
             idle_timeout_ms: 30_000,
             active_timeout_ms: 300_000,
+            timeouts: ProtoTimeouts::default(),
+            flow_sampler: None,
+            aggregated: false,
             max_flows: 1 << 20,
             max_frags: 1 << 18,
             silk_compatible: false,
@@ -102,7 +118,8 @@ impl Default for MeterConfig {
 /// What the meter has counted so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MeterStats {
-    /// Packets handed to the meter (fragments included).
+    /// Packets metered (fragments included; not those `--sampler hash` passed over, which
+    /// `unsampled` counts).
     pub packets: u64,
     pub flows_created: u64,
     pub records_emitted: u64,
@@ -117,6 +134,8 @@ pub struct MeterStats {
     pub flush_events: u64,
     /// Flows removed without a record (`qofctl delete-all`, `exit`).
     pub flows_deleted: u64,
+    /// Packets of flows `--sampler hash:N` did not choose (not in any record).
+    pub unsampled: u64,
 }
 
 impl MeterStats {
@@ -132,6 +151,7 @@ impl MeterStats {
         self.assembled_datagrams += o.assembled_datagrams;
         self.flush_events = self.flush_events.max(o.flush_events);
         self.flows_deleted += o.flows_deleted;
+        self.unsampled += o.unsampled;
     }
 }
 
@@ -209,6 +229,8 @@ pub struct Meter {
     stats: MeterStats,
     /// Reused buffer for the slots of flows found idle.
     scratch: Vec<Slot>,
+    /// The next second of packet time at which idle flows are looked for (`expint`).
+    next_sweep_sec: u64,
 }
 
 impl Meter {
@@ -220,7 +242,10 @@ impl Meter {
     pub fn with_plugins(cfg: MeterConfig, plugins: PluginSet) -> Self {
         Meter {
             plugins,
-            table: FlowTable::new(cfg.idle_timeout_ms / 1000),
+            table: FlowTable::new(timeouts::IdlePolicy::new(
+                cfg.idle_timeout_ms,
+                &cfg.timeouts,
+            )),
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
             pending: VecDeque::new(),
@@ -233,6 +258,7 @@ impl Meter {
             tcp: cfg.tcp.any().then(|| TcpTable::new(cfg.tcp)),
             stats: MeterStats::default(),
             scratch: Vec::new(),
+            next_sweep_sec: 0,
             cfg,
         }
     }
@@ -312,7 +338,24 @@ impl Meter {
 
     /// Account one decoded packet captured at `ts`.
     pub fn handle_packet(&mut self, ts: Timestamp, pkt: &Packet) {
+        if self.sampled_out(pkt) {
+            return;
+        }
         self.meter_packet(ts, pkt, None, None);
+    }
+
+    /// `--sampler hash:N` passes over the packet (counted): its key is not chosen. For an
+    /// unfragmented packet only: a fragment's key is known once its datagram's first fragment
+    /// is (see `handle_fragment`). [`Lookahead`]'s caller asks before it queues a packet.
+    #[inline]
+    pub fn sampled_out(&mut self, pkt: &Packet) -> bool {
+        match &self.cfg.flow_sampler {
+            Some(s) if pkt.frag.is_none() && !s.keep(&pkt.key) => {
+                self.stats.unsampled += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Account one decoded packet captured at `ts`, with the header facts only plugins use
@@ -325,6 +368,9 @@ impl Meter {
         details: &Details,
         payload: &[u8],
     ) {
+        if self.sampled_out(pkt) {
+            return;
+        }
         self.meter_packet(ts, pkt, Some((details, payload)), None);
     }
 
@@ -425,17 +471,29 @@ impl Meter {
         let new_second = now_ms / 1000 != self.clock_ms / 1000;
         self.clock_ms = now_ms;
         if new_second {
-            let idle = self.cfg.idle_timeout_ms;
-            let mut expired = std::mem::take(&mut self.scratch);
-            self.table
-                .expire_idle(now_ms, idle, |slot| expired.push(slot));
-            for &slot in &expired {
-                self.end_later(slot, end_reason::IDLE);
-            }
-            expired.clear();
-            self.scratch = expired;
-            self.frags.expire(now_ms);
+            self.sweep(now_ms);
         }
+    }
+
+    /// A new second of packet time: end the flows past their idle timeout (every `expint`
+    /// seconds) and forget stale fragments.
+    #[inline(never)]
+    fn sweep(&mut self, now_ms: u64) {
+        let now_sec = now_ms / 1000;
+        if now_sec < self.next_sweep_sec {
+            return;
+        }
+        let every = self.cfg.timeouts.expint_secs.max(1);
+        self.next_sweep_sec = (now_sec / every + 1) * every;
+        let mut expired = std::mem::take(&mut self.scratch);
+        self.table.expire_idle(now_ms, |slot| expired.push(slot));
+        for &slot in &expired {
+            let reason = self.table.policy().idle_reason(self.table.flow(slot));
+            self.end_later(slot, reason);
+        }
+        expired.clear();
+        self.scratch = expired;
+        self.frags.expire(now_ms);
     }
 
     /// Ask for the cache lines of the TCP state (for a TCP packet) or the transport counters
@@ -520,10 +578,29 @@ impl Meter {
             );
         }
         if ended || plugin_end {
-            // Nothing follows in this call, and the next one settles it first: the record can
-            // be made when it is polled, straight into the caller's hands.
-            self.end_later(slot, end_reason::END_OF_FLOW);
+            if !plugin_end && self.cfg.aggregated {
+                // An aggregate is not a connection: it goes on.
+                return;
+            }
+            // A connection that ended may linger (`tcp.rst`, `tcp.fin`): its later packets
+            // join its record until its linger timeout passes.
+            if plugin_end || !self.linger(slot) {
+                // Nothing follows in this call, and the next one settles it first: the record
+                // can be made when it is polled, straight into the caller's hands.
+                self.end_later(slot, end_reason::END_OF_FLOW);
+            }
         }
+    }
+
+    /// Keep a TCP flow whose connection has just ended, if its linger timeout says so, on the
+    /// wheel at its new (shorter) deadline. False when it must end now.
+    #[inline(never)]
+    fn linger(&mut self, slot: Slot) -> bool {
+        if !self.table.policy().lingers(self.table.flow(slot)) {
+            return false;
+        }
+        self.table.reschedule(slot);
+        true
     }
 
     /// Show the plugins a packet of the flow in `slot` before the flow counts it: attach them
@@ -576,6 +653,12 @@ impl Meter {
         (slot, view.reverse, end)
     }
 
+    /// Flows are connections (no aggregation): a SYN may start a new one.
+    #[cold]
+    fn connections(&self) -> bool {
+        !self.cfg.aggregated
+    }
+
     /// Apply the active and idle timeouts and counter limits to an existing flow before a new
     /// packet joins it; returns the slot the packet belongs to (a continuation when the old
     /// flow was closed).
@@ -591,7 +674,7 @@ impl Meter {
         let opening = pkt.tcp.is_some_and(|t| t.flags & 0x12 == 0x02);
         let d = if reverse { &f.rev } else { &f.fwd };
         let only_syns = d.packets > 0 && d.initial_flags == 0x02 && d.union_flags & !0x02 == 0;
-        if opening && !only_syns {
+        if opening && !only_syns && self.connections() {
             // A SYN on ports whose flow has carried more than SYNs in this direction is a new
             // connection (stray last packets of the old one, or a port reused before the idle
             // timeout): that record ends, and the SYN starts a new flow. (A repeated SYN of a
@@ -600,9 +683,13 @@ impl Meter {
             let ts = Timestamp::from_millis(now_ms);
             return (self.new_flow(ts, pkt, None), Side::Forward);
         }
-        if now_ms.saturating_sub(f.end_ms()) > self.cfg.idle_timeout_ms {
+        let idle_for = now_ms.saturating_sub(f.end_ms());
+        // (The shortest timeout first: a flow within it, as nearly every one is, needs no
+        // lookup of its own.)
+        if idle_for > self.table.policy().min_ms() && idle_for > self.table.idle_ms(slot) {
             // Idle, and the wheel has not swept it yet: it ends; the packet starts a new flow.
-            self.close(slot, end_reason::IDLE);
+            let reason = self.table.policy().idle_reason(f);
+            self.close(slot, reason);
             let ts = Timestamp::from_millis(now_ms);
             return (self.new_flow(ts, pkt, None), Side::Forward);
         }
@@ -678,6 +765,27 @@ impl Meter {
         let share = pkt.ip_len.saturating_sub(pkt.ip_header_len);
         let first = frag.offset == 0;
         let d = self.frags.note(fk, now_ms, frag.offset, share, frag.more);
+        // `--sampler hash`: the datagram's flow decides, once its first fragment has shown it;
+        // fragments held for it go with it.
+        let key = if first {
+            Some(d.key.unwrap_or(pkt.key))
+        } else {
+            d.key
+        };
+        if let (Some(s), Some(k)) = (&self.cfg.flow_sampler, key) {
+            if !s.keep(&k) {
+                let held = std::mem::take(&mut d.held);
+                d.key.get_or_insert(k);
+                // (Counted as metered when they came: they were not.)
+                let n = 1 + u64::from(held.packets);
+                self.stats.unsampled += n;
+                self.stats.packets = self.stats.packets.saturating_sub(n);
+                if self.frags_complete(&fk) {
+                    self.frags.finish(&fk);
+                }
+                return;
+            }
+        }
         if first && d.key.is_none() {
             d.key = Some(pkt.key);
             let held = std::mem::take(&mut d.held);

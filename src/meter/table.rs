@@ -7,13 +7,16 @@
 //! * Idle expiry uses a wheel of one-second slots, each an intrusive doubly-linked list through
 //!   the flows themselves. A flow is put on the wheel once, at creation, for `end + idle`; when
 //!   its slot comes round the wheel checks the flow's real last-seen time and moves it on if it
-//!   was active meanwhile (retina's scheme). So the per-packet path never touches any flow but
+//!   was active meanwhile (retina's scheme). The idle timeout is the flow's own (by protocol
+//!   and TCP state: [`IdlePolicy`]); a flow whose timeout becomes shorter (a TCP connection
+//!   that ended and lingers) is moved to its new slot at once ([`FlowTable::reschedule`]). So the per-packet path never touches any flow but
 //!   its own, each flow is looked at about once per idle period, and a flow that closes leaves
 //!   the wheel at once (nothing stale is kept).
 //! * The hash seed is random per table: flow keys are attacker-controlled.
 
 use super::flow::Flow;
 use super::index::Index;
+use super::timeouts::IdlePolicy;
 use crate::key::FlowKey;
 use foldhash::fast::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -85,13 +88,20 @@ fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
         | u64::from(key.proto) << 32
         | u64::from(key.ip_version) << 40
         | u64::from(key.vlan) << 48;
-    // (The interface is mixed in rather than hashed as a sixth word: it is 0 for files.)
-    let tail = tail ^ u64::from(key.ingress).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // (The interface and the optional fields, one word, are mixed in rather than hashed as
+    // a sixth word: they are 0 for files and by default.)
+    let extra = u64::from(key.ingress) | u64::from(key.extra) << 32;
+    let tail = tail ^ extra.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut h = hasher.build_hasher();
     for w in [lo.0, lo.1, hi.0, hi.1, tail] {
         h.write_u64(w);
     }
     h.finish()
+}
+
+/// The second in which a flow last seen at `end_ms` passes an idle timeout of `idle_ms`.
+fn deadline_sec(end_ms: u64, idle_ms: u64) -> u64 {
+    (end_ms + idle_ms) / 1000 + 1
 }
 
 /// Flows per slab chunk. The slab grows a chunk at a time and never moves a flow: a growing
@@ -155,13 +165,17 @@ pub(crate) struct FlowTable {
     wheel: Vec<Slot>,
     /// The wheel has processed every second before this one.
     wheel_sec: u64,
-    idle_secs: u64,
+    idle: IdlePolicy,
 }
 
 impl FlowTable {
-    pub fn new(idle_secs: u64) -> Self {
-        // Slots for every deadline up to idle + 2 s ahead, rounded up to a power of two.
-        let slots = (idle_secs + 2).next_power_of_two().min(MAX_WHEEL_SLOTS) as usize;
+    pub fn new(idle: IdlePolicy) -> Self {
+        // Slots for every deadline up to the longest idle timeout + 2 s ahead, rounded up to a
+        // power of two (a deadline further out wraps round: see `MAX_WHEEL_SLOTS`).
+        let idle_secs = idle.max_ms() / 1000;
+        let slots = (idle_secs.min(MAX_WHEEL_SLOTS) + 2)
+            .next_power_of_two()
+            .min(MAX_WHEEL_SLOTS) as usize;
         FlowTable {
             flows: Slab {
                 chunks: Vec::new(),
@@ -173,8 +187,18 @@ impl FlowTable {
             live: 0,
             wheel: vec![NIL; slots],
             wheel_sec: 0,
-            idle_secs,
+            idle,
         }
+    }
+
+    /// The idle timeout of the flow in `slot` now.
+    #[inline]
+    pub fn idle_ms(&self, slot: Slot) -> u64 {
+        self.idle.idle_ms(&self.flows[slot as usize])
+    }
+
+    pub fn policy(&self) -> &IdlePolicy {
+        &self.idle
     }
 
     pub fn len(&self) -> usize {
@@ -276,9 +300,19 @@ impl FlowTable {
         self.index
             .insert(hash, slot, slot_hash(&self.flows, &self.hasher));
         self.live += 1;
-        let due = self.deadline_sec(end_ms).max(self.wheel_sec);
+        let idle_ms = self.idle.idle_ms(&self.flows[slot as usize]);
+        let due = deadline_sec(end_ms, idle_ms).max(self.wheel_sec);
         self.link(slot, due);
         slot
+    }
+
+    /// Move the flow in `slot` to the wheel slot of its deadline now (its timeout has become
+    /// shorter: an ended TCP connection that lingers). O(1).
+    pub fn reschedule(&mut self, slot: Slot) {
+        let f = &self.flows[slot as usize];
+        let due = deadline_sec(f.end_ms(), self.idle.idle_ms(f)).max(self.wheel_sec);
+        self.unlink(slot);
+        self.link(slot, due);
     }
 
     /// Remove a flow and return it.
@@ -293,10 +327,6 @@ impl FlowTable {
         self.free_head = slot;
         self.live -= 1;
         flow
-    }
-
-    fn deadline_sec(&self, end_ms: u64) -> u64 {
-        end_ms / 1000 + self.idle_secs + 1
     }
 
     fn wheel_index(&self, sec: u64) -> usize {
@@ -342,9 +372,9 @@ impl FlowTable {
         f.wheel_next = NIL;
     }
 
-    /// Advance the wheel to `now_ms`, passing every flow idle for longer than `idle_ms` to
-    /// `expire`; the caller must `remove` each. Flows active meanwhile are rescheduled.
-    pub fn expire_idle(&mut self, now_ms: u64, idle_ms: u64, mut expire: impl FnMut(Slot)) {
+    /// Advance the wheel to `now_ms`, passing every flow idle for longer than its idle timeout
+    /// to `expire`; the caller must `remove` each. Flows active meanwhile are rescheduled.
+    pub fn expire_idle(&mut self, now_ms: u64, mut expire: impl FnMut(Slot)) {
         let now_sec = now_ms / 1000;
         if self.wheel_sec == 0 {
             self.wheel_sec = now_sec;
@@ -359,12 +389,14 @@ impl FlowTable {
             // less than a turn away), so the walk sees each flow once.
             let mut cur = self.wheel[w];
             while cur != NIL {
-                let next = self.flows[cur as usize].wheel_next;
-                let end_ms = self.flows[cur as usize].end_ms();
+                let f = &self.flows[cur as usize];
+                let next = f.wheel_next;
+                let end_ms = f.end_ms();
+                let idle_ms = self.idle.idle_ms(f);
                 if now_ms.saturating_sub(end_ms) > idle_ms {
                     expire(cur);
                 } else {
-                    let due = self.deadline_sec(end_ms).max(sec + 1);
+                    let due = deadline_sec(end_ms, idle_ms).max(sec + 1);
                     if self.wheel_index(due) != w {
                         self.unlink(cur);
                         self.link(cur, due);
@@ -388,9 +420,9 @@ impl FlowTable {
             let w = self.wheel_index(sec);
             let mut cur = self.wheel[w];
             while cur != NIL {
-                let next = self.flows[cur as usize].wheel_next;
-                let end_ms = self.flows[cur as usize].end_ms();
-                let due = self.deadline_sec(end_ms);
+                let f = &self.flows[cur as usize];
+                let next = f.wheel_next;
+                let due = deadline_sec(f.end_ms(), self.idle.idle_ms(f));
                 if due <= sec || self.wheel_index(due) == w {
                     return Some(cur);
                 }

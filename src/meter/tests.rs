@@ -707,3 +707,43 @@ fn flows_in_memory_are_listed_expired_or_deleted_on_request() {
 fn a_flow_is_112_bytes() {
     assert_eq!(std::mem::size_of::<flow::Flow>(), 112);
 }
+
+#[test]
+fn hash_sampling_takes_or_leaves_a_fragmented_datagram_whole() {
+    // Two UDP flows, each a datagram in three fragments, the last two arriving before the
+    // first: the flow sampler decides by the first fragment's key, and the fragments held
+    // for it go with it.
+    let flows: Vec<FlowKey> = (0..40u16)
+        .map(|i| v4(A, 5000 + i, B, 53, proto::UDP))
+        .collect();
+    let n = 4;
+    let sampler = crate::meter::sampling::FlowSampler::new(n, 99);
+    let cfg = MeterConfig {
+        flow_sampler: Some(sampler),
+        ..MeterConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    for (i, &k) in flows.iter().enumerate() {
+        let portless = FlowKey {
+            src_port: 0,
+            dst_port: 0,
+            ..k
+        };
+        let (id, t) = (i as u32, i as u64 * 10);
+        h.at(t, frag(portless, id, 2960, false, 100));
+        h.at(t + 1, frag(portless, id, 1480, true, 1480));
+        h.at(t + 2, frag(k, id, 0, true, 1480));
+    }
+    let kept: Vec<&FlowKey> = flows.iter().filter(|k| sampler.keep(k)).collect();
+    assert!(!kept.is_empty() && kept.len() < flows.len());
+    let stats = h.m.stats();
+    let recs = h.finish();
+    assert_eq!(recs.len(), kept.len());
+    for r in &recs {
+        assert!(sampler.keep(&r.key));
+        assert_eq!(r.fwd.packets, 3, "every fragment of a chosen datagram");
+    }
+    assert_eq!(stats.packets, 3 * kept.len() as u64);
+    assert_eq!(stats.unsampled, 3 * (flows.len() - kept.len()) as u64);
+    assert_eq!(stats.expired_fragments, 0);
+}

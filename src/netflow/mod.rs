@@ -21,8 +21,9 @@
 //!   count datagrams (RFC 3954 §5.1), so a collector can count what it missed.
 //! * Every uniflow is either in exactly one datagram (v5 may split an oversized one into
 //!   several records, see [`v5`]) or counted in [`Counters::not_carried`].
-//! * qof does not sample: v5 headers say sampling interval 0 (unsampled) and v9 announces
-//!   interval 1 (every packet) in an options record.
+//! * Without `--sampler`, v5 headers say sampling interval 0 (unsampled) and v9 announces
+//!   interval 1 (every packet) in an options record; with it, both carry its mode and N.
+//!   Counts are never scaled.
 
 pub mod v1;
 pub mod v5;
@@ -64,6 +65,10 @@ pub struct Settings {
     pub template_refresh_ms: u64,
     /// v9: and every this many datagrams (ipt-netflow's refresh-rate; 0 = by time only).
     pub template_refresh_datagrams: u32,
+    /// `--sampler`: (mode, interval N), mode 1 deterministic, 2 random; `None` = every
+    /// packet. v5 puts it in its header (2 bits of mode, 14 of interval), v9 in its options
+    /// record (SAMPLING_ALGORITHM, SAMPLING_INTERVAL).
+    pub sampling: Option<(u8, u32)>,
 }
 
 impl Default for Settings {
@@ -75,6 +80,7 @@ impl Default for Settings {
             source_id: 0,
             template_refresh_ms: 60_000,
             template_refresh_datagrams: 0,
+            sampling: None,
         }
     }
 }

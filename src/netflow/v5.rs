@@ -26,6 +26,8 @@ pub struct V5Encoder {
     /// Records sent before the buffered ones (the header's flow_sequence).
     sequence: u32,
     held_since_ms: Option<u64>,
+    /// The header's sampling_interval field.
+    sampling: u16,
 }
 
 impl V5Encoder {
@@ -35,6 +37,10 @@ impl V5Encoder {
         V5Encoder {
             engine_type: settings.engine_type,
             engine_id: settings.engine_id,
+            // Mode in the top 2 bits, interval in the low 14 (N is at most 16383 with v5).
+            sampling: settings.sampling.map_or(0, |(mode, n)| {
+                u16::from(mode & 3) << 14 | n.min(0x3fff) as u16
+            }),
             buf,
             count: 0,
             sequence: 0,
@@ -99,7 +105,8 @@ impl V5Encoder {
         h[16..20].copy_from_slice(&self.sequence.to_be_bytes());
         h[20] = self.engine_type;
         h[21] = self.engine_id;
-        // h[22..24]: sampling mode and interval 0 = unsampled (qof meters every packet).
+        // Sampling mode and interval; 0 = unsampled.
+        h[22..24].copy_from_slice(&self.sampling.to_be_bytes());
         self.buf[..HEADER_LEN].copy_from_slice(&h);
         out.send(&self.buf, u32::from(self.count));
         self.sequence = self.sequence.wrapping_add(u32::from(self.count));

@@ -1,8 +1,9 @@
 //! NetFlow v9 (RFC 3954): a 20-octet header, then flowsets: templates, options, data.
 //!
 //! Two data templates, one per address family ([`TEMPLATE_IPV4`], [`TEMPLATE_IPV6`]), and one
-//! options template ([`TEMPLATE_OPTIONS`]) whose single record says the exporter does not
-//! sample. All three open the first datagram and every datagram that starts
+//! options template ([`TEMPLATE_OPTIONS`]) whose single record gives the sampling interval
+//! and algorithm (interval 1 without `--sampler`; with it, a second options template
+//! [`TEMPLATE_OPTIONS_INTERVAL`] repeats the interval alone, which nfdump reads). All three open the first datagram and every datagram that starts
 //! `template_refresh_ms` of packet time after they were last sent, so a collector that
 //! starts late or loses a datagram learns them again. Datagrams never exceed
 //! [`MAX_DATAGRAM`] octets; a record never straddles two. Every record length is a
@@ -20,6 +21,8 @@ pub const MAX_DATAGRAM: usize = 1400;
 pub const TEMPLATE_IPV4: u16 = 256;
 pub const TEMPLATE_IPV6: u16 = 257;
 pub const TEMPLATE_OPTIONS: u16 = 258;
+/// With `--sampler`: SAMPLING_INTERVAL alone, for nfdump (see `begin`).
+pub const TEMPLATE_OPTIONS_INTERVAL: u16 = 259;
 const TEMPLATE_FLOWSET: u16 = 0;
 const OPTIONS_TEMPLATE_FLOWSET: u16 = 1;
 /// Options scope type System (RFC 3954 §6.1).
@@ -330,11 +333,41 @@ impl V9Encoder {
         self.buf.extend_from_slice(&[0, 0]);
         self.buf
             .extend_from_slice(&self.settings.source_id.to_be_bytes());
-        // qof meters every packet: interval 1 (no --sampling option exists to change it).
-        self.buf.extend_from_slice(&1u32.to_be_bytes());
-        self.buf.push(DETERMINISTIC);
+        // Without --sampler qof meters every packet: deterministic, interval 1.
+        let (mode, n) = self.settings.sampling.unwrap_or((DETERMINISTIC, 1));
+        self.buf.extend_from_slice(&n.to_be_bytes());
+        self.buf.push(mode);
         self.count += 1;
         self.end_set(start);
+
+        if self.settings.sampling.is_some() {
+            // The interval again, alone in an options template of its own: nfdump 1.7
+            // registers no sampler from an options template that also holds
+            // SAMPLING_ALGORITHM (its flows stay unsampled), but reads this one.
+            let start = self.buf.len();
+            self.buf
+                .extend_from_slice(&OPTIONS_TEMPLATE_FLOWSET.to_be_bytes());
+            self.buf.extend_from_slice(&[0, 0]);
+            self.buf
+                .extend_from_slice(&TEMPLATE_OPTIONS_INTERVAL.to_be_bytes());
+            self.buf.extend_from_slice(&4u16.to_be_bytes()); // scope length, octets
+            self.buf.extend_from_slice(&4u16.to_be_bytes()); // options length, octets
+            for (ty, len) in [(SCOPE_SYSTEM, 4u16), (SAMPLING_INTERVAL, 4)] {
+                self.buf.extend_from_slice(&ty.to_be_bytes());
+                self.buf.extend_from_slice(&len.to_be_bytes());
+            }
+            self.count += 1;
+            self.end_set(start);
+            let start = self.buf.len();
+            self.buf
+                .extend_from_slice(&TEMPLATE_OPTIONS_INTERVAL.to_be_bytes());
+            self.buf.extend_from_slice(&[0, 0]);
+            self.buf
+                .extend_from_slice(&self.settings.source_id.to_be_bytes());
+            self.buf.extend_from_slice(&n.to_be_bytes());
+            self.count += 1;
+            self.end_set(start);
+        }
     }
 
     /// Pad the flowset that starts at `start` to a 4-octet boundary and write its length.
@@ -402,6 +435,7 @@ mod tests {
             source_id: 0xDEAD_BEEF,
             template_refresh_ms: 10_000,
             template_refresh_datagrams: 0,
+            sampling: None,
         }
     }
 

@@ -900,8 +900,12 @@ impl Exporter {
     ) -> Self {
         let now = Instant::now();
         let refresh = cfg.template_refresh.filter(|d| !d.is_zero());
+        let mut enc = Encoder::new(spec, cfg.observation_domain, max_message, cfg.force_biflow);
+        if let Some(s) = &cfg.sampling {
+            enc.set_sampling(s);
+        }
         Exporter {
-            enc: Encoder::new(spec, cfg.observation_domain, max_message, cfg.force_biflow),
+            enc,
             link,
             peer,
             counters,
@@ -1528,6 +1532,7 @@ mod tests {
             force_biflow: false,
             sockets: Default::default(),
             refresh_messages: None,
+            sampling: None,
         }
     }
 
@@ -1543,6 +1548,7 @@ mod tests {
                 ip_version: 4,
                 vlan: 0,
                 ingress: 0,
+                extra: 0,
             },
             ..FlowRecord::default()
         };

@@ -94,6 +94,8 @@ pub struct NetConfig {
     pub sockets: SocketOptions,
     /// UDP: send the templates again every this many messages too.
     pub refresh_messages: Option<u32>,
+    /// `--sampler`, told in an options record (see [`crate::ipfix::Encoder::set_sampling`]).
+    pub sampling: Option<crate::meter::sampling::SamplerSpec>,
 }
 
 impl NetConfig {
@@ -459,6 +461,7 @@ mod tests {
             force_biflow: false,
             sockets: SocketOptions::default(),
             refresh_messages: None,
+            sampling: None,
         }
     }
 
