@@ -45,6 +45,58 @@ pub enum NetflowVersion {
     V9,
 }
 
+/// Kafka batch compression (`--kafka-compression`), librdkafka's codec names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KafkaCompression {
+    None,
+    Gzip,
+    Snappy,
+    /// The default: fast, and about 4x on JSON flow records.
+    Lz4,
+    Zstd,
+}
+
+impl KafkaCompression {
+    pub fn name(self) -> &'static str {
+        match self {
+            KafkaCompression::None => "none",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::Snappy => "snappy",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Zstd => "zstd",
+        }
+    }
+}
+
+/// SASL mechanisms of `--kafka-sasl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KafkaSasl {
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+    #[value(name = "scram-sha-512")]
+    ScramSha512,
+    /// The password in the clear: only over --tls.
+    Plain,
+}
+
+impl KafkaSasl {
+    /// librdkafka's `sasl.mechanism` value.
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            KafkaSasl::ScramSha256 => "SCRAM-SHA-256",
+            KafkaSasl::ScramSha512 => "SCRAM-SHA-512",
+            KafkaSasl::Plain => "PLAIN",
+        }
+    }
+}
+
+/// Default `--export-timeout`, seconds.
+pub const EXPORT_TIMEOUT: u64 = 5;
+/// Default `--export-timeout` with `--kafka`: a partition's leader may take this long to
+/// move after its broker dies (KRaft's broker session timeout is 9 s by default), and the
+/// records waiting for it are not to be given up meanwhile.
+pub const KAFKA_EXPORT_TIMEOUT: u64 = 30;
+
 /// The default NetFlow collector port (softflowd's and nfcapd's examples use it too).
 pub const NETFLOW_PORT: u16 = 2055;
 
@@ -96,9 +148,9 @@ pub struct Args {
     #[arg(long = "out", value_name = "OUTPUT")]
     pub output: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Ipfix)]
-    pub format: Format,
+    /// Output format: ipfix (the default) or json (the default with --kafka).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 
     /// YAML configuration file (template, timeouts, table limits).
     #[arg(long, value_name = "CONFIG_FILE")]
@@ -239,9 +291,38 @@ pub struct Args {
     /// Network export: how long a collector may take nothing before qof gives up on it:
     /// each connection attempt and TLS handshake, the reading held up by a full queue (then
     /// qof stops with an error), the end of the run waiting for the last records (0 = give
-    /// up at once: what is still held is counted lost).
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub export_timeout: u64,
+    /// up at once: what is still held is counted lost). Default 5, with --kafka 30 (a Kafka
+    /// leader election takes seconds).
+    #[arg(long, value_name = "SECONDS")]
+    pub export_timeout: Option<u64>,
+
+    /// Publish the flow records to Kafka: BROKERS is the bootstrap list (`host:port,...`).
+    /// One record per message (JSON, or IPFIX with --format ipfix), keyed by the flow's
+    /// flowKeyHash; needs --kafka-topic. Only in builds with the `kafka` feature.
+    #[arg(long, value_name = "BROKERS")]
+    pub kafka: Option<String>,
+
+    /// The Kafka topic the records go to.
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+
+    /// Compression of Kafka message batches.
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub kafka_compression: Option<KafkaCompression>,
+
+    /// SASL authentication to the brokers (over TLS with --tls); the user is --kafka-user,
+    /// the password is read from the environment variable QOF_KAFKA_PASSWORD.
+    #[arg(long, value_enum, value_name = "MECHANISM")]
+    pub kafka_sasl: Option<KafkaSasl>,
+
+    /// The SASL user name of --kafka-sasl.
+    #[arg(long, value_name = "USER")]
+    pub kafka_user: Option<String>,
+
+    /// Any other librdkafka producer property, `KEY=VALUE` (e.g. `linger.ms=100`);
+    /// repeatable. Given after qof's own settings, so it overrides them.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    pub kafka_options: Vec<String>,
 
     /// Drop privileges to this user after opening inputs, outputs and sockets (needs root).
     #[arg(long, value_name = "UNPRIVILEGED_USER")]
@@ -268,6 +349,40 @@ pub struct Args {
 
     #[command(flatten)]
     pub ops: OpsArgs,
+}
+
+// The command line of `qofdump` lives here, beside qof's, so that the man pages and shell
+// completions are generated from both (`cargo xtask dist`).
+/// Print IPFIX (RFC 7011) data records as JSON lines, one object per record.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "qofdump", version)]
+pub struct DumpArgs {
+    /// IPFIX files, plain or gzip-compressed; `-` or none reads standard input.
+    pub files: Vec<String>,
+    /// Also print each template as a JSON line `{"@template": {...}}` (and withdrawals).
+    #[arg(long)]
+    pub templates: bool,
+    /// Skip options records (exporter statistics and the like).
+    #[arg(long)]
+    pub no_options: bool,
+    /// Print the enterprise elements qof knows (CERT, QoF, CESNET, Flowmon) as an XML
+    /// registry, for a collector's element file (`ipfixDump --element-file`), and exit.
+    #[arg(long)]
+    pub element_xml: bool,
+    /// Read the records qof published to a Kafka topic instead of files: every partition from
+    /// its first message to its end when qofdump starts (JSON messages as they are, IPFIX
+    /// messages decoded). Only in builds with the `kafka` feature.
+    #[arg(long, value_name = "BROKERS", conflicts_with_all = ["files", "templates", "element_xml"])]
+    pub kafka: Option<String>,
+    /// The topic of --kafka.
+    #[arg(long, value_name = "TOPIC", requires = "kafka")]
+    pub kafka_topic: Option<String>,
+    /// A librdkafka consumer property, `KEY=VALUE` (TLS, SASL); repeatable.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", requires = "kafka")]
+    pub kafka_options: Vec<String>,
+    /// With --kafka: how long the brokers may send nothing before qofdump gives up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "kafka")]
+    pub kafka_timeout: u64,
 }
 
 /// The YAML file's keys (QoF's names). Unknown keys are errors.
@@ -442,6 +557,17 @@ impl Args {
     /// combinations that make no sense: one clear error each.
     pub fn check(&self) -> Result<()> {
         self.check_ops()?;
+        if self.kafka.is_some() {
+            return self.check_kafka();
+        }
+        if self.kafka_topic.is_some()
+            || self.kafka_compression.is_some()
+            || self.kafka_sasl.is_some()
+            || self.kafka_user.is_some()
+            || !self.kafka_options.is_empty()
+        {
+            bail!("--kafka-topic, --kafka-compression, --kafka-sasl, --kafka-user and --kafka-option need --kafka BROKERS");
+        }
         if self.netflow.is_some() {
             return self.check_netflow();
         }
@@ -453,7 +579,7 @@ impl Args {
             if matches!(self.output.as_deref(), None | Some("" | "-")) {
                 bail!("--ipfix {name} needs --out HOST: the collector's host name or address");
             }
-            if self.format != Format::Ipfix {
+            if self.format() != Format::Ipfix {
                 bail!("--ipfix sends IPFIX: it cannot be combined with --format json");
             }
             if self.rotate.is_some() || self.lock {
@@ -495,12 +621,85 @@ impl Args {
         Ok(())
     }
 
+    /// `--kafka`: records to a Kafka topic; file, collector and NetFlow options do not apply.
+    fn check_kafka(&self) -> Result<()> {
+        let brokers = self.kafka.as_deref().unwrap_or_default();
+        if brokers.split(',').any(|b| b.trim().is_empty()) {
+            bail!("--kafka {brokers:?}: expected BROKER[,BROKER...], each host:port");
+        }
+        match self.kafka_topic.as_deref() {
+            None => bail!("--kafka needs --kafka-topic TOPIC"),
+            // Kafka's own rule for topic names.
+            Some(t)
+                if t.is_empty()
+                    || t.len() > 249
+                    || t == "."
+                    || t == ".."
+                    || !t
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c)) =>
+            {
+                bail!("--kafka-topic {t:?}: a topic name is 1-249 characters of a-z, A-Z, 0-9, '.', '_' and '-' (not . or ..)")
+            }
+            Some(_) => {}
+        }
+        if self.netflow.is_some() || self.ipfix.is_some() {
+            bail!(
+                "--kafka is an export of its own: it cannot be combined with --ipfix or --netflow"
+            );
+        }
+        if self.output.is_some() || self.rotate.is_some() || self.lock {
+            bail!(
+                "--out, --rotate and --lock name files: records go to the Kafka topic with --kafka"
+            );
+        }
+        if self.ipfix_port.is_some()
+            || self.template_refresh.is_some()
+            || self.export_rate.is_some()
+        {
+            bail!("--ipfix-port, --template-refresh and --export-rate apply to --ipfix and --netflow, not to --kafka (each Kafka message of IPFIX carries its templates)");
+        }
+        if self.engine_id.is_some() {
+            bail!("--engine-id applies to NetFlow export: give --netflow 5|9");
+        }
+        if !self.tls && (self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some())
+        {
+            bail!("--tls-ca, --tls-cert and --tls-key need --tls");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("--tls-cert and --tls-key go together (a client certificate and its key)");
+        }
+        match (self.kafka_sasl, self.kafka_user.is_some()) {
+            (Some(m), false) => bail!(
+                "--kafka-sasl {}: give --kafka-user USER (the password comes from QOF_KAFKA_PASSWORD)",
+                m.mechanism().to_ascii_lowercase()
+            ),
+            (None, true) => bail!("--kafka-user needs --kafka-sasl scram-sha-256|scram-sha-512|plain"),
+            (Some(KafkaSasl::Plain), _) if !self.tls => {
+                bail!("--kafka-sasl plain sends the password in the clear: give --tls too")
+            }
+            _ => {}
+        }
+        for o in &self.kafka_options {
+            match o.split_once('=') {
+                Some((k, _)) if !k.trim().is_empty() => {}
+                _ => bail!("--kafka-option {o:?}: expected KEY=VALUE (a librdkafka property)"),
+            }
+        }
+        self.check_export()?;
+        if self.become_group.is_some() && self.become_user.is_none() {
+            bail!("--become-group needs --become-user");
+        }
+        log_level(&self.loglevel)?;
+        Ok(())
+    }
+
     /// `--netflow`: a UDP export to `--out HOST`; file, JSON and IPFIX options do not apply.
     fn check_netflow(&self) -> Result<()> {
         if self.ipfix.is_some() {
             bail!("--netflow and --ipfix are two different exports: choose one");
         }
-        if self.format == Format::Json {
+        if self.format == Some(Format::Json) {
             bail!("--netflow writes NetFlow, not --format json: choose one");
         }
         if self.rotate.is_some() {
@@ -537,7 +736,7 @@ impl Args {
             bail!("--export-queue and --export-queue-bytes give the same size: choose one");
         }
         self.export_queue_bytes(MIN_QUEUE_BYTES)?;
-        let network = self.netflow.is_some() || self.ipfix.is_some();
+        let network = self.netflow.is_some() || self.ipfix.is_some() || self.kafka.is_some();
         let udp = self.netflow.is_some()
             || matches!(self.ipfix_transport(), Ok(Some(IpfixTransport::Udp)));
         if !network
@@ -545,7 +744,7 @@ impl Args {
                 || self.export_queue_full.is_some()
                 || self.export_rate.is_some())
         {
-            bail!("--export-queue-bytes, --export-queue-full and --export-rate need --ipfix or --netflow");
+            bail!("--export-queue-bytes, --export-queue-full and --export-rate need --ipfix, --netflow or --kafka");
         }
         if self.export_rate.is_some() && !udp {
             bail!("--export-rate paces UDP export (--ipfix udp, --netflow); TCP, TLS and SCTP follow the collector");
@@ -590,6 +789,24 @@ impl Args {
             return Err(bad());
         }
         usize::try_from(bytes).map_err(|_| bad())
+    }
+
+    /// `--format`, or its default: IPFIX, but JSON for Kafka (one record per message).
+    pub fn format(&self) -> Format {
+        match (self.format, &self.kafka) {
+            (Some(f), _) => f,
+            (None, Some(_)) => Format::Json,
+            (None, None) => Format::Ipfix,
+        }
+    }
+
+    /// `--export-timeout` in seconds, or its default (longer for Kafka).
+    pub fn export_timeout_secs(&self) -> u64 {
+        match (self.export_timeout, &self.kafka) {
+            (Some(s), _) => s,
+            (None, Some(_)) => KAFKA_EXPORT_TIMEOUT,
+            (None, None) => EXPORT_TIMEOUT,
+        }
     }
 
     /// What a full export queue does: `live` input cannot wait.
@@ -924,7 +1141,7 @@ mod tests {
             check_error(&["--ipfix", "tcp", "--out", "h", "--export-rate", "5"])
                 .contains("--export-rate paces UDP export")
         );
-        assert!(check_error(&["--export-rate", "5"]).contains("need --ipfix or --netflow"));
+        assert!(check_error(&["--export-rate", "5"]).contains("need --ipfix, --netflow or --kafka"));
         assert!(check_error(&["--export-queue-full", "drop"]).contains("need --ipfix"));
         let e = check_error(&[
             "--in",

@@ -18,6 +18,34 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
+// The command line of `qofctl` lives here, in the library, so that its man page and shell
+// completions are generated with qof's (`cargo xtask dist`).
+/// Control a running qof (started with --ctl PATH): softflowctl's commands.
+#[derive(clap::Parser, Debug)]
+#[command(name = "qofctl", version, after_help = commands_help())]
+pub struct CtlArgs {
+    /// The control socket qof listens on (its --ctl).
+    #[arg(
+        short = 'c',
+        long = "ctl",
+        value_name = "PATH",
+        default_value = "/run/qof.ctl"
+    )]
+    pub ctl: PathBuf,
+
+    /// The command (see below).
+    #[arg(value_name = "COMMAND")]
+    pub command: String,
+}
+
+fn commands_help() -> String {
+    let mut s = String::from("Commands:\n");
+    for (_, word, what) in Command::ALL {
+        s.push_str(&format!("  {word:<14} {what}\n"));
+    }
+    s
+}
+
 /// softflowctl's commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {

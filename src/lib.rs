@@ -33,3 +33,6 @@ pub mod natevent;
 pub mod netflow;
 pub mod plugins;
 pub mod time;
+
+/// qof's version, as `qof --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

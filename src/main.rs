@@ -18,6 +18,7 @@ use std::time::Instant;
 
 mod engine;
 mod logging;
+mod notify;
 mod privilege;
 mod progress;
 mod service;
@@ -202,6 +203,8 @@ fn run(args: &Args) -> Result<Outcome> {
         None => {}
     }
     sink.start()?;
+    // Input and output are open, privileges dropped: a `Type=notify` service is up.
+    notify::notify("READY=1");
 
     let started = Instant::now();
     let init_millis = std::time::SystemTime::now()
@@ -346,6 +349,7 @@ fn run(args: &Args) -> Result<Outcome> {
         }
     }
     progress.finish();
+    notify::notify("STOPPING=1");
     if service.commanded_stop {
         tracing::warn!("qofctl: stopping input and exporting every flow in memory");
     } else if stop.load(Ordering::Relaxed) {
@@ -775,8 +779,8 @@ fn delivery(r: &qof::export::ExportReport) -> String {
     let lost = format!("{} records lost to the network{overflow}", r.lost);
     if r.acknowledged {
         format!(
-            "{} delivered (acknowledged by the collector's TCP), {lost}",
-            r.delivered
+            "{} delivered (acknowledged by {}), {lost}",
+            r.delivered, r.confirmed_by
         )
     } else if r.lost > 0 {
         format!("{} sent (delivery not confirmed), {lost}", r.delivered)

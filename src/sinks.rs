@@ -28,6 +28,9 @@ pub fn open(
     live: bool,
     sampler: Option<SamplerSpec>,
 ) -> Result<Box<dyn RecordSink>> {
+    if args.kafka.is_some() {
+        return kafka(args, spec, force_biflow, live);
+    }
     if let Some(version) = args.netflow {
         return netflow(args, version, live, sampler);
     }
@@ -39,7 +42,7 @@ pub fn open(
         .as_deref()
         .filter(|p| *p != "-")
         .map(PathBuf::from);
-    match args.format {
+    match args.format() {
         Format::Ipfix => {
             if path.is_none() && std::io::stdout().is_terminal() {
                 bail!("refusing to write binary IPFIX to a terminal: give --out FILE, pipe the output, or use --format json");
@@ -209,7 +212,7 @@ fn open_net(
             })?,
             when_full: args.when_export_full(live),
             rate: args.export_rate(),
-            timeout: std::time::Duration::from_secs(args.export_timeout),
+            timeout: std::time::Duration::from_secs(args.export_timeout_secs()),
             observation_domain: args.observation_domain,
             force_biflow,
             sockets: SocketOptions {
@@ -222,4 +225,64 @@ fn open_net(
         sinks.push(Box::new(IpfixNetSink::open(cfg, spec.clone())?));
     }
     Ok(one_or_all(sinks))
+}
+
+/// `--kafka BROKERS --kafka-topic TOPIC`: one message per record.
+#[cfg(feature = "kafka")]
+fn kafka(
+    args: &Args,
+    spec: &TemplateSpec,
+    force_biflow: bool,
+    live: bool,
+) -> Result<Box<dyn RecordSink>> {
+    use qof::config::{KafkaCompression, MIN_QUEUE_BYTES};
+    use qof::export::kafka::{KafkaConfig, KafkaFormat, KafkaSasl, KafkaSink, KafkaTls};
+    let sasl = match (args.kafka_sasl, &args.kafka_user) {
+        (Some(m), Some(user)) => Some(KafkaSasl {
+            mechanism: m.mechanism(),
+            user: user.clone(),
+            // Not on the command line, where every user's `ps` would show it.
+            password: std::env::var("QOF_KAFKA_PASSWORD").map_err(|_| {
+                anyhow::anyhow!(
+                    "--kafka-sasl: put the password in the environment variable QOF_KAFKA_PASSWORD"
+                )
+            })?,
+        }),
+        _ => None,
+    };
+    let cfg = KafkaConfig {
+        brokers: args.kafka.clone().unwrap_or_default(),
+        topic: args.kafka_topic.clone().unwrap_or_default(),
+        format: match args.format() {
+            Format::Json => KafkaFormat::Json,
+            Format::Ipfix => KafkaFormat::Ipfix,
+        },
+        compression: args
+            .kafka_compression
+            .unwrap_or(KafkaCompression::Lz4)
+            .name(),
+        tls: args.tls.then(|| KafkaTls {
+            ca: args.tls_ca.clone(),
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+        }),
+        sasl,
+        properties: args
+            .kafka_options
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+            .collect(),
+        queue_bytes: args.export_queue_bytes(MIN_QUEUE_BYTES)?,
+        when_full: args.when_export_full(live),
+        timeout: std::time::Duration::from_secs(args.export_timeout_secs()),
+        observation_domain: args.observation_domain,
+        force_biflow,
+    };
+    Ok(Box::new(KafkaSink::open(cfg, spec.clone())?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka(_: &Args, _: &TemplateSpec, _: bool, _: bool) -> Result<Box<dyn RecordSink>> {
+    bail!("--kafka: this qof was built without Kafka support; build it with `cargo build --release --features kafka` (or install the Debian package, which has it)")
 }

@@ -614,6 +614,18 @@ fn natevents_bad_inputs() {
             vec![
                 "--in".into(),
                 "int:lo".into(),
+                "--natevents".into(),
+                "--kafka".into(),
+                "127.0.0.1:9092".into(),
+                "--kafka-topic".into(),
+                "flows".into(),
+            ],
+            "--natevents: NAT event records go to IPFIX or JSON output, not --kafka",
+        ),
+        (
+            vec![
+                "--in".into(),
+                "int:lo".into(),
                 "--yaml".into(),
                 yaml("natevents: maybe\n").into(),
             ],

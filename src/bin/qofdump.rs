@@ -7,29 +7,12 @@
 
 use clap::Parser;
 use flate2::read::MultiGzDecoder;
+use qof::config::DumpArgs as Args;
 use qof::ipfix::decode::{Event, MessageReader, Record, Session, Template};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::ExitCode;
-
-/// Print IPFIX (RFC 7011) data records as JSON lines, one object per record.
-#[derive(Parser, Debug)]
-#[command(name = "qofdump", version)]
-struct Args {
-    /// IPFIX files, plain or gzip-compressed; `-` or none reads standard input.
-    files: Vec<String>,
-    /// Also print each template as a JSON line `{"@template": {...}}` (and withdrawals).
-    #[arg(long)]
-    templates: bool,
-    /// Skip options records (exporter statistics and the like).
-    #[arg(long)]
-    no_options: bool,
-    /// Print the enterprise elements qof knows (CERT, QoF, CESNET, Flowmon) as an XML
-    /// registry, for a collector's element file (`ipfixDump --element-file`), and exit.
-    #[arg(long)]
-    element_xml: bool,
-}
 
 /// A line on standard error. Unlike `eprintln!`, a closed stderr is ignored rather than a panic.
 macro_rules! report {
@@ -50,6 +33,9 @@ enum Stop {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.kafka.is_some() {
+        return dump_kafka(&args);
+    }
     if args.element_xml {
         return match io::stdout().write_all(qof::ie::registry_xml().as_bytes()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +82,111 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--kafka BROKERS --kafka-topic TOPIC`: the topic's messages as JSON lines, partition by
+/// partition, from the first offset to the end as it is when qofdump starts. A JSON message
+/// is printed as it is; an IPFIX message (qof's `--format ipfix`) is decoded, each on its own
+/// (every message carries its templates).
+#[cfg(feature = "kafka")]
+fn dump_kafka(args: &Args) -> ExitCode {
+    let brokers = args.kafka.as_deref().unwrap_or_default();
+    let Some(topic) = args.kafka_topic.as_deref() else {
+        report!("qofdump: --kafka needs --kafka-topic TOPIC");
+        return ExitCode::from(2);
+    };
+    let mut props = Vec::new();
+    for o in &args.kafka_options {
+        match o.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                props.push((k.trim().to_string(), v.to_string()))
+            }
+            _ => {
+                report!(
+                    "qofdump: --kafka-option {o:?}: expected KEY=VALUE (a librdkafka property)"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut line = String::with_capacity(1024);
+    let mut undecodable = 0u64;
+    let timeout = std::time::Duration::from_secs(args.kafka_timeout);
+    let result =
+        qof::export::kafka::read_topic(brokers, topic, &props, timeout, |_, key, payload| {
+            if payload.starts_with(&[0x00, 0x0a]) {
+                // One IPFIX message, templates first: a session of its own.
+                let mut session = Session::new();
+                let mut reader = MessageReader::new(payload);
+                while let Ok(Some(msg)) = reader.next_message() {
+                    let mut err = None;
+                    let decoded = session.decode(&msg, |ev| {
+                        if let Event::Record(r) = ev {
+                            if r.options && args.no_options {
+                                return;
+                            }
+                            line.clear();
+                            record_json(&mut line, r);
+                            line.push('\n');
+                            if let Err(e) = out.write_all(line.as_bytes()) {
+                                err = Some(e);
+                            }
+                        }
+                    });
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                    if decoded.is_err() {
+                        undecodable += 1;
+                    }
+                }
+                Ok(())
+            } else if payload.starts_with(b"{") {
+                // qof's statistics record has no key; --no-options leaves it out, as for IPFIX.
+                if key.is_none() && args.no_options {
+                    return Ok(());
+                }
+                out.write_all(payload)?;
+                out.write_all(b"\n")
+            } else {
+                undecodable += 1;
+                Ok(())
+            }
+        });
+    let flushed = out.flush();
+    match (result, flushed) {
+        (Err(e), _) => {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            report!("qofdump: {e:#}");
+            ExitCode::FAILURE
+        }
+        (Ok(_), Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (Ok(_), Err(e)) => {
+            report!("qofdump: writing output: {e}");
+            ExitCode::FAILURE
+        }
+        (Ok(n), Ok(())) => {
+            if undecodable > 0 {
+                report!(
+                    "qofdump: {topic}: {undecodable} of {n} messages are neither JSON nor IPFIX"
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(not(feature = "kafka"))]
+fn dump_kafka(_: &Args) -> ExitCode {
+    report!("qofdump: --kafka: this qofdump was built without Kafka support; build it with `cargo build --release --features kafka`");
+    ExitCode::FAILURE
 }
 
 fn flush(out: &mut impl Write) -> Result<(), Stop> {

@@ -329,6 +329,9 @@ impl Args {
         if self.netflow.is_some() {
             bail!("--natevents: NAT event records need IPFIX or JSON output, not --netflow");
         }
+        if self.kafka.is_some() {
+            bail!("--natevents: NAT event records go to IPFIX or JSON output, not --kafka");
+        }
         if !self.inputs().iter().all(|i| i.starts_with("int:")) {
             bail!("--natevents: NAT events are read as the kernel translates: it needs a live capture (--in int:IFACE), not a file");
         }

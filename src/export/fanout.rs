@@ -78,6 +78,7 @@ impl RecordSink for FanOut {
             s.lost += r.lost;
             s.overflow += r.overflow;
             s.acknowledged &= r.acknowledged;
+            s.confirmed_by = r.confirmed_by;
         }
         sum
     }
@@ -152,6 +153,7 @@ mod tests {
                 lost,
                 overflow: 0,
                 acknowledged: true,
+                confirmed_by: "the collector's TCP",
             })
         }
         fn failure(&self) -> Option<String> {

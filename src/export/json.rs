@@ -9,34 +9,45 @@ use crate::meter::{FlowRecord, ProcessStats};
 use crate::natevent::NatEvent;
 use std::io::{self, BufWriter, Write};
 
-pub struct JsonSink<W: Write> {
+/// Turns records into JSON lines (each ending in `\n`), handed one at a time to a closure:
+/// a file or standard output writes them in a row, Kafka makes each its own message.
+pub(crate) struct JsonLines {
     spec: TemplateSpec,
     force_biflow: bool,
-    out: W,
     line: String,
-    /// Lines written so far, and their octets (the statistics record's message and octet
-    /// totals: a JSON output's messages are its lines).
-    lines: u64,
-    octets: u64,
 }
 
-impl<W: Write> JsonSink<W> {
-    pub fn new(spec: TemplateSpec, force_biflow: bool, out: W) -> Self {
-        JsonSink {
+impl JsonLines {
+    pub(crate) fn new(spec: TemplateSpec, force_biflow: bool) -> Self {
+        JsonLines {
             spec,
             force_biflow,
-            out,
             line: String::with_capacity(512),
-            lines: 0,
-            octets: 0,
         }
     }
 
-    pub fn into_inner(self) -> W {
-        self.out
+    /// The lines of one flow record: one for a biflow template, else the forward record and,
+    /// when the reverse direction saw packets, the reverse one.
+    pub(crate) fn flow(
+        &mut self,
+        rec: &FlowRecord,
+        emit: &mut dyn FnMut(&str) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.spec.biflow() {
+            self.one(rec);
+            return emit(&self.line);
+        }
+        let (first, second) = self.spec.export_records(rec);
+        self.one(&first);
+        emit(&self.line)?;
+        if let Some(r) = second {
+            self.one(&r);
+            emit(&self.line)?;
+        }
+        Ok(())
     }
 
-    fn write_one(&mut self, rec: &FlowRecord) -> io::Result<()> {
+    fn one(&mut self, rec: &FlowRecord) {
         // Same dimensions as the IPFIX encoder, except that JSON has no reduced-size encoding.
         let dims = self.spec.dims(rec, self.force_biflow);
         self.line.clear();
@@ -51,35 +62,10 @@ impl<W: Write> JsonSink<W> {
             write_json_value(&f.value_next(rec, &mut next), &mut self.line);
         }
         self.line.push_str("}\n");
-        self.emit()
     }
 
-    fn emit(&mut self) -> io::Result<()> {
-        self.lines += 1;
-        self.octets += self.line.len() as u64;
-        self.out.write_all(self.line.as_bytes())
-    }
-}
-
-impl<W: Write> RecordSink for JsonSink<W> {
-    fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        if self.spec.biflow() {
-            return self.write_one(rec);
-        }
-        let (first, second) = self.spec.export_records(rec);
-        self.write_one(&first)?;
-        if let Some(r) = second {
-            self.write_one(&r)?;
-        }
-        Ok(())
-    }
-
-    fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
-        let stats = &ProcessStats {
-            exported_messages: self.lines,
-            exported_octets: self.octets,
-            ..*stats
-        };
+    /// The line of the process statistics (the options record of `--stats`).
+    pub(crate) fn stats(&mut self, stats: &ProcessStats) -> &str {
         self.line.clear();
         self.line.push('{');
         for (i, ((ie, _), v)) in stats_elements().zip(stats_values(stats).iter()).enumerate() {
@@ -91,11 +77,11 @@ impl<W: Write> RecordSink for JsonSink<W> {
             write_json_value(v, &mut self.line);
         }
         self.line.push_str("}\n");
-        self.emit()
+        &self.line
     }
 
-    /// One line: `{"observationTimeMilliseconds":...,"natEvent":4,...}`.
-    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+    /// The line of a NAT event (`--natevents`).
+    pub(crate) fn nat(&mut self, event: &NatEvent) -> &str {
         self.line.clear();
         self.line.push('{');
         let values = nat_values(event);
@@ -111,7 +97,62 @@ impl<W: Write> RecordSink for JsonSink<W> {
             write_json_value(v, &mut self.line);
         }
         self.line.push_str("}\n");
-        self.emit()
+        &self.line
+    }
+}
+
+pub struct JsonSink<W: Write> {
+    lines: JsonLines,
+    out: W,
+    /// Lines written so far, and their octets (the statistics record's message and octet
+    /// totals: a JSON output's messages are its lines).
+    written: u64,
+    octets: u64,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(spec: TemplateSpec, force_biflow: bool, out: W) -> Self {
+        JsonSink {
+            lines: JsonLines::new(spec, force_biflow),
+            out,
+            written: 0,
+            octets: 0,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> RecordSink for JsonSink<W> {
+    fn write_flow(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        let (out, written, octets) = (&mut self.out, &mut self.written, &mut self.octets);
+        self.lines.flow(rec, &mut |line| {
+            *written += 1;
+            *octets += line.len() as u64;
+            out.write_all(line.as_bytes())
+        })
+    }
+
+    fn write_stats(&mut self, stats: &ProcessStats) -> io::Result<()> {
+        let stats = &ProcessStats {
+            exported_messages: self.written,
+            exported_octets: self.octets,
+            ..*stats
+        };
+        let line = self.lines.stats(stats);
+        self.written += 1;
+        self.octets += line.len() as u64;
+        self.out.write_all(line.as_bytes())
+    }
+
+    /// One line: `{"observationTimeMilliseconds":...,"natEvent":4,...}`.
+    fn write_nat(&mut self, event: &NatEvent) -> io::Result<()> {
+        let line = self.lines.nat(event);
+        self.written += 1;
+        self.octets += line.len() as u64;
+        self.out.write_all(line.as_bytes())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -1,9 +1,11 @@
 //! Record sinks: where flow records go (IPFIX files, JSON lines, IPFIX to a collector,
-//! NetFlow over UDP).
+//! NetFlow over UDP, Kafka with the `kafka` feature).
 
 mod fanout;
 mod ipfix_file;
 mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod net;
 mod netflow_udp;
 mod output_file;
@@ -58,8 +60,10 @@ pub struct ExportReport {
     pub lost: u64,
     /// Of those, dropped at a full export queue (live capture).
     pub overflow: u64,
-    /// Delivery is confirmed by acknowledgements (TCP, TLS).
+    /// Delivery is confirmed by acknowledgements (TCP, TLS, Kafka).
     pub acknowledged: bool,
+    /// Who acknowledges, for the summary line ("the collector's TCP").
+    pub confirmed_by: &'static str,
 }
 
 /// One collector's counts, for the summary, the status log, `qofctl statistics` and the
@@ -81,8 +85,10 @@ pub struct CollectorStatus {
     pub octets: u64,
     /// Connections made (streams).
     pub connections: u64,
-    /// Delivery is confirmed by acknowledgements (TCP, TLS).
+    /// Delivery is confirmed by acknowledgements (TCP, TLS, Kafka).
     pub acknowledged: bool,
+    /// Who acknowledges ("the collector's TCP"), when `acknowledged`.
+    pub confirmed_by: &'static str,
     /// The export to it was given up (it took nothing for --export-timeout while the input
     /// waited): what it is handed from then on is counted lost.
     pub failed: bool,
@@ -96,6 +102,7 @@ impl CollectorStatus {
             lost: self.lost,
             overflow: self.overflow,
             acknowledged: self.acknowledged,
+            confirmed_by: self.confirmed_by,
         }
     }
 }

@@ -351,6 +351,7 @@ impl RecordSink for NetflowUdpSink {
             octets: self.link.sent_octets,
             connections: 0,
             acknowledged: false,
+            confirmed_by: "",
             failed: false,
         }]
     }
@@ -370,6 +371,7 @@ impl RecordSink for NetflowUdpSink {
             lost: self.lost_records(),
             overflow: self.link.overflow,
             acknowledged: false,
+            confirmed_by: "",
         })
     }
 }

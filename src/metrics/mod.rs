@@ -247,7 +247,7 @@ pub fn render(f: &Figures) -> String {
         (
             "qof_export_records_sent_total",
             "counter",
-            "Flow records delivered to the collector (acknowledged by its TCP, or sent over UDP and SCTP).",
+            "Flow records delivered to the collector (acknowledged by its TCP or by Kafka's in-sync replicas, or sent over UDP and SCTP).",
             |c| c.sent as f64,
         ),
         (
@@ -271,7 +271,7 @@ pub fn render(f: &Figures) -> String {
         (
             "qof_export_messages_total",
             "counter",
-            "Messages (datagrams) handed to the kernel for the collector.",
+            "Messages (datagrams) handed to the kernel for the collector (to librdkafka for Kafka).",
             |c| c.messages as f64,
         ),
         (

@@ -264,7 +264,7 @@ mod tests {
             ]
         );
         // One reverse packet: a run, not a burst; the lists are there, empty.
-        assert_eq!(dir(&ext, 1), [vec![], vec![], vec![], vec![]]);
+        assert_eq!(dir(&ext, 1), [Vec::<u64>::new(), vec![], vec![], vec![]]);
     }
 
     #[test]

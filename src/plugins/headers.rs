@@ -241,9 +241,9 @@ mod tests {
         use v6_bits::*;
         assert_eq!(
             unsigned(&ext, IPV6_EXTENSION_HEADERS[0]),
-            (HOP | RH | FRA0 | FRA1).into()
+            u64::from(HOP | RH | FRA0 | FRA1)
         );
-        assert_eq!(unsigned(&ext, IPV6_EXTENSION_HEADERS[1]), DST.into());
+        assert_eq!(unsigned(&ext, IPV6_EXTENSION_HEADERS[1]), u64::from(DST));
         assert_eq!(unsigned(&ext, CLASS_OF_SERVICE[0]), 0x20);
         assert_eq!(unsigned(&ext, ETHERNET_TYPE), 0, "raw IP: no EtherType");
         assert_eq!(ext.get(IPV4_OPTIONS[0]), None);
@@ -256,7 +256,10 @@ mod tests {
             &[6, 4, 0, 0, 0, 0, 0, 1],
         );
         let ext = run(&mut Headers, &[Pkt::frame(RAW, &ah, false)]).unwrap();
-        assert_eq!(unsigned(&ext, IPV6_EXTENSION_HEADERS[0]), (DST | AH).into());
+        assert_eq!(
+            unsigned(&ext, IPV6_EXTENSION_HEADERS[0]),
+            u64::from(DST | AH)
+        );
     }
 
     #[test]

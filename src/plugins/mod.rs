@@ -14,7 +14,7 @@ pub mod dns;
 mod dns_source;
 pub mod dns_wire;
 pub mod dnssd;
-mod flowhash;
+pub mod flowhash;
 pub mod framer;
 mod headers;
 pub mod http;

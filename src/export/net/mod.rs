@@ -381,6 +381,7 @@ impl RecordSink for IpfixNetSink {
             lost: t.lost + t.overflow,
             overflow: t.overflow,
             acknowledged: self.acknowledged,
+            confirmed_by: "the collector's TCP",
         })
     }
 
@@ -400,6 +401,7 @@ impl RecordSink for IpfixNetSink {
             octets: t.octets,
             connections: t.connections,
             acknowledged: self.acknowledged,
+            confirmed_by: "the collector's TCP",
             failed: self.counters.failure().is_some(),
         }]
     }
