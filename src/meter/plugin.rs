@@ -414,14 +414,8 @@ impl PluginSet {
         let calls = self.calls(slot);
         if calls == 0 {
             // No plugin attached, or each is done with the flow: its stream (if any) goes.
-            if self.stream_cap > 0
-                && self
-                    .stream_index
-                    .get(slot as usize)
-                    .is_some_and(|&i| i != NONE && i != CLOSED)
-            {
-                self.free_stream(slot);
-                self.stream_index[slot as usize] = CLOSED;
+            if self.stream_cap > 0 {
+                self.close_stream(slot);
             }
             return false;
         }
@@ -442,8 +436,7 @@ impl PluginSet {
                 if !wants {
                     // Nobody reads this flow's stream any more: its buffer goes now, not
                     // with the flow (thousands of long TCP flows would each hold one).
-                    self.free_stream(slot);
-                    self.stream_index[slot as usize] = CLOSED;
+                    self.close_stream(slot);
                 }
             }
             _ => end = Self::call(&mut self.plugins, &mut self.calls, slot, calls, p),
@@ -471,6 +464,19 @@ impl PluginSet {
         super::grow_to(&mut self.stream_index, slot as usize, NONE);
         self.stream_index[slot as usize] = i;
         i as usize
+    }
+
+    /// Free the stream buffer of the flow in `slot`, if it holds one, and keep it from taking
+    /// another (no plugin of the flow reads it any more).
+    fn close_stream(&mut self, slot: u32) {
+        if self
+            .stream_index
+            .get(slot as usize)
+            .is_some_and(|&i| i != NONE && i != CLOSED)
+        {
+            self.free_stream(slot);
+            self.stream_index[slot as usize] = CLOSED;
+        }
     }
 
     /// Free the streams of the flow in `slot`, if it has any.
