@@ -129,10 +129,7 @@ impl Engine {
         match self {
             Engine::One(one) => one.meter_frame(frame),
             // (The pool's path is out of line: the one meter's stays in the reading loop.)
-            Engine::Many(p) => {
-                p.push(frame);
-                Ok(())
-            }
+            Engine::Many(p) => p.push(frame),
         }
     }
 
@@ -331,18 +328,25 @@ fn meter_frame(
     Ok(())
 }
 
-/// Frames for one worker: their bytes one after another in `data`.
+/// Frames for one worker: their bytes one after another in `data`; or, when its meter reads
+/// nothing of a frame but its decoded summary (no plugin), the packets decoded.
 #[derive(Default)]
 struct Batch {
     /// (capture time, link type, start in `data`, length, ingress interface).
     frames: Vec<(Timestamp, u32, u32, u32, u32)>,
     data: Vec<u8>,
+    packets: Vec<(Timestamp, Packet)>,
 }
 
 impl Batch {
     fn clear(&mut self) {
         self.frames.clear();
         self.data.clear();
+        self.packets.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.frames.len() + self.packets.len()
     }
 }
 
@@ -385,17 +389,17 @@ pub struct Pool {
     ready: VecDeque<std::vec::IntoIter<FlowRecord>>,
     /// Emptied batches, for reuse.
     spare: Vec<Batch>,
-    /// GRE is decapsulated: a frame's worker follows its inner packet, which needs a full
-    /// decode.
-    gre: Option<DecodeConfig>,
-    /// The flow key's policy: aggregated addresses choose the worker as the key has them,
-    /// so every packet of an aggregate meets on one worker.
-    keys: Option<Admit>,
-    hasher: foldhash::fast::RandomState,
+    /// Which worker a frame or flow belongs to.
+    router: Router,
+    /// The meters read nothing of a frame but its decoded summary (no plugin): frames are
+    /// decoded here, once, and the workers handed the packets decoded (else they are handed
+    /// the frames, and decode them with their details).
+    decoded: bool,
+    /// Frames passed over here by the flow key's policy or the hash sampler (the meters'
+    /// count, [`Lookahead::pass_over`], when they decode).
+    passed_over: u64,
     /// Pushes since replies were last looked for (they are looked for once a batch's worth).
     unpolled: usize,
-    /// Where frames are decoded to find their worker.
-    scratch: Packet,
     /// The last second of packet time the workers were told of.
     tick_sec: u64,
     latest: Timestamp,
@@ -422,6 +426,14 @@ impl Pool {
         feeds: Vec<Feed>,
     ) -> std::io::Result<Pool> {
         let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
+        let decoded = !Lookahead::new(Meter::with_plugins(cfg, plugins())).wants_details();
+        let router = Router {
+            hasher: foldhash::fast::RandomState::default(),
+            n,
+            decode,
+            keys: keys.clone(),
+            scratch: Packet::default(),
+        };
         let mut workers = Vec::with_capacity(n);
         let fed = !feeds.is_empty();
         let mut feeds = feeds.into_iter();
@@ -437,8 +449,13 @@ impl Pool {
             let builder = std::thread::Builder::new().name(format!("qof-meter-{i}"));
             let k = keys.clone();
             let thread = match feeds.next() {
-                Some(feed) => builder
-                    .spawn(move || work_fed(i, meter, (decode, k), feed, worker_rx, reply))?,
+                Some(feed) => {
+                    // (A feed that gives every frame of the input: the worker keeps its share.)
+                    let share = feed.shared.is_some().then(|| router.clone());
+                    builder.spawn(move || {
+                        work_fed(i, meter, (decode, k), (feed, share), worker_rx, reply)
+                    })?
+                }
                 None => builder.spawn(move || work(i, meter, (decode, k), worker_rx, reply))?,
             };
             workers.push(Worker {
@@ -452,11 +469,10 @@ impl Pool {
             rx,
             ready: VecDeque::new(),
             spare: Vec::new(),
-            gre: decode.gre_decap.then_some(decode),
-            keys,
-            hasher: foldhash::fast::RandomState::default(),
+            router,
+            decoded,
+            passed_over: 0,
             unpolled: 0,
-            scratch: Packet::default(),
             tick_sec: 0,
             latest: Timestamp::ZERO,
             snapshots: vec![Snapshot::default(); n],
@@ -468,35 +484,8 @@ impl Pool {
         })
     }
 
-    /// The worker of a frame: a hash of its address pair (in a fixed order) and VLAN, so both
-    /// directions and every fragment of a datagram go to the same worker. A frame that is not
-    /// IP goes to the first worker, whose decoder counts why.
-    #[inline]
-    fn worker_of(&mut self, linktype: u32, data: &[u8]) -> usize {
-        let p = &mut self.scratch;
-        let key = match &self.gre {
-            None => decode::shard_key(linktype, data, p),
-            Some(cfg) => decode::decode(linktype, data, cfg, p)
-                .ok()
-                .map(|()| shard_key_of(p)),
-        };
-        let Some(mut k) = key else { return 0 };
-        if let Some(a) = &self.keys {
-            a.keys.address(k.ip_version, &mut k.low);
-            a.keys.address(k.ip_version, &mut k.high);
-            if k.low > k.high {
-                std::mem::swap(&mut k.low, &mut k.high);
-            }
-        }
-        let mut h = self.hasher.build_hasher();
-        h.write(&k.low);
-        h.write(&k.high);
-        h.write_u16(k.vlan);
-        (h.finish() % self.workers.len() as u64) as usize
-    }
-
     #[inline(never)]
-    fn push(&mut self, frame: &Frame<'_>) {
+    fn push(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
         let ts = frame.ts;
         let sec = ts.secs();
         if sec > self.tick_sec {
@@ -506,25 +495,45 @@ impl Pool {
             self.tick_sec = sec;
         }
         self.latest = self.latest.max(ts);
-        let w = self.worker_of(frame.linktype, frame.data);
-        let b = &mut self.workers[w].batch;
-        let start = b.data.len() as u32;
-        b.data.extend_from_slice(frame.data);
-        b.frames.push((
-            ts,
-            frame.linktype,
-            start,
-            frame.data.len() as u32,
-            frame.ifindex,
-        ));
-        if b.frames.len() >= BATCH {
+        let w = if self.decoded {
+            // Decoded once, here (a frame that cannot be used is counted by the caller): the
+            // key, after the key policy, picks the worker.
+            let r = &mut self.router;
+            let p = &mut r.scratch;
+            decode::decode(frame.linktype, frame.data, &r.decode, p)?;
+            p.key.ingress = frame.ifindex;
+            if let Some(a) = &r.keys {
+                if !a.admit(p) {
+                    self.passed_over += 1;
+                    return Ok(());
+                }
+            }
+            let w = r.of_key(&shard_key_of(&r.scratch));
+            self.workers[w].batch.packets.push((ts, r.scratch));
+            w
+        } else {
+            let w = self.router.of_frame(frame.linktype, frame.data);
+            let b = &mut self.workers[w].batch;
+            let start = b.data.len() as u32;
+            b.data.extend_from_slice(frame.data);
+            b.frames.push((
+                ts,
+                frame.linktype,
+                start,
+                frame.data.len() as u32,
+                frame.ifindex,
+            ));
+            w
+        };
+        if self.workers[w].batch.len() >= BATCH {
             self.send_batch(w);
         }
+        Ok(())
     }
 
     /// Hand worker `w` its batch.
     fn send_batch(&mut self, w: usize) {
-        if self.workers[w].batch.frames.is_empty() {
+        if self.workers[w].batch.len() == 0 {
             return;
         }
         let next = self.spare.pop().unwrap_or_default();
@@ -613,7 +622,16 @@ impl Pool {
                     }
                 }
             }
-            if !self.flushing {
+            if self.fed && !self.flushing {
+                // Workers that read their own sources leave the reading thread nothing but
+                // their records to take; it goes back to its loop (signals, statistics,
+                // rotation) after a queue's worth, however fast more come.
+                self.unpolled += 1;
+                if self.unpolled > REPLY_BATCHES * self.workers.len() {
+                    self.unpolled = 0;
+                    return None;
+                }
+            } else if !self.flushing {
                 // Replies are looked for once per batch's worth of frames: a look at the
                 // channel costs more than metering a packet.
                 self.unpolled += 1;
@@ -670,6 +688,7 @@ impl Pool {
 
     fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
+        s.stats.unsampled += self.passed_over;
         for w in &self.snapshots {
             s.merge(w);
         }
@@ -696,6 +715,81 @@ impl Drop for Pool {
                 eprintln!("qof: a metering worker failed");
             }
         }
+    }
+}
+
+/// Which of `n` meters a flow belongs to: a keyed hash of its address pair (in a fixed order)
+/// and VLAN, so both directions and every fragment of a datagram (whose later fragments carry
+/// no ports) go to the same meter. Its clones hash alike (one key), so that workers that each
+/// read every frame of a file agree on whose each one is.
+#[derive(Clone)]
+struct Router {
+    hasher: foldhash::fast::RandomState,
+    n: usize,
+    decode: DecodeConfig,
+    /// The flow key's policy: aggregated addresses choose the meter as the key has them, so
+    /// every packet of an aggregate meets on one meter.
+    keys: Option<Admit>,
+    /// Where frames are decoded to find their meter.
+    scratch: Packet,
+}
+
+impl Router {
+    /// The meter of a frame, from its link layer and IP addresses alone. A frame that is not
+    /// IP goes to the first meter, whose decoder counts why.
+    #[inline]
+    fn of_frame(&mut self, linktype: u32, data: &[u8]) -> usize {
+        // The common frame, untagged IPv4 over Ethernet, read where it lies (every worker
+        // reading a file hashes every frame of it). The same meter as by the decode below.
+        if linktype == qof::capture::linktype::ETHERNET && self.keys.is_none() {
+            if let Some(h) = data.get(12..34) {
+                if h[0..2] == [0x08, 0x00] && h[2] >> 4 == 4 && !self.decode.gre_decap {
+                    let a = u32::from_be_bytes([h[14], h[15], h[16], h[17]]);
+                    let b = u32::from_be_bytes([h[18], h[19], h[20], h[21]]);
+                    return self.of_v4(a.min(b), a.max(b), 0);
+                }
+            }
+        }
+        let p = &mut self.scratch;
+        let key = match self.decode.gre_decap {
+            false => decode::shard_key(linktype, data, p),
+            // (GRE is decapsulated: a frame's meter follows its inner packet, which needs a
+            // full decode.)
+            true => decode::decode(linktype, data, &self.decode, p)
+                .ok()
+                .map(|()| shard_key_of(p)),
+        };
+        let Some(mut k) = key else { return 0 };
+        if let Some(a) = &self.keys {
+            a.keys.address(k.ip_version, &mut k.low);
+            a.keys.address(k.ip_version, &mut k.high);
+            if k.low > k.high {
+                std::mem::swap(&mut k.low, &mut k.high);
+            }
+        }
+        self.of_key(&k)
+    }
+
+    #[inline]
+    fn of_key(&self, k: &decode::ShardKey) -> usize {
+        if k.ip_version == 4 {
+            let [a, b] = [&k.low, &k.high].map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]));
+            return self.of_v4(a, b, k.vlan);
+        }
+        let mut h = self.hasher.build_hasher();
+        h.write(&k.low);
+        h.write(&k.high);
+        h.write_u16(k.vlan);
+        (h.finish() % self.n as u64) as usize
+    }
+
+    /// An IPv4 address pair (the lower first) and VLAN: two integers hashed, not 34 octets.
+    #[inline]
+    fn of_v4(&self, low: u32, high: u32, vlan: u16) -> usize {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(u64::from(low) << 32 | u64::from(high));
+        h.write_u16(vlan);
+        (h.finish() % self.n as u64) as usize
     }
 }
 
@@ -806,6 +900,10 @@ impl WorkerMeter {
                     let data = &batch.data[start as usize..(start + len) as usize];
                     self.meter_frame(ts, linktype, data, ingress);
                 }
+                for (ts, p) in &batch.packets {
+                    *self.meter.next_packet() = *p;
+                    self.meter.push(*ts, &[]);
+                }
                 self.hand_back(Some(batch))
             }
             Msg::Tick(now) => {
@@ -869,6 +967,19 @@ fn work(
 pub struct Feed {
     pub source: Box<dyn PacketSource + Send>,
     pub counts: Arc<WorkerCounts>,
+    /// The source gives every frame of the input (a file, opened by each worker): the worker
+    /// meters its share, and every frame moves its clock.
+    pub shared: Option<SharedInput>,
+}
+
+/// What a worker reading every frame of a file needs beyond its share.
+pub struct SharedInput {
+    /// `--filter`, run here (files have no kernel to run it).
+    pub filter: Option<qof::filter::Filter>,
+    /// The ingress interface of the file's frames.
+    pub ingress: u32,
+    /// Set when the reading thread stops (a signal, a command).
+    pub halt: Arc<AtomicBool>,
 }
 
 /// What a worker that reads its own source has read, for the reading thread (the summary,
@@ -880,6 +991,10 @@ pub struct WorkerCounts {
     pub octets: AtomicU64,
     /// Frames its socket's kernel dropped (its ring was full).
     pub dropped: AtomicU64,
+    /// Frames of its share `--filter` refused (a file's: [`SharedInput`]).
+    pub filtered: AtomicU64,
+    /// How far it has read its source ([`PacketSource::position`]).
+    pub position: AtomicU64,
     /// Packet time of its first frame (0: none yet), and its clock (its latest frame, or the
     /// wall clock while quiet).
     pub first_ns: AtomicU64,
@@ -896,18 +1011,32 @@ const FED_BATCH: usize = 64;
 /// A worker that reads its own source: decodes and meters its frames, its clock moved by
 /// them and, while the source is quiet, by the wall clock (as with one meter); answers the
 /// reading thread's messages between batches of frames, and hands records back.
+///
+/// A source that gives every frame of the input (a file, [`Feed::shared`]) is read by every
+/// worker: each meters the frames `router` gives it and passes the others over, and every
+/// frame that `--filter` takes moves its clock, a second at a time, as the reading thread's
+/// ticks do ([`Pool::tick`]): the workers end idle flows at the packet times one meter would.
 fn work_fed(
     i: usize,
     meter: Meter,
     cfg: (DecodeConfig, Option<Admit>),
-    feed: Feed,
+    (feed, mut router): (Feed, Option<Router>),
     rx: Receiver<Msg>,
     reply: SyncSender<Reply>,
 ) {
     let mut w = WorkerMeter::new(i, meter, cfg, reply);
-    let Feed { mut source, counts } = feed;
+    let Feed {
+        mut source,
+        counts,
+        shared,
+    } = feed;
+    let (mut filter, ingress, halt) = match shared {
+        Some(s) => (s.filter, Some(s.ingress), Some(s.halt)),
+        None => (None, None, None),
+    };
     let mut clock = Timestamp::ZERO;
-    let (mut frames, mut octets) = (0u64, 0u64);
+    let mut tick_sec = 0;
+    let (mut frames, mut octets, mut filtered) = (0u64, 0u64, 0u64);
     let mut ended = false;
     let mut unsent = 0usize;
     loop {
@@ -930,8 +1059,12 @@ fn work_fed(
                 return;
             }
         }
+        if halt.as_ref().is_some_and(|h| h.load(Ordering::Relaxed)) {
+            ended = true;
+        }
         let mut quiet = false;
-        for _ in 0..if ended { 0 } else { FED_BATCH } {
+        let mut taken = 0;
+        while !ended && taken < FED_BATCH {
             if !source.frame_ready() {
                 // Before a wait, the look-ahead's packets are metered (their records go).
                 w.meter.drain();
@@ -943,7 +1076,28 @@ fn work_fed(
                 }
             }
             match source.next_frame() {
-                Ok(Some(f)) => {
+                Ok(Some(mut f)) => {
+                    let mut metered = true;
+                    if let Some(r) = router.as_mut() {
+                        // Every frame of the input comes here: the clock moves with those
+                        // the filter takes; only this worker's share is counted and metered.
+                        let mine = r.of_frame(f.linktype, f.data) == i;
+                        metered = filter
+                            .as_mut()
+                            .map_or(true, |flt| flt.matches(f.linktype, f.orig_len, f.data));
+                        if metered && f.ts.secs() > tick_sec {
+                            if tick_sec != 0 {
+                                w.meter.handle_timeout(f.ts);
+                            }
+                            tick_sec = f.ts.secs();
+                        }
+                        if !mine {
+                            continue;
+                        }
+                        filtered += u64::from(!metered);
+                        f.ifindex = ingress.unwrap_or(f.ifindex);
+                    }
+                    taken += 1;
                     frames += 1;
                     octets += u64::from(f.orig_len);
                     if frames == 1 {
@@ -952,18 +1106,16 @@ fn work_fed(
                             .store(f.ts.nanos().max(1), Ordering::Relaxed);
                     }
                     clock = clock.max(f.ts);
-                    w.meter_frame(f.ts, f.linktype, f.data, f.ifindex);
+                    if metered {
+                        w.meter_frame(f.ts, f.linktype, f.data, f.ifindex);
+                    }
                 }
-                Ok(None) => {
-                    ended = true;
-                    break;
-                }
+                Ok(None) => ended = true,
                 Err(e) => {
                     if let Ok(mut slot) = counts.error.lock() {
                         *slot = Some(e);
                     }
                     ended = true;
-                    break;
                 }
             }
         }
@@ -972,6 +1124,8 @@ fn work_fed(
         }
         counts.frames.store(frames, Ordering::Relaxed);
         counts.octets.store(octets, Ordering::Relaxed);
+        counts.filtered.store(filtered, Ordering::Relaxed);
+        counts.position.store(source.position(), Ordering::Relaxed);
         counts.clock_ns.store(clock.nanos(), Ordering::Relaxed);
         unsent += 1;
         // Records go back in whole batches while frames come, at once when quiet or ended;
@@ -994,6 +1148,8 @@ fn work_fed(
 /// source has (an error of one stops the others, as on one socket, and is the input's).
 pub struct FanoutInput {
     counts: Vec<Arc<WorkerCounts>>,
+    /// The size of the file the workers read; `None`: they read live interfaces.
+    file_len: Option<u64>,
     /// Set by a signal or `qofctl shutdown`.
     stop: Arc<AtomicBool>,
     /// The workers' sources' stop flag: set after `stop`, or when one of them has failed (the
@@ -1006,6 +1162,7 @@ pub struct FanoutInput {
 pub struct FanoutTotals {
     pub frames: u64,
     pub octets: u64,
+    pub filtered: u64,
     pub first: Option<Timestamp>,
     pub clock: Timestamp,
 }
@@ -1015,8 +1172,14 @@ impl FanoutInput {
         counts: Vec<Arc<WorkerCounts>>,
         stop: Arc<AtomicBool>,
         halt: Arc<AtomicBool>,
+        file_len: Option<u64>,
     ) -> FanoutInput {
-        FanoutInput { counts, stop, halt }
+        FanoutInput {
+            counts,
+            file_len,
+            stop,
+            halt,
+        }
     }
 
     pub fn totals(counts: &[Arc<WorkerCounts>]) -> FanoutTotals {
@@ -1024,6 +1187,7 @@ impl FanoutInput {
         for c in counts {
             t.frames += c.frames.load(Ordering::Relaxed);
             t.octets += c.octets.load(Ordering::Relaxed);
+            t.filtered += c.filtered.load(Ordering::Relaxed);
             let first = c.first_ns.load(Ordering::Relaxed);
             if first != 0 {
                 let first = Timestamp::from_nanos(first);
@@ -1062,13 +1226,27 @@ impl PacketSource for FanoutInput {
             return None;
         }
         // (The workers answer the reading thread's messages between batches of frames: it
-        // need not come back sooner than this.)
-        std::thread::sleep(Duration::from_millis(10));
+        // need not come back sooner than this; from a file, their records come fast.)
+        let pause = if self.file_len.is_some() { 1 } else { 10 };
+        std::thread::sleep(Duration::from_millis(pause));
         Some(Self::totals(&self.counts).clock)
     }
 
     fn is_live(&self) -> bool {
-        true
+        self.file_len.is_none()
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.file_len
+    }
+
+    /// How far the slowest worker has read.
+    fn position(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| c.position.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
     }
 
     fn dropped(&self) -> u64 {
@@ -1079,6 +1257,10 @@ impl PacketSource for FanoutInput {
     }
 
     fn per_reader(&self) -> Vec<(u64, u64)> {
+        if self.file_len.is_some() {
+            // (Each reads the whole file: its share is in the flows, not in its reading.)
+            return Vec::new();
+        }
         self.counts
             .iter()
             .map(|c| {

@@ -448,6 +448,7 @@ fn fanout_counts(
     }
     n.frames = t.frames;
     n.octets = t.octets;
+    n.filtered = t.filtered;
     n.last_ts = n.last_ts.max(t.clock);
     Ok(())
 }
@@ -472,11 +473,12 @@ fn open_input(
     };
     if !all_live {
         let _ = rules;
-        return Ok(just(capture::open_stoppable(
-            inputs[0],
-            stop,
-            live_options,
-        )?));
+        let source = capture::open_stoppable(inputs[0], Arc::clone(&stop), live_options)?;
+        // A file (not a pipe) with workers: each worker reads it.
+        if workers > 1 && fanout_ok && inputs.len() == 1 && source.len_hint().is_some() {
+            return file_shares(args, source, stop, live_options, filter, workers);
+        }
+        return Ok(just(source));
     }
     use capture::live::{LiveSource, MultiLive};
     let mut sources = Vec::new();
@@ -533,6 +535,52 @@ fn open_input(
     Ok(just(Box::new(MultiLive::new(sources))))
 }
 
+/// A capture file read by each of `workers` workers (`first` is one reading), each metering
+/// the flows that hash to it: no frame is copied from thread to thread, and reading, the
+/// filter and the decode spread over the workers with the metering (the reading thread only
+/// exports). Every frame is read and hashed by every worker, which pays while reading is
+/// cheap against metering (README, "Several cores").
+fn file_shares(
+    args: &Args,
+    first: Box<dyn capture::PacketSource + Send>,
+    stop: Arc<AtomicBool>,
+    live_options: &capture::live::LiveOptions,
+    filter: &mut Option<Filter>,
+    workers: usize,
+) -> Result<Input> {
+    let input = args.inputs()[0];
+    let ingress = args.ingress_interface()?.unwrap_or(0);
+    let halt = Arc::new(AtomicBool::new(false));
+    let counts: Vec<Arc<engine::WorkerCounts>> = (0..workers).map(|_| Arc::default()).collect();
+    let mut feeds = Vec::with_capacity(workers);
+    let len = first.len_hint();
+    let mut source = Some(first);
+    for c in &counts {
+        let source = match source.take() {
+            Some(s) => s,
+            None => capture::open_stoppable(input, Arc::clone(&halt), live_options)?,
+        };
+        let filter = args.filter.as_deref().map(Filter::new).transpose()?;
+        feeds.push(engine::Feed {
+            source,
+            counts: Arc::clone(c),
+            shared: Some(engine::SharedInput {
+                filter,
+                ingress,
+                halt: Arc::clone(&halt),
+            }),
+        });
+    }
+    // (The workers run the filter.)
+    *filter = None;
+    tracing::debug!("{input}: read by each of the {workers} workers, each metering its share");
+    Ok(Input {
+        source: Box::new(engine::FanoutInput::new(counts.clone(), stop, halt, len)),
+        feeds,
+        fanout: Some(counts),
+    })
+}
+
 /// `workers` sockets on interface `name` in one `PACKET_FANOUT` group, each read by its
 /// worker, each with an equal share of `--ring-size` (at least 2 MiB); `None` on a kernel
 /// whose fanout hash is not symmetric (the reading thread then shares frames out).
@@ -583,6 +631,7 @@ fn open_fanout(
         .map(|(s, c)| engine::Feed {
             source: Box::new(s),
             counts: Arc::clone(c),
+            shared: None,
         })
         .collect();
     Ok(Some(Input {
@@ -590,6 +639,7 @@ fn open_fanout(
             counts.clone(),
             Arc::clone(stop),
             halt,
+            None,
         )),
         feeds,
         fanout: Some(counts),

@@ -1,6 +1,8 @@
 //! `--workers N`: every corpus and lab capture gives the same records (but for flowId and
 //! order) with 1, 2 and 4 metering workers, with the default template, every TCP element and
-//! every plugin; flowIds stay unique; the summary counts the same packets and records.
+//! every plugin; flowIds stay unique; the summary counts the same packets and records. A file
+//! is read by every worker (each metering its share); standard input by the reading thread,
+//! which hands each worker its share: both ways are checked.
 
 mod common;
 use common::*;
@@ -11,9 +13,24 @@ use std::path::Path;
 /// the summary line's counts with the exit status (a damaged capture ends in an error: the
 /// same one whatever the workers).
 fn run_with(capture: &Path, workers: usize, extra: &[String]) -> (Vec<String>, String) {
-    let out = run(qof()
-        .arg("--in")
-        .arg(capture)
+    run_from(capture, false, workers, extra)
+}
+
+/// As [`run_with`], the capture read from the file or (`piped`) from standard input.
+fn run_from(
+    capture: &Path,
+    piped: bool,
+    workers: usize,
+    extra: &[String],
+) -> (Vec<String>, String) {
+    let mut cmd = qof();
+    if piped {
+        cmd.args(["--in", "-"])
+            .stdin(std::fs::File::open(capture).unwrap());
+    } else {
+        cmd.arg("--in").arg(capture);
+    }
+    let out = run(cmd
         .args(["--format", "json", "--workers", &workers.to_string()])
         .args(extra));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -43,7 +60,13 @@ fn run_with(capture: &Path, workers: usize, extra: &[String]) -> (Vec<String>, S
         .lines()
         .find(|l| l.starts_with("qof: ") && l.contains("packets read"))
         .and_then(|l| l.rsplit_once("; ").map(|(c, _)| c.to_string()))
-        .unwrap_or_else(|| stderr.trim().to_string());
+        .unwrap_or_else(|| {
+            // (The error line names the input.)
+            stderr
+                .trim()
+                .replace(&capture.display().to_string(), "INPUT")
+                .replace("standard input", "INPUT")
+        });
     (lines, format!("{counts}; exit {:?}", out.status.code()))
 }
 
@@ -51,12 +74,13 @@ fn same_for_every_worker_count(captures: &[std::path::PathBuf], extra: &[String]
     let mut records = 0;
     for cap in captures {
         let (one, counts) = run_with(cap, 1, extra);
-        for w in [2, 4] {
-            let (many, many_counts) = run_with(cap, w, extra);
-            assert_eq!(counts, many_counts, "{} x{w}: summary", name(cap));
-            assert_eq!(one.len(), many.len(), "{} x{w}: records", name(cap));
+        for (w, piped) in [(2, false), (4, false), (2, true)] {
+            let (many, many_counts) = run_from(cap, piped, w, extra);
+            let how = if piped { " from standard input" } else { "" };
+            assert_eq!(counts, many_counts, "{} x{w}{how}: summary", name(cap));
+            assert_eq!(one.len(), many.len(), "{} x{w}{how}: records", name(cap));
             for (a, b) in one.iter().zip(&many) {
-                assert_eq!(a, b, "{} x{w}", name(cap));
+                assert_eq!(a, b, "{} x{w}{how}", name(cap));
             }
         }
         records += one.len();
