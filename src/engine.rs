@@ -1065,7 +1065,8 @@ fn work_fed(
         let mut quiet = false;
         let mut taken = 0;
         while !ended && taken < FED_BATCH {
-            if !source.frame_ready() {
+            // (A file's next read does not wait: only a live source is asked.)
+            if router.is_none() && !source.frame_ready() {
                 // Before a wait, the look-ahead's packets are metered (their records go).
                 w.meter.drain();
                 if let Some(now) = source.wait_quiet() {
