@@ -182,6 +182,10 @@ fn run(args: &Args) -> Result<Outcome> {
     let mut service = service::Service::start(args, meter_cfg, Arc::new(AtomicBool::new(false)))?;
     // A pipe or an interface may keep the next read waiting; a regular file does not.
     let read_may_wait = source.len_hint().is_none();
+    // A regular file read here: its next read never waits, so whether the next frame is
+    // buffered need not be asked frame by frame. (Workers reading it themselves leave the
+    // loop only their records to wait for: it is asked, and waits a moment.)
+    let never_waits = !read_may_wait && fanout.is_none();
     let mut sink = sinks::open(
         args,
         &spec,
@@ -236,7 +240,7 @@ fn run(args: &Args) -> Result<Outcome> {
 
     loop {
         let mut quiet = false;
-        if !source.frame_ready() {
+        if !never_waits && !source.frame_ready() {
             // The next read may wait (a pipe gone quiet): the packets the look-ahead holds are
             // metered first, and their records exported, as if each had been metered at once.
             // (A regular file's next buffer does not wait: workers are not waited for then.)
