@@ -1087,7 +1087,12 @@ fn work_fed(
                             .as_mut()
                             .map_or(true, |flt| flt.matches(f.linktype, f.orig_len, f.data));
                         if metered && f.ts.secs() > tick_sec {
+                            // (The records ready go first: flows the tick ends then wait
+                            // as slots, not as records, until they are handed back.)
                             if tick_sec != 0 {
+                                if !w.hand_back(None) {
+                                    return;
+                                }
                                 w.meter.handle_timeout(f.ts);
                             }
                             tick_sec = f.ts.secs();
