@@ -288,8 +288,8 @@ pub struct PluginSet {
     streams: Vec<Streams>,
     /// Free entries of `streams`.
     free_streams: Vec<u32>,
-    /// Some plugin may split flows.
-    splits: bool,
+    /// The plugins that may split flows (their bits, as in [`PluginSet::calls`]).
+    splits: u64,
     /// By flow slot: bit *i* set while plugin *i* is attached to the flow and still wants its
     /// packets, so that a packet calls only those (with many plugins enabled most flows
     /// concern few of them: calling each one to learn that it has nothing cost more than the
@@ -303,6 +303,19 @@ pub struct PluginSet {
 #[inline]
 fn bit(i: usize) -> u64 {
     1u64 << i.min(63)
+}
+
+/// The indices of the plugins whose bits are set in `mask`, in order, among `n` plugins: a
+/// packet costs a step per plugin attached to its flow, not per plugin enabled.
+#[inline]
+fn members(mask: u64, n: usize) -> impl Iterator<Item = usize> {
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        let b = rest.trailing_zeros() as usize;
+        rest &= rest.wrapping_sub(1);
+        (b < 64).then_some(b)
+    })
+    .flat_map(move |b| if b == 63 { b..n } else { b..b + 1 })
 }
 
 /// The most data room taken up front for a record's values.
@@ -323,7 +336,11 @@ impl PluginSet {
         wanted.sort_unstable();
         wanted.dedup();
         PluginSet {
-            splits: plugins.iter().any(|p| p.splits()),
+            splits: plugins
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.splits())
+                .fold(0, |m, (i, _)| m | bit(i)),
             plugins,
             wanted,
             // A stream is built from whole segments: their payload must be kept.
@@ -369,14 +386,12 @@ impl PluginSet {
 
     /// True when some plugin wants `p` to start a new flow.
     pub(super) fn split_before(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
-        if !self.splits {
+        if self.splits == 0 {
             return false;
         }
-        let calls = self.calls(slot);
-        self.plugins
-            .iter_mut()
-            .enumerate()
-            .any(|(i, h)| calls & bit(i) != 0 && h.split_before(slot, p))
+        let asked = self.calls(slot) & self.splits;
+        let n = self.plugins.len();
+        members(asked, n).any(|i| self.plugins[i].split_before(slot, p))
     }
 
     /// Plugins in `calls` see `p`; a plugin done with the flow (or dropping its state) is
@@ -390,11 +405,9 @@ impl PluginSet {
     ) -> bool {
         let mut end = false;
         let mut still = calls;
-        for (i, h) in plugins.iter_mut().enumerate() {
-            if calls & bit(i) == 0 {
-                continue;
-            }
-            match h.packet(slot, p) {
+        let n = plugins.len();
+        for i in members(calls, n) {
+            match plugins[i].packet(slot, p) {
                 Verdict::EndAfter => end = true,
                 Verdict::Done | Verdict::Drop => still &= !bit(i),
                 Verdict::Continue => {}
@@ -428,11 +441,8 @@ impl PluginSet {
                 let view = PacketView { stream, ..*p };
                 end = Self::call(&mut self.plugins, &mut self.calls, slot, calls, &view);
                 let calls = self.calls(slot);
-                let wants = self
-                    .plugins
-                    .iter()
-                    .enumerate()
-                    .any(|(i, h)| calls & bit(i) != 0 && h.wants_stream(slot));
+                let n = self.plugins.len();
+                let wants = members(calls, n).any(|i| self.plugins[i].wants_stream(slot));
                 if !wants {
                     // Nobody reads this flow's stream any more: its buffer goes now, not
                     // with the flow (thousands of long TCP flows would each hold one).

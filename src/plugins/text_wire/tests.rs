@@ -290,3 +290,11 @@ Cookie: a=b\r\n\r\n",
         assert!(a.carry.capacity() <= 2 * (MAX_LINE + 1) + 64);
     }
 }
+
+#[test]
+fn tchars_are_rfc_9110s() {
+    for b in 0..=255u8 {
+        let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_tchar(b), want, "{b:#04x}");
+    }
+}
