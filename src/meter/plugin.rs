@@ -295,8 +295,11 @@ pub struct PluginSet {
     /// concern few of them: calling each one to learn that it has nothing cost more than the
     /// parsers' own work). Plugins past the 64th are always called.
     calls: Vec<u64>,
-    /// Octets of list and string data to make room for in a record's values.
-    data_hint: usize,
+    /// A record's values as its plugins write them, reused from record to record: a record
+    /// that no plugin had anything for allocates nothing, and one that had takes only the
+    /// room its values need (room for every element any template lists, taken per record,
+    /// was a tenth of the plugins' cost on a trace of short flows).
+    scratch: Extensions,
 }
 
 /// Plugin `i`'s bit in [`PluginSet::calls`] (every plugin past the 64th shares the last).
@@ -317,9 +320,6 @@ fn members(mask: u64, n: usize) -> impl Iterator<Item = usize> {
     })
     .flat_map(move |b| if b == 63 { b..n } else { b..b + 1 })
 }
-
-/// The most data room taken up front for a record's values.
-const MAX_DATA_HINT: usize = 4096;
 
 /// What plugins read of packets: the most payload (octets per packet) and the most of each
 /// TCP direction's stream.
@@ -354,7 +354,7 @@ impl PluginSet {
             streams: Vec::new(),
             free_streams: Vec::new(),
             calls: Vec::new(),
-            data_hint: 0,
+            scratch: Extensions::default(),
         }
     }
 
@@ -511,12 +511,11 @@ impl PluginSet {
         if let Some(c) = self.calls.get_mut(slot as usize) {
             *c = 0;
         }
-        // Room for every value at once, and for as much list and string data as the largest
-        // record so far had: a record's values are not grown one by one.
-        let mut ext = Extensions::with_capacity(self.wanted.len(), self.data_hint);
+        let ext = &mut self.scratch;
+        ext.clear();
         for h in &mut self.plugins {
             let n = h.number();
-            let mut out = ExtWriter::new(&mut ext, &self.wanted);
+            let mut out = ExtWriter::new(ext, &self.wanted);
             if h.export(slot, flow, &mut out) {
                 ext.present |= 1u64 << (n & 63);
             }
@@ -524,9 +523,9 @@ impl PluginSet {
         if ext.is_empty() {
             return None;
         }
-        self.data_hint = self.data_hint.max(ext.data_len()).min(MAX_DATA_HINT);
         ext.seal();
-        Some(Box::new(ext))
+        // (A clone holds exactly its values.)
+        Some(Box::new(ext.clone()))
     }
 
     /// Octets of stream buffers held now (for tests: freed with their flows).

@@ -403,15 +403,14 @@ impl<'a> Iterator for Labels<'a> {
 
 /// Octets as text: valid UTF-8 as it is but control characters, the characters in `special`
 /// after a backslash, a backslash too, and any other octet as `\DDD` (RFC 1035 §5.1).
-fn write_escaped(bytes: &[u8], out: &mut String, special: &[u8]) {
+fn write_escaped(bytes: &[u8], out: &mut String, special: Option<u8>) {
     // (Nearly every name is printable ASCII: such runs are copied whole, and only the
     // characters between them are looked at one by one.)
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'\\' && special.iter().all(|&s| s != b);
     let mut rest = bytes;
     while !rest.is_empty() {
-        let run = rest.iter().position(|&b| !plain(b)).unwrap_or(rest.len());
-        let (ascii, tail) = rest.split_at(run);
-        out.extend(ascii.iter().map(|&b| char::from(b)));
+        let (ascii, tail) = rest.split_at(plain_run(rest, special.unwrap_or(b'\\')));
+        // (ASCII: always UTF-8.)
+        out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
         // The character `tail` starts with lies in its first four octets, if it is valid.
         let window = &tail[..tail.len().min(4)];
         let first = window
@@ -446,6 +445,21 @@ fn write_escaped(bytes: &[u8], out: &mut String, special: &[u8]) {
     }
 }
 
+/// Octets at the start of `b` that are written as they are: printable ASCII but the backslash
+/// and `special`.
+fn plain_run(b: &[u8], special: u8) -> usize {
+    let plain = |c: u8| (0x20..0x7f).contains(&c) & (c != b'\\') & (c != special);
+    // (Sixteen octets at a time, without an early exit, so that they are tested together:
+    // tunnelled names run to hundreds of octets.)
+    let whole = b
+        .chunks_exact(16)
+        .take_while(|c| c.iter().fold(true, |ok, &x| ok & plain(x)))
+        .count()
+        * 16;
+    let tail = &b[whole..];
+    whole + tail.iter().position(|&c| !plain(c)).unwrap_or(tail.len())
+}
+
 /// An octet as `\DDD`, three decimal digits.
 fn write_ddd(b: u8, out: &mut String) {
     out.push('\\');
@@ -455,19 +469,19 @@ fn write_ddd(b: u8, out: &mut String) {
 }
 
 fn write_label(label: &[u8], out: &mut String) {
-    write_escaped(label, out, b".");
+    write_escaped(label, out, Some(b'.'));
 }
 
 /// Octets that should be text (a NetBIOS name, a TXT string) as valid UTF-8 text: see
 /// [`Name::write_text`], but dots as they are.
 pub fn write_octets(b: &[u8], out: &mut String) {
-    write_escaped(b, out, b"");
+    write_escaped(b, out, None);
 }
 
 /// A TXT-style character-string in quotes, escaped as in a zone file.
 fn write_quoted(s: &[u8], out: &mut String) {
     out.push('"');
-    write_escaped(s, out, b"\"");
+    write_escaped(s, out, Some(b'"'));
     out.push('"');
 }
 

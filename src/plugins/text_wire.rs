@@ -62,6 +62,13 @@ fn agrees(a: &[u8], b: &[u8]) -> bool {
 /// most [`MAX_METHOD`] octets, one space, a target without spaces or control characters, one
 /// space and the version prefix; a known method decides while the line is not whole yet.
 pub fn classify(buf: &[u8], syntax: &Syntax) -> Start {
+    // Versions and methods start with a tchar: most payloads that are no message (binary
+    // ones) are told by their first octet.
+    match buf.first() {
+        None => return Start::Maybe,
+        Some(&b) if !is_tchar(b) => return Start::Not,
+        Some(_) => {}
+    }
     let v = syntax.version;
     if agrees(buf, v) {
         return match buf.get(v.len()) {
@@ -231,6 +238,22 @@ impl<'a> Head<'a> {
     pub fn value(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.values(name).next()
     }
+
+    /// [`Head::value`] of each of `names`, in one pass over the field lines.
+    pub fn first_values<const N: usize>(&self, names: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
+        let mut found = [None; N];
+        for (n, v) in self.fields() {
+            for (slot, name) in found.iter_mut().zip(names) {
+                if slot.is_none() && n.eq_ignore_ascii_case(name) {
+                    *slot = Some(v);
+                }
+            }
+            if found.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        found
+    }
 }
 
 /// The field lines of a head: (name, value) pairs. The value has no whitespace around it; a
@@ -275,6 +298,12 @@ impl<'a> Iterator for Fields<'a> {
 /// whitespace around them become one space, other control characters U+FFFD, octets that are
 /// not UTF-8 U+FFFD; cut at a character boundary.
 pub fn text(raw: &[u8], max: usize) -> String {
+    // (Most values have no line break or control character: what the loop below would copy
+    // of them, one octet at a time, is their first `max + 1` octets.)
+    if raw.iter().all(|&b| b >= 0x20 && b != 0x7f || b == b'\t') {
+        let s = String::from_utf8_lossy(&raw[..raw.len().min(max.saturating_add(1))]);
+        return cut(s.into_owned(), max);
+    }
     let mut out: Vec<u8> = Vec::with_capacity(raw.len().min(max));
     let mut i = 0;
     // U+FFFD takes 3 octets: a few more input octets than `max` may still fit in it.

@@ -437,7 +437,7 @@ fn thousands_of_damaged_real_messages_never_panic() {
 
 /// The escaping of [`write_escaped`] done one character at a time, as RFC 1035 §5.1 reads:
 /// what copying runs of plain octets whole must still write.
-fn escaped_one_by_one(bytes: &[u8], special: &[u8]) -> String {
+fn escaped_one_by_one(bytes: &[u8], special: Option<u8>) -> String {
     let mut out = String::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -451,7 +451,7 @@ fn escaped_one_by_one(bytes: &[u8], special: &[u8]) -> String {
         for c in valid.chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
-                c if c.is_ascii() && special.contains(&(c as u8)) => {
+                c if c.is_ascii() && special == Some(c as u8) => {
                     out.push('\\');
                     out.push(c);
                 }
@@ -475,7 +475,11 @@ fn escaped_one_by_one(bytes: &[u8], special: &[u8]) -> String {
 
 #[test]
 fn escaping_copies_plain_runs_as_one_by_one_escaping_writes_them() {
-    let cases: [&[u8]; 12] = [
+    let long = [&b"0123456789abcdef"[..]; 5].concat();
+    let long_then_escape = [&long[..], b"\\", &long[..], b"."].concat();
+    let cases: [&[u8]; 14] = [
+        &long,
+        &long_then_escape,
         b"",
         b"www",
         b"a.b\\c\"d e",
@@ -492,7 +496,7 @@ fn escaping_copies_plain_runs_as_one_by_one_escaping_writes_them() {
         b"\xc3\xbc.\xc3",
     ];
     for b in cases {
-        for special in [&b""[..], b".", b"\""] {
+        for special in [None, Some(b'.'), Some(b'"')] {
             let mut s = String::from("prefix:");
             write_escaped(b, &mut s, special);
             assert_eq!(
@@ -504,10 +508,14 @@ fn escaping_copies_plain_runs_as_one_by_one_escaping_writes_them() {
     }
     // Every octet, alone and after a plain run.
     for x in 0..=255u8 {
-        for b in [vec![x], vec![b'a', x, b'z']] {
+        for b in [
+            vec![x],
+            vec![b'a', x, b'z'],
+            [&long[..20], &[x], &long[..3]].concat(),
+        ] {
             let mut s = String::new();
-            write_escaped(&b, &mut s, b".");
-            assert_eq!(s, escaped_one_by_one(&b, b"."), "{b:?}");
+            write_escaped(&b, &mut s, Some(b'.'));
+            assert_eq!(s, escaped_one_by_one(&b, Some(b'.')), "{b:?}");
         }
     }
 }
