@@ -534,11 +534,12 @@ impl PluginSet {
         self.streams.iter().map(Streams::bytes).sum()
     }
 
-    /// Plugin states held now, at their peak, and the bytes of the plugins' tables and
-    /// streams.
+    /// Plugin states held now, at their peak, and the bytes of the plugins' tables, the
+    /// streams and the plugin bits by flow slot.
     pub fn memory(&self) -> (usize, usize, usize) {
         let streams = self.stream_index.capacity() * std::mem::size_of::<u32>()
-            + self.streams.iter().map(Streams::bytes).sum::<usize>();
+            + self.streams.iter().map(Streams::bytes).sum::<usize>()
+            + self.calls.capacity() * std::mem::size_of::<u64>();
         self.plugins.iter().fold((0, 0, streams), |acc, h| {
             let (a, b, c) = h.memory();
             (acc.0 + a, acc.1 + b, acc.2 + c)

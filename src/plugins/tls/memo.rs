@@ -4,14 +4,15 @@
 //! did. Writing the fingerprints' texts and hashing them (MD5 and two SHA-256) took about
 //! 30,000 instructions a hello; looking one up takes a few hundred.
 //!
-//! The key is every octet the fingerprints read ([`fingerprint::ja3`], [`fingerprint::ja4`]):
-//! the transport, legacy_version, the cipher suites, the extension types in order, and the
-//! bodies of the first supported_groups, ec_point_formats, signature_algorithms, ALPN and
-//! supported_versions extensions. Equal keys give equal fingerprints, so a remembered pair is
-//! exactly what computing it again would give.
+//! The key is what the fingerprints read ([`fingerprint::ja3`], [`fingerprint::ja4`]),
+//! through the same accessors, less GREASE values (RFC 8701), which both leave out and which
+//! clients draw at random for each hello: the transport, legacy_version, the cipher suites,
+//! the extension types in order, supported_groups, ec_point_formats, signature_algorithms,
+//! supported_versions (and whether it is there) and the first ALPN protocol. Equal keys give
+//! equal fingerprints, so a remembered pair is exactly what computing it again would give.
 
 use super::fingerprint::{self, Transport};
-use super::hello::{ext, ClientHello};
+use super::hello::{is_grease, ClientHello};
 use std::hash::BuildHasher;
 
 /// Fingerprints remembered at most, each in the slot its key's hash picks (a newer hello
@@ -21,15 +22,6 @@ const SLOTS: usize = 128;
 /// The longest key remembered: a hello with more (hundreds of cipher suites or extensions,
 /// an oddity or a probe) is fingerprinted each time, so that the memo stays small.
 const MAX_KEY: usize = 1024;
-
-/// The extensions whose bodies the fingerprints read, in the key's order.
-const READ: [u16; 5] = [
-    ext::SUPPORTED_GROUPS,
-    ext::EC_POINT_FORMATS,
-    ext::SIGNATURE_ALGORITHMS,
-    ext::ALPN,
-    ext::SUPPORTED_VERSIONS,
-];
 
 struct Entry {
     key: Vec<u8>,
@@ -50,12 +42,12 @@ fn put(key: &mut Vec<u8>, b: &[u8]) {
     key.extend_from_slice(b);
 }
 
-/// Append `values` after their count.
+/// Append `values` but GREASE after their count.
 fn put_all(key: &mut Vec<u8>, values: impl Iterator<Item = u16>) {
     let at = key.len();
     key.extend_from_slice(&[0; 4]);
     let mut n = 0u32;
-    for v in values {
+    for v in values.filter(|&v| !is_grease(v)) {
         key.extend_from_slice(&v.to_be_bytes());
         n += 1;
     }
@@ -69,22 +61,15 @@ fn write_key(ch: &ClientHello<'_>, transport: Transport, key: &mut Vec<u8>) {
     key.extend_from_slice(&ch.version().to_be_bytes());
     put_all(key, ch.cipher_suites());
     put_all(key, ch.extensions().map(|e| e.ty));
-    // (The fingerprints read the first extension of a type, as `ClientHello::extension`.)
-    let mut bodies: [Option<&[u8]>; READ.len()] = [None; READ.len()];
-    for e in ch.extensions() {
-        if let Some(i) = READ.iter().position(|&t| t == e.ty) {
-            bodies[i].get_or_insert(e.data);
-        }
-    }
-    for body in bodies {
-        match body {
-            Some(b) => {
-                key.push(1);
-                put(key, b);
-            }
-            None => key.push(0),
-        }
-    }
+    put_all(key, ch.supported_groups());
+    put(key, ch.ec_point_formats());
+    put_all(key, ch.signature_algorithms());
+    let versions = ch.supported_versions();
+    key.push(u8::from(versions.is_some()));
+    put_all(key, versions.into_iter().flatten());
+    let alpn = ch.alpn().next();
+    key.push(u8::from(alpn.is_some()));
+    put(key, alpn.unwrap_or(&[]));
 }
 
 impl Memo {
@@ -127,26 +112,28 @@ mod tests {
 
     #[test]
     fn hellos_differing_only_where_fingerprints_do_not_read_share_an_entry() {
-        let hello = |name: &str, protocol: &[u8], group: u8| {
+        let hello = |name: &str, protocol: &[u8], group: u8, grease: u16| {
             client_hello(
                 0x0303,
-                &[0x1301, 0x1302],
+                &[grease, 0x1301, 0x1302],
                 &[
+                    extension(grease, &[]),
                     sni(name),
                     alpn(&[protocol]),
-                    extension(10, &[0, 2, 0, group]),
+                    extension(10, &[0, 4, grease as u8, grease as u8, 0, group]),
                 ],
             )
         };
         let mut memo = Memo::default();
         let entries = |m: &Memo| m.slots.iter().flatten().count();
         for (body, after) in [
-            (hello("a.example", b"h2", 29), 1),
-            // Another server name: remembered.
-            (hello("b.example", b"h2", 29), 1),
+            (hello("a.example", b"h2", 29, 0x0a0a), 1),
+            // Another server name, other GREASE values: remembered.
+            (hello("b.example", b"h2", 29, 0x0a0a), 1),
+            (hello("a.example", b"h2", 29, 0xfafa), 1),
             // Another ALPN (JA4 reads it), another group (JA3 reads it): new entries.
-            (hello("a.example", b"h3", 29), 2),
-            (hello("a.example", b"h2", 23), 3),
+            (hello("a.example", b"h3", 29, 0x0a0a), 2),
+            (hello("a.example", b"h2", 23, 0x0a0a), 3),
         ] {
             let ch = ClientHello::parse(&body).unwrap();
             for transport in [Transport::Tcp, Transport::Quic] {
