@@ -62,14 +62,14 @@ fn agrees(a: &[u8], b: &[u8]) -> bool {
 /// most [`MAX_METHOD`] octets, one space, a target without spaces or control characters, one
 /// space and the version prefix; a known method decides while the line is not whole yet.
 pub fn classify(buf: &[u8], syntax: &Syntax) -> Start {
-    // Versions and methods start with a tchar: most payloads that are no message (binary
-    // ones) are told by their first octet.
+    let v = syntax.version;
+    // A method starts with a tchar: most payloads that are no message (binary ones) are told
+    // by their first octet.
     match buf.first() {
         None => return Start::Maybe,
-        Some(&b) if !is_tchar(b) => return Start::Not,
+        Some(b) if !is_tchar(*b) && v.first() != Some(b) => return Start::Not,
         Some(_) => {}
     }
-    let v = syntax.version;
     if agrees(buf, v) {
         return match buf.get(v.len()) {
             Some(d) if d.is_ascii_digit() => Start::Message(Kind::Response),

@@ -327,3 +327,16 @@ fn first_values_are_values_of_each_name() {
     assert_eq!(h.first_values(names), names.map(|n| h.value(n)));
     assert_eq!(h.first_values(names)[0], Some(&b"a"[..]));
 }
+
+#[test]
+fn a_version_need_not_start_with_a_tchar() {
+    // (The first-octet test passes the version's own first octet, whatever it is.)
+    const ODD: Syntax = Syntax {
+        version: b"(X/",
+        methods: &[],
+    };
+    assert_eq!(classify(b"(X/2 200 OK\r\n", &ODD), Message(Response));
+    assert_eq!(classify(b"(", &ODD), Maybe);
+    assert_eq!(classify(b")", &ODD), Not);
+    assert_eq!(classify(b"\x16\x03\x01", &HTTP), Not);
+}
