@@ -768,9 +768,19 @@ fn log_status(
 fn memory_line(meter: &Snapshot) -> String {
     let m = meter.memory;
     let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    let plugins = if m.plugin_bytes > 0 {
+        format!(
+            "; {} plugin states (peak {}) in {:.1} MiB",
+            m.plugin_states,
+            m.peak_plugin_states,
+            mib(m.plugin_bytes)
+        )
+    } else {
+        String::new()
+    };
     format!(
         "memory: {} flows (peak {}) in {:.1} MiB; {} TCP states (peak {}) in {:.1} MiB; \
-         {} loss blocks in {:.1} MiB; {} transport counters (peak {}) in {:.1} MiB",
+         {} loss blocks in {:.1} MiB; {} transport counters (peak {}) in {:.1} MiB{plugins}",
         m.flows,
         m.peak_flows,
         mib(m.flow_bytes),

@@ -62,15 +62,12 @@ pub struct Extensions {
 }
 
 impl Extensions {
-    /// Room for `fields` values and `data` octets of lists and strings: taken once, not
-    /// grown value by value.
-    pub fn with_capacity(fields: usize, data: usize) -> Extensions {
-        Extensions {
-            present: 0,
-            fields: Vec::with_capacity(fields),
-            data: Vec::with_capacity(data),
-            sealed: false,
-        }
+    /// No values, no plugin present; the room stays, to be written again.
+    pub fn clear(&mut self) {
+        self.present = 0;
+        self.fields.clear();
+        self.data.clear();
+        self.sealed = false;
     }
 
     /// Done writing: a key written twice keeps only its last value. The values stay in the
@@ -106,11 +103,6 @@ impl Extensions {
         let at = self.fields.iter().rposition(|(k, _)| *k == key)?;
         *next = at + 1;
         Some(self.value(&self.fields[at].1))
-    }
-
-    /// Octets of list and string data held.
-    pub fn data_len(&self) -> usize {
-        self.data.len()
     }
 
     /// The value filed under `key`, if a plugin wrote one (the last one written).

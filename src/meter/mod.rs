@@ -174,6 +174,11 @@ pub struct MemoryUse {
     /// Flows with transport counters of their own (most need none: see `meter::transport`).
     pub transport: usize,
     pub transport_bytes: usize,
+    /// Flow plugins' states (one per plugin attached to a flow), and the bytes of their
+    /// tables and of the TCP streams they read (what a state points to aside).
+    pub plugin_states: usize,
+    pub peak_plugin_states: usize,
+    pub plugin_bytes: usize,
 }
 
 impl MemoryUse {
@@ -190,6 +195,9 @@ impl MemoryUse {
         self.loss_bytes += o.loss_bytes;
         self.transport += o.transport;
         self.transport_bytes += o.transport_bytes;
+        self.plugin_states += o.plugin_states;
+        self.peak_plugin_states += o.peak_plugin_states;
+        self.plugin_bytes += o.plugin_bytes;
     }
 }
 
@@ -284,6 +292,7 @@ impl Meter {
     pub fn memory(&self) -> MemoryUse {
         let (tcp_states, loss_blocks) = self.tcp.as_ref().map_or((0, 0), TcpTable::in_use);
         let (tcp_state_bytes, loss_bytes) = self.tcp.as_ref().map_or((0, 0), TcpTable::bytes);
+        let (plugin_states, peak_plugin_states, plugin_bytes) = self.plugins.memory();
         MemoryUse {
             flows: self.table.len(),
             peak_flows: self.stats.peak_flows as usize,
@@ -298,6 +307,9 @@ impl Meter {
             loss_bytes,
             transport: self.transport.in_use(),
             transport_bytes: self.transport.bytes(),
+            plugin_states,
+            peak_plugin_states,
+            plugin_bytes,
         }
     }
 

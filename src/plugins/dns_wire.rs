@@ -344,6 +344,8 @@ impl<'a> Name<'a> {
     /// octets that are not UTF-8 as `\DDD` (RFC 1035 §5.1), so the text is valid UTF-8 and
     /// says which octets were sent.
     pub fn write_text(&self, out: &mut String) {
+        // (Room for the labels and dots at once, not grown label by label.)
+        out.reserve(self.labels().map(|l| l.len() + 1).sum());
         let mut first = true;
         for label in self.labels() {
             if !first {
@@ -401,55 +403,85 @@ impl<'a> Iterator for Labels<'a> {
 
 /// Octets as text: valid UTF-8 as it is but control characters, the characters in `special`
 /// after a backslash, a backslash too, and any other octet as `\DDD` (RFC 1035 §5.1).
-fn write_escaped(bytes: &[u8], out: &mut String, special: &[char]) {
+fn write_escaped(bytes: &[u8], out: &mut String, special: Option<u8>) {
+    // (Nearly every name is printable ASCII: such runs are copied whole, and only the
+    // characters between them are looked at one by one.)
     let mut rest = bytes;
     while !rest.is_empty() {
-        let (valid, bad) = match std::str::from_utf8(rest) {
-            Ok(s) => (s, &[][..]),
-            Err(e) => {
-                let (ok, tail) = rest.split_at(e.valid_up_to());
-                // (`valid_up_to` marks a boundary of valid UTF-8.)
-                (std::str::from_utf8(ok).unwrap_or(""), tail)
+        let (ascii, tail) = rest.split_at(plain_run(rest, special.unwrap_or(b'\\')));
+        // (ASCII: always UTF-8.)
+        out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
+        // The character `tail` starts with lies in its first four octets, if it is valid.
+        let window = &tail[..tail.len().min(4)];
+        let first = window
+            .utf8_chunks()
+            .next()
+            .and_then(|c| c.valid().chars().next());
+        let Some(c) = first else {
+            // An octet no valid character starts with (or the end).
+            if let Some((&b, after)) = tail.split_first() {
+                write_ddd(b, out);
+                rest = after;
+                continue;
             }
-        };
-        for c in valid.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                c if special.contains(&c) => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c if c.is_control() => {
-                    let mut buf = [0; 4];
-                    for b in c.encode_utf8(&mut buf).bytes() {
-                        let _ = write!(out, "\\{b:03}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        let Some((&b, tail)) = bad.split_first() else {
             break;
         };
-        let _ = write!(out, "\\{b:03}");
-        rest = tail;
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let mut buf = [0; 4];
+                for &b in c.encode_utf8(&mut buf).as_bytes() {
+                    write_ddd(b, out);
+                }
+            }
+            // (What is left of ASCII here is in `special`.)
+            c if c.is_ascii() => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+        rest = &tail[c.len_utf8()..];
+    }
+}
+
+/// Octets at the start of `b` that are written as they are: printable ASCII but the backslash
+/// and `special`.
+fn plain_run(b: &[u8], special: u8) -> usize {
+    let plain = |c: u8| (0x20..0x7f).contains(&c) & (c != b'\\') & (c != special);
+    // (Sixteen octets at a time, without an early exit, so that they are tested together:
+    // tunnelled names run to hundreds of octets.)
+    let whole = b
+        .chunks_exact(16)
+        .take_while(|c| c.iter().fold(true, |ok, &x| ok & plain(x)))
+        .count()
+        * 16;
+    let tail = &b[whole..];
+    whole + tail.iter().position(|&c| !plain(c)).unwrap_or(tail.len())
+}
+
+/// An octet as `\DDD`, three decimal digits.
+fn write_ddd(b: u8, out: &mut String) {
+    out.push('\\');
+    for d in [b / 100, b / 10 % 10, b % 10] {
+        out.push(char::from(b'0' + d));
     }
 }
 
 fn write_label(label: &[u8], out: &mut String) {
-    write_escaped(label, out, &['.']);
+    write_escaped(label, out, Some(b'.'));
 }
 
 /// Octets that should be text (a NetBIOS name, a TXT string) as valid UTF-8 text: see
 /// [`Name::write_text`], but dots as they are.
 pub fn write_octets(b: &[u8], out: &mut String) {
-    write_escaped(b, out, &[]);
+    write_escaped(b, out, None);
 }
 
 /// A TXT-style character-string in quotes, escaped as in a zone file.
 fn write_quoted(s: &[u8], out: &mut String) {
     out.push('"');
-    write_escaped(s, out, &['"']);
+    write_escaped(s, out, Some(b'"'));
     out.push('"');
 }
 
@@ -652,8 +684,12 @@ impl<'a> Record<'a> {
 
 /// Lowercase hex.
 fn write_hex(b: &[u8], out: &mut String) {
-    for x in b {
-        let _ = write!(out, "{x:02x}");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // (Not `write!` per octet: RDATA of unknown types runs to hundreds of octets.)
+    out.reserve(2 * b.len());
+    for &x in b {
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
     }
 }
 

@@ -131,19 +131,22 @@ impl Fields {
     /// Take a head's values: a request's or a response's, replacing what an earlier (cut)
     /// reading of the same part gave.
     pub fn take(&mut self, h: &Head<'_>) {
-        let field = |name: &[u8], max: usize| h.value(name).map_or(String::new(), |v| text(v, max));
+        let field = |v: Option<&[u8]>, max: usize| v.map_or(String::new(), |v| text(v, max));
         match h.kind {
             Kind::Request => {
                 self.method = text(h.method().unwrap_or(&[]), max::METHOD);
                 self.url = text(h.target().unwrap_or(&[]), max::URL);
-                self.host = field(b"host", max::HOST);
-                self.user_agent = field(b"user-agent", max::USER_AGENT);
-                self.referer = field(b"referer", max::REFERER);
+                let [host, user_agent, referer] =
+                    h.first_values([&b"host"[..], &b"user-agent"[..], &b"referer"[..]]);
+                self.host = field(host, max::HOST);
+                self.user_agent = field(user_agent, max::USER_AGENT);
+                self.referer = field(referer, max::REFERER);
             }
             Kind::Response => {
                 self.status = h.status().unwrap_or(0);
-                self.content_type = field(b"content-type", max::CONTENT_TYPE);
-                self.server = field(b"server", max::SERVER);
+                let [content_type, server] = h.first_values([&b"content-type"[..], &b"server"[..]]);
+                self.content_type = field(content_type, max::CONTENT_TYPE);
+                self.server = field(server, max::SERVER);
                 let mut names = List::default();
                 for v in h.values(b"set-cookie") {
                     // The cookie's name is before the '=' of the text up to the first ';', and

@@ -87,17 +87,18 @@ pub struct Fields {
 impl Fields {
     /// Take a head's values, replacing what an earlier (cut) reading of it gave.
     pub fn take(&mut self, h: &Head<'_>) {
-        let field = |name: &[u8], max: usize| h.value(name).map_or(String::new(), |v| text(v, max));
+        let field = |v: Option<&[u8]>, max: usize| v.map_or(String::new(), |v| text(v, max));
         match h.kind {
             Kind::Request => {
                 self.method = text(h.method().unwrap_or(&[]), max::METHOD);
                 self.uri = text(h.target().unwrap_or(&[]), max::URI);
-                self.user_agent = field(b"user-agent", max::USER_AGENT);
+                self.user_agent = field(h.value(b"user-agent"), max::USER_AGENT);
             }
             Kind::Response => {
                 self.status = h.status().unwrap_or(0);
-                self.server = field(b"server", max::SERVER);
-                self.content_type = field(b"content-type", max::CONTENT_TYPE);
+                let [server, content_type] = h.first_values([&b"server"[..], &b"content-type"[..]]);
+                self.server = field(server, max::SERVER);
+                self.content_type = field(content_type, max::CONTENT_TYPE);
             }
         }
     }

@@ -43,7 +43,11 @@ pub const MAX_METHOD: usize = 32;
 
 /// A `tchar` of RFC 9110 §5.6.2: what method tokens and field names are made of.
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    // (A `match`, not a search of the punctuation list: every payload's first octet passes
+    // here for each header-line protocol, and a binary one is rarely alphanumeric.)
+    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+        | b'`' | b'|' | b'~')
 }
 
 /// `a` starts with `b`, or `b` starts with `a`: `a` may still become `b`.
@@ -59,6 +63,13 @@ fn agrees(a: &[u8], b: &[u8]) -> bool {
 /// space and the version prefix; a known method decides while the line is not whole yet.
 pub fn classify(buf: &[u8], syntax: &Syntax) -> Start {
     let v = syntax.version;
+    // A method starts with a tchar: most payloads that are no message (binary ones) are told
+    // by their first octet.
+    match buf.first() {
+        None => return Start::Maybe,
+        Some(b) if !is_tchar(*b) && v.first() != Some(b) => return Start::Not,
+        Some(_) => {}
+    }
     if agrees(buf, v) {
         return match buf.get(v.len()) {
             Some(d) if d.is_ascii_digit() => Start::Message(Kind::Response),
@@ -227,6 +238,22 @@ impl<'a> Head<'a> {
     pub fn value(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.values(name).next()
     }
+
+    /// [`Head::value`] of each of `names`, in one pass over the field lines.
+    pub fn first_values<const N: usize>(&self, names: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
+        let mut found = [None; N];
+        for (n, v) in self.fields() {
+            for (slot, name) in found.iter_mut().zip(names) {
+                if slot.is_none() && n.eq_ignore_ascii_case(name) {
+                    *slot = Some(v);
+                }
+            }
+            if found.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        found
+    }
 }
 
 /// The field lines of a head: (name, value) pairs. The value has no whitespace around it; a
@@ -271,6 +298,12 @@ impl<'a> Iterator for Fields<'a> {
 /// whitespace around them become one space, other control characters U+FFFD, octets that are
 /// not UTF-8 U+FFFD; cut at a character boundary.
 pub fn text(raw: &[u8], max: usize) -> String {
+    // (Most values have no line break or control character: what the loop below would copy
+    // of them, one octet at a time, is their first `max + 1` octets.)
+    if raw.iter().all(|&b| b >= 0x20 && b != 0x7f || b == b'\t') {
+        let s = String::from_utf8_lossy(&raw[..raw.len().min(max.saturating_add(1))]);
+        return cut(s.into_owned(), max);
+    }
     let mut out: Vec<u8> = Vec::with_capacity(raw.len().min(max));
     let mut i = 0;
     // U+FFFD takes 3 octets: a few more input octets than `max` may still fit in it.

@@ -42,12 +42,14 @@
 
 pub mod fingerprint;
 pub mod hello;
+pub mod memo;
 
 use super::{Built, Needs, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
 use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
 use fingerprint::Transport;
 use hello::{ClientHello, ServerHello, CLIENT_HELLO, SERVER_HELLO};
+use memo::Memo;
 
 pub static SPEC: Spec = Spec {
     kind: PluginKind::Tls,
@@ -112,6 +114,8 @@ fn build(_: &Options) -> Result<Built, PluginError> {
 struct Tls {
     /// The handshake octets of a stream's leading records, reused from packet to packet.
     scratch: Vec<u8>,
+    /// The fingerprints of hellos seen before.
+    memo: Memo,
 }
 
 /// What the client's hello says.
@@ -126,12 +130,14 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn of(ch: &ClientHello<'_>, transport: Transport) -> Client {
+    /// What `ch` says; its fingerprints from `memo` when an earlier hello had the same.
+    pub fn of(ch: &ClientHello<'_>, transport: Transport, memo: &mut Memo) -> Client {
+        let (ja3, ja4) = memo.fingerprints(ch, transport);
         let mut c = Client {
             version: ch.version(),
             sni: ch.server_name().map(text).unwrap_or_default(),
-            ja3: fingerprint::ja3(ch),
-            ja4: fingerprint::ja4(ch, transport),
+            ja3,
+            ja4,
             ext_count: 0,
             ext_types: [0; MAX_EXTENSIONS],
             ext_lens: [0; MAX_EXTENSIONS],
@@ -270,7 +276,7 @@ impl FlowPlugin for Tls {
         if s.open[d] && p.pkt.payload_len > 0 && !p.stream.is_empty() {
             match read_stream(&mut self.scratch, p.stream) {
                 Read::Client(ch) if s.client.is_none() => {
-                    s.client = Some(Box::new(Client::of(&ch, Transport::Tcp)));
+                    s.client = Some(Box::new(Client::of(&ch, Transport::Tcp, &mut self.memo)));
                     s.open[d] = false;
                 }
                 Read::Server(sh) if s.server.is_none() => {

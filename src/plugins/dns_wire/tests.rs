@@ -434,3 +434,95 @@ fn thousands_of_damaged_real_messages_never_panic() {
     }
     assert!(entries > 10_000, "{entries}");
 }
+
+/// The escaping of [`write_escaped`] done one character at a time, as RFC 1035 §5.1 reads:
+/// what copying runs of plain octets whole must still write.
+fn escaped_one_by_one(bytes: &[u8], special: Option<u8>) -> String {
+    let mut out = String::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, bad) = match std::str::from_utf8(rest) {
+            Ok(s) => (s, &[][..]),
+            Err(e) => {
+                let (ok, tail) = rest.split_at(e.valid_up_to());
+                (std::str::from_utf8(ok).unwrap(), tail)
+            }
+        };
+        for c in valid.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_ascii() && special == Some(c as u8) => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\{b:03}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        let Some((&b, tail)) = bad.split_first() else {
+            break;
+        };
+        out.push_str(&format!("\\{b:03}"));
+        rest = tail;
+    }
+    out
+}
+
+#[test]
+fn escaping_copies_plain_runs_as_one_by_one_escaping_writes_them() {
+    let long = [&b"0123456789abcdef"[..]; 5].concat();
+    let long_then_escape = [&long[..], b"\\", &long[..], b"."].concat();
+    let cases: [&[u8]; 14] = [
+        &long,
+        &long_then_escape,
+        b"",
+        b"www",
+        b"a.b\\c\"d e",
+        b"\x00\x1f\x7f\x20~",
+        "ü€😀".as_bytes(),
+        // U+0080 and U+009F are control characters too.
+        b"x\xc2\x80y\xc2\x9fz",
+        // Cut and invalid sequences, in the middle and at the end.
+        b"\xe2\x82A\xe2\x82",
+        b"\xf0\x9f\x98",
+        b"\xff\xfe\xc0\xaf\xed\xa0\x80",
+        b"ab\x80cd\xbf",
+        b"tail\xc3",
+        b"\xc3\xbc.\xc3",
+    ];
+    for b in cases {
+        for special in [None, Some(b'.'), Some(b'"')] {
+            let mut s = String::from("prefix:");
+            write_escaped(b, &mut s, special);
+            assert_eq!(
+                s,
+                format!("prefix:{}", escaped_one_by_one(b, special)),
+                "{b:?}"
+            );
+        }
+    }
+    // Every octet, alone and after a plain run.
+    for x in 0..=255u8 {
+        for b in [
+            vec![x],
+            vec![b'a', x, b'z'],
+            [&long[..20], &[x], &long[..3]].concat(),
+        ] {
+            let mut s = String::new();
+            write_escaped(&b, &mut s, Some(b'.'));
+            assert_eq!(s, escaped_one_by_one(&b, Some(b'.')), "{b:?}");
+        }
+    }
+}
+
+#[test]
+fn hex_is_two_lower_case_digits_an_octet() {
+    let mut s = String::new();
+    write_hex(&[0x00, 0x0f, 0xa0, 0xff], &mut s);
+    assert_eq!(s, "000fa0ff");
+}

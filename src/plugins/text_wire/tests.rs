@@ -290,3 +290,53 @@ Cookie: a=b\r\n\r\n",
         assert!(a.carry.capacity() <= 2 * (MAX_LINE + 1) + 64);
     }
 }
+
+#[test]
+fn tchars_are_rfc_9110s() {
+    for b in 0..=255u8 {
+        let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_tchar(b), want, "{b:#04x}");
+    }
+}
+
+#[test]
+fn values_without_line_breaks_read_as_those_with_one() {
+    // A value that ends in a line break goes through the octet-by-octet reading; without
+    // one, a value with no control character is copied whole: the two must agree.
+    let values: [&[u8]; 6] = [
+        b"Mozilla/5.0 (X11; Linux x86_64)",
+        "caf\u{e9} \u{20ac}uro \u{1f600}".as_bytes(),
+        b"bad \xff\xfe utf-8 \xe2\x82",
+        b"tab\there",
+        b"",
+        b"x",
+    ];
+    for v in values {
+        let with_break = [v, b"\r\n"].concat();
+        for max in 0..40 {
+            assert_eq!(text(v, max), text(&with_break, max), "{v:?} {max}");
+        }
+    }
+}
+
+#[test]
+fn first_values_are_values_of_each_name() {
+    let msg = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nhost: b\r\nUser-Agent: u\r\n  v\r\n\r\n";
+    let h = head(msg, &HTTP).unwrap();
+    let names: [&[u8]; 4] = [b"host", b"user-agent", b"referer", b"x-a"];
+    assert_eq!(h.first_values(names), names.map(|n| h.value(n)));
+    assert_eq!(h.first_values(names)[0], Some(&b"a"[..]));
+}
+
+#[test]
+fn a_version_need_not_start_with_a_tchar() {
+    // (The first-octet test passes the version's own first octet, whatever it is.)
+    const ODD: Syntax = Syntax {
+        version: b"(X/",
+        methods: &[],
+    };
+    assert_eq!(classify(b"(X/2 200 OK\r\n", &ODD), Message(Response));
+    assert_eq!(classify(b"(", &ODD), Maybe);
+    assert_eq!(classify(b")", &ODD), Not);
+    assert_eq!(classify(b"\x16\x03\x01", &HTTP), Not);
+}

@@ -243,6 +243,7 @@ fn real_hellos_parse_and_survive_thousands_of_mutations() {
         assert!(matches!(read, Read::Client(_) | Read::Server(_)));
     }
     let mut parsed = 0;
+    let mut memo = Memo::default();
     for i in 0..20_000 {
         let h = &hellos[i % hellos.len()];
         let m = rng.mutate(h);
@@ -255,8 +256,11 @@ fn real_hellos_parse_and_survive_thousands_of_mutations() {
         match read_stream(&mut scratch, &stream[..cut]) {
             Read::Client(ch) => {
                 parsed += 1;
-                let c = Client::of(&ch, Transport::Tcp);
+                let c = Client::of(&ch, Transport::Tcp, &mut memo);
                 assert_eq!(c.ja4.len(), 36);
+                // Remembered or not, the fingerprints are the hello's own.
+                let ja4 = fingerprint::ja4(&ch, Transport::Tcp);
+                assert_eq!((c.ja3, c.ja4), (fingerprint::ja3(&ch), ja4));
                 assert!(c.sni.len() <= MAX_NAME);
                 let _ = fingerprint::ja3_string(&ch);
                 let _ = ch.quic_user_agent();
