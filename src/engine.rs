@@ -1158,8 +1158,8 @@ pub struct FanoutInput {
     file_len: Option<u64>,
     /// Set by a signal or `qofctl shutdown`.
     stop: Arc<AtomicBool>,
-    /// The workers' sources' stop flag: set after `stop`, or when one of them has failed (the
-    /// others then stop too, and the failure, not a stop, ends the input).
+    /// The workers' sources' stop flag: set after `stop`, or when one live socket has failed
+    /// (the others then stop too, and the failure, not a stop, ends the input).
     halt: Arc<AtomicBool>,
 }
 
@@ -1225,7 +1225,10 @@ impl PacketSource for FanoutInput {
 
     /// `None` once every worker's source has ended.
     fn wait_quiet(&mut self) -> Option<Timestamp> {
-        if self.failed() || self.stop.load(Ordering::Relaxed) {
+        // One socket's failure stops the others. Not so for a file's readers: each reads on
+        // to the damage itself (every frame before it is someone's share), where each fails.
+        let failed = self.file_len.is_none() && self.failed();
+        if failed || self.stop.load(Ordering::Relaxed) {
             self.halt.store(true, Ordering::Relaxed);
         }
         if self.counts.iter().all(|c| c.ended.load(Ordering::Acquire)) {
