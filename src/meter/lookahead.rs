@@ -155,14 +155,18 @@ impl Lookahead {
             q.hash = m.table.hash(&q.pkt.key);
             m.table.prefetch_index(q.hash);
         }
-        // Step 2, the packet STEP before it: read its index entry; ask for the flow and the
-        // flow's state index.
+        // Step 2, the packet STEP before it: read its index entry; ask for the flow, the
+        // flow's state index and (with plugins) the plugins' entry of the flow.
         if self.len >= STEP {
             let q = &mut self.ring[before];
+            let plugins = !self.details.is_empty();
             if q.pkt.frag.is_none() {
                 q.candidate = m.table.prefetch_flows(q.hash, |s| {
                     if let Some(x) = m.ext.get(s as usize) {
                         prefetch::line(x);
+                    }
+                    if plugins {
+                        m.plugins.prefetch(s);
                     }
                 });
             }

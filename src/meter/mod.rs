@@ -26,7 +26,7 @@ mod transport;
 pub use ext::{list_items, ExtKey, ExtValue, ExtWriter, Extensions, VARIABLE_ITEMS};
 pub use keys::{KeyPolicy, PortRule, PrefixRule, TrackLevel};
 pub use lookahead::Lookahead;
-pub use plugin::{FlowPlugin, Host, Hosted, PacketView, PluginSet, Reads, Verdict};
+pub use plugin::{FlowPlugin, Host, Hosted, Opening, PacketView, PluginSet, Reads, Verdict};
 pub use record::{end_reason, DirStats, FlowRecord, FlowSummary};
 pub use tcp::{characteristic, EchoRule, RttStats, SeqCounters, TcpConfig, TcpDirStats};
 pub use timeouts::ProtoTimeouts;

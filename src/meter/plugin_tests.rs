@@ -464,3 +464,150 @@ fn a_plugin_that_wants_no_more_stream_frees_it_and_goes_on() {
     assert_eq!(ext.get(keys[0]), Some(ExtValue::Unsigned(6)));
     assert_eq!(ext.get(keys[1]), Some(ExtValue::Unsigned(0)));
 }
+
+/// Attaches at a TCP flow's first payload: what it was told of the packets before, the
+/// packets it saw, and the forward and reverse streams as they stood at the flow's end.
+struct Latecomer;
+
+#[derive(Default)]
+struct Late {
+    before: Opening,
+    seen: u64,
+    streams: [Vec<u8>; 2],
+}
+
+const LATE_BEFORE: ExtKey = ExtKey { pen: 2, id: 5 };
+const LATE_SYNS: ExtKey = ExtKey { pen: 2, id: 6 };
+const LATE_SEEN: ExtKey = ExtKey { pen: 2, id: 7 };
+const LATE_FWD: ExtKey = ExtKey { pen: 2, id: 8 };
+const LATE_REV: ExtKey = ExtKey { pen: 2, id: 9 };
+const LATE_NEVER: ExtKey = ExtKey { pen: 2, id: 10 };
+
+impl FlowPlugin for Latecomer {
+    type State = Late;
+    const READS_STREAM: bool = true;
+    const FROM_PAYLOAD: bool = true;
+
+    fn number(&self) -> u8 {
+        6
+    }
+
+    fn attach(&mut self, _: &PacketView<'_>) -> Option<Late> {
+        Some(Late::default())
+    }
+
+    fn attach_late(&mut self, _: &PacketView<'_>, before: &Opening) -> Option<Late> {
+        Some(Late {
+            before: *before,
+            ..Late::default()
+        })
+    }
+
+    fn packet(&mut self, s: &mut Late, p: &PacketView<'_>) -> Verdict {
+        s.seen += 1;
+        s.streams[usize::from(p.reverse)] = p.stream.to_vec();
+        Verdict::Continue
+    }
+
+    fn export_unattached(&mut self, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        out.unsigned(LATE_NEVER, flow.packets());
+        true
+    }
+
+    fn export(&mut self, s: Late, _: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        let [fwd, rev] = s.before.syn.map(|x| u64::from(x.unwrap_or(0)));
+        out.unsigned(LATE_BEFORE, s.before.packets.into());
+        out.unsigned(LATE_SYNS, fwd << 32 | rev);
+        out.unsigned(LATE_SEEN, s.seen);
+        out.bytes(LATE_FWD, &s.streams[0]);
+        out.bytes(LATE_REV, &s.streams[1]);
+        true
+    }
+}
+
+/// A plugin that attaches late keeps nothing and is not called for a TCP flow until its first
+/// payload; then it learns how many packets came before and each direction's SYN, and its
+/// streams start after those SYNs (a reverse segment that came before the reverse stream's
+/// first octets waits for them). A flow that never carries payload gets its
+/// `export_unattached` values, and no state is held for it at any time.
+#[test]
+fn a_plugin_that_attaches_at_the_first_payload_learns_what_came_before() {
+    use crate::decode::TcpInfo;
+    let keys = vec![
+        LATE_BEFORE,
+        LATE_SYNS,
+        LATE_SEEN,
+        LATE_FWD,
+        LATE_REV,
+        LATE_NEVER,
+    ];
+    let reads = Reads {
+        payload: 0,
+        stream: 64,
+    };
+    let mut m = Meter::with_plugins(
+        MeterConfig::default(),
+        PluginSet::new(vec![Box::new(Host::new(Latecomer))], keys, reads),
+    );
+    let k = v4(A, 40000, B, 443, proto::TCP);
+    let bare = v4(A, 40001, B, 443, proto::TCP);
+    let seg = |key: crate::key::FlowKey, seq: u32, flags: u8, data: &'static [u8]| {
+        let p = Packet {
+            key,
+            ip_len: 40 + data.len() as u32,
+            payload_len: data.len() as u32,
+            ip_header_len: 20,
+            has_l4: true,
+            tcp: Some(TcpInfo {
+                seq,
+                flags,
+                ..TcpInfo::default()
+            }),
+            ..Packet::default()
+        };
+        (p, data)
+    };
+    let packets = [
+        seg(k, 100, 0x02, b""),
+        seg(bare, 7000, 0x02, b""),
+        seg(k.reversed(), 500, 0x12, b""),
+        seg(k, 101, 0x10, b""),
+        seg(bare.reversed(), 0, 0x14, b""),
+        seg(k, 101, 0x18, b"hello"),
+        seg(k.reversed(), 503, 0x18, b"later"),
+        seg(k.reversed(), 501, 0x18, b"ok"),
+    ];
+    let details = crate::decode::Details::default();
+    let mut recs = Vec::new();
+    for (i, (p, data)) in packets.iter().enumerate() {
+        m.handle_packet_with_details(Timestamp::from_millis(1_000 + i as u64), p, &details, data);
+        recs.extend(std::iter::from_fn(|| m.poll_record()));
+        let (live, _, _) = m.plugins().memory();
+        assert_eq!(live, usize::from(i >= 5), "packet {i}: states held");
+        assert_eq!(
+            m.plugins().stream_buffers() > 0,
+            i >= 5,
+            "packet {i}: no stream buffer before the payload"
+        );
+    }
+    m.flush();
+    recs.extend(std::iter::from_fn(|| m.poll_record()));
+    assert_eq!(recs.len(), 2);
+    let by_port = |port: u16| {
+        let r = recs.iter().find(|r| r.key.src_port == port).unwrap();
+        r.ext.as_ref().unwrap().clone()
+    };
+    let late = by_port(40000);
+    assert_eq!(late.get(LATE_BEFORE), Some(ExtValue::Unsigned(3)));
+    assert_eq!(
+        late.get(LATE_SYNS),
+        Some(ExtValue::Unsigned(100 << 32 | 500))
+    );
+    assert_eq!(late.get(LATE_SEEN), Some(ExtValue::Unsigned(3)));
+    assert_eq!(late.get(LATE_FWD), Some(ExtValue::Bytes(b"hello")));
+    assert_eq!(late.get(LATE_REV), Some(ExtValue::Bytes(b"oklater")));
+    assert_eq!(late.get(LATE_NEVER), None);
+    let never = by_port(40001);
+    assert_eq!(never.get(LATE_NEVER), Some(ExtValue::Unsigned(2)));
+    assert_eq!(never.get(LATE_SEEN), None);
+}

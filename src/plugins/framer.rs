@@ -168,6 +168,14 @@ impl Framer {
         }
     }
 
+    /// The direction opened with a SYN of sequence number `syn` (if it did), seen before the
+    /// plugin attached at the flow's first payload (`meter::Opening`).
+    pub fn opened(&mut self, syn: Option<u32>) {
+        if let Some(seq) = syn {
+            self.track(seq, true, &[]);
+        }
+    }
+
     /// One segment of this direction, with the direction's stream as it stands after it.
     /// Every message that becomes known is given to `on`, in order, once. `window`: the
     /// stream octets this plugin asked for.

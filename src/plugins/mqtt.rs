@@ -18,7 +18,9 @@ pub mod wire;
 use super::framer::{Framer, Segment};
 use super::{Built, Needs, OptionSpec, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
-use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
+use crate::meter::{
+    ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, Opening, PacketView, Verdict,
+};
 use wire::{kind, ConnAck, Connect, Mqtt as Framing};
 
 pub static SPEC: Spec = Spec {
@@ -170,6 +172,17 @@ impl FlowPlugin for MqttPlugin {
 
     fn attach(&mut self, p: &PacketView<'_>) -> Option<State> {
         p.pkt.tcp.is_some().then(State::default)
+    }
+
+    // (An MQTT session is read from the connection's first payload, its CONNECT.)
+    const FROM_PAYLOAD: bool = true;
+
+    fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<State> {
+        let mut s = self.attach(p)?;
+        for (d, syn) in s.dirs.iter_mut().zip(before.syn) {
+            d.opened(syn);
+        }
+        Some(s)
     }
 
     fn packet(&mut self, s: &mut State, p: &PacketView<'_>) -> Verdict {

@@ -25,7 +25,9 @@ use super::framer::{Framer, Segment};
 use super::{wire_payload, Built, Needs, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
 use crate::key::proto;
-use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
+use crate::meter::{
+    ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, Opening, PacketView, Verdict,
+};
 use wire::opcode as op;
 
 pub static SPEC: Spec = Spec {
@@ -211,6 +213,24 @@ impl FlowPlugin for Ovpn {
             proto::UDP if p.pkt.has_l4 => Some(State::default()),
             _ => None,
         }
+    }
+
+    // (Over TCP, OpenVPN's packets are the connection's payload: a connection without any
+    // keeps nothing, and its record says what any flow without OpenVPN says.)
+    const FROM_PAYLOAD: bool = true;
+
+    fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<State> {
+        let mut s = self.attach(p)?;
+        if let Some(dirs) = s.dirs.as_deref_mut() {
+            for (d, syn) in dirs.iter_mut().zip(before.syn) {
+                d.opened(syn);
+            }
+        }
+        Some(s)
+    }
+
+    fn export_unattached(&mut self, flow: &FlowSummary, out: &mut ExtWriter<'_>) -> bool {
+        self.export(State::default(), flow, out)
     }
 
     fn packet(&mut self, s: &mut State, p: &PacketView<'_>) -> Verdict {

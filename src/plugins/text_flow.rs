@@ -21,7 +21,7 @@
 
 use super::text_wire::{after, classify, head, Head, Kind, Start, Syntax};
 use crate::key::FlowKey;
-use crate::meter::PacketView;
+use crate::meter::{Opening, PacketView};
 
 /// Octets of a message head read at most, and of each direction's stream asked for.
 pub const MAX_HEAD: usize = 4096;
@@ -120,6 +120,17 @@ impl Messages {
             }
         }
         m
+    }
+
+    /// The connection's SYNs before its first payload, which the plugin did not see
+    /// (`meter::Opening`): as [`Messages::packet`] takes a SYN.
+    pub fn opened(&mut self, before: &Opening) {
+        for (d, syn) in self.dirs.iter_mut().zip(before.syn) {
+            if let (Some(seq), None) = (syn, d.base) {
+                d.base = Some(seq.wrapping_add(1));
+                d.from_syn = true;
+            }
+        }
     }
 
     /// Whether `p` starts a message that ends the record before it.

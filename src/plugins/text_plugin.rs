@@ -7,7 +7,7 @@ use super::text_wire::{Head, Syntax};
 use super::Needs;
 use crate::ie::PluginKind;
 use crate::key::proto;
-use crate::meter::{ExtWriter, FlowPlugin, FlowSummary, PacketView, Verdict};
+use crate::meter::{ExtWriter, FlowPlugin, FlowSummary, Opening, PacketView, Verdict};
 use std::marker::PhantomData;
 
 /// A header-line protocol as a plugin reads it.
@@ -59,6 +59,8 @@ impl<P: Protocol> FlowPlugin for Reader<P> {
     type State = State<P::Values>;
     const SPLITS: bool = true;
     const READS_STREAM: bool = true;
+    // (A TCP connection's messages are its payload.)
+    const FROM_PAYLOAD: bool = true;
 
     fn number(&self) -> u8 {
         P::KIND.number()
@@ -75,6 +77,12 @@ impl<P: Protocol> FlowPlugin for Reader<P> {
             messages: Messages::new(p, handoff),
             values: None,
         })
+    }
+
+    fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<Self::State> {
+        let mut s = self.attach(p)?;
+        s.messages.opened(before);
+        Some(s)
     }
 
     fn split_before(&mut self, s: &mut Self::State, p: &PacketView<'_>) -> bool {

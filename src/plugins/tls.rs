@@ -46,7 +46,9 @@ pub mod memo;
 
 use super::{Built, Needs, Options, PluginError, Spec};
 use crate::ie::{pen, PluginKind};
-use crate::meter::{ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, PacketView, Verdict};
+use crate::meter::{
+    ExtKey, ExtWriter, FlowPlugin, FlowSummary, Host, Opening, PacketView, Verdict,
+};
 use fingerprint::Transport;
 use hello::{ClientHello, ServerHello, CLIENT_HELLO, SERVER_HELLO};
 use memo::Memo;
@@ -268,6 +270,18 @@ impl FlowPlugin for Tls {
             open: [true; 2],
             ..State::default()
         })
+    }
+
+    // (A handshake is payload: a connection is read from its first.)
+    const FROM_PAYLOAD: bool = true;
+
+    fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<State> {
+        // (Each packet before counted towards giving up, as if it had been seen.)
+        let packets = u16::try_from(before.packets)
+            .ok()
+            .filter(|&n| n < MAX_PACKETS)?;
+        let s = self.attach(p)?;
+        Some(State { packets, ..s })
     }
 
     fn packet(&mut self, s: &mut State, p: &PacketView<'_>) -> Verdict {
