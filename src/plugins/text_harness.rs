@@ -119,8 +119,8 @@ pub fn records(specs: &[&str], packets: &[Segment]) -> Vec<FlowRecord> {
     traced(specs, packets).0
 }
 
-/// [`records`], and after each packet the plugins' states held and the octets of their
-/// tables and stream buffers.
+/// [`records`], and after each packet the plugins' states held and the octets of the flows'
+/// stream buffers.
 pub fn traced(specs: &[&str], packets: &[Segment]) -> (Vec<FlowRecord>, Vec<(usize, usize)>) {
     let named: Vec<PluginSpec> = specs
         .iter()
@@ -134,8 +134,8 @@ pub fn traced(specs: &[&str], packets: &[Segment]) -> (Vec<FlowRecord>, Vec<(usi
         let cap = m.plugins().payload().min(data.len());
         m.handle_packet_with_details(Timestamp::from_millis(*ms), p, &details, &data[..cap]);
         out.extend(std::iter::from_fn(|| m.poll_record()));
-        let (live, _, bytes) = m.plugins().memory();
-        held.push((live, bytes));
+        let (live, _, _) = m.plugins().memory();
+        held.push((live, m.plugins().stream_buffers()));
     }
     m.flush();
     out.extend(std::iter::from_fn(|| m.poll_record()));

@@ -195,9 +195,10 @@ fn other_protocols_are_let_go_at_their_first_octets() {
         held.iter().all(|h| h.1 == held[0].1),
         "let go at once: {held:?}"
     );
-    assert_eq!(held[2].0, 1, "attached");
-    assert_eq!(
-        held[3].0, 0,
+    // (No state for the handshake: the plugin attaches at the first payload, and lets it go
+    // there.)
+    assert!(
+        held.iter().all(|h| h.0 == 0),
         "dropped at the client's first octets: {held:?}"
     );
     // Only the client spoke, and not HTTP: let go too.
