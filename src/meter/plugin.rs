@@ -224,8 +224,11 @@ impl<P: FlowPlugin> Host<P> {
         }
     }
 
-    /// Keep `state` (if any) as the state of the flow in `slot`; true when there is one.
+    /// Keep `state` (if any) as the state of the flow in `slot`; true when there is one. A
+    /// slot is attached to once per flow; a state left over (its flow ended without an
+    /// export, which the meter never does) is dropped here rather than leaked.
     fn keep(&mut self, slot: u32, state: Option<P::State>) -> bool {
+        drop(self.take(slot));
         let Some(state) = state else {
             return false;
         };
@@ -263,9 +266,6 @@ impl<P: FlowPlugin> Hosted for Host<P> {
     }
 
     fn attach(&mut self, slot: u32, p: &PacketView<'_>) -> bool {
-        // A slot is attached to once per flow; a state left over (its flow ended without an
-        // export, which the meter never does) is dropped here rather than leaked.
-        drop(self.take(slot));
         let state = self.plugin.attach(p);
         self.keep(slot, state)
     }
@@ -275,7 +275,6 @@ impl<P: FlowPlugin> Hosted for Host<P> {
     }
 
     fn attach_late(&mut self, slot: u32, p: &PacketView<'_>, before: &Opening) -> bool {
-        drop(self.take(slot));
         let state = self.plugin.attach_late(p, before);
         self.keep(slot, state)
     }
@@ -732,15 +731,12 @@ impl PluginSet {
         if self.stream_cap > 0 {
             self.free_stream(slot);
         }
-        let late = self.late;
-        let (held, waiting) = match self.slot_mut(slot) {
-            Some(e) => {
-                let waiting = e.calls & !e.held & late;
-                e.calls = 0;
-                (std::mem::take(&mut e.held), waiting)
-            }
-            None => (0, 0),
-        };
+        let e = self.slot(slot);
+        let (held, waiting) = (e.held, self.waiting(&e));
+        if let Some(e) = self.slot_mut(slot) {
+            e.calls = 0;
+            e.held = 0;
+        }
         let ext = &mut self.scratch;
         ext.clear();
         if held | waiting == 0 {

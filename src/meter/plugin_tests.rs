@@ -301,12 +301,34 @@ impl FlowPlugin for Reader {
     }
 }
 
+/// A TCP segment of `key` over IPv4 (20-octet headers), and its payload.
+fn seg(
+    key: crate::key::FlowKey,
+    seq: u32,
+    flags: u8,
+    data: &'static [u8],
+) -> (Packet, &'static [u8]) {
+    let p = Packet {
+        key,
+        ip_len: 40 + data.len() as u32,
+        payload_len: data.len() as u32,
+        ip_header_len: 20,
+        has_l4: true,
+        tcp: Some(crate::decode::TcpInfo {
+            seq,
+            flags,
+            ..crate::decode::TcpInfo::default()
+        }),
+        ..Packet::default()
+    };
+    (p, data)
+}
+
 /// A plugin that reads streams gets each direction's bytes in sequence order, segments that
 /// came out of order and retransmitted included, cut at the cap; the stream's buffer is freed
 /// with its flow.
 #[test]
 fn streams_reach_plugins_in_sequence_order() {
-    use crate::decode::TcpInfo;
     let keys = vec![ExtKey { pen: 2, id: 1 }, ExtKey { pen: 2, id: 2 }];
     let reads = Reads {
         payload: 0,
@@ -322,22 +344,6 @@ fn streams_reach_plugins_in_sequence_order() {
         "segments' payload is kept for the stream"
     );
     let k = v4(A, 40000, B, 443, proto::TCP);
-    let seg = |key: crate::key::FlowKey, seq: u32, flags: u8, data: &'static [u8]| {
-        let p = Packet {
-            key,
-            ip_len: 40 + data.len() as u32,
-            payload_len: data.len() as u32,
-            ip_header_len: 20,
-            has_l4: true,
-            tcp: Some(TcpInfo {
-                seq,
-                flags,
-                ..TcpInfo::default()
-            }),
-            ..Packet::default()
-        };
-        (p, data)
-    };
     let packets = [
         seg(k, 100, 0x02, b""),
         seg(k.reversed(), 500, 0x12, b""),
@@ -532,7 +538,6 @@ impl FlowPlugin for Latecomer {
 /// `export_unattached` values, and no state is held for it at any time.
 #[test]
 fn a_plugin_that_attaches_at_the_first_payload_learns_what_came_before() {
-    use crate::decode::TcpInfo;
     let keys = vec![
         LATE_BEFORE,
         LATE_SYNS,
@@ -551,22 +556,6 @@ fn a_plugin_that_attaches_at_the_first_payload_learns_what_came_before() {
     );
     let k = v4(A, 40000, B, 443, proto::TCP);
     let bare = v4(A, 40001, B, 443, proto::TCP);
-    let seg = |key: crate::key::FlowKey, seq: u32, flags: u8, data: &'static [u8]| {
-        let p = Packet {
-            key,
-            ip_len: 40 + data.len() as u32,
-            payload_len: data.len() as u32,
-            ip_header_len: 20,
-            has_l4: true,
-            tcp: Some(TcpInfo {
-                seq,
-                flags,
-                ..TcpInfo::default()
-            }),
-            ..Packet::default()
-        };
-        (p, data)
-    };
     let packets = [
         seg(k, 100, 0x02, b""),
         seg(bare, 7000, 0x02, b""),

@@ -15,7 +15,7 @@
 //! The stream's first octet is placed as `meter::stream` places it: after the direction's SYN,
 //! or at its first segment with payload when the meter joined the connection late.
 
-use crate::meter::PacketView;
+use crate::meter::{Opening, PacketView};
 
 /// What the first octets of a message say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,11 +168,13 @@ impl Framer {
         }
     }
 
-    /// The direction opened with a SYN of sequence number `syn` (if it did), seen before the
-    /// plugin attached at the flow's first payload (`meter::Opening`).
-    pub fn opened(&mut self, syn: Option<u32>) {
-        if let Some(seq) = syn {
-            self.track(seq, true, &[]);
+    /// A connection's two directions (forward, reverse) opened as `before` says, seen before
+    /// the plugin attached at the flow's first payload: each SYN is tracked as if it had been.
+    pub fn opened(dirs: &mut [Framer; 2], before: &Opening) {
+        for (d, syn) in dirs.iter_mut().zip(before.syn) {
+            if let Some(seq) = syn {
+                d.track(seq, true, &[]);
+            }
         }
     }
 

@@ -179,9 +179,7 @@ impl FlowPlugin for MqttPlugin {
 
     fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<State> {
         let mut s = self.attach(p)?;
-        for (d, syn) in s.dirs.iter_mut().zip(before.syn) {
-            d.opened(syn);
-        }
+        Framer::opened(&mut s.dirs, before);
         Some(s)
     }
 

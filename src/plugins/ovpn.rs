@@ -222,9 +222,7 @@ impl FlowPlugin for Ovpn {
     fn attach_late(&mut self, p: &PacketView<'_>, before: &Opening) -> Option<State> {
         let mut s = self.attach(p)?;
         if let Some(dirs) = s.dirs.as_deref_mut() {
-            for (d, syn) in dirs.iter_mut().zip(before.syn) {
-                d.opened(syn);
-            }
+            Framer::opened(dirs, before);
         }
         Some(s)
     }
