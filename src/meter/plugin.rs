@@ -74,10 +74,20 @@ pub struct Opening {
     pub syn: [Option<u32>; 2],
 }
 
-/// The packet waits for no late attachment: it is not TCP, or carries payload.
+/// A TCP flow's packet that plugins attaching late wait past: a segment without payload.
+/// (A flow whose first packet is no segment, its TCP header not read, is offered to every
+/// plugin at once, as any other flow.)
+#[inline]
+fn defers(p: &PacketView<'_>) -> bool {
+    p.pkt.tcp.is_some() && p.pkt.payload_len == 0
+}
+
+/// The packet ends the wait of plugins attaching late: a TCP segment with payload. (A TCP
+/// packet whose header was not read, a later fragment say, does not: those plugins read
+/// segments, and would give the flow up on it.)
 #[inline]
 fn opens(p: &PacketView<'_>) -> bool {
-    p.pkt.tcp.is_none() || p.pkt.payload_len > 0
+    p.pkt.tcp.is_some() && p.pkt.payload_len > 0
 }
 
 /// A per-flow extension. See the [module documentation](self).
@@ -531,7 +541,7 @@ impl PluginSet {
     pub(super) fn attach(&mut self, slot: u32, p: &PacketView<'_>) {
         // (A TCP flow that opens without payload waits for it, for the plugins that read
         // nothing else.)
-        let wait = if opens(p) { 0 } else { self.late };
+        let wait = if defers(p) { self.late } else { 0 };
         let mut calls = wait;
         for (i, h) in self.plugins.iter_mut().enumerate() {
             if wait & bit(i) == 0 && h.attach(slot, p) {
