@@ -592,18 +592,16 @@ fn nfcapd_stores_three_hundred_thousand_paced_flows() {
         let pid = nix::unistd::Pid::from_raw(nfcapd.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         nfcapd.wait().unwrap();
-        let file = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| name(p).starts_with("nfcapd.2"))
-            .unwrap_or_else(|| panic!("no nfcapd file"));
-        let stat = run(Command::new("nfdump").arg("-r").arg(&file).arg("-I"));
-        let text = String::from_utf8_lossy(&stat.stdout);
-        let stored: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Flows: "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("nfdump -I: {text}"));
+        let mut stored = 0u64;
+        for file in nfcapd_files(dir.path()) {
+            let stat = run(Command::new("nfdump").arg("-r").arg(&file).arg("-I"));
+            let text = String::from_utf8_lossy(&stat.stdout);
+            stored += text
+                .lines()
+                .find_map(|l| l.strip_prefix("Flows: "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("nfdump -I: {text}"));
+        }
         eprintln!(
             "{}: nfcapd stored {stored} of {n} flows ({:.3} %) in {:.1} s",
             export.join(" "),

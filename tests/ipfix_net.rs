@@ -1181,18 +1181,7 @@ fn nfcapd_collects_udp_export() {
     nfcapd.wait().unwrap();
     log.1.join().unwrap();
     let seen = log.0.lock().unwrap().clone();
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| name(p).starts_with("nfcapd.2"))
-        .collect();
-    assert_eq!(files.len(), 1, "nfcapd files: {files:?} {seen}");
-    let dump = run(Command::new("nfdump")
-        .arg("-r")
-        .arg(&files[0])
-        .args(["-o", "json"]));
-    let text = String::from_utf8_lossy(&dump.stdout);
-    let got = flow_tuples_from_nfdump(&text);
+    let got = flow_tuples_from_nfdump(&nfdump_json(&dir));
     assert_eq!(got.len(), want.len(), "flows: {seen}");
     assert_eq!(got, want);
 }
@@ -1246,11 +1235,8 @@ fn flow_tuples_from_json(lines: &[String]) -> Vec<Tuple> {
     v
 }
 
-fn flow_tuples_from_nfdump(text: &str) -> Vec<Tuple> {
-    let all: serde_json::Value = serde_json::from_str(text).unwrap();
+fn flow_tuples_from_nfdump(all: &[serde_json::Value]) -> Vec<Tuple> {
     let mut v: Vec<Tuple> = all
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|f| f["type"] == "FLOW")
         .map(|f| {

@@ -253,8 +253,9 @@ impl Nfcapd {
     }
 
     /// Stop nfcapd (SIGTERM makes it write its file), then read the flows back with nfdump.
-    /// Returns the flows, nfdump's CSV (for the engine column) and nfcapd's log.
-    fn stop(mut self) -> (Vec<Flow>, String, String) {
+    /// Returns the flows, nfdump's CSV of each file nfcapd wrote (for the engine column) and
+    /// nfcapd's log.
+    fn stop(mut self) -> (Vec<Flow>, Vec<String>, String) {
         // Let nfcapd drain its socket: qof has returned, its datagrams are in flight.
         std::thread::sleep(Duration::from_millis(500));
         let status = Command::new("kill")
@@ -264,52 +265,36 @@ impl Nfcapd {
         assert!(status.success());
         wait_with_deadline(&mut self.child, "nfcapd", Duration::from_secs(20));
         let log = std::fs::read_to_string(&self.log).unwrap();
-        let files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("flows"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let n = common::name(p);
-                n.starts_with("nfcapd.") && !n.contains("current")
+        let dir = self.dir.path().join("flows");
+        let flows = common::nfdump_json(&dir)
+            .iter()
+            .inspect(|v| assert_eq!(v["sampled"], 0, "unsampled: {v}"))
+            .map(nfdump_flow)
+            .collect();
+        let csv = common::nfcapd_files(&dir)
+            .iter()
+            .map(|file| {
+                let out = run(Command::new("nfdump")
+                    .env("TZ", "UTC")
+                    .arg("-r")
+                    .arg(file)
+                    .args(["-o", "csv"]));
+                String::from_utf8_lossy(&out.stdout).into_owned()
             })
             .collect();
-        assert_eq!(files.len(), 1, "one nfcapd file: {files:?}\n{log}");
-        let nfdump = |fmt: &str| -> Output {
-            let out = run(Command::new("nfdump")
-                .env("TZ", "UTC")
-                .arg("-r")
-                .arg(&files[0])
-                .args(["-o", fmt]));
-            assert!(
-                out.status.success(),
-                "nfdump: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out
-        };
-        let json = nfdump("json");
-        let text = String::from_utf8_lossy(&json.stdout);
-        let flows = if text.contains("No matching flows") {
-            Vec::new()
-        } else {
-            let all: Vec<serde_json::Value> = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("nfdump's JSON: {e}\n{text}"));
-            all.iter()
-                .inspect(|v| assert_eq!(v["sampled"], 0, "unsampled: {v}"))
-                .map(nfdump_flow)
-                .collect()
-        };
-        let csv = String::from_utf8_lossy(&nfdump("csv").stdout).into_owned();
         (flows, csv, log)
     }
 }
 
-/// nfcapd's closing statistics line: (flows, sequence errors, bad packets).
+/// nfcapd's statistics, summed over the line it logs as it closes each file: (flows,
+/// sequence errors, bad packets).
 fn nfcapd_totals(log: &str) -> (u64, u64, u64) {
-    let line = log
+    let lines: Vec<&str> = log
         .lines()
-        .find(|l| l.contains("Sequence Errors"))
-        .unwrap_or_else(|| panic!("no statistics in nfcapd's log:\n{log}"));
-    let field = |name: &str| -> u64 {
+        .filter(|l| l.contains("Sequence Errors"))
+        .collect();
+    assert!(!lines.is_empty(), "no statistics in nfcapd's log:\n{log}");
+    let field = |line: &str, name: &str| -> u64 {
         let rest =
             &line[line.find(name).unwrap_or_else(|| panic!("{name}: {line}")) + name.len()..];
         rest.trim_start_matches([':', ' '])
@@ -318,11 +303,13 @@ fn nfcapd_totals(log: &str) -> (u64, u64, u64) {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{name} in {line}"))
     };
-    (
-        field("Flows"),
-        field("Sequence Errors"),
-        field("Bad Packets"),
-    )
+    lines.iter().fold((0, 0, 0), |(f, s, b), l| {
+        (
+            f + field(l, "Flows"),
+            s + field(l, "Sequence Errors"),
+            b + field(l, "Bad Packets"),
+        )
+    })
 }
 
 /// Both lists as multisets: what one has more of than the other, a few of each.
@@ -346,7 +333,7 @@ fn assert_same_flows(label: &str, ours: &[Flow], theirs: &[Flow]) {
 
 /// Run qof's NetFlow export of `capture` into a fresh nfcapd; returns qof's output and what
 /// nfdump read back.
-fn export_to_nfcapd(capture: &Path, version: &str) -> (Output, Vec<Flow>, String, String) {
+fn export_to_nfcapd(capture: &Path, version: &str) -> (Output, Vec<Flow>, Vec<String>, String) {
     let collector = Nfcapd::start();
     let out = run(qof()
         .arg("--in")
@@ -358,22 +345,26 @@ fn export_to_nfcapd(capture: &Path, version: &str) -> (Output, Vec<Flow>, String
     (out, flows, csv, log)
 }
 
-/// Every row of nfdump's CSV names engine type 0, id 7 (`--engine-id 7`).
-fn assert_engine(label: &str, csv: &str, rows: usize) {
-    // Rows, then a blank line or `Summary` and nfdump's totals.
-    let mut lines = csv
-        .lines()
-        .take_while(|l| !l.trim().is_empty() && l.trim() != "Summary");
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let eng = header
-        .iter()
-        .position(|h| *h == "eng")
-        .unwrap_or_else(|| panic!("{label}: no eng column in {header:?}"));
-    let engines: Vec<&str> = lines
-        .map(|l| l.split(',').nth(eng).unwrap_or("").trim())
-        .collect();
+/// Every row of nfdump's CSV, over all of nfcapd's files, names engine type 0, id 7
+/// (`--engine-id 7`).
+fn assert_engine(label: &str, csvs: &[String], rows: usize) {
+    let mut engines: Vec<String> = Vec::new();
+    for csv in csvs {
+        // Rows, then a blank line or `Summary` and nfdump's totals.
+        // A file without flows has the header and `No matching flows`.
+        let mut lines = csv
+            .lines()
+            .take_while(|l| !l.trim().is_empty() && l.trim() != "Summary")
+            .filter(|l| l.trim() != "No matching flows");
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let eng = header
+            .iter()
+            .position(|h| *h == "eng")
+            .unwrap_or_else(|| panic!("{label}: no eng column in {header:?}"));
+        engines.extend(lines.map(|l| l.split(',').nth(eng).unwrap_or("").trim().to_string()));
+    }
     assert_eq!(engines.len(), rows, "{label}: CSV rows");
-    assert!(engines.iter().all(|e| *e == "0/7"), "{label}: {engines:?}");
+    assert!(engines.iter().all(|e| e == "0/7"), "{label}: {engines:?}");
 }
 
 #[test]

@@ -686,21 +686,7 @@ fn through_nfcapd(feed: impl Fn(u16) -> Output) -> Vec<Value> {
         assert!(Instant::now() < deadline, "nfcapd did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let file = std::fs::read_dir(&flows)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| common::name(p).starts_with("nfcapd.2"))
-        .expect("nfcapd wrote no file");
-    let out = run(Command::new("nfdump")
-        .arg("-r")
-        .arg(&file)
-        .args(["-o", "json"]));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "nfdump's JSON: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::nfdump_json(&flows)
 }
 
 #[test]

@@ -67,6 +67,51 @@ pub fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
+/// The files nfcapd closed in `dir`, oldest first. nfcapd starts a new file on every 5-minute
+/// boundary of the clock, so a run that crosses one leaves two: a test must read them all.
+pub fn nfcapd_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = name(p);
+            n.starts_with("nfcapd.2") && !n.contains("current")
+        })
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "nfcapd wrote no file in {}",
+        dir.display()
+    );
+    files
+}
+
+/// Every flow nfcapd stored in `dir`, as nfdump prints them with `-o json`, across all its files.
+pub fn nfdump_json(dir: &Path) -> Vec<serde_json::Value> {
+    let mut flows = Vec::new();
+    for file in nfcapd_files(dir) {
+        let out = run(Command::new("nfdump")
+            .env("TZ", "UTC")
+            .arg("-r")
+            .arg(&file)
+            .args(["-o", "json"]));
+        assert!(
+            out.status.success(),
+            "nfdump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("No matching flows") || text.trim().is_empty() {
+            continue;
+        }
+        let all: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("nfdump's JSON of {}: {e}\n{text}", file.display()));
+        flows.extend(all);
+    }
+    flows
+}
+
 /// A YAML configuration whose `template:` lists `elements`, in order.
 pub fn template_yaml(elements: &[&str]) -> String {
     let mut text = String::from("template:\n");
