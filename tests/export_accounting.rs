@@ -205,8 +205,10 @@ fn collector(
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tally, done) = (tally.clone(), done.clone());
+    let mut listener = Some(listener);
     let thread = std::thread::spawn(move || loop {
-        let s = match listener.accept() {
+        let Some(l) = &listener else { return };
+        let s = match l.accept() {
             Ok((s, _)) => s,
             Err(_) if done.load(Ordering::Relaxed) => return,
             Err(_) => {
@@ -216,9 +218,8 @@ fn collector(
             }
         };
         s.set_nonblocking(false).unwrap();
-        if serve(s, behaviour, &tally, &done) {
-            // Died: the listener goes with it.
-            return;
+        if serve(s, behaviour, &tally, &done, &mut listener) {
+            return; // died
         }
     });
     (port, thread)
@@ -231,12 +232,15 @@ fn give_up() -> Instant {
     *START.get_or_init(Instant::now) + Duration::from_secs(600)
 }
 
-/// Serve one connection; true if the collector died.
+/// Serve one connection; true if the collector died (its listener closed first, as it is
+/// when the process dies: a connection qof made meanwhile would otherwise wait in the
+/// listener's backlog, its octets acknowledged by the kernel and never read).
 fn serve(
     mut s: TcpStream,
     behaviour: Behaviour,
     tally: &Arc<Mutex<Tally>>,
     done: &AtomicBool,
+    listener: &mut Option<TcpListener>,
 ) -> bool {
     let mut dec = Decoder::new(tally);
     let mut buf = vec![0u8; 1 << 16];
@@ -275,6 +279,7 @@ fn serve(
         match behaviour {
             Behaviour::Throttled(_) => std::thread::sleep(Duration::from_millis(10)),
             Behaviour::DiesAfter(n) if tally.lock().unwrap().records >= n => {
+                *listener = None;
                 die(s, &mut dec);
                 return true;
             }
