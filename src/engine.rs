@@ -21,6 +21,11 @@
 //! commands, statistics and signals ([`FanoutInput`] stands for the input there). A stalled
 //! worker stalls only its own socket (the kernel drops what its ring cannot hold, counted).
 //!
+//! A file is read by the workers too: a classic pcap file by one thread for all of them
+//! ([`crate::split`]: shared chunks, each worker given the list of its own records), or (a
+//! pcapng file, `--filter`) by each worker, which meters its share and passes the others'
+//! frames over ([`Feed::shared`]).
+//!
 //! Packet time moves every worker's clock: when it passes a second, every worker is told,
 //! so a worker that gets no packets still ends its idle flows. A full worker queue makes the
 //! reading thread wait, taking records back meanwhile (a worker waiting to hand records over
@@ -35,7 +40,7 @@ use qof::meter::{
 use qof::meter::{KeyPolicy, PluginSet};
 use qof::time::Timestamp;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -384,6 +389,8 @@ struct Worker {
 
 pub struct Pool {
     workers: Vec<Worker>,
+    /// The thread reading a file for every worker ([`crate::split`]), if one does.
+    reader: Option<JoinHandle<()>>,
     rx: Receiver<Reply>,
     /// Records handed back, batch by batch (taken out one by one: each is moved once).
     ready: VecDeque<std::vec::IntoIter<FlowRecord>>,
@@ -427,15 +434,25 @@ impl Pool {
     ) -> std::io::Result<Pool> {
         let (reply_tx, rx) = mpsc::sync_channel(REPLY_BATCHES * n);
         let decoded = !Lookahead::new(Meter::with_plugins(cfg, plugins())).wants_details();
-        let router = Router {
-            hasher: foldhash::fast::RandomState::default(),
-            n,
-            decode,
-            keys: keys.clone(),
-            scratch: Packet::default(),
-        };
+        let router = Router::new(n, decode, keys.clone());
         let mut workers = Vec::with_capacity(n);
         let fed = !feeds.is_empty();
+        let mut feeds = feeds;
+        let splitter = feeds
+            .first_mut()
+            .and_then(|f| f.shared.as_mut())
+            .and_then(|s| s.splitter.take());
+        let reader = match splitter {
+            Some(s) => {
+                let r = router.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("qof-reader".into())
+                        .spawn(move || s.run(r))?,
+                )
+            }
+            None => None,
+        };
         let mut feeds = feeds.into_iter();
         for i in 0..n {
             let set = plugins();
@@ -466,6 +483,7 @@ impl Pool {
         }
         Ok(Pool {
             workers,
+            reader,
             rx,
             ready: VecDeque::new(),
             spare: Vec::new(),
@@ -488,7 +506,11 @@ impl Pool {
     fn push(&mut self, frame: &Frame<'_>) -> Result<(), Ignore> {
         let ts = frame.ts;
         let sec = ts.secs();
-        if sec > self.tick_sec {
+        if sec > self.tick_sec
+            && self
+                .router
+                .moves_clock(frame.linktype, frame.data, frame.ifindex)
+        {
             if self.tick_sec != 0 {
                 self.tick(ts);
             }
@@ -715,6 +737,12 @@ impl Drop for Pool {
                 eprintln!("qof: a metering worker failed");
             }
         }
+        // (With the workers gone, the reader ends: it finds nobody to hand chunks to.)
+        if let Some(t) = self.reader.take() {
+            if t.join().is_err() {
+                eprintln!("qof: the reading thread failed");
+            }
+        }
     }
 }
 
@@ -723,8 +751,10 @@ impl Drop for Pool {
 /// no ports) go to the same meter. Its clones hash alike (one key), so that workers that each
 /// read every frame of a file agree on whose each one is.
 #[derive(Clone)]
-struct Router {
-    hasher: foldhash::fast::RandomState,
+pub(crate) struct Router {
+    /// Random keys of the address pairs' hash, new for every run (the addresses come from
+    /// the traffic: nobody can aim a flood at one worker).
+    hash_keys: [u64; 6],
     n: usize,
     decode: DecodeConfig,
     /// The flow key's policy: aggregated addresses choose the meter as the key has them, so
@@ -734,22 +764,90 @@ struct Router {
     scratch: Packet,
 }
 
+/// foldhash's step: the 128-bit product of two words, its halves folded together.
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
 impl Router {
+    pub(crate) fn new(n: usize, decode: DecodeConfig, keys: Option<Admit>) -> Router {
+        let seed = foldhash::fast::RandomState::default();
+        Router {
+            hash_keys: std::array::from_fn(|i| seed.hash_one(i)),
+            n,
+            decode,
+            keys,
+            scratch: Packet::default(),
+        }
+    }
+
     /// The meter of a frame, from its link layer and IP addresses alone. A frame that is not
     /// IP goes to the first meter, whose decoder counts why.
     #[inline]
-    fn of_frame(&mut self, linktype: u32, data: &[u8]) -> usize {
-        // The common frame, untagged IPv4 over Ethernet, read where it lies (every worker
-        // reading a file hashes every frame of it). The same meter as by the decode below.
-        if linktype == qof::capture::linktype::ETHERNET && self.keys.is_none() {
-            if let Some(h) = data.get(12..34) {
-                if h[0..2] == [0x08, 0x00] && h[2] >> 4 == 4 && !self.decode.gre_decap {
-                    let a = u32::from_be_bytes([h[14], h[15], h[16], h[17]]);
-                    let b = u32::from_be_bytes([h[18], h[19], h[20], h[21]]);
-                    return self.of_v4(a.min(b), a.max(b), 0);
-                }
+    pub(crate) fn of_frame(&mut self, linktype: u32, data: &[u8]) -> usize {
+        // The common frames, IPv4 or IPv6 over Ethernet with one VLAN tag or none, read where
+        // they lie: every worker reading a file does this for every frame of it. The same
+        // meter as by the decode below.
+        if linktype == qof::capture::linktype::ETHERNET
+            && self.keys.is_none()
+            && !self.decode.gre_decap
+        {
+            if let Some(meter) = self.of_ethernet(data) {
+                return meter;
             }
         }
+        self.of_decoded(linktype, data)
+    }
+
+    /// Whether this frame would move one meter's clock: only a frame that decodes (and that
+    /// the flow key's policy admits) reaches a meter. A worker sees every second of packet
+    /// time begin, and ends its idle flows then, only at such a frame, as `--workers 1`
+    /// would: a frame it cannot meter (ARP, say) moves no clock. Decoded in full, but asked
+    /// only of the first frames of each second.
+    #[inline(never)]
+    pub(crate) fn moves_clock(&mut self, linktype: u32, data: &[u8], ingress: u32) -> bool {
+        let p = &mut self.scratch;
+        if decode::decode(linktype, data, &self.decode, p).is_err() {
+            return false;
+        }
+        p.key.ingress = ingress;
+        self.keys.as_ref().map_or(true, |a| a.admit(p))
+    }
+
+    #[inline]
+    fn of_ethernet(&self, data: &[u8]) -> Option<usize> {
+        let be16 = |at: usize| {
+            data.get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        let (mut etype, mut off, mut vlan) = (be16(12)?, 14, 0);
+        if etype == 0x8100 {
+            vlan = be16(14)? & 0x0fff; // (as the decoder keys it)
+            etype = be16(16)?;
+            off = 18;
+        }
+        match etype {
+            0x0800 => {
+                let h = data.get(off + 12..off + 20)?;
+                let a = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+                let b = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                Some(self.of_v4(a.min(b), a.max(b), vlan))
+            }
+            0x86dd => {
+                let h = data.get(off..off + 40)?;
+                let a = u128::from_be_bytes(h[8..24].try_into().ok()?);
+                let b = u128::from_be_bytes(h[24..40].try_into().ok()?);
+                Some(self.of_v6(a.min(b), a.max(b), vlan))
+            }
+            _ => None,
+        }
+    }
+
+    /// Any other frame: decoded as far as its addresses.
+    #[inline(never)]
+    fn of_decoded(&mut self, linktype: u32, data: &[u8]) -> usize {
         let p = &mut self.scratch;
         let key = match self.decode.gre_decap {
             false => decode::shard_key(linktype, data, p),
@@ -776,20 +874,32 @@ impl Router {
             let [a, b] = [&k.low, &k.high].map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]));
             return self.of_v4(a, b, k.vlan);
         }
-        let mut h = self.hasher.build_hasher();
-        h.write(&k.low);
-        h.write(&k.high);
-        h.write_u16(k.vlan);
-        (h.finish() % self.n as u64) as usize
+        let [a, b] = [k.low, k.high].map(u128::from_be_bytes);
+        self.of_v6(a, b, k.vlan)
     }
 
-    /// An IPv4 address pair (the lower first) and VLAN: two integers hashed, not 34 octets.
+    /// An IPv4 address pair (the lower first) and VLAN: one keyed folded multiply, the
+    /// result scaled to `0..n` by its high bits.
     #[inline]
     fn of_v4(&self, low: u32, high: u32, vlan: u16) -> usize {
-        let mut h = self.hasher.build_hasher();
-        h.write_u64(u64::from(low) << 32 | u64::from(high));
-        h.write_u16(vlan);
-        (h.finish() % self.n as u64) as usize
+        let k = &self.hash_keys;
+        let pair = u64::from(low) << 32 | u64::from(high);
+        self.scale(folded_multiply(pair ^ k[0], u64::from(vlan) ^ k[1]))
+    }
+
+    /// An IPv6 address pair (the lower first) and VLAN: each address folded to a word, then
+    /// the two as for IPv4.
+    #[inline]
+    fn of_v6(&self, low: u128, high: u128, vlan: u16) -> usize {
+        let k = &self.hash_keys;
+        let a = folded_multiply(low as u64 ^ k[2], (low >> 64) as u64 ^ k[3]);
+        let b = folded_multiply(high as u64 ^ k[4], (high >> 64) as u64 ^ k[5]);
+        self.scale(folded_multiply(a ^ k[0], b ^ u64::from(vlan) ^ k[1]))
+    }
+
+    #[inline]
+    fn scale(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.n as u128) >> 64) as usize
     }
 }
 
@@ -980,6 +1090,9 @@ pub struct SharedInput {
     pub ingress: u32,
     /// Set when the reading thread stops (a signal, a command).
     pub halt: Arc<AtomicBool>,
+    /// The thread that reads the file for every worker, when one does ([`crate::split`];
+    /// else each worker reads the file itself). Given with the first worker's feed.
+    pub splitter: Option<crate::split::Splitter>,
 }
 
 /// What a worker that reads its own source has read, for the reading thread (the summary,
@@ -1076,17 +1189,36 @@ fn work_fed(
                     break;
                 }
             }
+            let mut told = None;
+            if let Some(r) = router.as_mut() {
+                told = source.owns_next();
+                if told.is_none() {
+                    // The other workers' frames, passed over where they lie, but for one that
+                    // moves the clock to a new second (below).
+                    source.pass_over(&mut |linktype, secs, data| {
+                        secs > tick_sec || r.of_frame(linktype, data) == i
+                    });
+                }
+            }
             match source.next_frame() {
                 Ok(Some(mut f)) => {
                     let mut metered = true;
                     if let Some(r) = router.as_mut() {
-                        // Every frame of the input comes here: the clock moves with those
-                        // the filter takes; only this worker's share is counted and metered.
-                        let mine = r.of_frame(f.linktype, f.data) == i;
+                        // Every frame of the input comes here (or, from a file read for
+                        // every worker, those that move the clock): the clock moves with
+                        // those the filter takes; only this worker's share is counted and
+                        // metered.
+                        let mine = match told {
+                            Some(mine) => mine,
+                            None => r.of_frame(f.linktype, f.data) == i,
+                        };
                         metered = filter
                             .as_mut()
                             .map_or(true, |flt| flt.matches(f.linktype, f.orig_len, f.data));
-                        if metered && f.ts.secs() > tick_sec {
+                        if metered
+                            && f.ts.secs() > tick_sec
+                            && r.moves_clock(f.linktype, f.data, ingress.unwrap_or(f.ifindex))
+                        {
                             // (The records ready go first: flows the tick ends then wait
                             // as slots, not as records, until they are handed back.)
                             if tick_sec != 0 {

@@ -23,6 +23,7 @@ mod privilege;
 mod progress;
 mod service;
 mod sinks;
+mod split;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -558,6 +559,34 @@ fn file_shares(
     let counts: Vec<Arc<engine::WorkerCounts>> = (0..workers).map(|_| Arc::default()).collect();
     let mut feeds = Vec::with_capacity(workers);
     let len = first.len_hint();
+    if args.filter.is_none() {
+        // A plain pcap file: read once, for every worker (`--filter` runs in the workers,
+        // which then read the file each).
+        let path = std::path::Path::new(input.strip_prefix("pcapfile:").unwrap_or(input));
+        if let Some(file) = capture::open_records(path)? {
+            let (splitter, sources) = split::split(file, workers, ingress, Arc::clone(&halt));
+            let mut splitter = Some(splitter);
+            for (c, source) in counts.iter().zip(sources) {
+                feeds.push(engine::Feed {
+                    source: Box::new(source),
+                    counts: Arc::clone(c),
+                    shared: Some(engine::SharedInput {
+                        filter: None,
+                        ingress,
+                        halt: Arc::clone(&halt),
+                        splitter: splitter.take(),
+                    }),
+                });
+            }
+            *filter = None;
+            tracing::debug!("{input}: read once, each frame handed to one of {workers} workers");
+            return Ok(Input {
+                source: Box::new(engine::FanoutInput::new(counts.clone(), stop, halt, len)),
+                feeds,
+                fanout: Some(counts),
+            });
+        }
+    }
     let mut source = Some(first);
     for c in &counts {
         let source = match source.take() {
@@ -572,6 +601,7 @@ fn file_shares(
                 filter,
                 ingress,
                 halt: Arc::clone(&halt),
+                splitter: None,
             }),
         });
     }

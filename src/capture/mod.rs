@@ -15,6 +15,7 @@ mod input;
 #[cfg(target_os = "linux")]
 pub mod live;
 mod pcap;
+pub use pcap::{open_records, RecordAt, RecordLayout, WalkEnd};
 mod pcapng;
 #[cfg(target_os = "linux")]
 mod ring;
@@ -127,6 +128,26 @@ pub trait PacketSource {
     /// wait: a pipe that goes quiet must not hold back the records of the packets before.
     fn frame_ready(&self) -> bool {
         false
+    }
+
+    /// Passes over the frames already read in whole that `keep` turns down, stopping before
+    /// the first it keeps (or where the buffered input ends): [`next_frame`] then returns
+    /// that one. `keep` is given each frame's link type, seconds and bytes. For a reader of
+    /// a file that several workers all read, each metering its share: turning the others'
+    /// frames down here costs a fraction of returning each. A source may pass over nothing
+    /// (the default); a frame it could not read whole, or a damaged record, is left for
+    /// [`next_frame`] to return or report.
+    ///
+    /// [`next_frame`]: PacketSource::next_frame
+    fn pass_over(&mut self, _keep: &mut dyn FnMut(u32, u64, &[u8]) -> bool) {}
+
+    /// For a source that tells a worker which of its frames are its own (a file read once for
+    /// every worker): whether the frame the next [`next_frame`] returns is, or is given only
+    /// to move the worker's clock. `None`: the source does not tell.
+    ///
+    /// [`next_frame`]: PacketSource::next_frame
+    fn owns_next(&mut self) -> Option<bool> {
+        None
     }
 }
 

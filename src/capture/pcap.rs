@@ -50,37 +50,50 @@ pub(crate) fn word<const N: usize>(h: &[u8; N], at: usize) -> [u8; 4] {
     w
 }
 
-pub(crate) struct PcapReader {
-    buf: ByteBuf,
+/// How a classic pcap file lays out its records, from its file header: enough to read the
+/// records out of bytes held anywhere (the chunks of a file read once and shared by the
+/// workers) as [`PcapReader`] reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordLayout {
     endian: Endian,
     /// Sub-second field unit in nanoseconds: 1000 for µs files, 1 for ns files.
     frac_ns: u64,
-    record_header_len: usize,
+    header_len: usize,
     linktype: u32,
     /// Files older than format 2.3 may hold caplen and orig_len in swapped order.
     maybe_swapped_lengths: bool,
 }
 
-impl PcapReader {
-    /// Reads the file header. The caller has checked that the first four bytes are a pcap magic.
-    pub(crate) fn new(mut buf: ByteBuf) -> Result<PcapReader, CaptureError> {
-        if !buf.fill(FILE_HEADER_LEN).map_err(|e| io_error(&buf, e))? {
-            return Err(CaptureError::new(0, CaptureErrorKind::Truncated));
-        }
-        let Some(h) = buf
-            .take(FILE_HEADER_LEN)
-            .first_chunk::<FILE_HEADER_LEN>()
-            .copied()
-        else {
-            return Err(CaptureError::new(0, CaptureErrorKind::Truncated));
-        };
-        let magic = word(&h, 0);
+/// A record, as [`RecordLayout::walk`] finds it: where its frame lies in the bytes walked.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordAt {
+    /// Offset of the record (its header) in the bytes walked.
+    pub at: usize,
+    pub secs: u64,
+}
+
+/// Why [`RecordLayout::walk`] stopped before the end of the bytes it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkEnd {
+    /// The bytes end inside a record (or its header), or exactly after one.
+    Partial,
+    /// The caller's function said stop.
+    Stopped,
+    /// A record header whose captured length cannot be right.
+    Malformed,
+}
+
+impl RecordLayout {
+    /// The layout given by a file header. The caller has checked that the first four bytes
+    /// are a pcap magic.
+    fn of_file_header(h: &[u8; FILE_HEADER_LEN]) -> Result<RecordLayout, CaptureError> {
+        let magic = word(h, 0);
         let (endian, raw) = if u32::from_le_bytes(magic) & 0xffff_0000 == 0xa1b2_0000 {
             (Endian::Little, u32::from_le_bytes(magic))
         } else {
             (Endian::Big, u32::from_be_bytes(magic))
         };
-        let (frac_ns, record_header_len) = match raw {
+        let (frac_ns, header_len) = match raw {
             MAGIC_MICROS => (1_000, 16),
             MAGIC_NANOS => (1, 16),
             MAGIC_MODIFIED => (1_000, 24),
@@ -98,20 +111,42 @@ impl PcapReader {
         }
         let minor = endian.u16([h[6], h[7]]);
         // The low 16 bits are the LINKTYPE_; the upper bits may carry FCS-length flags.
-        let linktype = endian.u32(word(&h, 20)) & 0xffff;
-        Ok(PcapReader {
-            buf,
+        let linktype = endian.u32(word(h, 20)) & 0xffff;
+        Ok(RecordLayout {
             endian,
             frac_ns,
-            record_header_len,
+            header_len,
             linktype,
             maybe_swapped_lengths: minor < 3,
         })
     }
 
+    /// The file header's length: where the first record starts.
+    pub const FILE_HEADER_LEN: usize = FILE_HEADER_LEN;
+
+    /// A record header's length (16, or 24 in the "modified" variant).
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+
+    pub fn linktype(&self) -> u32 {
+        self.linktype
+    }
+
+    /// A record header's time.
+    #[inline]
+    pub fn timestamp(&self, h: &[u8; 16]) -> Timestamp {
+        let secs = u64::from(self.endian.u32(word(h, 0)));
+        let frac = u64::from(self.endian.u32(word(h, 4)));
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(frac.saturating_mul(self.frac_ns)),
+        )
+    }
+
     /// A record header's captured and wire lengths.
     #[inline]
-    fn lengths(&self, h: &[u8; 16]) -> (u32, u32) {
+    pub fn lengths(&self, h: &[u8; 16]) -> (u32, u32) {
         let (caplen, orig_len) = (self.endian.u32(word(h, 8)), self.endian.u32(word(h, 12)));
         if self.maybe_swapped_lengths && caplen > orig_len {
             // Before format 2.3 the two lengths were written the other way round; a captured
@@ -121,13 +156,141 @@ impl PcapReader {
             (caplen, orig_len)
         }
     }
+
+    /// The frame of the whole record at the start of `b` (its header read by
+    /// [`walk`](RecordLayout::walk) before), `None` if `b` does not hold it whole.
+    #[inline]
+    pub fn frame<'a>(&self, b: &'a [u8]) -> Option<Frame<'a>> {
+        let h = b.first_chunk::<16>()?;
+        let (caplen, orig_len) = self.lengths(h);
+        let data = b.get(self.header_len..self.header_len + caplen as usize)?;
+        Some(Frame {
+            ts: self.timestamp(h),
+            linktype: self.linktype,
+            orig_len,
+            data,
+            ifindex: 0,
+        })
+    }
+
+    /// Walks the whole records at the start of `b`, giving `each` every record and its frame's
+    /// bytes, until `each` says stop (true), a record is not whole in `b`, or a record header
+    /// is damaged. Returns where it stopped (the offset of the record not taken) and why.
+    /// Every worker of a file runs this on every frame of it (directly or through the one
+    /// thread that reads the file for all): it reads only what it must.
+    #[inline]
+    pub fn walk(
+        &self,
+        b: &[u8],
+        each: &mut dyn FnMut(RecordAt, &[u8]) -> bool,
+    ) -> (usize, WalkEnd) {
+        match self.endian {
+            Endian::Little => self.walk_in::<false>(b, each),
+            Endian::Big => self.walk_in::<true>(b, each),
+        }
+    }
+
+    #[inline]
+    fn walk_in<const BIG: bool>(
+        &self,
+        b: &[u8],
+        each: &mut dyn FnMut(RecordAt, &[u8]) -> bool,
+    ) -> (usize, WalkEnd) {
+        let u32_at = |h: &[u8; 16], at: usize| {
+            let w = u32::from_le_bytes(word(h, at));
+            if BIG {
+                w.swap_bytes()
+            } else {
+                w
+            }
+        };
+        // A sub-second field below this is less than a second: the record's seconds are
+        // the timestamp's (a larger one carries over, as in `timestamp`).
+        let whole = 1_000_000_000 / self.frac_ns;
+        let mut at = 0;
+        while let Some(h) = b.get(at..).and_then(|r| r.first_chunk::<16>()) {
+            let (mut caplen, orig_len) = (u32_at(h, 8), u32_at(h, 12));
+            if self.maybe_swapped_lengths && caplen > orig_len {
+                caplen = orig_len; // (as in `lengths`)
+            }
+            if caplen > MAX_CAPLEN {
+                return (at, WalkEnd::Malformed);
+            }
+            let from = at + self.header_len;
+            let Some(data) = b.get(from..from + caplen as usize) else {
+                break;
+            };
+            let secs = match u64::from(u32_at(h, 4)) < whole {
+                true => u64::from(u32_at(h, 0)),
+                false => self.timestamp(h).secs(),
+            };
+            if each(RecordAt { at, secs }, data) {
+                return (at, WalkEnd::Stopped);
+            }
+            at = from + caplen as usize;
+        }
+        (at, WalkEnd::Partial)
+    }
+}
+
+/// A plain (not compressed) classic pcap file at `path`, opened and its file header read:
+/// its record layout and the file, positioned at the first record. `None` for anything else
+/// (pcapng, gzip, a FIFO): the caller reads that another way.
+pub fn open_records(
+    path: &std::path::Path,
+) -> Result<Option<(RecordLayout, std::fs::File)>, CaptureError> {
+    use std::io::Read;
+    let cannot_open = |e| CaptureError {
+        offset: 0,
+        kind: CaptureErrorKind::Open(e),
+        file: Some(path.display().to_string()),
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot_open)?;
+    if !file.metadata().map_err(cannot_open)?.is_file() {
+        return Ok(None);
+    }
+    let mut h = [0u8; FILE_HEADER_LEN];
+    if file.read_exact(&mut h).is_err() {
+        return Ok(None); // (too short: the usual reader says why)
+    }
+    let magic = u32::from_le_bytes(word(&h, 0));
+    let pcap = [MAGIC_MICROS, MAGIC_NANOS, MAGIC_MODIFIED]
+        .iter()
+        .any(|m| magic == *m || magic == m.swap_bytes());
+    if !pcap {
+        return Ok(None);
+    }
+    Ok(Some((RecordLayout::of_file_header(&h)?, file)))
+}
+
+pub(crate) struct PcapReader {
+    buf: ByteBuf,
+    layout: RecordLayout,
+}
+
+impl PcapReader {
+    /// Reads the file header. The caller has checked that the first four bytes are a pcap magic.
+    pub(crate) fn new(mut buf: ByteBuf) -> Result<PcapReader, CaptureError> {
+        if !buf.fill(FILE_HEADER_LEN).map_err(|e| io_error(&buf, e))? {
+            return Err(CaptureError::new(0, CaptureErrorKind::Truncated));
+        }
+        let Some(h) = buf
+            .take(FILE_HEADER_LEN)
+            .first_chunk::<FILE_HEADER_LEN>()
+            .copied()
+        else {
+            return Err(CaptureError::new(0, CaptureErrorKind::Truncated));
+        };
+        let layout = RecordLayout::of_file_header(&h)?;
+        Ok(PcapReader { buf, layout })
+    }
 }
 
 impl PacketSource for PcapReader {
     #[inline]
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         let at = self.buf.offset();
-        let hdr_len = self.record_header_len;
+        let hdr_len = self.layout.header_len;
         if !self.buf.fill(hdr_len).map_err(|e| io_error(&self.buf, e))? {
             return if self.buf.available().is_empty() {
                 Ok(None)
@@ -135,13 +298,10 @@ impl PacketSource for PcapReader {
                 Err(CaptureError::new(at, CaptureErrorKind::Truncated))
             };
         }
-        let Some(h) = self.buf.available().first_chunk::<16>().copied() else {
+        let Some(h) = self.buf.available().first_chunk::<16>() else {
             return Err(CaptureError::new(at, CaptureErrorKind::Truncated));
         };
-        let e = self.endian;
-        let secs = u64::from(e.u32(word(&h, 0)));
-        let frac = u64::from(e.u32(word(&h, 4)));
-        let (caplen, orig_len) = self.lengths(&h);
+        let caplen = self.layout.lengths(h).0;
         if caplen > MAX_CAPLEN {
             return Err(CaptureError::new(
                 at,
@@ -152,20 +312,9 @@ impl PacketSource for PcapReader {
         if !self.buf.fill(total).map_err(|e| io_error(&self.buf, e))? {
             return Err(CaptureError::new(at, CaptureErrorKind::Truncated));
         }
-        let ts = Timestamp(
-            secs.saturating_mul(1_000_000_000)
-                .saturating_add(frac.saturating_mul(self.frac_ns)),
-        );
-        let linktype = self.linktype;
+        let layout = self.layout;
         let record = self.buf.take(total);
-        let data = record.get(hdr_len..).unwrap_or_default();
-        Ok(Some(Frame {
-            ts,
-            linktype,
-            orig_len,
-            data,
-            ifindex: 0,
-        }))
+        Ok(layout.frame(record))
     }
 
     #[inline]
@@ -174,7 +323,15 @@ impl PacketSource for PcapReader {
         let Some(h) = b.first_chunk::<16>() else {
             return false;
         };
-        b.len() >= self.record_header_len + self.lengths(h).0 as usize
+        b.len() >= self.layout.header_len + self.layout.lengths(h).0 as usize
+    }
+
+    fn pass_over(&mut self, keep: &mut dyn FnMut(u32, u64, &[u8]) -> bool) {
+        let linktype = self.layout.linktype;
+        let (at, _) = self.layout.walk(self.buf.available(), &mut |r, data| {
+            keep(linktype, r.secs, data)
+        });
+        self.buf.take(at);
     }
 
     fn position(&self) -> u64 {
