@@ -21,6 +21,7 @@ mod logging;
 mod notify;
 mod privilege;
 mod progress;
+mod route;
 mod service;
 mod sinks;
 mod split;

@@ -15,7 +15,7 @@
 //! every worker has let it go (the reader waits meanwhile: a slow worker slows the reading,
 //! it does not grow a queue).
 
-use crate::engine::Router;
+use crate::route::Router;
 use qof::capture::{
     CaptureError, CaptureErrorKind, Frame, PacketSource, RecordLayout, WalkEnd, MAX_CAPLEN,
 };

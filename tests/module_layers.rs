@@ -34,6 +34,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("progress", 9),
     ("service", 9),
     ("sinks", 9),
+    ("route", 9),
+    ("split", 9),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
