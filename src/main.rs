@@ -558,57 +558,54 @@ fn file_shares(
     let ingress = args.ingress_interface()?.unwrap_or(0);
     let halt = Arc::new(AtomicBool::new(false));
     let counts: Vec<Arc<engine::WorkerCounts>> = (0..workers).map(|_| Arc::default()).collect();
-    let mut feeds = Vec::with_capacity(workers);
     let len = first.len_hint();
-    if args.filter.is_none() {
-        // A plain pcap file: read once, for every worker (`--filter` runs in the workers,
-        // which then read the file each).
-        let path = std::path::Path::new(input.strip_prefix("pcapfile:").unwrap_or(input));
-        if let Some(file) = capture::open_records(path)? {
-            let (splitter, sources) = split::split(file, workers, ingress, Arc::clone(&halt));
-            let mut splitter = Some(splitter);
-            for (c, source) in counts.iter().zip(sources) {
-                feeds.push(engine::Feed {
-                    source: Box::new(source),
-                    counts: Arc::clone(c),
-                    shared: Some(engine::SharedInput {
-                        filter: None,
-                        ingress,
-                        halt: Arc::clone(&halt),
-                        splitter: splitter.take(),
-                    }),
-                });
-            }
-            *filter = None;
+    // A plain pcap file without --filter: read once, by a thread of its own, for every worker.
+    // Else (pcapng, gzip, --filter, which then runs in the workers) each worker reads the file.
+    let path = std::path::Path::new(input.strip_prefix("pcapfile:").unwrap_or(input));
+    let records = match args.filter {
+        None => capture::open_records(path)?,
+        Some(_) => None,
+    };
+    let (mut splitter, mut sources) = match records {
+        Some(file) => {
+            let (splitter, feeds) = split::split(file, workers, ingress, Arc::clone(&halt));
+            let sources: Vec<Box<dyn capture::PacketSource + Send>> = feeds
+                .into_iter()
+                .map(|f| Box::new(f) as Box<dyn capture::PacketSource + Send>)
+                .collect();
             tracing::debug!("{input}: read once, each frame handed to one of {workers} workers");
-            return Ok(Input {
-                source: Box::new(engine::FanoutInput::new(counts.clone(), stop, halt, len)),
-                feeds,
-                fanout: Some(counts),
-            });
+            (Some(splitter), sources)
         }
-    }
-    let mut source = Some(first);
-    for c in &counts {
-        let source = match source.take() {
-            Some(s) => s,
-            None => capture::open_stoppable(input, Arc::clone(&halt), live_options)?,
-        };
-        let filter = args.filter.as_deref().map(Filter::new).transpose()?;
+        None => {
+            let mut sources = vec![first];
+            for _ in 1..workers {
+                sources.push(capture::open_stoppable(
+                    input,
+                    Arc::clone(&halt),
+                    live_options,
+                )?);
+            }
+            tracing::debug!(
+                "{input}: read by each of the {workers} workers, each metering its share"
+            );
+            (None, sources)
+        }
+    };
+    let mut feeds = Vec::with_capacity(workers);
+    for (c, source) in counts.iter().zip(sources.drain(..)) {
         feeds.push(engine::Feed {
             source,
             counts: Arc::clone(c),
             shared: Some(engine::SharedInput {
-                filter,
+                filter: args.filter.as_deref().map(Filter::new).transpose()?,
                 ingress,
                 halt: Arc::clone(&halt),
-                splitter: None,
+                splitter: splitter.take(),
             }),
         });
     }
     // (The workers run the filter.)
     *filter = None;
-    tracing::debug!("{input}: read by each of the {workers} workers, each metering its share");
     Ok(Input {
         source: Box::new(engine::FanoutInput::new(counts.clone(), stop, halt, len)),
         feeds,

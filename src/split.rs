@@ -7,9 +7,10 @@
 //!
 //! The workers' clocks move as one meter's would: the first record of each new second that a
 //! meter would take (it decodes) is listed for every worker (for all but its owner only to
-//! move the clock), so idle flows end at the packet times of `--workers 1`. A record the file ends inside, a damaged record
-//! header or a read error ends the input there, as [`PacketSource::next_frame`] of the usual
-//! reader ends it; the error goes to the first worker, whose input error is the run's.
+//! move the clock), so idle flows end at the packet times of `--workers 1`. A record the
+//! file ends inside, a damaged record header or a read error ends the input there, as
+//! [`PacketSource::next_frame`] of the usual reader ends it; the error goes to the first
+//! worker, whose input error is the run's.
 //!
 //! Memory is bounded: [`CHUNK`]-sized buffers in a ring, a buffer read into again only once
 //! every worker has let it go (the reader waits meanwhile: a slow worker slows the reading,

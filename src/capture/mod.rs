@@ -353,17 +353,9 @@ fn from_reader_inner(
         .first_chunk::<4>()
         .copied()
         .unwrap_or_default();
-    let le = u32::from_le_bytes(magic);
-    let be = u32::from_be_bytes(magic);
-    let is_pcap = |m: u32| {
-        matches!(
-            m,
-            pcap::MAGIC_MICROS | pcap::MAGIC_NANOS | pcap::MAGIC_MODIFIED
-        )
-    };
-    if le == pcapng::SHB_TYPE {
+    if u32::from_le_bytes(magic) == pcapng::SHB_TYPE {
         Ok(Box::new(pcapng::PcapngReader::new(buf)?))
-    } else if is_pcap(le) || is_pcap(be) {
+    } else if pcap::is_pcap_magic(magic) {
         Ok(Box::new(pcap::PcapReader::new(buf)?))
     } else {
         Err(CaptureError::new(0, CaptureErrorKind::BadMagic(magic)))

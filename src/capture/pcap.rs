@@ -187,35 +187,12 @@ impl RecordLayout {
         b: &[u8],
         each: &mut dyn FnMut(RecordAt, &[u8]) -> bool,
     ) -> (usize, WalkEnd) {
-        match self.endian {
-            Endian::Little => self.walk_in::<false>(b, each),
-            Endian::Big => self.walk_in::<true>(b, each),
-        }
-    }
-
-    #[inline]
-    fn walk_in<const BIG: bool>(
-        &self,
-        b: &[u8],
-        each: &mut dyn FnMut(RecordAt, &[u8]) -> bool,
-    ) -> (usize, WalkEnd) {
-        let u32_at = |h: &[u8; 16], at: usize| {
-            let w = u32::from_le_bytes(word(h, at));
-            if BIG {
-                w.swap_bytes()
-            } else {
-                w
-            }
-        };
         // A sub-second field below this is less than a second: the record's seconds are
-        // the timestamp's (a larger one carries over, as in `timestamp`).
+        // the header's (a larger one carries over, as in `timestamp`).
         let whole = 1_000_000_000 / self.frac_ns;
         let mut at = 0;
         while let Some(h) = b.get(at..).and_then(|r| r.first_chunk::<16>()) {
-            let (mut caplen, orig_len) = (u32_at(h, 8), u32_at(h, 12));
-            if self.maybe_swapped_lengths && caplen > orig_len {
-                caplen = orig_len; // (as in `lengths`)
-            }
+            let caplen = self.lengths(h).0;
             if caplen > MAX_CAPLEN {
                 return (at, WalkEnd::Malformed);
             }
@@ -223,8 +200,8 @@ impl RecordLayout {
             let Some(data) = b.get(from..from + caplen as usize) else {
                 break;
             };
-            let secs = match u64::from(u32_at(h, 4)) < whole {
-                true => u64::from(u32_at(h, 0)),
+            let secs = match u64::from(self.endian.u32(word(h, 4))) < whole {
+                true => u64::from(self.endian.u32(word(h, 0))),
                 false => self.timestamp(h).secs(),
             };
             if each(RecordAt { at, secs }, data) {
@@ -234,6 +211,12 @@ impl RecordLayout {
         }
         (at, WalkEnd::Partial)
     }
+}
+
+/// Whether a file's first four bytes are a classic pcap magic, in either byte order.
+pub(crate) fn is_pcap_magic(magic: [u8; 4]) -> bool {
+    let is = |m: u32| matches!(m, MAGIC_MICROS | MAGIC_NANOS | MAGIC_MODIFIED);
+    is(u32::from_le_bytes(magic)) || is(u32::from_be_bytes(magic))
 }
 
 /// A plain (not compressed) classic pcap file at `path`, opened and its file header read:
@@ -256,11 +239,7 @@ pub fn open_records(
     if file.read_exact(&mut h).is_err() {
         return Ok(None); // (too short: the usual reader says why)
     }
-    let magic = u32::from_le_bytes(word(&h, 0));
-    let pcap = [MAGIC_MICROS, MAGIC_NANOS, MAGIC_MODIFIED]
-        .iter()
-        .any(|m| magic == *m || magic == m.swap_bytes());
-    if !pcap {
+    if !is_pcap_magic(word(&h, 0)) {
         return Ok(None);
     }
     Ok(Some((RecordLayout::of_file_header(&h)?, file)))
