@@ -50,6 +50,14 @@ pub struct FlowKey {
     pub extra: u32,
 }
 
+/// foldhash's step: the 128-bit product of two words, its halves folded together. With
+/// random keys xored into both words, the mixing step of qof's keyed hashes of flow keys.
+#[inline]
+pub fn folded_multiply(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
 impl FlowKey {
     /// The outermost VLAN id when keyed (`--key-vlan`), else 0.
     pub fn outer_vlan(&self) -> u16 {

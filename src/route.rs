@@ -3,6 +3,7 @@
 //! reads a file for them ([`crate::split`]).
 
 use qof::decode::{self, DecodeConfig, Packet};
+use qof::key::folded_multiply;
 use qof::meter::sampling::FlowSampler;
 use qof::meter::KeyPolicy;
 use std::hash::BuildHasher;
@@ -49,13 +50,6 @@ pub(crate) struct Router {
     pub(crate) keys: Option<Admit>,
     /// Where frames are decoded to find their meter.
     pub(crate) scratch: Packet,
-}
-
-/// foldhash's step: the 128-bit product of two words, its halves folded together.
-#[inline]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let m = u128::from(a) * u128::from(b);
-    (m as u64) ^ ((m >> 64) as u64)
 }
 
 impl Router {

@@ -81,11 +81,10 @@ pub(crate) struct Flow {
     pub rev_off_ms: u32,
     pub fwd: Dir,
     pub rev: Dir,
-    /// Timer-wheel links: slab slots, or [`super::table::NIL`]; a list head's `wheel_prev`
-    /// names its wheel slot instead (see `table`). The wheel is a set of intrusive
-    /// doubly-linked lists, so a flow leaves it in O(1) when it closes.
-    pub wheel_prev: u32,
-    pub wheel_next: u32,
+    /// The wheel second this flow is filed under (0 while its slot is free; see `table`).
+    pub wheel_due: u32,
+    /// A free slot's next free slot, or [`super::table::NIL`].
+    pub free_next: u32,
 }
 
 const MS_BITS: u64 = (1 << 48) - 1;

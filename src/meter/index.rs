@@ -1,41 +1,46 @@
 //! The flow table's index: from a flow key's hash to its slab slot.
 //!
-//! Open addressing with linear probing over 4-byte entries: a 27-bit slot and 5 bits of the
-//! hash (a tag, so that nearly every other key is passed over without reading its flow). A
-//! lookup reads one cache line nearly always, and which line follows from the hash alone: the
-//! meter can ask for it a few packets before the lookup ([`super::Lookahead`]). Removal shifts
-//! the entries after it back (no tombstones, so lookups never slow down with churn); where an
-//! entry may move depends on its home, found by hashing its flow's key again (`rehash`), as
-//! growing does.
+//! Open addressing with linear probing over 8-byte entries: the slot, and the top 32 bits of
+//! the key's hash. Those bits are where the entry's home lies (the index is never larger than
+//! 2^32 entries) and, beyond the home, a tag: nearly every other key is passed over without
+//! reading its flow. A lookup reads one cache line nearly always, and which line follows from
+//! the hash alone: the meter can ask for it a few packets before the lookup
+//! ([`super::Lookahead`]). Removal shifts the entries after it back (no tombstones, so lookups
+//! never slow down with churn), and growing places every entry again: both find an entry's
+//! home in the entry itself. (With 4-byte entries, slot and a 5-bit tag, each entry shifted
+//! back meant hashing its flow's key again: a cache miss on a flow nothing else was touching.
+//! On the benchmark trace that cost more than the 4 bytes saved per entry.)
 
 use super::prefetch;
 
 /// A slot of the flow table's slab: what an index entry names.
 pub(crate) type Slot = u32;
 
-const SLOT_BITS: u32 = 27;
-const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
-/// Slots an index can hold: `SLOT_MASK` itself is never one, so no entry is [`EMPTY`].
-pub(crate) const MAX_SLOTS: usize = SLOT_MASK as usize;
-/// An unused entry.
-const EMPTY: u32 = u32::MAX;
+/// Slots an index can hold (the flow table keeps list heads above them).
+pub(crate) const MAX_SLOTS: usize = (1 << 27) - 1;
+/// An unused entry (its slot, `u32::MAX`, is never one).
+const EMPTY: u64 = u64::MAX;
 /// The index grows before more than this share of its entries are used (linear probing's
 /// probe lengths climb steeply beyond).
 const MAX_LOAD: (usize, usize) = (3, 4);
 const MIN_ENTRIES: usize = 64;
 
 pub(crate) struct Index {
-    entries: Vec<u32>,
+    entries: Vec<u64>,
     /// log2 of `entries.len()` (0 while empty).
     bits: u32,
     len: usize,
 }
 
-/// The tag: bits 27..32 of the hash, in the entry's top bits. The home position takes the
-/// hash's top bits (fewer than 33 of them), so the two are independent.
+/// The entry of `slot` under `hash`: the hash's top half above the slot.
 #[inline]
-fn tag(hash: u64) -> u32 {
-    hash as u32 & !SLOT_MASK
+fn entry(hash: u64, slot: Slot) -> u64 {
+    hash & !0xffff_ffff | u64::from(slot)
+}
+
+#[inline]
+fn slot_of(e: u64) -> Slot {
+    e as u32
 }
 
 impl Index {
@@ -47,6 +52,7 @@ impl Index {
         }
     }
 
+    /// Where a lookup of `hash` (or of an entry: the same top bits) starts.
     #[inline]
     fn home(&self, hash: u64) -> usize {
         // With no entries `bits` is 0: the shift by 63 gives 0 or 1, and every use checks
@@ -67,13 +73,14 @@ impl Index {
         }
     }
 
-    /// The first slot under `hash` that `eq` accepts. `eq` sees only slots whose tag matches.
+    /// The first slot under `hash` that `eq` accepts. `eq` sees only slots filed under the
+    /// same top half of a hash.
     #[inline]
     pub fn find(&self, hash: u64, mut eq: impl FnMut(Slot) -> bool) -> Option<Slot> {
         if self.entries.is_empty() {
             return None;
         }
-        let t = tag(hash);
+        let top = hash >> 32;
         let mask = self.mask();
         let mut i = self.home(hash);
         loop {
@@ -81,49 +88,49 @@ impl Index {
             if e == EMPTY {
                 return None;
             }
-            if e & !SLOT_MASK == t && eq(e & SLOT_MASK) {
-                return Some(e & SLOT_MASK);
+            if e >> 32 == top && eq(slot_of(e)) {
+                return Some(slot_of(e));
             }
             i = (i + 1) & mask;
         }
     }
 
     /// Add `slot` (below [`MAX_SLOTS`]) under `hash`; the caller knows its key is not in the
-    /// index. `rehash` gives the hash of any slot already in it.
-    pub fn insert(&mut self, hash: u64, slot: Slot, rehash: impl Fn(Slot) -> u64) {
+    /// index.
+    pub fn insert(&mut self, hash: u64, slot: Slot) {
         if (self.len + 1) * MAX_LOAD.1 > self.entries.len() * MAX_LOAD.0 {
-            self.grow(&rehash);
+            self.grow();
         }
-        self.place(hash, tag(hash) | (slot & SLOT_MASK));
+        self.place(entry(hash, slot));
         self.len += 1;
     }
 
-    fn place(&mut self, hash: u64, entry: u32) {
+    fn place(&mut self, e: u64) {
         let mask = self.mask();
-        let mut i = self.home(hash);
+        let mut i = self.home(e);
         while self.entries[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.entries[i] = entry;
+        self.entries[i] = e;
     }
 
-    fn grow(&mut self, rehash: &impl Fn(Slot) -> u64) {
+    fn grow(&mut self) {
         let n = (self.entries.len() * 2).max(MIN_ENTRIES);
         let old = std::mem::replace(&mut self.entries, vec![EMPTY; n]);
         self.bits = n.trailing_zeros();
         for e in old.into_iter().filter(|&e| e != EMPTY) {
-            self.place(rehash(e & SLOT_MASK), e);
+            self.place(e);
         }
     }
 
     /// Remove `slot`, filed under `hash`. Entries after it in the same run move back into the
     /// hole when their home allows, so that every entry stays reachable from its home without
-    /// crossing an empty entry. `rehash` gives the hash of any other slot in the index.
-    pub fn remove(&mut self, hash: u64, slot: Slot, rehash: impl Fn(Slot) -> u64) {
+    /// crossing an empty entry.
+    pub fn remove(&mut self, hash: u64, slot: Slot) {
         if self.entries.is_empty() {
             return;
         }
-        let target = tag(hash) | (slot & SLOT_MASK);
+        let target = entry(hash, slot);
         let mask = self.mask();
         let mut hole = self.home(hash);
         loop {
@@ -141,7 +148,7 @@ impl Index {
                 break;
             }
             // `e` may fill the hole unless its home lies cyclically in (hole, j].
-            let home = self.home(rehash(e & SLOT_MASK));
+            let home = self.home(e);
             if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
                 self.entries[hole] = e;
                 hole = j;
@@ -156,7 +163,7 @@ impl Index {
         self.entries.len()
     }
 
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<u32>();
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<u64>();
 }
 
 #[cfg(test)]
@@ -164,8 +171,8 @@ mod tests {
     use super::*;
 
     /// A deterministic stand-in for the key hash of a slot's flow. One key in 64 shares a single
-    /// hash top and tag (so a single home, and a long run); homes collide often in a small
-    /// index anyway.
+    /// top half of a hash (so a single home and no tag to tell them apart, and a long run);
+    /// homes collide often in a small index anyway.
     fn h(k: u32) -> u64 {
         let x = u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         if k % 64 == 0 {
@@ -188,11 +195,11 @@ mod tests {
             let k = (seed % 5_000) as u32;
             if model.contains(&k) {
                 if seed >> 40 & 1 == 1 {
-                    ix.remove(h(k), k, h);
+                    ix.remove(h(k), k);
                     model.remove(&k);
                 }
             } else {
-                ix.insert(h(k), k, h);
+                ix.insert(h(k), k);
                 model.insert(k);
             }
             if step % 997 == 0 {
@@ -210,7 +217,7 @@ mod tests {
     fn empty_index_finds_nothing_and_removes_nothing() {
         let mut ix = Index::new();
         assert_eq!(ix.find(h(1), |_| true), None);
-        ix.remove(h(1), 1, h);
+        ix.remove(h(1), 1);
         ix.prefetch(h(1));
         assert_eq!(ix.capacity(), 0);
     }

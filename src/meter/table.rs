@@ -2,35 +2,52 @@
 //!
 //! * One lookup per packet: the index hashes a direction-independent form of the key, so a
 //!   packet finds its flow whether it travels forward or in reverse.
-//! * The index stores the slot number and a few bits of the hash (4 bytes per entry; see
+//! * The index stores the slot number and the top half of the hash (8 bytes per entry; see
 //!   [`super::index`]); keys live once, in the slab.
-//! * Idle expiry uses a wheel of one-second slots, each an intrusive doubly-linked list through
-//!   the flows themselves. A flow is put on the wheel once, at creation, for `end + idle`; when
-//!   its slot comes round the wheel checks the flow's real last-seen time and moves it on if it
-//!   was active meanwhile (retina's scheme). The idle timeout is the flow's own (by protocol
-//!   and TCP state: [`IdlePolicy`]); a flow whose timeout becomes shorter (a TCP connection
-//!   that ended and lingers) is moved to its new slot at once ([`FlowTable::reschedule`]). So the per-packet path never touches any flow but
-//!   its own, each flow is looked at about once per idle period, and a flow that closes leaves
-//!   the wheel at once (nothing stale is kept).
+//! * Idle expiry uses a wheel of one-second slots, each a list (a vector) of the slab slots
+//!   filed under it. A flow is put on the wheel once, at creation, for `end + idle`; when its
+//!   slot comes round the wheel checks the flow's real last-seen time and moves it on if it was
+//!   active meanwhile (retina's scheme). The idle timeout is the flow's own (by protocol and
+//!   TCP state: [`IdlePolicy`]); a flow whose timeout becomes shorter (a TCP connection that
+//!   ended and lingers) is filed again under its new second at once
+//!   ([`FlowTable::reschedule`]). A flow remembers the second it is filed under
+//!   (`Flow::wheel_due`): an entry of a wheel slot whose flow is filed elsewhere, or has
+//!   ended, is stale and is dropped when its slot comes round. So the per-packet path never
+//!   touches any flow but its own (a flow that ends or moves leaves no list to unlink from),
+//!   each flow is looked at about once per idle period, and the wheel walks a slot's flows
+//!   from a vector, asking for each flow's lines a few flows ahead (a linked list made every
+//!   flow's load wait for the one before: on the benchmark trace most of the meter's misses
+//!   to memory).
 //! * The hash seed is random per table: flow keys are attacker-controlled.
 
 use super::flow::Flow;
 use super::index::Index;
 use super::timeouts::IdlePolicy;
-use crate::key::FlowKey;
+use crate::key::{folded_multiply, FlowKey};
 use foldhash::fast::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
-/// The index hash of each slot's flow, for the index to place its entries again.
-fn slot_hash<'a>(flows: &'a Slab, hasher: &'a RandomState) -> impl Fn(Slot) -> u64 + 'a {
-    move |s| key_hash(hasher, &flows[s as usize].key)
-}
-
-/// A slot holds a live flow: live flows are always on the wheel, free slots never are
-/// (`unlink` sets `wheel_prev` to [`NIL`]).
+/// A slot holds a live flow: live flows are always filed on the wheel, free slots never are
+/// (`remove` sets `wheel_due` to [`OFF_WHEEL`]).
 fn is_live(f: &Flow) -> bool {
-    f.wheel_prev != NIL
+    f.wheel_due != OFF_WHEEL
 }
+
+/// `Flow::wheel_due` of a free slot. Deadlines are at least second 1.
+const OFF_WHEEL: u32 = 0;
+/// `Flow::wheel_due` of a flow the wheel has just found idle, until it is removed: a second
+/// entry of the same flow in the same slot passes it over.
+const EXPIRING: u32 = u32::MAX;
+
+/// The wheel second a flow is filed under, in `Flow::wheel_due` (seconds past 2106, from a
+/// damaged or made-up capture, are filed under the last one: the flow is looked at once per
+/// turn of the wheel, its real deadline checked each time).
+fn filed_sec(due: u64) -> u32 {
+    due.clamp(1, u64::from(EXPIRING - 1)) as u32
+}
+
+/// Flows of a wheel slot asked for ahead of the one being looked at.
+const SWEEP_AHEAD: usize = 8;
 
 /// Direction of a packet relative to its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +58,31 @@ pub(crate) enum Side {
 
 pub(crate) use super::index::Slot;
 
-/// No slot: the end of a wheel list.
+/// No slot: the end of the free list, or no candidate.
 pub(crate) const NIL: u32 = u32::MAX;
-/// A list head's `wheel_prev` is `HEAD + wheel slot`; slab slots stay below `HEAD`.
-const HEAD: u32 = u32::MAX - (1 << 16);
-/// Slots a table can hand out (the index's limit, below [`HEAD`]).
+/// Slots a table can hand out (the index's limit).
 pub(crate) const MAX_SLOTS: usize = super::index::MAX_SLOTS;
 
 /// The wheel has at most this many one-second slots; a deadline further out wraps round and
 /// is simply checked again one turn later.
 const MAX_WHEEL_SLOTS: u64 = 1 << 16;
 
-/// Both directions of a key hash alike: the endpoints are put in a fixed order first, and the
-/// whole key is hashed as five words in one go.
-fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
+/// The random keys of a table's index hash (flow keys are attacker-controlled).
+#[derive(Clone, Copy)]
+struct HashKeys([u64; 8]);
+
+impl HashKeys {
+    fn random() -> HashKeys {
+        let seed = RandomState::default();
+        HashKeys(std::array::from_fn(|i| seed.hash_one(i)))
+    }
+}
+
+/// Both directions of a key hash alike: the endpoints are put in a fixed order first. The
+/// ordered key's six words are folded pairwise with keys (three independent products), and
+/// the three are folded once more: foldhash's step, without its chain of one product per word.
+fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
+    let k = &k.0;
     let word = |a: &[u8; 16], i: usize| {
         u64::from_ne_bytes([
             a[i],
@@ -88,15 +116,11 @@ fn key_hash(hasher: &RandomState, key: &FlowKey) -> u64 {
         | u64::from(key.proto) << 32
         | u64::from(key.ip_version) << 40
         | u64::from(key.vlan) << 48;
-    // (The interface and the optional fields, one word, are mixed in rather than hashed as
-    // a sixth word: they are 0 for files and by default.)
     let extra = u64::from(key.ingress) | u64::from(key.extra) << 32;
-    let tail = tail ^ extra.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut h = hasher.build_hasher();
-    for w in [lo.0, lo.1, hi.0, hi.1, tail] {
-        h.write_u64(w);
-    }
-    h.finish()
+    let a = folded_multiply(lo.0 ^ k[0], lo.1 ^ k[1]);
+    let b = folded_multiply(hi.0 ^ k[2], hi.1 ^ k[3]);
+    let c = folded_multiply(tail ^ k[4], extra ^ k[5]);
+    folded_multiply(a ^ c ^ k[6], b ^ k[7])
 }
 
 /// The second in which a flow last seen at `end_ms` passes an idle timeout of `idle_ms`.
@@ -154,15 +178,14 @@ impl std::ops::IndexMut<usize> for Slab {
 pub(crate) struct FlowTable {
     flows: Slab,
     /// The most recently freed slot of `flows` ([`NIL`] if none), reused first (warm in
-    /// cache). A free slot is off the wheel (`wheel_prev` is [`NIL`]) and its `wheel_next`
-    /// links the next free slot: no separate list, which at the end of input, with every
-    /// flow freed at once, would be the largest it ever gets.
+    /// cache). A free slot's `free_next` links the next free slot: no separate list, which at
+    /// the end of input, with every flow freed at once, would be the largest it ever gets.
     free_head: Slot,
     index: Index,
-    hasher: RandomState,
+    hash_keys: HashKeys,
     live: usize,
-    /// Head of each wheel slot's list.
-    wheel: Vec<Slot>,
+    /// The slots filed under each wheel second (and stale entries, see the module doc).
+    wheel: Vec<Vec<Slot>>,
     /// The wheel has processed every second before this one.
     wheel_sec: u64,
     idle: IdlePolicy,
@@ -183,9 +206,9 @@ impl FlowTable {
             },
             free_head: NIL,
             index: Index::new(),
-            hasher: RandomState::default(),
+            hash_keys: HashKeys::random(),
             live: 0,
-            wheel: vec![NIL; slots],
+            wheel: vec![Vec::new(); slots],
             wheel_sec: 0,
             idle,
         }
@@ -216,7 +239,7 @@ impl FlowTable {
     /// The index hash of `key` (both directions alike).
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        key_hash(&self.hasher, key)
+        key_hash(&self.hash_keys, key)
     }
 
     /// First step of a lookup some packets ahead: ask for the index line `hash` starts at.
@@ -226,8 +249,8 @@ impl FlowTable {
     }
 
     /// Second step: read the index (its line asked for a packet before) and ask for the lines
-    /// of the first flow filed under the hash's tag (nearly always the key's own: another
-    /// entry shares the tag one time in 32), calling `hint` with its slot. Keys are not
+    /// of the first flow filed under the hash's top half (nearly always the key's own),
+    /// calling `hint` with its slot. Keys are not
     /// compared: nothing waits on the flow. Returns the slot, or [`NIL`].
     #[inline]
     pub fn prefetch_flows(&self, hash: u64, mut hint: impl FnMut(Slot)) -> Slot {
@@ -239,7 +262,7 @@ impl FlowTable {
                 super::prefetch::line(&f.key);
                 super::prefetch::line(&f.fwd);
                 super::prefetch::line(&f.rev);
-                super::prefetch::line(&f.wheel_next);
+                super::prefetch::line(&f.wheel_due);
             }
             hint(s);
             true
@@ -292,13 +315,12 @@ impl FlowTable {
         let slot = match self.free_head {
             NIL => self.flows.push(flow),
             s => {
-                self.free_head = self.flows[s as usize].wheel_next;
+                self.free_head = self.flows[s as usize].free_next;
                 self.flows[s as usize] = flow;
                 s
             }
         };
-        self.index
-            .insert(hash, slot, slot_hash(&self.flows, &self.hasher));
+        self.index.insert(hash, slot);
         self.live += 1;
         let idle_ms = self.idle.idle_ms(&self.flows[slot as usize]);
         let due = deadline_sec(end_ms, idle_ms).max(self.wheel_sec);
@@ -306,24 +328,25 @@ impl FlowTable {
         slot
     }
 
-    /// Move the flow in `slot` to the wheel slot of its deadline now (its timeout has become
-    /// shorter: an ended TCP connection that lingers). O(1).
+    /// File the flow in `slot` under the second of its deadline now (its timeout has become
+    /// shorter: an ended TCP connection that lingers). O(1); its entry under the old second
+    /// goes stale.
     pub fn reschedule(&mut self, slot: Slot) {
         let f = &self.flows[slot as usize];
         let due = deadline_sec(f.end_ms(), self.idle.idle_ms(f)).max(self.wheel_sec);
-        self.unlink(slot);
-        self.link(slot, due);
+        if filed_sec(due) != f.wheel_due {
+            self.link(slot, due);
+        }
     }
 
-    /// Remove a flow and return it.
+    /// Remove a flow and return it. (Its wheel entry goes stale.)
     pub fn remove(&mut self, slot: Slot) -> Flow {
-        self.unlink(slot);
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
-        self.index
-            .remove(hash, slot, slot_hash(&self.flows, &self.hasher));
-        // (`unlink` has set `wheel_prev` to NIL: the slot is no longer `is_live`.)
-        self.flows[slot as usize].wheel_next = self.free_head;
+        self.index.remove(hash, slot);
+        let f = &mut self.flows[slot as usize];
+        f.wheel_due = OFF_WHEEL;
+        f.free_next = self.free_head;
         self.free_head = slot;
         self.live -= 1;
         flow
@@ -333,47 +356,34 @@ impl FlowTable {
         (sec % self.wheel.len() as u64) as usize
     }
 
-    /// Put `slot` at the head of the list for second `due`.
+    /// File `slot` under second `due`.
     fn link(&mut self, slot: Slot, due: u64) {
-        let w = self.wheel_index(due);
-        let head = self.wheel[w];
-        {
-            let f = &mut self.flows[slot as usize];
-            f.wheel_prev = HEAD + w as u32;
-            f.wheel_next = head;
-        }
-        if head != NIL {
-            self.flows[head as usize].wheel_prev = slot;
-        }
-        self.wheel[w] = slot;
+        let sec = filed_sec(due);
+        self.flows[slot as usize].wheel_due = sec;
+        let w = self.wheel_index(u64::from(sec));
+        self.wheel[w].push(slot);
     }
 
-    fn unlink(&mut self, slot: Slot) {
-        let (prev, next) = {
-            let f = &self.flows[slot as usize];
-            (f.wheel_prev, f.wheel_next)
-        };
-        if prev == NIL {
-            return; // not on the wheel
+    /// The flow an entry of wheel slot `w` names, if the entry is not stale: the flow is live,
+    /// not already found idle, and filed under a second of this wheel slot.
+    #[inline]
+    fn filed_here(&self, w: usize, slot: Slot) -> Option<&Flow> {
+        let f = &self.flows[slot as usize];
+        let due = f.wheel_due;
+        (due != OFF_WHEEL && due != EXPIRING && self.wheel_index(u64::from(due)) == w).then_some(f)
+    }
+
+    /// Ask for the lines of the flow `ahead` entries on in a wheel slot.
+    #[inline]
+    fn prefetch_entry(&self, bucket: &[Slot], ahead: usize) {
+        if let Some(f) = bucket.get(ahead).and_then(|&s| self.flows.get(s as usize)) {
+            super::prefetch::line(&f.key);
+            super::prefetch::line(&f.wheel_due);
         }
-        if prev >= HEAD {
-            let w = (prev - HEAD) as usize;
-            if self.wheel.get(w) == Some(&slot) {
-                self.wheel[w] = next;
-            }
-        } else {
-            self.flows[prev as usize].wheel_next = next;
-        }
-        if next != NIL {
-            self.flows[next as usize].wheel_prev = prev;
-        }
-        let f = &mut self.flows[slot as usize];
-        f.wheel_prev = NIL;
-        f.wheel_next = NIL;
     }
 
     /// Advance the wheel to `now_ms`, passing every flow idle for longer than its idle timeout
-    /// to `expire`; the caller must `remove` each. Flows active meanwhile are rescheduled.
+    /// to `expire`; the caller must `remove` each. Flows active meanwhile are filed again.
     pub fn expire_idle(&mut self, now_ms: u64, mut expire: impl FnMut(Slot)) {
         let now_sec = now_ms / 1000;
         if self.wheel_sec == 0 {
@@ -384,33 +394,54 @@ impl FlowTable {
         let first = self.wheel_sec.max(now_sec.saturating_sub(n - 1));
         for sec in first..=now_sec {
             let w = self.wheel_index(sec);
-            // Walk the list as it stands; moving a flow on puts it at the head of another
-            // slot's list (never this one: its new deadline is at least one second later, and
-            // less than a turn away), so the walk sees each flow once.
-            let mut cur = self.wheel[w];
-            while cur != NIL {
-                let f = &self.flows[cur as usize];
-                let next = f.wheel_next;
+            // The slot's entries are taken out and walked; a flow active meanwhile is filed
+            // under a later second, in another slot (its new deadline is at least one second
+            // later and less than a turn away), or stays here when it wraps round.
+            let mut bucket = std::mem::take(&mut self.wheel[w]);
+            let mut kept = 0;
+            for i in 0..bucket.len() {
+                self.prefetch_entry(&bucket, i + SWEEP_AHEAD);
+                let cur = bucket[i];
+                let Some(f) = self.filed_here(w, cur) else {
+                    continue; // stale
+                };
                 let end_ms = f.end_ms();
                 let idle_ms = self.idle.idle_ms(f);
                 if now_ms.saturating_sub(end_ms) > idle_ms {
+                    self.flows[cur as usize].wheel_due = EXPIRING;
                     expire(cur);
-                } else {
-                    let due = deadline_sec(end_ms, idle_ms).max(sec + 1);
-                    if self.wheel_index(due) != w {
-                        self.unlink(cur);
-                        self.link(cur, due);
-                    }
+                    continue;
                 }
-                cur = next;
+                let due = deadline_sec(end_ms, idle_ms).max(sec + 1);
+                if self.wheel_index(u64::from(filed_sec(due))) == w {
+                    self.flows[cur as usize].wheel_due = filed_sec(due);
+                    bucket[kept] = cur;
+                    kept += 1;
+                } else {
+                    self.link(cur, due);
+                }
             }
+            bucket.truncate(kept);
+            self.put_back(w, bucket);
         }
         self.wheel_sec = now_sec + 1;
     }
 
+    /// Return a wheel slot's vector, its memory given back if a burst had grown it far
+    /// beyond what it holds now.
+    fn put_back(&mut self, w: usize, mut bucket: Vec<Slot>) {
+        if bucket.capacity() > 1024 && bucket.len() * 4 < bucket.capacity() {
+            bucket.shrink_to(bucket.len() * 2);
+        }
+        // (Nothing is filed under the slot being walked: see `expire_idle`.)
+        bucket.append(&mut self.wheel[w]);
+        self.wheel[w] = bucket;
+    }
+
     /// A least recently seen flow (to within the wheel's one-second resolution), for eviction
     /// when the table is full; the caller must `remove` it. Flows found active on the way are
-    /// moved on, so repeated evictions cost O(1) amortised, even under a flood of new flows.
+    /// filed again, and stale entries dropped, so repeated evictions cost O(1) amortised, even
+    /// under a flood of new flows.
     pub fn take_least_recent(&mut self) -> Option<Slot> {
         if self.live == 0 {
             return None;
@@ -418,18 +449,19 @@ impl FlowTable {
         let n = self.wheel.len() as u64;
         for sec in self.wheel_sec..self.wheel_sec + n {
             let w = self.wheel_index(sec);
-            let mut cur = self.wheel[w];
-            while cur != NIL {
-                let f = &self.flows[cur as usize];
-                let next = f.wheel_next;
+            while let Some(&cur) = self.wheel[w].last() {
+                let Some(f) = self.filed_here(w, cur) else {
+                    self.wheel[w].pop();
+                    continue;
+                };
                 let due = deadline_sec(f.end_ms(), self.idle.idle_ms(f));
-                if due <= sec || self.wheel_index(due) == w {
+                if due <= sec || self.wheel_index(u64::from(filed_sec(due))) == w {
+                    // (Its entry goes stale once the caller removes it.)
                     return Some(cur);
                 }
-                // Active since it was scheduled: its real deadline is later.
-                self.unlink(cur);
+                // Active since it was filed: its real deadline is later.
+                self.wheel[w].pop();
                 self.link(cur, due);
-                cur = next;
             }
         }
         None
@@ -442,16 +474,18 @@ impl FlowTable {
         live
     }
 
-    /// Bytes held: flow chunks, the hash index (4 bytes per entry it can hold) and the wheel.
+    /// Bytes held: flow chunks, the hash index (8 bytes per entry it can hold) and the wheel
+    /// (its slots' vectors and the entries they can hold).
     pub fn bytes(&self) -> usize {
         self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
             + self.index.capacity() * Index::ENTRY_BYTES
-            + self.wheel.capacity() * std::mem::size_of::<Slot>()
+            + self.wheel.capacity() * std::mem::size_of::<Vec<Slot>>()
+            + self.wheel.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Slot>()
     }
 
     /// Resident bytes per slot, for the memory budget tests.
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Flow>() + Index::ENTRY_BYTES
+        std::mem::size_of::<Flow>() + Index::ENTRY_BYTES + std::mem::size_of::<Slot>()
     }
 }
