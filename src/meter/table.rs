@@ -23,7 +23,7 @@
 use super::flow::Flow;
 use super::index::Index;
 use super::timeouts::IdlePolicy;
-use crate::key::{folded_multiply, FlowKey};
+use crate::key::{folded_multiply, swap_ports, FlowKey};
 use foldhash::fast::RandomState;
 use std::hash::BuildHasher;
 
@@ -83,22 +83,8 @@ impl HashKeys {
 /// the three are folded once more: foldhash's step, without its chain of one product per word.
 fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
     let k = &k.0;
-    let word = |a: &[u8; 16], i: usize| {
-        u64::from_ne_bytes([
-            a[i],
-            a[i + 1],
-            a[i + 2],
-            a[i + 3],
-            a[i + 4],
-            a[i + 5],
-            a[i + 6],
-            a[i + 7],
-        ])
-    };
-    let (s, d) = (
-        (word(&key.src, 0), word(&key.src, 8)),
-        (word(&key.dst, 0), word(&key.dst, 8)),
-    );
+    let w = key.words();
+    let (s, d) = ((w[0], w[1]), (w[2], w[3]));
     let (sp, dp) = (key.src_port, key.dst_port);
     // ICMP: `reversed` keeps type/code in place, so order the addresses only.
     let swap = if key.has_ports() {
@@ -106,20 +92,14 @@ fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
     } else {
         s > d
     };
-    let (lo, hi, ports) = if swap {
-        (d, s, if key.has_ports() { (dp, sp) } else { (sp, dp) })
-    } else {
-        (s, d, (sp, dp))
+    let (lo, hi, tail) = match (swap, key.has_ports()) {
+        (false, _) => (s, d, w[4]),
+        (true, true) => (d, s, swap_ports(w[4])),
+        (true, false) => (d, s, w[4]),
     };
-    let tail = u64::from(ports.0)
-        | u64::from(ports.1) << 16
-        | u64::from(key.proto) << 32
-        | u64::from(key.ip_version) << 40
-        | u64::from(key.vlan) << 48;
-    let extra = u64::from(key.ingress) | u64::from(key.extra) << 32;
     let a = folded_multiply(lo.0 ^ k[0], lo.1 ^ k[1]);
     let b = folded_multiply(hi.0 ^ k[2], hi.1 ^ k[3]);
-    let c = folded_multiply(tail ^ k[4], extra ^ k[5]);
+    let c = folded_multiply(tail ^ k[4], w[5] ^ k[5]);
     folded_multiply(a ^ c ^ k[6], b ^ k[7])
 }
 
@@ -284,23 +264,22 @@ impl FlowTable {
         key: &FlowKey,
         hint: impl Fn(Slot),
     ) -> Option<(Slot, Side)> {
-        let rev = key.reversed();
         let flows = &self.flows;
         // A live flow is always in the index.
         if let Some(f) = flows.get(candidate as usize).filter(|f| is_live(f)) {
-            if f.key == *key {
+            if f.key.same(key) {
                 return Some((candidate, Side::Forward));
             }
-            if f.key == rev {
+            if f.key.reverse_of(key) {
                 return Some((candidate, Side::Reverse));
             }
         }
         let slot = self.index.find(hash, |s| {
             hint(s);
             let k = &flows[s as usize].key;
-            *k == *key || *k == rev
+            k.same(key) || k.reverse_of(key)
         })?;
-        let side = if flows[slot as usize].key == *key {
+        let side = if flows[slot as usize].key.same(key) {
             Side::Forward
         } else {
             Side::Reverse
