@@ -229,13 +229,7 @@ mod tests {
     /// field at a time (each field of each word), in both directions, ICMP included.
     #[test]
     fn word_compares_agree_with_the_fields() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for round in 0..2_000 {
             let mut k = FlowKey {

@@ -32,6 +32,8 @@ pub mod metrics;
 pub mod natevent;
 pub mod netflow;
 pub mod plugins;
+#[cfg(test)]
+mod testrand;
 pub mod time;
 
 /// qof's version, as `qof --version` prints it.

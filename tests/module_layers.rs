@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("time", 0),
     ("key", 0),
+    ("testrand", 0),
     ("capture", 1),
     ("natevent", 1),
     ("filter", 1),

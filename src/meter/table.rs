@@ -230,8 +230,8 @@ impl FlowTable {
 
     /// Second step: read the index (its line asked for a packet before) and ask for the lines
     /// of the first flow filed under the hash's top half (nearly always the key's own),
-    /// calling `hint` with its slot. Keys are not
-    /// compared: nothing waits on the flow. Returns the slot, or [`NIL`].
+    /// calling `hint` with its slot. Keys are not compared: nothing waits on the flow.
+    /// Returns the slot, or [`NIL`].
     #[inline]
     pub fn prefetch_flows(&self, hash: u64, mut hint: impl FnMut(Slot)) -> Slot {
         let flows = &self.flows;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::decode::TcpInfo;
 use crate::key::{proto, FlowKey};
+pub(super) use crate::testrand::xorshift;
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -464,15 +465,6 @@ pub(super) fn random_round(
         packets.push((t, pkt));
     }
     (cfg, packets)
-}
-
-pub(super) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
-    move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    }
 }
 
 /// Random packet sequences (see [`random_round`]): every packet and octet handed in comes out

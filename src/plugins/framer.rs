@@ -695,13 +695,7 @@ mod tests {
 
     #[test]
     fn hostile_sequence_numbers_and_lengths_never_panic() {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rand = crate::testrand::xorshift(0x1234_5678_9abc_def0);
         for round in 0..200 {
             let mut r = Run::new([0, 8, 64][round % 3], [0, 8, 64][(round / 3) % 3]);
             for _ in 0..50 {

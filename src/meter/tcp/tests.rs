@@ -855,13 +855,7 @@ fn a_clock_slower_than_half_a_hertz_is_unknown_and_never_divides_by_zero() {
 /// comes out in exactly one record.
 #[test]
 fn hostile_conversations_never_panic_and_lose_nothing() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
     let near = |base: u32, r: u64| -> u32 {
         match r % 8 {
             0 => r as u32 >> 3,                                  // anywhere
