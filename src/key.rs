@@ -52,7 +52,7 @@ pub struct FlowKey {
 
 /// The fifth of [`FlowKey::words`] with its source and destination ports trading places.
 #[inline]
-pub fn swap_ports(tail: u64) -> u64 {
+fn swap_ports(tail: u64) -> u64 {
     tail & !0xffff_ffff | (tail >> 16 & 0xffff) | (tail & 0xffff) << 16
 }
 

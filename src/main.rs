@@ -11,6 +11,7 @@ use qof::ipfix::TemplateSpec;
 use qof::meter::{MeterConfig, ProcessStats, TcpConfig};
 use qof::time::Timestamp;
 use std::io::IsTerminal;
+use std::mem::ManuallyDrop;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -265,18 +266,29 @@ fn run(args: &Args) -> Result<Outcome> {
             }
         }
         if !quiet {
-            let mut frame = match source.next_frame() {
+            // (The frame is used where the source returned it, not moved out: a move copies
+            // it in words, over the narrower stores that wrote it and its padding, a stall
+            // per packet. A frame needs no drop: the result's drop glue, a call per packet,
+            // is left to the arm that ends the input.)
+            let mut next = ManuallyDrop::new(source.next_frame());
+            let frame = match &mut *next {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
-                // Standard input cut short by a signal: a stop, not damage.
-                Err(_) if stop.load(Ordering::Relaxed) => break,
-                Err(e) => {
-                    // One line on standard error; the log gets it too when it goes elsewhere.
-                    eprintln!("qof: {input_name}: {e}");
-                    if args.log != "stderr" {
-                        tracing::error!("{input_name}: {e}; exported the flows read before it");
+                Err(_) => {
+                    if let Err(e) = ManuallyDrop::into_inner(next) {
+                        // Standard input cut short by a signal: a stop, not damage.
+                        if !stop.load(Ordering::Relaxed) {
+                            // One line on standard error; the log gets it too when it goes
+                            // elsewhere.
+                            eprintln!("qof: {input_name}: {e}");
+                            if args.log != "stderr" {
+                                tracing::error!(
+                                    "{input_name}: {e}; exported the flows read before it"
+                                );
+                            }
+                            outcome = Outcome::InputError;
+                        }
                     }
-                    outcome = Outcome::InputError;
                     break;
                 }
             };
@@ -303,7 +315,7 @@ fn run(args: &Args) -> Result<Outcome> {
                     continue;
                 }
             }
-            if let Err(why) = meter.meter_frame(&frame) {
+            if let Err(why) = meter.meter_frame(frame) {
                 n.ignored.add(why);
             }
         }
@@ -741,11 +753,15 @@ fn export_ready(
     sink: &mut dyn qof::export::RecordSink,
     n: &mut Counters,
 ) -> Result<()> {
-    while let Some(rec) = meter.poll_record() {
-        sink.write_flow(&rec)?;
+    loop {
+        // (Read where it was made: `Some(rec)` by value was a copy of every record.)
+        let next = meter.poll_record();
+        let Some(rec) = &next else {
+            return Ok(());
+        };
+        sink.write_flow(rec)?;
         n.records += 1;
     }
-    Ok(())
 }
 
 /// Meter the packets the look-ahead holds back, and export the records they complete.

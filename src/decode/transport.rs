@@ -72,6 +72,8 @@ fn ports(l4: &[u8], out: &mut Packet) -> bool {
     }
 }
 
+// (Inlined: called, it returned its header through memory, read back wider than written.)
+#[inline(always)]
 fn tcp<D: DetailSink>(
     h: &[u8],
     cfg: &DecodeConfig,

@@ -9,6 +9,7 @@
 //! serial number, as QoF names them. With `--lock`, `<name>.lock` exists while the file is
 //! written. Every file starts with the statistics template, so none is ever empty.
 
+use super::export_time;
 use super::output_file::{FileId, OutputFile, OutputOptions};
 use super::RecordSink;
 use crate::ipfix::{Encoder, TemplateSpec, MAX_FILE_MESSAGE};
@@ -41,13 +42,6 @@ pub struct IpfixFileSink {
     stdout: Option<BufWriter<io::Stdout>>,
     file: Option<OpenFile>,
     serial: u32,
-}
-
-/// Wall-clock seconds for the message header's export time.
-fn export_time() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }
 
 impl IpfixFileSink {

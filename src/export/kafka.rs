@@ -20,6 +20,7 @@
 //! nothing was acknowledged for `--export-timeout`; or (live capture, `--export-queue-full
 //! drop`) the new record is dropped and counted, with a warning every 10 s while it lasts.
 
+use super::export_time;
 use super::json::JsonLines;
 use super::{CollectorStatus, ExportReport, RecordSink};
 use crate::config::QueueFull;
@@ -316,13 +317,6 @@ impl MessageSink for Collect<'_> {
         self.push(message);
         Ok(())
     }
-}
-
-/// Seconds since 1970 for the IPFIX header's export time.
-fn export_time() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// Who acknowledges a delivered record, for the summary line.

@@ -187,3 +187,17 @@ pub trait RecordSink {
         Ok(())
     }
 }
+
+/// Wall-clock seconds since 1970 for a message header's export time. The kernel's coarse
+/// clock (its last tick, read from the vDSO without the cycle counter) is enough for
+/// seconds; the file exporter asks for it with every record, where the precise clock cost
+/// 2 % of the time on the benchmark trace.
+pub(crate) fn export_time() -> u32 {
+    use nix::time::{clock_gettime, ClockId};
+    match clock_gettime(ClockId::CLOCK_REALTIME_COARSE) {
+        Ok(t) => t.tv_sec() as u32,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32),
+    }
+}

@@ -44,6 +44,10 @@ use transport::TransportTable;
 /// `max_flows`, and what 0 ("no limit") means.
 pub const MAX_FLOWS: usize = table::MAX_SLOTS;
 
+/// Records ahead of the one being made whose flow's lines are asked for (see
+/// [`Meter::poll_record`]).
+const CLOSE_AHEAD: usize = 8;
+
 /// How the meter forms flows (the YAML configuration's flow-table keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterConfig {
@@ -318,13 +322,35 @@ impl Meter {
     #[inline]
     pub fn poll_record(&mut self) -> Option<FlowRecord> {
         if let Some((slot, reason)) = self.pending.pop_front() {
+            let next = |k: usize| self.pending.get(k).map(|&(s, _)| s);
+            self.prefetch_closes(next(CLOSE_AHEAD), next(CLOSE_AHEAD / 2));
             return Some(self.close_record(slot, reason));
         }
         if let Some(rec) = self.out.pop_front() {
             return Some(rec);
         }
         let slot = self.flushing.pop()?;
+        // (Taken from the back.)
+        let next = |k: usize| {
+            let n = self.flushing.len();
+            n.checked_sub(k + 1).map(|i| self.flushing[i])
+        };
+        self.prefetch_closes(next(CLOSE_AHEAD), next(CLOSE_AHEAD / 2));
         Some(self.close_record(slot, end_reason::FORCED))
+    }
+
+    /// Records are made from flows in no order the cache knows (idle in the same second, or
+    /// oldest first at the end of input): while one is made, ask for the lines of the flow
+    /// [`CLOSE_AHEAD`] records on, and for the index line of the one half as far on (its key
+    /// read from lines asked for before).
+    #[inline]
+    fn prefetch_closes(&self, far: Option<Slot>, near: Option<Slot>) {
+        if let Some(s) = far {
+            self.table.prefetch_slot(s);
+        }
+        if let Some(s) = near {
+            self.table.prefetch_removal(s);
+        }
     }
 
     /// Turn every pending flow into a record now, ahead of those already in `out` (and flushed

@@ -23,7 +23,7 @@
 use super::flow::Flow;
 use super::index::Index;
 use super::timeouts::IdlePolicy;
-use crate::key::{folded_multiply, swap_ports, FlowKey};
+use crate::key::{folded_multiply, FlowKey};
 use foldhash::fast::RandomState;
 use std::hash::BuildHasher;
 
@@ -69,7 +69,7 @@ const MAX_WHEEL_SLOTS: u64 = 1 << 16;
 
 /// The random keys of a table's index hash (flow keys are attacker-controlled).
 #[derive(Clone, Copy)]
-struct HashKeys([u64; 8]);
+struct HashKeys([u64; 5]);
 
 impl HashKeys {
     fn random() -> HashKeys {
@@ -78,29 +78,39 @@ impl HashKeys {
     }
 }
 
-/// Both directions of a key hash alike: the endpoints are put in a fixed order first. The
-/// ordered key's six words are folded pairwise with keys (three independent products), and
-/// the three are folded once more: foldhash's step, without its chain of one product per word.
+/// Both directions of a key hash alike: each endpoint (address, and port where the key has
+/// ports) is hashed apart with keys, and the two are added, which does not depend on their
+/// order; the sum is folded with the rest of the key. (Ordering the endpoints first took a
+/// four-word compare and more branches than the hashing.) An endpoint's port goes into its
+/// product, times a key, added to a keyed word of the address: xored into the address, it
+/// would let an attacker pick (address, port) pairs that collide whatever the keys.
+#[inline]
 fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
     let k = &k.0;
     let w = key.words();
-    let (s, d) = ((w[0], w[1]), (w[2], w[3]));
-    let (sp, dp) = (key.src_port, key.dst_port);
-    // ICMP: `reversed` keeps type/code in place, so order the addresses only.
-    let swap = if key.has_ports() {
-        (s, sp) > (d, dp)
-    } else {
-        s > d
+    // ICMP: `reversed` keeps type/code in place: they stay with the rest of the key.
+    let (sp, dp, rest) = match key.has_ports() {
+        true => (u64::from(key.src_port), u64::from(key.dst_port), w[4] >> 32),
+        false => (0, 0, w[4]),
     };
-    let (lo, hi, tail) = match (swap, key.has_ports()) {
-        (false, _) => (s, d, w[4]),
-        (true, true) => (d, s, swap_ports(w[4])),
-        (true, false) => (d, s, w[4]),
+    let end = |a: u64, b: u64, port: u64| {
+        folded_multiply(
+            a ^ k[0],
+            (b ^ k[1]).wrapping_add(port.wrapping_mul(k[2] | 1)),
+        )
     };
-    let a = folded_multiply(lo.0 ^ k[0], lo.1 ^ k[1]);
-    let b = folded_multiply(hi.0 ^ k[2], hi.1 ^ k[3]);
-    let c = folded_multiply(tail ^ k[4], w[5] ^ k[5]);
-    folded_multiply(a ^ c ^ k[6], b ^ k[7])
+    let ends = end(w[0], w[1], sp).wrapping_add(end(w[2], w[3], dp));
+    folded_multiply(ends ^ rest ^ k[3], w[5] ^ k[4])
+}
+
+/// Ask for every line of `f`: its fields spread over its 112 bytes (the compiler may order
+/// them as it likes).
+#[inline]
+fn prefetch_flow(f: &Flow) {
+    super::prefetch::line(&f.key);
+    super::prefetch::line(&f.fwd);
+    super::prefetch::line(&f.rev);
+    super::prefetch::line(&f.wheel_due);
 }
 
 /// The second in which a flow last seen at `end_ms` passes an idle timeout of `idle_ms`.
@@ -228,6 +238,26 @@ impl FlowTable {
         self.index.prefetch(hash);
     }
 
+    /// Ask for the lines of the flow in `slot`, whose record is soon made (see
+    /// [`FlowTable::prefetch_removal`]).
+    #[inline]
+    pub fn prefetch_slot(&self, slot: Slot) {
+        if let Some(f) = self.flows.get(slot as usize) {
+            prefetch_flow(f);
+        }
+    }
+
+    /// Ask for the index line that removing the flow in `slot` will read. Its flow's key is
+    /// read to hash it: the flow's lines should have been asked for some time before
+    /// ([`FlowTable::prefetch_slot`]). Flows are removed in an order of their own (idle in
+    /// the same second, or oldest first at the end of input), each index line elsewhere.
+    #[inline]
+    pub fn prefetch_removal(&self, slot: Slot) {
+        if let Some(f) = self.flows.get(slot as usize) {
+            self.index.prefetch(self.hash(&f.key));
+        }
+    }
+
     /// Second step: read the index (its line asked for a packet before) and ask for the lines
     /// of the first flow filed under the hash's top half (nearly always the key's own),
     /// calling `hint` with its slot. Keys are not compared: nothing waits on the flow.
@@ -237,12 +267,7 @@ impl FlowTable {
         let flows = &self.flows;
         let found = self.index.find(hash, |s| {
             if let Some(f) = flows.get(s as usize) {
-                // Fields spread over the flow's 112 bytes, so every line it spans is asked
-                // for (the compiler may order fields as it likes).
-                super::prefetch::line(&f.key);
-                super::prefetch::line(&f.fwd);
-                super::prefetch::line(&f.rev);
-                super::prefetch::line(&f.wheel_due);
+                prefetch_flow(f);
             }
             hint(s);
             true
@@ -466,5 +491,81 @@ impl FlowTable {
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
         std::mem::size_of::<Flow>() + Index::ENTRY_BYTES + std::mem::size_of::<Slot>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::proto;
+
+    /// Both directions of every key hash alike, ICMP's (type/code kept in place) included;
+    /// a change to any one field (an endpoint's port moved to the other endpoint among them)
+    /// changes the hash.
+    #[test]
+    fn index_hash_is_the_same_both_ways_and_tells_fields_apart() {
+        let keys = HashKeys::random();
+        let mut next = crate::testrand::xorshift(0x2545_f491_4f6c_dd1d);
+        for round in 0..4_000 {
+            let mut k = FlowKey {
+                src_port: next() as u16,
+                dst_port: next() as u16,
+                proto: [proto::TCP, proto::UDP, proto::ICMP, proto::ICMPV6][round % 4],
+                ip_version: [4, 6][round / 4 % 2],
+                vlan: next() as u16 & 0xfff,
+                ingress: next() as u32 % 3,
+                extra: next() as u32 % 3,
+                ..Default::default()
+            };
+            k.src = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+            k.dst = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+            if k.ip_version == 4 {
+                k.src[4..].fill(0);
+                k.dst[4..].fill(0);
+            }
+            let h = key_hash(&keys, &k);
+            assert_eq!(h, key_hash(&keys, &k.reversed()), "{k:?}");
+            let mut others = vec![
+                FlowKey {
+                    src_port: k.src_port ^ 1,
+                    ..k
+                },
+                FlowKey {
+                    dst_port: k.dst_port.wrapping_add(1),
+                    ..k
+                },
+                FlowKey {
+                    proto: k.proto ^ 0x40,
+                    ..k
+                },
+                FlowKey {
+                    vlan: k.vlan ^ 1,
+                    ..k
+                },
+                FlowKey {
+                    ingress: k.ingress + 1,
+                    ..k
+                },
+                FlowKey {
+                    extra: k.extra ^ 0x10000,
+                    ..k
+                },
+            ];
+            let mut moved = k;
+            moved.src[round % 4] ^= 1 << (round % 8);
+            others.push(moved);
+            if k.src_port != k.dst_port {
+                // The ports traded between the endpoints: another flow (ICMP: type and code).
+                let traded = FlowKey {
+                    src_port: k.dst_port,
+                    dst_port: k.src_port,
+                    ..k
+                };
+                others.push(traded);
+            }
+            for o in &others {
+                assert_ne!(h, key_hash(&keys, o), "{k:?} against {o:?}");
+            }
+        }
     }
 }

@@ -29,6 +29,7 @@ use super::{
     ConnectError, Connector, Datagrams, ExportTotals, NetConfig, QueueFull, Transport,
     MAX_STREAM_MESSAGE, MAX_UDP_MESSAGE,
 };
+use crate::export::export_time;
 use crate::export::pace::Pacer;
 use crate::ipfix::decode::{be16, be32};
 use crate::ipfix::{Encoder, MessageSink, TemplateSpec};
@@ -159,13 +160,6 @@ const BLOCKED_POLL: Duration = Duration::from_millis(5);
 const CONNECT_POLL: Duration = Duration::from_millis(10);
 /// Commands taken from the channel in one go before the link is looked after again.
 const BATCH: usize = 256;
-
-/// Wall-clock seconds for the message header's export time.
-fn export_time() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
 
 /// Collects the messages the encoder finishes during one call.
 struct Collect<'a>(&'a mut Vec<Vec<u8>>);
