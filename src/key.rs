@@ -197,7 +197,7 @@ fn addr(version: u8, a: &[u8; 16]) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -225,6 +225,24 @@ mod tests {
         assert_eq!(r.dst_addr().to_string(), "10.0.0.1");
     }
 
+    /// A key of random fields for the tests of key compares and hashes: TCP, UDP, ICMP and
+    /// ICMPv6 and IP versions 4 and 6 in turn by `round` (addresses of all 16 octets).
+    pub(crate) fn random_key(next: &mut impl FnMut() -> u64, round: usize) -> FlowKey {
+        let mut k = FlowKey {
+            src_port: next() as u16,
+            dst_port: next() as u16,
+            proto: [proto::TCP, proto::UDP, proto::ICMP, proto::ICMPV6][round % 4],
+            ip_version: [4, 6][round / 4 % 2],
+            vlan: next() as u16 & 0xfff,
+            ingress: next() as u32 % 3,
+            extra: next() as u32 % 3,
+            ..Default::default()
+        };
+        k.src = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+        k.dst = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+        k
+    }
+
     /// `same` and `reverse_of` agree with `==` and `reversed` on keys that differ in one
     /// field at a time (each field of each word), in both directions, ICMP included.
     #[test]
@@ -232,18 +250,7 @@ mod tests {
         let mut next = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for round in 0..2_000 {
-            let mut k = FlowKey {
-                src_port: next() as u16,
-                dst_port: next() as u16,
-                proto: [proto::TCP, proto::UDP, proto::ICMP, proto::ICMPV6][round % 4],
-                ip_version: [4, 6][round / 4 % 2],
-                vlan: next() as u16 & 0xfff,
-                ingress: next() as u32 % 3,
-                extra: next() as u32 % 3,
-                ..Default::default()
-            };
-            k.src = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
-            k.dst = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+            let mut k = random_key(&mut next, round);
             if round % 5 == 0 {
                 k.dst = k.src; // both endpoints alike
             }

@@ -497,7 +497,6 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::proto;
 
     /// Both directions of every key hash alike, ICMP's (type/code kept in place) included;
     /// a change to any one field (an endpoint's port moved to the other endpoint among them)
@@ -507,18 +506,7 @@ mod tests {
         let keys = HashKeys::random();
         let mut next = crate::testrand::xorshift(0x2545_f491_4f6c_dd1d);
         for round in 0..4_000 {
-            let mut k = FlowKey {
-                src_port: next() as u16,
-                dst_port: next() as u16,
-                proto: [proto::TCP, proto::UDP, proto::ICMP, proto::ICMPV6][round % 4],
-                ip_version: [4, 6][round / 4 % 2],
-                vlan: next() as u16 & 0xfff,
-                ingress: next() as u32 % 3,
-                extra: next() as u32 % 3,
-                ..Default::default()
-            };
-            k.src = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
-            k.dst = (u128::from(next()) << 64 | u128::from(next())).to_ne_bytes();
+            let mut k = crate::key::tests::random_key(&mut next, round);
             if k.ip_version == 4 {
                 k.src[4..].fill(0);
                 k.dst[4..].fill(0);
