@@ -6,7 +6,8 @@
 //! [`open`] reads pcap (µs, ns and the "modified" variant, either byte order) and pcapng files,
 //! plain or gzip-compressed (recognised by content, not name), from a path or standard input.
 //! The readers share one large reusable buffer (module `input`) and hand out frames as slices
-//! of it: no allocation or copy per packet. A damaged file yields every complete frame before
+//! of it: no allocation or copy per packet. A plain regular file of 1 MiB or more is read
+//! through a memory map instead (module `mapped`): not even the copy of `read()`. A damaged file yields every complete frame before
 //! the damage, then one error naming the byte offset; nothing in a file can make a reader panic,
 //! loop, or allocate more than about twice the file's real size (records are capped at
 //! [`MAX_CAPLEN`]).
@@ -14,6 +15,7 @@
 mod input;
 #[cfg(target_os = "linux")]
 pub mod live;
+mod mapped;
 mod pcap;
 pub use pcap::{open_records, RecordAt, RecordLayout, WalkEnd};
 mod pcapng;
@@ -224,7 +226,34 @@ fn open_path(
         });
     }
     let len_hint = meta.filter(|m| m.is_file()).map(|m| m.len());
+    let mappable = len_hint.filter(|&len| len >= mapped::MIN_MAPPED);
+    if let Some(buf) = mappable.and_then(|len| mapped_file(&file, len, mapped::WINDOW)) {
+        return from_buf(buf).map_err(|mut e| {
+            e.file = Some(path.to_string());
+            e
+        });
+    }
     from_reader_named(Box::new(file), DEFAULT_BUFFER, len_hint, path)
+}
+
+/// A regular file of `len` bytes read through a memory map, `window` bytes at a time, when it
+/// can be mapped and is not gzip (which is read through its decoder). The file's own position
+/// is moved past the map, where `read()` goes on should the file have grown.
+fn mapped_file(file: &std::fs::File, len: u64, window: usize) -> Option<input::ByteBuf> {
+    use std::io::Seek;
+    let map = mapped::FileMap::of(file, len)?;
+    if map.bytes().starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let mut rest = file.try_clone().ok()?;
+    rest.seek(io::SeekFrom::Start(len)).ok()?;
+    Some(input::ByteBuf::mapped(
+        map,
+        window,
+        Box::new(rest),
+        DEFAULT_BUFFER,
+        Some(len),
+    ))
 }
 
 /// As [`open`], except that standard input and live capture end (as if the writer had closed
@@ -331,7 +360,11 @@ fn from_reader_inner(
 ) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     let input =
         input::Input::detect(r).map_err(|e| CaptureError::new(0, CaptureErrorKind::Io(e)))?;
-    let mut buf = input::ByteBuf::new(input, buffer, len_hint);
+    from_buf(input::ByteBuf::new(input, buffer, len_hint))
+}
+
+/// The reader for what `buf`'s first bytes say it holds.
+fn from_buf(mut buf: input::ByteBuf) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     if !buf.fill(4).map_err(|e| io_error(&buf, e))? {
         let head = buf.available();
         let mut magic = [0u8; 4];
