@@ -24,12 +24,12 @@ use std::ptr::NonNull;
 pub(crate) const WINDOW: usize = 4 * 1024 * 1024;
 
 /// Files smaller than this are read with `read()`: a map costs more to set up than it saves.
-pub(crate) const MIN_MAPPED: u64 = 1024 * 1024;
+pub const MIN_MAPPED: u64 = 1024 * 1024;
 
 const PAGE: usize = 4096;
 
 /// A read-only, shared mapping of a whole file, unmapped on drop.
-pub(crate) struct FileMap {
+pub struct FileMap {
     base: NonNull<u8>,
     /// Bytes that may be read: the mapped length, or less once the file was found shorter.
     len: usize,
@@ -43,12 +43,15 @@ pub(crate) struct FileMap {
 // SAFETY: the mapping is read-only and owned by this value alone; the pointer is only used
 // through `&self` / `&mut self`, so moving the owner to another thread moves the only access.
 unsafe impl Send for FileMap {}
+// SAFETY: through `&self` the map is only read, and advised (which changes no byte), so
+// threads sharing it (the workers of a file read once) cannot race on it.
+unsafe impl Sync for FileMap {}
 
 impl FileMap {
     /// Maps `len` bytes of `file` (its size when opened). `None` when the file cannot be
     /// mapped (empty, too large for the address space, or on a file system that does not
     /// map): the caller then reads it.
-    pub(crate) fn of(file: &File, len: u64) -> Option<FileMap> {
+    pub fn of(file: &File, len: u64) -> Option<FileMap> {
         let len = NonZeroUsize::new(usize::try_from(len).ok()?)?;
         // SAFETY: a fresh read-only mapping chosen by the kernel, overlapping nothing of ours.
         // Its bytes are only read, through `bytes`, while this value (which unmaps) lives.
@@ -75,22 +78,26 @@ impl FileMap {
     }
 
     /// Bytes that may be read.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Cuts the readable length to the file's size, should another process have truncated
-    /// it: its pages past the end are gone. (The reader then ends as `read()` would have.)
+    /// Never true while the whole map may be read (an empty file is not mapped); true once
+    /// the file was found truncated to nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Cuts the length that may be read to the file's size, should another process have
+    /// truncated it: its pages past the end are gone. (The reader then ends as `read()`
+    /// would have.)
     pub(crate) fn follow_truncation(&mut self) {
-        if let Ok(meta) = self.file.metadata() {
-            let now = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-            self.len = self.len.min(now);
-        }
+        self.len = self.readable_now();
     }
 
     /// The whole file as it was mapped.
     #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         // SAFETY: `base` is a live read-only mapping of `len` bytes (see `of`); nothing in
         // this process writes it. (Bytes of pages let go are read back from the file.)
         unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
@@ -100,27 +107,48 @@ impl FileMap {
     /// fill the page tables of the new window in one call, start reading as much again after
     /// it from the disk, and let go of the pages wholly before `from`.
     pub(crate) fn window_moved(&mut self, from: usize, to: usize) {
-        let behind = from / PAGE * PAGE;
-        if behind > self.released {
-            self.advise(
-                self.released,
-                behind - self.released,
-                MmapAdvise::MADV_DONTNEED,
-            );
-            self.released = behind;
+        self.released = self.release(self.released, from);
+        self.populate(from, to);
+        self.read_ahead(to, to.saturating_add(to.saturating_sub(from)));
+    }
+
+    /// The file's size now, if another process truncated it below the map (whose pages
+    /// past the new end are gone), else the map's length: what may be read.
+    pub fn readable_now(&self) -> usize {
+        match self.file.metadata() {
+            Ok(meta) => self
+                .len
+                .min(usize::try_from(meta.len()).unwrap_or(usize::MAX)),
+            Err(_) => self.len,
         }
+    }
+
+    /// Fills the page tables of `from..to` in one call (where each page's first touch would
+    /// fault), waiting for what is not yet read from the disk.
+    pub fn populate(&self, from: usize, to: usize) {
         let start = from / PAGE * PAGE;
         self.advise(
             start,
             to.saturating_sub(start),
             MmapAdvise::MADV_POPULATE_READ,
         );
-        let ahead = to.saturating_add(to - from).min(self.len);
-        self.advise(
-            to / PAGE * PAGE,
-            ahead.saturating_sub(to / PAGE * PAGE),
-            MmapAdvise::MADV_WILLNEED,
-        );
+    }
+
+    /// Starts reading `from..to` from the disk, without waiting.
+    pub fn read_ahead(&self, from: usize, to: usize) {
+        let start = from / PAGE * PAGE;
+        self.advise(start, to.saturating_sub(start), MmapAdvise::MADV_WILLNEED);
+    }
+
+    /// Lets go of the pages wholly inside `from..to` (their page-table entries; the page
+    /// cache keeps them), so that what was read does not stay in resident memory. Bytes
+    /// there read again later fault back in from the file. Returns where the pages let go
+    /// end: the `from` of the next call, so that a page `to` cut is let go then.
+    pub fn release(&self, from: usize, to: usize) -> usize {
+        let start = from.div_ceil(PAGE) * PAGE;
+        let end = to / PAGE * PAGE;
+        self.advise(start, end.saturating_sub(start), MmapAdvise::MADV_DONTNEED);
+        from.max(end)
     }
 
     /// Advice over `at..at + len` of the map (clipped to it). Advice is a hint: a kernel that

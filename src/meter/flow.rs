@@ -2,7 +2,10 @@
 //!
 //! Times are kept in milliseconds, the start plus offsets: flows are exported with millisecond
 //! times and timeouts are tested in milliseconds (as QoF does), so nothing is lost, and the
-//! struct stays at 112 bytes (the budget is 150 bytes per active flow in all).
+//! fields stay at 112 bytes (the budget is 150 bytes per active flow in all). A flow is laid
+//! on two cache lines of its own (128 bytes): at 112 bytes apart, every other flow straddled
+//! three lines, and the per-packet path touches nearly all of its fields; the bench trace
+//! runs about 5 % faster for 16 bytes more per flow.
 
 use super::record::DirStats;
 use crate::decode::Packet;
@@ -69,6 +72,7 @@ impl Dir {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(128))] // (see the module's comment)
 pub(crate) struct Flow {
     pub key: FlowKey,
     pub flow_id: u64,

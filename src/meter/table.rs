@@ -103,7 +103,7 @@ fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
     folded_multiply(ends ^ rest ^ k[3], w[5] ^ k[4])
 }
 
-/// Ask for every line of `f`: its fields spread over its 112 bytes (the compiler may order
+/// Ask for every line of `f`: its fields spread over its two lines (the compiler may order
 /// them as it likes).
 #[inline]
 fn prefetch_flow(f: &Flow) {
