@@ -457,7 +457,7 @@ impl Meter {
         // Newest first, to be taken from the back (flow ids are unique: no ties).
         slots.sort_unstable_by_key(|&s| {
             let f = self.table.flow(s);
-            std::cmp::Reverse((f.start_ms(), f.flow_id))
+            std::cmp::Reverse((f.start_ms(), self.table.flow_id(s)))
         });
         // (Records still in `out`, if the caller has not drained it, come first: see
         // `poll_record`.)
@@ -487,7 +487,7 @@ impl Meter {
             .table
             .slots()
             .into_iter()
-            .map(|s| FlowSummary::of(&to_record(self.table.flow(s), 0)))
+            .map(|s| FlowSummary::of(&to_record(self.table.flow(s), self.table.flow_id(s), 0)))
             .collect();
         v.sort_unstable_by_key(|f| (f.start, f.flow_id));
         v
@@ -656,7 +656,7 @@ impl Meter {
     ) -> (Slot, bool, bool) {
         let f = self.table.flow(slot);
         let fresh = f.fwd.packets == 0 && f.rev.packets == 0;
-        let flow_id = f.flow_id;
+        let flow_id = self.table.flow_id(slot);
         const NO_DETAILS: Details = Details {
             payload_off: 0,
             tos: 0,
@@ -682,7 +682,7 @@ impl Meter {
             self.plugins.attach(slot, &view);
         } else if self.plugins.split_before(slot, &view) {
             self.close(slot, end_reason::END_OF_FLOW);
-            let cont = Flow::new(pkt.key, flow_id, ts, 0);
+            let cont = (Flow::new(pkt.key, ts, 0), flow_id);
             slot = self.new_flow(ts, pkt, Some(cont));
             view.reverse = false;
             self.plugins.attach(slot, &view);
@@ -735,7 +735,7 @@ impl Meter {
         if too_long || f.would_overflow(reverse, pkt.ip_len, self.cfg.silk_compatible) {
             // Continue under the same flowId. Like QoF, the continuation is oriented by the
             // packet that starts it, so every record's forward direction has packets.
-            let flow_id = f.flow_id;
+            let flow_id = self.table.flow_id(slot);
             self.close(slot, end_reason::ACTIVE);
             let flags = if self.cfg.silk_compatible {
                 end_reason::CONTINUATION
@@ -743,14 +743,14 @@ impl Meter {
                 0
             };
             let ts = Timestamp::from_millis(now_ms);
-            let cont = Flow::new(pkt.key, flow_id, ts, flags);
+            let cont = (Flow::new(pkt.key, ts, flags), flow_id);
             return (self.new_flow(ts, pkt, Some(cont)), Side::Forward);
         }
         (slot, side)
     }
 
     /// Start a flow for `pkt` (or the given continuation), evicting if the table is full.
-    fn new_flow(&mut self, ts: Timestamp, pkt: &Packet, continuation: Option<Flow>) -> Slot {
+    fn new_flow(&mut self, ts: Timestamp, pkt: &Packet, continuation: Option<(Flow, u64)>) -> Slot {
         // "No limit" still stops at the slots a table can address (billions of flows).
         let limit = if self.cfg.max_flows == 0 {
             table::MAX_SLOTS
@@ -766,13 +766,13 @@ impl Meter {
                 self.close(victim, end_reason::LACK_OF_RESOURCES);
             }
         }
-        let flow = continuation.unwrap_or_else(|| {
+        let (flow, flow_id) = continuation.unwrap_or_else(|| {
             let id = self.next_flow_id;
             self.next_flow_id += self.cfg.flow_ids.step;
-            Flow::new(pkt.key, id, ts, 0)
+            (Flow::new(pkt.key, ts, 0), id)
         });
         let forward = flow.key == pkt.key;
-        let slot = self.table.insert(flow);
+        let slot = self.table.insert(flow, flow_id);
         self.stats.flows_created += 1;
         self.stats.peak_flows = self.stats.peak_flows.max(self.table.len() as u64);
         let i = slot as usize;
@@ -878,8 +878,8 @@ impl Meter {
     /// Remove a flow from the table and make its record.
     fn close_record(&mut self, slot: Slot, reason: u8) -> FlowRecord {
         let i = slot as usize;
-        let f = self.table.remove(slot);
-        let mut rec = to_record(&f, reason);
+        let (f, flow_id) = self.table.remove(slot);
+        let mut rec = to_record(&f, flow_id, reason);
         if self.cfg.track_macs {
             [rec.src_mac, rec.dst_mac] = self.macs[i];
         }
@@ -938,11 +938,11 @@ fn add_held(d: &mut Dir, h: &Held) {
     d.octets = d.octets.saturating_add(h.octets);
 }
 
-fn to_record(f: &Flow, reason: u8) -> FlowRecord {
+fn to_record(f: &Flow, flow_id: u64, reason: u8) -> FlowRecord {
     let start_ms = f.start_ms();
     FlowRecord {
         key: f.key,
-        flow_id: f.flow_id,
+        flow_id,
         start: Timestamp::from_millis(start_ms),
         end: Timestamp::from_millis(f.end_ms()),
         rev_start: (f.rev_off_ms != NO_REVERSE)

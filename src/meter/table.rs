@@ -11,7 +11,7 @@
 //!   TCP state: [`IdlePolicy`]); a flow whose timeout becomes shorter (a TCP connection that
 //!   ended and lingers) is filed again under its new second at once
 //!   ([`FlowTable::reschedule`]). A flow remembers the second it is filed under
-//!   (`Flow::wheel_due`): an entry of a wheel slot whose flow is filed elsewhere, or has
+//!   (`SlotMeta::wheel_due`): an entry of a wheel slot whose flow is filed elsewhere, or has
 //!   ended, is stale and is dropped when its slot comes round. So the per-packet path never
 //!   touches any flow but its own (a flow that ends or moves leaves no list to unlink from),
 //!   each flow is looked at about once per idle period, and the wheel walks a slot's flows
@@ -27,19 +27,36 @@ use crate::key::{folded_multiply, FlowKey};
 use foldhash::fast::RandomState;
 use std::hash::BuildHasher;
 
-/// A slot holds a live flow: live flows are always filed on the wheel, free slots never are
-/// (`remove` sets `wheel_due` to [`OFF_WHEEL`]).
-fn is_live(f: &Flow) -> bool {
-    f.wheel_due != OFF_WHEEL
+/// What the table keeps of a slot beside its flow: read when a flow starts, ends, or is looked
+/// at by the wheel, never per packet, so that the flows hold only what packets touch (two
+/// cache lines each).
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotMeta {
+    flow_id: u64,
+    /// The wheel second the slot's flow is filed under ([`OFF_WHEEL`] while the slot is free).
+    wheel_due: u32,
+    /// A free slot's next free slot, or [`NIL`].
+    free_next: u32,
 }
 
-/// `Flow::wheel_due` of a free slot. Deadlines are at least second 1.
+/// A slot holds a live flow: live flows are always filed on the wheel, free slots never are
+/// (`remove` sets `wheel_due` to [`OFF_WHEEL`]).
+fn is_live(m: &SlotMeta) -> bool {
+    m.wheel_due != OFF_WHEEL
+}
+
+/// `SlotMeta::wheel_due` of a free slot. Deadlines are at least second 1.
 const OFF_WHEEL: u32 = 0;
-/// `Flow::wheel_due` of a flow the wheel has just found idle, until it is removed: a second
-/// entry of the same flow in the same slot passes it over.
+/// `SlotMeta::wheel_due` of a flow the wheel has just found idle, until it is removed: a
+/// second entry of the same flow in the same slot passes it over.
 const EXPIRING: u32 = u32::MAX;
 
-/// The wheel second a flow is filed under, in `Flow::wheel_due` (seconds past 2106, from a
+/// The IP version in the key of a free slot's flow: no packet's key has it, so a look-up
+/// that is handed a slot freed since (a look-ahead's candidate) finds no match there without
+/// reading the slot's metadata.
+const FREED: u8 = 0;
+
+/// The wheel second a flow is filed under, in `SlotMeta::wheel_due` (seconds past 2106, from a
 /// damaged or made-up capture, are filed under the last one: the flow is looked at once per
 /// turn of the wheel, its real deadline checked each time).
 fn filed_sec(due: u64) -> u32 {
@@ -103,14 +120,14 @@ fn key_hash(k: &HashKeys, key: &FlowKey) -> u64 {
     folded_multiply(ends ^ rest ^ k[3], w[5] ^ k[4])
 }
 
-/// Ask for every line of `f`: its fields spread over its two lines (the compiler may order
-/// them as it likes).
+/// Ask for both lines of `f` (the compiler may order its fields as it likes: the first and
+/// the last are asked for).
 #[inline]
 fn prefetch_flow(f: &Flow) {
+    super::prefetch::line(f);
     super::prefetch::line(&f.key);
     super::prefetch::line(&f.fwd);
     super::prefetch::line(&f.rev);
-    super::prefetch::line(&f.wheel_due);
 }
 
 /// The second in which a flow last seen at `end_ms` passes an idle timeout of `idle_ms`.
@@ -123,20 +140,25 @@ fn deadline_sec(end_ms: u64, idle_ms: u64) -> u64 {
 /// which for a large table costs more than the flows themselves.
 const CHUNK: usize = 4096;
 
-/// The flows, addressed by slot, in fixed-size chunks.
+/// The flows, addressed by slot, in fixed-size chunks, and each slot's metadata in chunks of
+/// their own.
 struct Slab {
     chunks: Vec<Box<[Flow]>>,
+    meta: Vec<Box<[SlotMeta]>>,
     len: usize,
 }
 
 impl Slab {
-    fn push(&mut self, f: Flow) -> Slot {
+    fn push(&mut self, f: Flow, m: SlotMeta) -> Slot {
         if self.len == self.chunks.len() * CHUNK {
             self.chunks
                 .push(vec![Flow::default(); CHUNK].into_boxed_slice());
+            self.meta
+                .push(vec![SlotMeta::default(); CHUNK].into_boxed_slice());
         }
         let slot = self.len;
         self.chunks[slot / CHUNK][slot % CHUNK] = f;
+        self.meta[slot / CHUNK][slot % CHUNK] = m;
         self.len += 1;
         slot as Slot
     }
@@ -147,6 +169,20 @@ impl Slab {
 
     fn get(&self, i: usize) -> Option<&Flow> {
         self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    #[inline(always)]
+    fn meta(&self, i: usize) -> &SlotMeta {
+        &self.meta[i / CHUNK][i % CHUNK]
+    }
+
+    #[inline(always)]
+    fn meta_mut(&mut self, i: usize) -> &mut SlotMeta {
+        &mut self.meta[i / CHUNK][i % CHUNK]
+    }
+
+    fn get_meta(&self, i: usize) -> Option<&SlotMeta> {
+        self.meta.get(i / CHUNK)?.get(i % CHUNK)
     }
 }
 
@@ -168,7 +204,7 @@ impl std::ops::IndexMut<usize> for Slab {
 pub(crate) struct FlowTable {
     flows: Slab,
     /// The most recently freed slot of `flows` ([`NIL`] if none), reused first (warm in
-    /// cache). A free slot's `free_next` links the next free slot: no separate list, which at
+    /// cache). A free slot's `SlotMeta::free_next` links the next free slot: no separate list, which at
     /// the end of input, with every flow freed at once, would be the largest it ever gets.
     free_head: Slot,
     index: Index,
@@ -192,6 +228,7 @@ impl FlowTable {
         FlowTable {
             flows: Slab {
                 chunks: Vec::new(),
+                meta: Vec::new(),
                 len: 0,
             },
             free_head: NIL,
@@ -224,6 +261,11 @@ impl FlowTable {
 
     pub fn flow_mut(&mut self, slot: Slot) -> &mut Flow {
         &mut self.flows[slot as usize]
+    }
+
+    /// The flowId of the flow in `slot`.
+    pub fn flow_id(&self, slot: Slot) -> u64 {
+        self.flows.meta(slot as usize).flow_id
     }
 
     /// The index hash of `key` (both directions alike).
@@ -290,8 +332,8 @@ impl FlowTable {
         hint: impl Fn(Slot),
     ) -> Option<(Slot, Side)> {
         let flows = &self.flows;
-        // A live flow is always in the index.
-        if let Some(f) = flows.get(candidate as usize).filter(|f| is_live(f)) {
+        // A live flow is always in the index; a freed one's key matches no packet's.
+        if let Some(f) = flows.get(candidate as usize) {
             if f.key.same(key) {
                 return Some((candidate, Side::Forward));
             }
@@ -313,14 +355,20 @@ impl FlowTable {
     }
 
     /// Insert a new flow (its key must not be in the table) and schedule its idle check.
-    pub fn insert(&mut self, flow: Flow) -> Slot {
+    pub fn insert(&mut self, flow: Flow, flow_id: u64) -> Slot {
         let hash = self.hash(&flow.key);
         let end_ms = flow.end_ms();
+        let meta = SlotMeta {
+            flow_id,
+            wheel_due: OFF_WHEEL,
+            free_next: NIL,
+        };
         let slot = match self.free_head {
-            NIL => self.flows.push(flow),
+            NIL => self.flows.push(flow, meta),
             s => {
-                self.free_head = self.flows[s as usize].free_next;
+                self.free_head = self.flows.meta(s as usize).free_next;
                 self.flows[s as usize] = flow;
+                *self.flows.meta_mut(s as usize) = meta;
                 s
             }
         };
@@ -338,22 +386,25 @@ impl FlowTable {
     pub fn reschedule(&mut self, slot: Slot) {
         let f = &self.flows[slot as usize];
         let due = deadline_sec(f.end_ms(), self.idle.idle_ms(f)).max(self.wheel_sec);
-        if filed_sec(due) != f.wheel_due {
+        if filed_sec(due) != self.flows.meta(slot as usize).wheel_due {
             self.link(slot, due);
         }
     }
 
-    /// Remove a flow and return it. (Its wheel entry goes stale.)
-    pub fn remove(&mut self, slot: Slot) -> Flow {
+    /// Remove a flow and return it, with its flowId. (Its wheel entry goes stale.)
+    pub fn remove(&mut self, slot: Slot) -> (Flow, u64) {
         let flow = self.flows[slot as usize];
         let hash = self.hash(&flow.key);
         self.index.remove(hash, slot);
-        let f = &mut self.flows[slot as usize];
-        f.wheel_due = OFF_WHEEL;
-        f.free_next = self.free_head;
+        self.flows[slot as usize].key.ip_version = FREED;
+        let free_head = self.free_head;
+        let m = self.flows.meta_mut(slot as usize);
+        let flow_id = m.flow_id;
+        m.wheel_due = OFF_WHEEL;
+        m.free_next = free_head;
         self.free_head = slot;
         self.live -= 1;
-        flow
+        (flow, flow_id)
     }
 
     fn wheel_index(&self, sec: u64) -> usize {
@@ -363,7 +414,7 @@ impl FlowTable {
     /// File `slot` under second `due`.
     fn link(&mut self, slot: Slot, due: u64) {
         let sec = filed_sec(due);
-        self.flows[slot as usize].wheel_due = sec;
+        self.flows.meta_mut(slot as usize).wheel_due = sec;
         let w = self.wheel_index(u64::from(sec));
         self.wheel[w].push(slot);
     }
@@ -372,17 +423,21 @@ impl FlowTable {
     /// not already found idle, and filed under a second of this wheel slot.
     #[inline]
     fn filed_here(&self, w: usize, slot: Slot) -> Option<&Flow> {
-        let f = &self.flows[slot as usize];
-        let due = f.wheel_due;
-        (due != OFF_WHEEL && due != EXPIRING && self.wheel_index(u64::from(due)) == w).then_some(f)
+        let due = self.flows.meta(slot as usize).wheel_due;
+        (due != OFF_WHEEL && due != EXPIRING && self.wheel_index(u64::from(due)) == w)
+            .then(|| &self.flows[slot as usize])
     }
 
-    /// Ask for the lines of the flow `ahead` entries on in a wheel slot.
+    /// Ask for the lines of the flow `ahead` entries on in a wheel slot, and its metadata.
     #[inline]
     fn prefetch_entry(&self, bucket: &[Slot], ahead: usize) {
-        if let Some(f) = bucket.get(ahead).and_then(|&s| self.flows.get(s as usize)) {
-            super::prefetch::line(&f.key);
-            super::prefetch::line(&f.wheel_due);
+        if let Some(&s) = bucket.get(ahead) {
+            if let Some(f) = self.flows.get(s as usize) {
+                prefetch_flow(f);
+            }
+            if let Some(m) = self.flows.get_meta(s as usize) {
+                super::prefetch::line(m);
+            }
         }
     }
 
@@ -412,13 +467,13 @@ impl FlowTable {
                 let end_ms = f.end_ms();
                 let idle_ms = self.idle.idle_ms(f);
                 if now_ms.saturating_sub(end_ms) > idle_ms {
-                    self.flows[cur as usize].wheel_due = EXPIRING;
+                    self.flows.meta_mut(cur as usize).wheel_due = EXPIRING;
                     expire(cur);
                     continue;
                 }
                 let due = deadline_sec(end_ms, idle_ms).max(sec + 1);
                 if self.wheel_index(u64::from(filed_sec(due))) == w {
-                    self.flows[cur as usize].wheel_due = filed_sec(due);
+                    self.flows.meta_mut(cur as usize).wheel_due = filed_sec(due);
                     bucket[kept] = cur;
                     kept += 1;
                 } else {
@@ -474,14 +529,18 @@ impl FlowTable {
     /// Every live flow's slot (end of input).
     pub fn slots(&self) -> Vec<Slot> {
         let mut live = Vec::with_capacity(self.live);
-        live.extend((0..self.flows.len() as Slot).filter(|&s| is_live(&self.flows[s as usize])));
+        live.extend(
+            (0..self.flows.len() as Slot).filter(|&s| is_live(self.flows.meta(s as usize))),
+        );
         live
     }
 
     /// Bytes held: flow chunks, the hash index (8 bytes per entry it can hold) and the wheel
     /// (its slots' vectors and the entries they can hold).
     pub fn bytes(&self) -> usize {
-        self.flows.chunks.len() * CHUNK * std::mem::size_of::<Flow>()
+        self.flows.chunks.len()
+            * CHUNK
+            * (std::mem::size_of::<Flow>() + std::mem::size_of::<SlotMeta>())
             + self.index.capacity() * Index::ENTRY_BYTES
             + self.wheel.capacity() * std::mem::size_of::<Vec<Slot>>()
             + self.wheel.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Slot>()
@@ -490,13 +549,53 @@ impl FlowTable {
     /// Resident bytes per slot, for the memory budget tests.
     #[cfg(test)]
     pub fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Flow>() + Index::ENTRY_BYTES + std::mem::size_of::<Slot>()
+        std::mem::size_of::<Flow>()
+            + std::mem::size_of::<SlotMeta>()
+            + Index::ENTRY_BYTES
+            + std::mem::size_of::<Slot>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A look-ahead may hand the look-up a slot whose flow has since ended (the slot free, or
+    /// taken by another flow): no key of a packet matches it there, and the flow a key does
+    /// have is still found. Checked on random keys, with slots freed and reused.
+    #[test]
+    fn a_freed_or_reused_candidate_slot_matches_no_stale_key() {
+        use super::super::timeouts::{IdlePolicy, ProtoTimeouts};
+        let mut t = FlowTable::new(IdlePolicy::new(30_000, &ProtoTimeouts::default()));
+        let mut next = crate::testrand::xorshift(0x9e37_79b9_7f4a_7c15);
+        let start = crate::time::Timestamp::from_millis(1_000);
+        for round in 0..2_000 {
+            let a = crate::key::tests::random_key(&mut next, round);
+            let b = crate::key::tests::random_key(&mut next, round + 1);
+            if a == b || a == b.reversed() {
+                continue;
+            }
+            let slot = t.insert(Flow::new(a, start, 0), round as u64);
+            assert_eq!(t.flow_id(slot), round as u64);
+            let (ha, hb) = (t.hash(&a), t.hash(&b));
+            assert_eq!(t.lookup(ha, slot, &a, |_| {}), Some((slot, Side::Forward)));
+            assert_eq!(
+                t.lookup(ha, slot, &a.reversed(), |_| {}),
+                Some((slot, Side::Reverse))
+            );
+            let (gone, id) = t.remove(slot);
+            assert_eq!((gone.key, id), (a, round as u64));
+            assert_eq!(t.lookup(ha, slot, &a, |_| {}), None, "freed: {a:?}");
+            assert_eq!(t.lookup(ha, slot, &a.reversed(), |_| {}), None);
+            // The freed slot is taken first by the next flow.
+            assert_eq!(t.insert(Flow::new(b, start, 0), 7), slot);
+            assert_eq!(t.lookup(ha, slot, &a, |_| {}), None, "reused: {a:?}");
+            assert_eq!(t.lookup(hb, slot, &b, |_| {}), Some((slot, Side::Forward)));
+            assert_eq!(t.remove(slot).1, 7);
+        }
+        assert_eq!(t.len(), 0);
+        assert!(t.slots().is_empty());
+    }
 
     /// Both directions of every key hash alike, ICMP's (type/code kept in place) included;
     /// a change to any one field (an endpoint's port moved to the other endpoint among them)

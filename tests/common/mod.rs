@@ -172,14 +172,18 @@ pub fn udp_pcap(payloads: &[Vec<u8>], port: u16) -> Vec<u8> {
     f
 }
 
-/// `tshark -V` of the datagrams, decoded as NetFlow/IPFIX (the `cflow` dissector).
+/// `tshark -V` of the datagrams, decoded as NetFlow/IPFIX (the `cflow` dissector). `port`
+/// (the collector's) only names the file: the datagrams are put in packets to port 2055, so
+/// that tshark's notes on a port do not depend on the port a test happened to get (one in
+/// 33434-33534 adds "Expert Info ... Possible traceroute" to every packet).
 pub fn tshark_decode(datagrams: &[Vec<u8>], port: u16, tmp: &Path) -> String {
+    const WRAPPED_TO: u16 = 2055;
     let pcap = tmp.join(format!("netflow-{port}.pcap"));
-    std::fs::write(&pcap, udp_pcap(datagrams, port)).unwrap();
+    std::fs::write(&pcap, udp_pcap(datagrams, WRAPPED_TO)).unwrap();
     let out = run(Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
-        .args(["-d", &format!("udp.port=={port},cflow"), "-V"])
+        .args(["-d", &format!("udp.port=={WRAPPED_TO},cflow"), "-V"])
         // (tshark uses no template of more than 60 fields unless told: every plugin at once
         // makes templates of more.)
         .args(["-o", "cflow.max_template_fields:1024"])
