@@ -861,6 +861,7 @@ impl Meter {
     /// End a flow whose record can wait for [`Meter::poll_record`] (nothing has been queued
     /// behind it that it must precede).
     fn end_later(&mut self, slot: Slot, reason: u8) {
+        self.table.prefetch_meta(slot);
         if self.out.is_empty() {
             self.pending.push_back((slot, reason));
         } else {

@@ -287,6 +287,17 @@ impl FlowTable {
         if let Some(f) = self.flows.get(slot as usize) {
             prefetch_flow(f);
         }
+        self.prefetch_meta(slot);
+    }
+
+    /// Ask for the line of the metadata of `slot`, which removing its flow reads (the flowId)
+    /// and writes (the free list): packets do not touch it, so a flow a packet has just ended
+    /// has its own lines in cache but not this one.
+    #[inline]
+    pub fn prefetch_meta(&self, slot: Slot) {
+        if let Some(m) = self.flows.get_meta(slot as usize) {
+            super::prefetch::line(m);
+        }
     }
 
     /// Ask for the index line that removing the flow in `slot` will read. Its flow's key is
