@@ -285,12 +285,16 @@ impl Splitter {
             self.released = map.release(self.released, to);
         }
         if let Some(map) = &self.map {
-            let readable = map.readable_now();
+            // The file's size now (one look for both): truncated by another process below
+            // the map, whose pages past the new end are gone, or grown past it.
+            let size_now = self.file.metadata()?.len();
+            let readable = map
+                .len()
+                .min(usize::try_from(size_now).unwrap_or(usize::MAX));
+            let grown = size_now > map.len() as u64;
             let from = usize::try_from(base).unwrap_or(usize::MAX).min(readable);
             let rest = map.bytes().get(from..readable).unwrap_or_default();
             let need = self.record_len(rest).unwrap_or(0).max(CHUNK);
-            let size_now = self.file.metadata()?.len();
-            let grown = size_now > map.len() as u64;
             if rest.len() >= need || !grown {
                 // Within the map, or the map's end is the file's.
                 let to = from + need.min(rest.len());

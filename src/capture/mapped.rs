@@ -92,7 +92,11 @@ impl FileMap {
     /// truncated it: its pages past the end are gone. (The reader then ends as `read()`
     /// would have.)
     pub(crate) fn follow_truncation(&mut self) {
-        self.len = self.readable_now();
+        if let Ok(meta) = self.file.metadata() {
+            self.len = self
+                .len
+                .min(usize::try_from(meta.len()).unwrap_or(usize::MAX));
+        }
     }
 
     /// The whole file as it was mapped.
@@ -110,17 +114,6 @@ impl FileMap {
         self.released = self.release(self.released, from);
         self.populate(from, to);
         self.read_ahead(to, to.saturating_add(to.saturating_sub(from)));
-    }
-
-    /// The file's size now, if another process truncated it below the map (whose pages
-    /// past the new end are gone), else the map's length: what may be read.
-    pub fn readable_now(&self) -> usize {
-        match self.file.metadata() {
-            Ok(meta) => self
-                .len
-                .min(usize::try_from(meta.len()).unwrap_or(usize::MAX)),
-            Err(_) => self.len,
-        }
     }
 
     /// Fills the page tables of `from..to` in one call (where each page's first touch would

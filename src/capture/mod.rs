@@ -7,10 +7,10 @@
 //! plain or gzip-compressed (recognised by content, not name), from a path or standard input.
 //! The readers share one large reusable buffer (module `input`) and hand out frames as slices
 //! of it: no allocation or copy per packet. A plain regular file of 1 MiB or more is read
-//! through a memory map instead (module `mapped`): not even the copy of `read()`. A damaged file yields every complete frame before
-//! the damage, then one error naming the byte offset; nothing in a file can make a reader panic,
-//! loop, or allocate more than about twice the file's real size (records are capped at
-//! [`MAX_CAPLEN`]).
+//! through a memory map instead (module `mapped`): not even the copy of `read()`. A damaged
+//! file yields every complete frame before the damage, then one error naming the byte offset;
+//! nothing in a file can make a reader panic, loop, or allocate more than about twice the
+//! file's real size (records are capped at [`MAX_CAPLEN`]).
 
 mod input;
 #[cfg(target_os = "linux")]
