@@ -753,15 +753,12 @@ fn export_ready(
     sink: &mut dyn qof::export::RecordSink,
     n: &mut Counters,
 ) -> Result<()> {
-    loop {
-        // (Read where it was made: `Some(rec)` by value was a copy of every record.)
-        let next = meter.poll_record();
-        let Some(rec) = &next else {
-            return Ok(());
-        };
-        sink.write_flow(rec)?;
+    // (Read where it was made: `Some(rec)` by value was a copy of every record.)
+    while let Some(written) = meter.with_next_record(|rec| sink.write_flow(rec)) {
+        written?;
         n.records += 1;
     }
+    Ok(())
 }
 
 /// Meter the packets the look-ahead holds back, and export the records they complete.

@@ -14,18 +14,16 @@
 //!
 //! Memory is bounded: [`CHUNK`]-sized buffers in a ring, a buffer read into again only once
 //! every worker has let it go (the reader waits meanwhile: a slow worker slows the reading,
-//! it does not grow a queue). A file of [`MIN_MAPPED`] bytes or more is not read into the
-//! buffers but mapped (as one reader maps it, `qof::capture::FileMap`): a chunk is then a
-//! stretch of the map, whose pages the reading thread fills in before handing it out and
-//! lets go once the ring comes round to it again. Past the map (a file that grew while
-//! read), the rest is read into the buffers.
+//! it does not grow a queue). The file is read with `read()` into the buffers, not mapped as
+//! one reader maps it: with workers on the other cores, each stretch of the map let go sent
+//! them TLB shoot-downs, and the copy into buffers that stay in cache measured cheaper
+//! (README, "Several cores").
 
 use crate::route::Router;
 use qof::capture::{
-    CaptureError, CaptureErrorKind, FileMap, Frame, PacketSource, RecordLayout, WalkEnd,
-    MAX_CAPLEN, MIN_MAPPED,
+    CaptureError, CaptureErrorKind, Frame, PacketSource, RecordLayout, WalkEnd, MAX_CAPLEN,
 };
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -60,24 +58,18 @@ fn prefetch_record(bytes: &[u8], at: usize) {
 /// Chunks in the ring beyond one per worker.
 const SPARE_CHUNKS: usize = 6;
 
-/// A buffer of the ring: bytes read into it, or a stretch of the mapped file.
+/// A buffer of the ring: the buffer `read()` fills, and how much of it holds the chunk. (The
+/// buffer keeps its length: it is zeroed once, not at every reading.)
 #[derive(Default)]
 struct Chunk {
-    /// The buffer `read()` fills, and how much of it holds the chunk. (The buffer keeps its
-    /// length: it is zeroed once, not at every reading.)
     read: Vec<u8>,
     filled: usize,
-    /// The map and the stretch `from..to` of it, when the chunk is mapped.
-    mapped: Option<(Arc<FileMap>, usize, usize)>,
 }
 
 impl Chunk {
     #[inline]
     fn bytes(&self) -> &[u8] {
-        match &self.mapped {
-            Some((map, from, to)) => map.bytes().get(*from..*to).unwrap_or_default(),
-            None => self.read.get(..self.filled).unwrap_or_default(),
-        }
+        self.read.get(..self.filled).unwrap_or_default()
     }
 }
 
@@ -98,10 +90,6 @@ enum Part {
 pub struct Splitter {
     layout: RecordLayout,
     file: std::fs::File,
-    /// The file mapped, until the reading passes the end of the map.
-    map: Option<Arc<FileMap>>,
-    /// Offset below which the map's pages were let go.
-    released: usize,
     to: Vec<SyncSender<Part>>,
     halt: Arc<AtomicBool>,
     /// The ingress interface of the file's frames (part of the flow key).
@@ -132,10 +120,6 @@ pub fn split(
     halt: Arc<AtomicBool>,
 ) -> (Splitter, Vec<SplitFeed>) {
     let len_hint = file.metadata().ok().map(|m| m.len());
-    let map = len_hint
-        .filter(|&len| len >= MIN_MAPPED)
-        .and_then(|len| FileMap::of(&file, len))
-        .map(Arc::new);
     let mut to = Vec::with_capacity(workers);
     let mut feeds = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -158,8 +142,6 @@ pub fn split(
     let splitter = Splitter {
         layout,
         file,
-        map,
-        released: 0,
         to,
         halt,
         ingress,
@@ -181,6 +163,7 @@ impl Splitter {
         let mut base = RecordLayout::FILE_HEADER_LEN as u64;
         let mut tick_sec = 0u64;
         let mut eof = false;
+        let mut sizes = vec![0usize; n];
         let linktype = self.layout.linktype();
         let end = loop {
             // The next buffer of the ring, once every worker has let it go.
@@ -189,11 +172,16 @@ impl Splitter {
             let Some(chunk) = self.free(&mut ring[this]) else {
                 break None;
             };
-            if let Err(e) = self.fill_chunk(chunk, &mut carry, base, &mut eof) {
+            if let Err(e) = self.fill_chunk(chunk, &carry, &mut eof) {
                 break Some(CaptureError::new(base, CaptureErrorKind::Io(e)));
             }
             let buf = chunk.bytes();
-            let mut lists: Vec<Vec<u32>> = (0..n).map(|_| Vec::with_capacity(256)).collect();
+            // (Each list sized from the last chunk's: grown record by record, it was copied
+            // and reallocated a few times per chunk.)
+            let mut lists: Vec<Vec<u32>> = sizes
+                .iter()
+                .map(|&len| Vec::with_capacity(len + len / 8 + 64))
+                .collect();
             let (taken, why) = self.layout.walk(buf, &mut |r, data| {
                 if r.secs > tick_sec && router.moves_clock(linktype, data, self.ingress) {
                     // The first record of a new second that a meter would take: every
@@ -210,13 +198,12 @@ impl Splitter {
             });
             let whole = taken == buf.len();
             carry.clear();
-            if chunk.mapped.is_none() {
-                carry.extend_from_slice(&buf[taken..]);
-            }
+            carry.extend_from_slice(&buf[taken..]);
             let chunk_base = base;
             base += taken as u64;
             let shared = Arc::clone(&ring[this]);
-            for (tx, mine) in self.to.iter().zip(lists) {
+            for ((tx, mine), size) in self.to.iter().zip(lists).zip(&mut sizes) {
+                *size = mine.len();
                 if !mine.is_empty() {
                     let part = Part::Chunk {
                         bytes: Arc::clone(&shared),
@@ -269,47 +256,14 @@ impl Splitter {
         Arc::get_mut(slot)
     }
 
-    /// Makes `chunk` the next stretch of the file from offset `base`: of the map while the
-    /// map lasts, else `carry` (bytes of a record cut by the end of the last chunk) and what
-    /// `read()` brings after it. Sets `eof` when the chunk reaches the end of the file.
+    /// Makes `chunk` the next stretch of the file: `carry` (bytes of a record cut by the end
+    /// of the last chunk) and what `read()` brings after it. Sets `eof` when the file ends.
     fn fill_chunk(
         &mut self,
         chunk: &mut Chunk,
-        carry: &mut Vec<u8>,
-        base: u64,
+        carry: &[u8],
         eof: &mut bool,
     ) -> std::io::Result<()> {
-        if let Some((map, _, to)) = chunk.mapped.take() {
-            // Every worker has let this chunk go (and, taking chunks in order, those before
-            // it): their pages need not stay resident.
-            self.released = map.release(self.released, to);
-        }
-        if let Some(map) = &self.map {
-            // The file's size now (one look for both): truncated by another process below
-            // the map, whose pages past the new end are gone, or grown past it.
-            let size_now = self.file.metadata()?.len();
-            let readable = map
-                .len()
-                .min(usize::try_from(size_now).unwrap_or(usize::MAX));
-            let grown = size_now > map.len() as u64;
-            let from = usize::try_from(base).unwrap_or(usize::MAX).min(readable);
-            let rest = map.bytes().get(from..readable).unwrap_or_default();
-            let need = self.record_len(rest).unwrap_or(0).max(CHUNK);
-            if rest.len() >= need || !grown {
-                // Within the map, or the map's end is the file's.
-                let to = from + need.min(rest.len());
-                map.populate(from, to);
-                map.read_ahead(to, to + (to - from));
-                *eof = to == readable && !grown;
-                chunk.mapped = Some((Arc::clone(map), from, to));
-                return Ok(());
-            }
-            // The file grew past the map, and the map ends inside a record: read on.
-            carry.clear();
-            carry.extend_from_slice(rest);
-            self.file.seek(std::io::SeekFrom::Start(readable as u64))?;
-            self.map = None;
-        }
         let buf = &mut chunk.read;
         // A record larger than a chunk: room for it whole.
         let need = self.record_len(carry).unwrap_or(0).max(CHUNK);
@@ -362,10 +316,17 @@ fn clone_kind(kind: &CaptureErrorKind) -> CaptureErrorKind {
 }
 
 impl SplitFeed {
-    /// Makes the next listed record current, taking the next chunk once this one is done
-    /// (and letting this one go first: the reading thread may be waiting for it); false at
-    /// the end of the input.
+    /// Makes the next listed record current; false at the end of the input.
+    #[inline(always)]
     fn ready(&mut self) -> bool {
+        self.next < self.mine.len() || self.take_chunk()
+    }
+
+    /// This chunk is done: takes the next one (letting this one go first: the reading thread
+    /// may be waiting for it); false at the end of the input.
+    #[cold]
+    #[inline(never)]
+    fn take_chunk(&mut self) -> bool {
         while self.next == self.mine.len() {
             if self.ended {
                 return false;
@@ -422,7 +383,7 @@ mod tests {
     use qof::decode::DecodeConfig;
 
     /// 4,000 Ethernet/IPv4/UDP frames of 60 to 1,500 bytes between 200 address pairs (about
-    /// 3 MB: the file is mapped), one a millisecond.
+    /// 3 MB: several chunks, records cut by their ends), one a millisecond.
     fn frames() -> Vec<Vec<u8>> {
         (0..4000u32)
             .map(|i| {
@@ -461,11 +422,10 @@ mod tests {
     }
 
     /// Every frame two workers own of the file at `path` (in file order), and the error the
-    /// first reports; `change` runs after the file was opened (and mapped), before it is read.
+    /// first reports; `change` runs after the file was opened, before it is read.
     fn read_split(path: &std::path::Path, change: impl FnOnce()) -> (Vec<Vec<u8>>, Option<String>) {
         let records = qof::capture::open_records(path).expect("opens");
         let (splitter, feeds) = split(records.expect("plain pcap"), 2, 0, Arc::default());
-        assert!(splitter.map.is_some(), "a file of a few MB is mapped");
         change();
         let router = Router::new(2, DecodeConfig::default(), None);
         let reader = std::thread::spawn(move || splitter.run(router));
@@ -509,11 +469,11 @@ mod tests {
     }
 
     #[test]
-    fn a_mapped_file_gives_every_frame_once() {
+    fn a_file_of_several_chunks_gives_every_frame_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let frames = frames();
         let (bytes, _) = pcap(&frames);
-        assert!(bytes.len() as u64 > 2 * MIN_MAPPED);
+        assert!(bytes.len() > 2 * CHUNK);
         let path = dir.path().join("whole.pcap");
         std::fs::write(&path, &bytes).expect("write");
         let (got, error) = read_split(&path, || {});
@@ -522,10 +482,10 @@ mod tests {
         assert!(got == frames, "frames differ");
     }
 
-    /// A file still being written: past the map (which ends inside a record, or between two),
-    /// the rest is read.
+    /// A file still being written (its end, when opened, inside a record or between two): it
+    /// is read to its new end.
     #[test]
-    fn a_file_grown_after_it_was_mapped_is_read_to_its_new_end() {
+    fn a_file_grown_after_it_was_opened_is_read_to_its_new_end() {
         let dir = tempfile::tempdir().expect("tempdir");
         let frames = frames();
         let (bytes, ends) = pcap(&frames);
@@ -546,11 +506,10 @@ mod tests {
         }
     }
 
-    /// A file truncated by another process after it was mapped: the frames before the new
-    /// end, then the end `read()` would have met (a cut record: truncated), never the pages
-    /// that are gone.
+    /// A file truncated by another process after it was opened: the frames before the new
+    /// end, then that end (a cut record: truncated).
     #[test]
-    fn a_file_truncated_after_it_was_mapped_ends_where_it_now_ends() {
+    fn a_file_truncated_after_it_was_opened_ends_where_it_now_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let frames = frames();
         let (bytes, ends) = pcap(&frames);

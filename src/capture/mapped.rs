@@ -24,12 +24,13 @@ use std::ptr::NonNull;
 pub(crate) const WINDOW: usize = 4 * 1024 * 1024;
 
 /// Files smaller than this are read with `read()`: a map costs more to set up than it saves.
-pub const MIN_MAPPED: u64 = 1024 * 1024;
+pub(crate) const MIN_MAPPED: u64 = 1024 * 1024;
 
 const PAGE: usize = 4096;
 
-/// A read-only, shared mapping of a whole file, unmapped on drop.
-pub struct FileMap {
+/// A read-only, shared mapping of a whole file, unmapped on drop. One reader's: the thread
+/// that reads a file for several workers copies it with `read()` instead (`split.rs`).
+pub(crate) struct FileMap {
     base: NonNull<u8>,
     /// Bytes that may be read: the mapped length, or less once the file was found shorter.
     len: usize,
@@ -43,15 +44,12 @@ pub struct FileMap {
 // SAFETY: the mapping is read-only and owned by this value alone; the pointer is only used
 // through `&self` / `&mut self`, so moving the owner to another thread moves the only access.
 unsafe impl Send for FileMap {}
-// SAFETY: through `&self` the map is only read, and advised (which changes no byte), so
-// threads sharing it (the workers of a file read once) cannot race on it.
-unsafe impl Sync for FileMap {}
 
 impl FileMap {
     /// Maps `len` bytes of `file` (its size when opened). `None` when the file cannot be
     /// mapped (empty, too large for the address space, or on a file system that does not
     /// map): the caller then reads it.
-    pub fn of(file: &File, len: u64) -> Option<FileMap> {
+    pub(crate) fn of(file: &File, len: u64) -> Option<FileMap> {
         let len = NonZeroUsize::new(usize::try_from(len).ok()?)?;
         // SAFETY: a fresh read-only mapping chosen by the kernel, overlapping nothing of ours.
         // Its bytes are only read, through `bytes`, while this value (which unmaps) lives.
@@ -78,14 +76,8 @@ impl FileMap {
     }
 
     /// Bytes that may be read.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Never true while the whole map may be read (an empty file is not mapped); true once
-    /// the file was found truncated to nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Cuts the length that may be read to the file's size, should another process have
@@ -101,7 +93,7 @@ impl FileMap {
 
     /// The whole file as it was mapped.
     #[inline]
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `base` is a live read-only mapping of `len` bytes (see `of`); nothing in
         // this process writes it. (Bytes of pages let go are read back from the file.)
         unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
@@ -118,7 +110,7 @@ impl FileMap {
 
     /// Fills the page tables of `from..to` in one call (where each page's first touch would
     /// fault), waiting for what is not yet read from the disk.
-    pub fn populate(&self, from: usize, to: usize) {
+    fn populate(&self, from: usize, to: usize) {
         let start = from / PAGE * PAGE;
         self.advise(
             start,
@@ -128,7 +120,7 @@ impl FileMap {
     }
 
     /// Starts reading `from..to` from the disk, without waiting.
-    pub fn read_ahead(&self, from: usize, to: usize) {
+    fn read_ahead(&self, from: usize, to: usize) {
         let start = from / PAGE * PAGE;
         self.advise(start, to.saturating_sub(start), MmapAdvise::MADV_WILLNEED);
     }
@@ -137,7 +129,7 @@ impl FileMap {
     /// cache keeps them), so that what was read does not stay in resident memory. Bytes
     /// there read again later fault back in from the file. Returns where the pages let go
     /// end: the `from` of the next call, so that a page `to` cut is let go then.
-    pub fn release(&self, from: usize, to: usize) -> usize {
+    fn release(&self, from: usize, to: usize) -> usize {
         let start = from.div_ceil(PAGE) * PAGE;
         let end = to / PAGE * PAGE;
         self.advise(start, end.saturating_sub(start), MmapAdvise::MADV_DONTNEED);

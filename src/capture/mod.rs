@@ -16,7 +16,6 @@ mod input;
 #[cfg(target_os = "linux")]
 pub mod live;
 mod mapped;
-pub use mapped::{FileMap, MIN_MAPPED};
 mod pcap;
 pub use pcap::{open_records, RecordAt, RecordLayout, WalkEnd};
 mod pcapng;
