@@ -453,12 +453,17 @@ impl Meter {
     /// waiting, and a later packet of an ended flow starts a new one.
     pub fn expire_all(&mut self) {
         self.settle();
-        let mut slots = self.table.slots();
-        // Newest first, to be taken from the back (flow ids are unique: no ties).
-        slots.sort_unstable_by_key(|&s| {
-            let f = self.table.flow(s);
-            std::cmp::Reverse((f.start_ms(), self.table.flow_id(s)))
-        });
+        // Newest first, to be taken from the back (flow ids are unique: no ties). Each flow's
+        // sort key is read once, in slot order, and the keys sorted: a comparison that read
+        // two flows' fields met a cache miss on each, about log2(n) times per flow.
+        let mut keyed: Vec<(u64, u64, Slot)> = self
+            .table
+            .slots()
+            .into_iter()
+            .map(|s| (self.table.flow(s).start_ms(), self.table.flow_id(s), s))
+            .collect();
+        keyed.sort_unstable_by(|a, b| b.cmp(a));
+        let slots = keyed.into_iter().map(|(_, _, s)| s).collect();
         // (Records still in `out`, if the caller has not drained it, come first: see
         // `poll_record`.)
         self.flushing = slots;

@@ -741,3 +741,31 @@ fn hash_sampling_takes_or_leaves_a_fragmented_datagram_whole() {
     assert_eq!(stats.unsampled, 3 * (flows.len() - kept.len()) as u64);
     assert_eq!(stats.expired_fragments, 0);
 }
+
+#[test]
+fn end_of_input_ends_flows_oldest_first_ties_by_flow_id() {
+    // Flows begin in an order their start times do not follow (packet time going back and
+    // forth), many in the same millisecond: the flush gives them by start, then by flowId.
+    let cfg = MeterConfig {
+        idle_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
+    for i in 0..3_000u32 {
+        let k = v4([10, 1, (i >> 8) as u8, i as u8], 2000, B, 53, proto::UDP);
+        h.at(rand() % 400, udp(k, 10));
+    }
+    let recs = h.finish();
+    assert_eq!(recs.len(), 3_000);
+    let order: Vec<(u64, u64)> = recs.iter().map(|r| (ms(r).0, r.flow_id)).collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert!(order == sorted, "records not oldest first");
+    let ties = order.windows(2).filter(|w| w[0].0 == w[1].0).count();
+    assert!(ties > 1_000, "few flows share a start millisecond ({ties})");
+    assert!(
+        order.windows(2).any(|w| w[0].1 > w[1].1),
+        "flowIds alone would give this order"
+    );
+}
