@@ -233,6 +233,12 @@ impl Lookahead {
         self.meter.poll_record()
     }
 
+    /// See [`Meter::records_ready`].
+    #[inline]
+    pub fn records_ready(&self) -> usize {
+        self.meter.records_ready()
+    }
+
     /// End of input: meter what is queued, then end every flow (see [`Meter::flush`]).
     pub fn flush(&mut self) {
         self.drain();

@@ -4,6 +4,7 @@
 
 pub mod ext;
 mod flow;
+mod flush;
 mod frag;
 mod index;
 mod keys;
@@ -34,6 +35,7 @@ pub use timeouts::ProtoTimeouts;
 use crate::decode::{Details, FragInfo, Packet};
 use crate::time::Timestamp;
 use flow::{Dir, Flow, NO_REVERSE};
+use flush::FlushOrder;
 use frag::{FragKey, FragTable, Held};
 use std::collections::VecDeque;
 use table::{FlowTable, Side, Slot};
@@ -223,10 +225,9 @@ pub struct Meter {
     /// whole record each (hundreds of bytes) where a slot is four. Logically they come
     /// before every record in `out`.
     pending: VecDeque<(Slot, u8)>,
-    /// The flows the end of input ended, newest first (taken from the back), still in the
-    /// table: they come after every record in `out`. Four bytes a flow, where `pending` would
-    /// take eight.
-    flushing: Vec<Slot>,
+    /// The flows the end of input ended, still in the table: they come after every record in
+    /// `out`. Eight bytes a flow, as `pending` would take, but one list made at once.
+    flushing: FlushOrder,
     next_flow_id: u64,
     clock_ms: u64,
     macs: Vec<[[u8; 6]; 2]>,
@@ -261,7 +262,7 @@ impl Meter {
             frags: FragTable::new(cfg.max_frags),
             out: VecDeque::new(),
             pending: VecDeque::new(),
-            flushing: Vec::new(),
+            flushing: FlushOrder::default(),
             next_flow_id: cfg.flow_ids.first,
             clock_ms: 0,
             macs: Vec::new(),
@@ -330,13 +331,16 @@ impl Meter {
             return Some(rec);
         }
         let slot = self.flushing.pop()?;
-        // (Taken from the back.)
-        let next = |k: usize| {
-            let n = self.flushing.len();
-            n.checked_sub(k + 1).map(|i| self.flushing[i])
-        };
+        let next = |k: usize| self.flushing.after_next(k);
         self.prefetch_closes(next(CLOSE_AHEAD), next(CLOSE_AHEAD / 2));
         Some(self.close_record(slot, end_reason::FORCED))
+    }
+
+    /// Flows ended and records made that [`Meter::poll_record`] has not given yet (the flush
+    /// of the end of input aside).
+    #[inline]
+    pub fn records_ready(&self) -> usize {
+        self.pending.len() + self.out.len()
     }
 
     /// Records are made from flows in no order the cache knows (idle in the same second, or
@@ -453,20 +457,9 @@ impl Meter {
     /// waiting, and a later packet of an ended flow starts a new one.
     pub fn expire_all(&mut self) {
         self.settle();
-        // Newest first, to be taken from the back (flow ids are unique: no ties). Each flow's
-        // sort key is read once, in slot order, and the keys sorted: a comparison that read
-        // two flows' fields met a cache miss on each, about log2(n) times per flow.
-        let mut keyed: Vec<(u64, u64, Slot)> = self
-            .table
-            .slots()
-            .into_iter()
-            .map(|s| (self.table.flow(s).start_ms(), self.table.flow_id(s), s))
-            .collect();
-        keyed.sort_unstable_by(|a, b| b.cmp(a));
-        let slots = keyed.into_iter().map(|(_, _, s)| s).collect();
         // (Records still in `out`, if the caller has not drained it, come first: see
         // `poll_record`.)
-        self.flushing = slots;
+        self.flushing = FlushOrder::of(&self.table);
         self.stats.flush_events += 1;
     }
 

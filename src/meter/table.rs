@@ -537,13 +537,16 @@ impl FlowTable {
         None
     }
 
-    /// Every live flow's slot (end of input).
+    /// Every live flow's slot.
     pub fn slots(&self) -> Vec<Slot> {
         let mut live = Vec::with_capacity(self.live);
-        live.extend(
-            (0..self.flows.len() as Slot).filter(|&s| is_live(self.flows.meta(s as usize))),
-        );
+        live.extend(self.live_slots());
         live
+    }
+
+    /// Every live flow's slot, in slot order.
+    pub fn live_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        (0..self.flows.len() as Slot).filter(|&s| is_live(self.flows.meta(s as usize)))
     }
 
     /// Bytes held: flow chunks, the hash index (8 bytes per entry it can hold) and the wheel

@@ -743,6 +743,34 @@ fn hash_sampling_takes_or_leaves_a_fragmented_datagram_whole() {
 }
 
 #[test]
+fn end_of_input_orders_flows_whose_starts_lie_years_apart() {
+    // Packet time jumps 8.7 years ahead, then goes back: the flows in memory at the end
+    // started further apart than the flush's one-word keys can hold (4.4 years). The order
+    // is the same: by start, then by flowId.
+    let cfg = MeterConfig {
+        idle_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let mut h = Harness::new(cfg);
+    let far = 1 << 38;
+    h.at(far, udp(v4([10, 9, 9, 9], 2000, B, 53, proto::UDP), 10));
+    let mut rand = xorshift(0x2545_f491_4f6c_dd1d);
+    for i in 0..500u32 {
+        let k = v4([10, 2, (i >> 8) as u8, i as u8], 2000, B, 53, proto::UDP);
+        h.at(rand() % 50, udp(k, 10));
+    }
+    let recs = h.finish();
+    assert_eq!(recs.len(), 501);
+    let order: Vec<(u64, u64)> = recs.iter().map(|r| (ms(r).0, r.flow_id)).collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert!(order == sorted, "records not oldest first");
+    assert_eq!(order[500].1, recs.iter().map(|r| r.flow_id).min().unwrap());
+    assert!(order.windows(2).filter(|w| w[0].0 == w[1].0).count() > 100);
+    assert!(order.windows(2).any(|w| w[0].1 > w[1].1));
+}
+
+#[test]
 fn end_of_input_ends_flows_oldest_first_ties_by_flow_id() {
     // Flows begin in an order their start times do not follow (packet time going back and
     // forth), many in the same millisecond: the flush gives them by start, then by flowId.
