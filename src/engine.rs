@@ -144,8 +144,19 @@ impl Engine {
     #[inline]
     pub fn with_next_record<R>(&mut self, f: impl FnOnce(&FlowRecord) -> R) -> Option<R> {
         match self {
-            Engine::One(one) => one.meter.poll_record().map(|r| f(&r)),
+            Engine::One(one) => one.meter.with_next_record(f),
             Engine::Many(p) => p.with_next_record(f),
+        }
+    }
+
+    /// Whether [`Engine::with_next_record`] may have a record to give: false only when it
+    /// surely has none (one meter with nothing ended), so that the per-packet loop skips the
+    /// call. Workers' records arrive from other threads: always looked for.
+    #[inline]
+    pub fn records_waiting(&self) -> bool {
+        match self {
+            Engine::One(one) => one.meter.records_waiting(),
+            Engine::Many(_) => true,
         }
     }
 

@@ -319,7 +319,10 @@ fn run(args: &Args) -> Result<Outcome> {
                 n.ignored.add(why);
             }
         }
-        export_ready(&mut meter, sink.as_mut(), &mut n)?;
+        // (Most packets end no flow: the call is made only when a record is there to take.)
+        if meter.records_waiting() {
+            export_ready(&mut meter, sink.as_mut(), &mut n)?;
+        }
         // Housekeeping every 4096 frames, at once on a signal, a command or a scrape (the wake
         // flag), and whenever a live interface is quiet: signals, commands, metrics, file
         // rotation, statistics, progress.

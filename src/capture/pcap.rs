@@ -137,20 +137,38 @@ impl RecordLayout {
         self.linktype
     }
 
+    /// A record header's four words (seconds, sub-second, captured and wire lengths) in host
+    /// order: the file's byte order is looked at once per record, not once per word.
+    #[inline]
+    fn words(&self, h: &[u8; 16]) -> [u32; 4] {
+        let w = [0, 4, 8, 12].map(|at| u32::from_le_bytes(word(h, at)));
+        match self.endian {
+            Endian::Little => w,
+            Endian::Big => w.map(u32::swap_bytes),
+        }
+    }
+
     /// A record header's time.
     #[inline]
     pub fn timestamp(&self, h: &[u8; 16]) -> Timestamp {
-        let secs = u64::from(self.endian.u32(word(h, 0)));
-        let frac = u64::from(self.endian.u32(word(h, 4)));
+        self.timestamp_of(self.words(h))
+    }
+
+    #[inline]
+    fn timestamp_of(&self, [secs, frac, ..]: [u32; 4]) -> Timestamp {
         // (No overflow: secs < 2^32, so secs * 10^9 < 4.3 * 10^18, and frac * frac_ns <
         // 4.3 * 10^12; their sum stays below 2^64.)
-        Timestamp(secs * 1_000_000_000 + frac * self.frac_ns)
+        Timestamp(u64::from(secs) * 1_000_000_000 + u64::from(frac) * self.frac_ns)
     }
 
     /// A record header's captured and wire lengths.
     #[inline]
     pub fn lengths(&self, h: &[u8; 16]) -> (u32, u32) {
-        let (caplen, orig_len) = (self.endian.u32(word(h, 8)), self.endian.u32(word(h, 12)));
+        self.lengths_of(self.words(h))
+    }
+
+    #[inline]
+    fn lengths_of(&self, [.., caplen, orig_len]: [u32; 4]) -> (u32, u32) {
         if self.maybe_swapped_lengths && caplen > orig_len {
             // Before format 2.3 the two lengths were written the other way round; a captured
             // length above the wire length can only mean that (libpcap and wiretap agree).
@@ -164,11 +182,11 @@ impl RecordLayout {
     /// [`walk`](RecordLayout::walk) before), `None` if `b` does not hold it whole.
     #[inline]
     pub fn frame<'a>(&self, b: &'a [u8]) -> Option<Frame<'a>> {
-        let h = b.first_chunk::<16>()?;
-        let (caplen, orig_len) = self.lengths(h);
+        let w = self.words(b.first_chunk::<16>()?);
+        let (caplen, orig_len) = self.lengths_of(w);
         let data = b.get(self.header_len..self.header_len + caplen as usize)?;
         Some(Frame {
-            ts: self.timestamp(h),
+            ts: self.timestamp_of(w),
             linktype: self.linktype,
             orig_len,
             data,
@@ -192,7 +210,8 @@ impl RecordLayout {
         let whole = 1_000_000_000 / self.frac_ns;
         let mut at = 0;
         while let Some(h) = b.get(at..).and_then(|r| r.first_chunk::<16>()) {
-            let caplen = self.lengths(h).0;
+            let w = self.words(h);
+            let caplen = self.lengths_of(w).0;
             if caplen > MAX_CAPLEN {
                 return (at, WalkEnd::Malformed);
             }
@@ -200,9 +219,9 @@ impl RecordLayout {
             let Some(data) = b.get(from..from + caplen as usize) else {
                 break;
             };
-            let secs = match u64::from(self.endian.u32(word(h, 4))) < whole {
-                true => u64::from(self.endian.u32(word(h, 0))),
-                false => self.timestamp(h).secs(),
+            let secs = match u64::from(w[1]) < whole {
+                true => u64::from(w[0]),
+                false => self.timestamp_of(w).secs(),
             };
             if each(RecordAt { at, secs }, data) {
                 return (at, WalkEnd::Stopped);
@@ -305,14 +324,15 @@ impl PacketSource for PcapReader {
     #[inline]
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         // The usual case first: the whole record is already buffered (its header read once).
-        if let Some(&h) = self.buf.available().first_chunk::<16>() {
+        if let Some(h) = self.buf.available().first_chunk::<16>() {
             let layout = self.layout;
-            let (caplen, orig_len) = layout.lengths(&h);
+            let w = layout.words(h);
+            let (caplen, orig_len) = layout.lengths_of(w);
             let total = layout.header_len + caplen as usize;
             if caplen <= MAX_CAPLEN && self.buf.available().len() >= total {
                 let record = self.buf.take(total);
                 return Ok(Some(Frame {
-                    ts: layout.timestamp(&h),
+                    ts: layout.timestamp_of(w),
                     linktype: layout.linktype,
                     orig_len,
                     data: record.get(layout.header_len..).unwrap_or_default(),
@@ -346,5 +366,91 @@ impl PacketSource for PcapReader {
 
     fn len_hint(&self) -> Option<u64> {
         self.buf.len_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file header and one record of `caplen` bytes whose header says (`first`, `second`)
+    /// for its two length fields, in either byte order.
+    fn file(big: bool, magic: u32, minor: u16, first: u32, second: u32) -> Vec<u8> {
+        let w32 = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w16 = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut b = Vec::new();
+        b.extend(w32(magic));
+        b.extend(w16(2));
+        b.extend(w16(minor));
+        b.extend([0; 12]); // thiszone, sigfigs, snaplen
+        b.extend(w32(1)); // Ethernet
+        b.extend(w32(1_700_000_000));
+        b.extend(w32(123_456));
+        b.extend(w32(first));
+        b.extend(w32(second));
+        b.extend(vec![0xab; first.min(second) as usize]);
+        b
+    }
+
+    fn layout_and_record(b: &[u8]) -> (RecordLayout, &[u8]) {
+        let h = b.first_chunk::<FILE_HEADER_LEN>().expect("a file header");
+        let layout = RecordLayout::of_file_header(h).expect("a pcap header");
+        (layout, &b[FILE_HEADER_LEN..])
+    }
+
+    #[test]
+    fn record_headers_read_in_either_byte_order() {
+        for big in [false, true] {
+            for (magic, ns) in [(MAGIC_MICROS, 123_456_000), (MAGIC_NANOS, 123_456)] {
+                let b = file(big, magic, 4, 40, 60);
+                let (layout, rec) = layout_and_record(&b);
+                let f = layout.frame(rec).expect("the record is whole");
+                assert_eq!((f.data.len(), f.orig_len), (40, 60), "big {big}");
+                assert_eq!(
+                    f.ts.nanos(),
+                    1_700_000_000 * 1_000_000_000 + ns,
+                    "big {big}"
+                );
+                let mut seen = Vec::new();
+                let (at, end) = layout.walk(rec, &mut |r, data| {
+                    seen.push((r.at, r.secs, data.len()));
+                    false
+                });
+                assert_eq!(seen, [(0, 1_700_000_000, 40)], "big {big}");
+                assert_eq!((at, end), (rec.len(), WalkEnd::Partial));
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_of_files_before_format_2_3_may_be_swapped() {
+        for big in [false, true] {
+            // Format 2.2: a captured length over the wire length means the two were written
+            // the other way round.
+            let b = file(big, MAGIC_MICROS, 2, 60, 40);
+            let (layout, rec) = layout_and_record(&b);
+            let f = layout.frame(rec).expect("the record is whole");
+            assert_eq!((f.data.len(), f.orig_len), (40, 60), "big {big}");
+            // Format 2.4: taken as written (the record is then not whole).
+            let b = file(big, MAGIC_MICROS, 4, 60, 40);
+            let (layout, rec) = layout_and_record(&b);
+            assert_eq!(
+                layout.lengths(rec.first_chunk().expect("a header")),
+                (60, 40)
+            );
+            assert!(layout.frame(rec).is_none(), "big {big}");
+        }
     }
 }

@@ -233,10 +233,22 @@ impl Lookahead {
         self.meter.poll_record()
     }
 
+    /// See [`Meter::with_next_record`].
+    #[inline]
+    pub fn with_next_record<R>(&mut self, f: impl FnOnce(&FlowRecord) -> R) -> Option<R> {
+        self.meter.with_next_record(f)
+    }
+
     /// See [`Meter::records_ready`].
     #[inline]
     pub fn records_ready(&self) -> usize {
         self.meter.records_ready()
+    }
+
+    /// See [`Meter::records_waiting`].
+    #[inline]
+    pub fn records_waiting(&self) -> bool {
+        self.meter.records_waiting()
     }
 
     /// End of input: meter what is queued, then end every flow (see [`Meter::flush`]).

@@ -322,18 +322,43 @@ impl Meter {
     /// records are then made one at a time, and memory holds no backlog of them.
     #[inline]
     pub fn poll_record(&mut self) -> Option<FlowRecord> {
+        match self.next_record()? {
+            NextRecord::Close(slot, reason) => Some(self.close_record(slot, reason)),
+            NextRecord::Queued => self.out.pop_front(),
+        }
+    }
+
+    /// [`Meter::poll_record`] handing the record to `f` where it was made instead of returning
+    /// it: a record is 456 bytes, and returned it was copied once more on its way to the
+    /// exporter.
+    #[inline]
+    pub fn with_next_record<R>(&mut self, f: impl FnOnce(&FlowRecord) -> R) -> Option<R> {
+        match self.next_record()? {
+            NextRecord::Close(slot, reason) => Some(f(&self.close_record(slot, reason))),
+            NextRecord::Queued => {
+                let r = self.out.front().map(f);
+                self.out.pop_front();
+                r
+            }
+        }
+    }
+
+    /// Where the next record comes from: a flow to end now (the lines of those after it asked
+    /// for), or the front of `out`.
+    #[inline]
+    fn next_record(&mut self) -> Option<NextRecord> {
         if let Some((slot, reason)) = self.pending.pop_front() {
             let next = |k: usize| self.pending.get(k).map(|&(s, _)| s);
             self.prefetch_closes(next(CLOSE_AHEAD), next(CLOSE_AHEAD / 2));
-            return Some(self.close_record(slot, reason));
+            return Some(NextRecord::Close(slot, reason));
         }
-        if let Some(rec) = self.out.pop_front() {
-            return Some(rec);
+        if !self.out.is_empty() {
+            return Some(NextRecord::Queued);
         }
         let slot = self.flushing.pop()?;
         let next = |k: usize| self.flushing.after_next(k);
         self.prefetch_closes(next(CLOSE_AHEAD), next(CLOSE_AHEAD / 2));
-        Some(self.close_record(slot, end_reason::FORCED))
+        Some(NextRecord::Close(slot, end_reason::FORCED))
     }
 
     /// Flows ended and records made that [`Meter::poll_record`] has not given yet (the flush
@@ -341,6 +366,14 @@ impl Meter {
     #[inline]
     pub fn records_ready(&self) -> usize {
         self.pending.len() + self.out.len()
+    }
+
+    /// Whether [`Meter::poll_record`] has a record to give (the flush's included): asked
+    /// after every packet, which nearly always ends no flow, so that the call to poll for
+    /// records is made only when there are some.
+    #[inline]
+    pub fn records_waiting(&self) -> bool {
+        !self.pending.is_empty() || !self.out.is_empty() || !self.flushing.is_empty()
     }
 
     /// Records are made from flows in no order the cache knows (idle in the same second, or
@@ -910,6 +943,14 @@ impl Meter {
         self.stats.records_emitted += 1;
         rec
     }
+}
+
+/// See [`Meter::next_record`].
+enum NextRecord {
+    /// End this flow, for this reason.
+    Close(Slot, u8),
+    /// The record at the front of `out`.
+    Queued,
 }
 
 /// What a packet brings for the plugins: its header details and payload prefix (`None` when
