@@ -598,7 +598,7 @@ impl Meter {
             self.prefetch_state(slot, pkt.tcp.is_some());
         });
         if let Some((slot, _)) = found {
-            if self.pending.iter().any(|&(s, _)| s == slot) {
+            if !self.pending.is_empty() && self.pending.iter().any(|&(s, _)| s == slot) {
                 // Its flow expired on this very packet's clock tick: it ends first, as if
                 // swept before the packet came.
                 self.settle();

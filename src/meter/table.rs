@@ -143,18 +143,26 @@ const CHUNK: usize = 4096;
 /// The flows, addressed by slot, in fixed-size chunks, and each slot's metadata in chunks of
 /// their own.
 struct Slab {
-    chunks: Vec<Box<[Flow]>>,
-    meta: Vec<Box<[SlotMeta]>>,
+    // (Arrays, not slices: an index into a chunk is then in bounds by its type, and a look-up
+    // checks only the chunk's number.)
+    chunks: Vec<Box<[Flow; CHUNK]>>,
+    meta: Vec<Box<[SlotMeta; CHUNK]>>,
     len: usize,
+}
+
+/// A chunk of `CHUNK` default values, made on the heap (not on the stack and moved).
+fn new_chunk<T: Clone + Default>() -> Box<[T; CHUNK]> {
+    match vec![T::default(); CHUNK].into_boxed_slice().try_into() {
+        Ok(chunk) => chunk,
+        Err(_) => unreachable!("a vector of CHUNK values converts to an array of CHUNK"),
+    }
 }
 
 impl Slab {
     fn push(&mut self, f: Flow, m: SlotMeta) -> Slot {
         if self.len == self.chunks.len() * CHUNK {
-            self.chunks
-                .push(vec![Flow::default(); CHUNK].into_boxed_slice());
-            self.meta
-                .push(vec![SlotMeta::default(); CHUNK].into_boxed_slice());
+            self.chunks.push(new_chunk());
+            self.meta.push(new_chunk());
         }
         let slot = self.len;
         self.chunks[slot / CHUNK][slot % CHUNK] = f;
