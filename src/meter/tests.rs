@@ -742,58 +742,64 @@ fn hash_sampling_takes_or_leaves_a_fragmented_datagram_whole() {
     assert_eq!(stats.expired_fragments, 0);
 }
 
+/// A meter whose flows stay until the end of input (idle timeout one minute).
+fn flush_harness() -> Harness {
+    Harness::new(MeterConfig {
+        idle_timeout_ms: 60_000,
+        ..Default::default()
+    })
+}
+
+/// `n` UDP flows from 10.`net`.x.y, each begun at a random millisecond below `span`: begun in
+/// an order their start times do not follow, many in the same millisecond.
+fn flows_at_random_starts(h: &mut Harness, net: u8, n: u32, seed: u64, span: u64) {
+    let mut rand = xorshift(seed);
+    for i in 0..n {
+        let k = v4([10, net, (i >> 8) as u8, i as u8], 2000, B, 53, proto::UDP);
+        h.at(rand() % span, udp(k, 10));
+    }
+}
+
+/// `recs` come by start, then by flowId; more than `min_ties` of them share a start
+/// millisecond with the one before, and flowIds alone would not give this order.
+fn assert_by_start_then_flow_id(recs: &[FlowRecord], min_ties: usize) -> Vec<(u64, u64)> {
+    let order: Vec<(u64, u64)> = recs.iter().map(|r| (ms(r).0, r.flow_id)).collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert!(order == sorted, "records not oldest first");
+    let ties = order.windows(2).filter(|w| w[0].0 == w[1].0).count();
+    assert!(
+        ties > min_ties,
+        "few flows share a start millisecond ({ties})"
+    );
+    assert!(
+        order.windows(2).any(|w| w[0].1 > w[1].1),
+        "flowIds alone would give this order"
+    );
+    order
+}
+
 #[test]
 fn end_of_input_orders_flows_whose_starts_lie_years_apart() {
     // Packet time jumps 8.7 years ahead, then goes back: the flows in memory at the end
     // started further apart than the flush's one-word keys can hold (4.4 years). The order
     // is the same: by start, then by flowId.
-    let cfg = MeterConfig {
-        idle_timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let mut h = Harness::new(cfg);
-    let far = 1 << 38;
-    h.at(far, udp(v4([10, 9, 9, 9], 2000, B, 53, proto::UDP), 10));
-    let mut rand = xorshift(0x2545_f491_4f6c_dd1d);
-    for i in 0..500u32 {
-        let k = v4([10, 2, (i >> 8) as u8, i as u8], 2000, B, 53, proto::UDP);
-        h.at(rand() % 50, udp(k, 10));
-    }
+    let mut h = flush_harness();
+    h.at(1 << 38, udp(v4([10, 9, 9, 9], 2000, B, 53, proto::UDP), 10));
+    flows_at_random_starts(&mut h, 2, 500, 0x2545_f491_4f6c_dd1d, 50);
     let recs = h.finish();
     assert_eq!(recs.len(), 501);
-    let order: Vec<(u64, u64)> = recs.iter().map(|r| (ms(r).0, r.flow_id)).collect();
-    let mut sorted = order.clone();
-    sorted.sort_unstable();
-    assert!(order == sorted, "records not oldest first");
+    let order = assert_by_start_then_flow_id(&recs, 100);
     assert_eq!(order[500].1, recs.iter().map(|r| r.flow_id).min().unwrap());
-    assert!(order.windows(2).filter(|w| w[0].0 == w[1].0).count() > 100);
-    assert!(order.windows(2).any(|w| w[0].1 > w[1].1));
 }
 
 #[test]
 fn end_of_input_ends_flows_oldest_first_ties_by_flow_id() {
     // Flows begin in an order their start times do not follow (packet time going back and
     // forth), many in the same millisecond: the flush gives them by start, then by flowId.
-    let cfg = MeterConfig {
-        idle_timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let mut h = Harness::new(cfg);
-    let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
-    for i in 0..3_000u32 {
-        let k = v4([10, 1, (i >> 8) as u8, i as u8], 2000, B, 53, proto::UDP);
-        h.at(rand() % 400, udp(k, 10));
-    }
+    let mut h = flush_harness();
+    flows_at_random_starts(&mut h, 1, 3_000, 0x9e37_79b9_7f4a_7c15, 400);
     let recs = h.finish();
     assert_eq!(recs.len(), 3_000);
-    let order: Vec<(u64, u64)> = recs.iter().map(|r| (ms(r).0, r.flow_id)).collect();
-    let mut sorted = order.clone();
-    sorted.sort_unstable();
-    assert!(order == sorted, "records not oldest first");
-    let ties = order.windows(2).filter(|w| w[0].0 == w[1].0).count();
-    assert!(ties > 1_000, "few flows share a start millisecond ({ties})");
-    assert!(
-        order.windows(2).any(|w| w[0].1 > w[1].1),
-        "flowIds alone would give this order"
-    );
+    assert_by_start_then_flow_id(&recs, 1_000);
 }
